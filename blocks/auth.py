@@ -1,0 +1,17 @@
+"""OAuth2: getting and revoking access tokens."""
+
+from connector.registry import block
+from schemas import auth as s
+
+block(
+    "getAccessToken", "POST", "/oauth2/token", s.GetAccessToken,
+    "Gets an OAuth2 access token for your InstaMsg app from its client key and secret. "
+    "Every other block takes the token as accessToken.",
+    auth="basic", query={"grant_type": "client_credentials"}, body="form",
+)
+
+block(
+    "invalidateAccessToken", "POST", "/oauth2/invalidate_token", s.InvalidateAccessToken,
+    "Revokes an access token, so that it can no longer be used.",
+    auth="basic", body="form",
+)

@@ -1,0 +1,73 @@
+"""Files: what a client stores on InstaMsg, uploaded, listed, downloaded and deleted."""
+
+import base64
+import mimetypes
+
+from connector.errors import PayloadTooLarge
+from connector.fetch import fetch_file
+from connector.registry import block
+from schemas import clients, files as s
+
+FILES = "/api/v1/tenants/{tenant_id}/clients/{client_id}/files"
+FILE = FILES + "/{filename}"
+CHUNK = 64 * 1024
+
+
+def content_type(response, filename):
+    declared = response.headers.get("Content-Type", "").strip()
+    return declared or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def file_source(args, ctx):
+    """The bytes to upload: from fileContent, a multipart part, or a fetched URL."""
+    name = args["filename"]
+    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if "file_content" in args:
+        return args["file_content"], guessed
+    source = args["file"]
+    if isinstance(source, str):
+        return fetch_file(source, ctx.settings)
+    return source.stream, source.mimetype or guessed
+
+
+def upload(args, ctx):
+    args["upload"] = file_source(args, ctx)
+    return args
+
+
+def file_as_json(response, args, ctx):
+    """The downloaded file, base64 in JSON, up to MAX_DOWNLOAD_BYTES."""
+    limit = ctx.settings.max_download_bytes
+    chunks, size = [], 0
+    with response:
+        for chunk in response.iter_content(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"The file is larger than {limit} bytes, the most downloadFile returns as "
+                    "base64. Call POST /blocks/downloadFile?stream=1 to get the raw bytes."
+                )
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    return {
+        "filename": args["filename"],
+        "contentType": content_type(response, args["filename"]),
+        "size": len(data),
+        "content": base64.b64encode(data).decode("ascii"),
+    }
+
+
+block("getFiles", "GET", FILES, clients.OneClient, "Lists a client's files.")
+block(
+    "uploadFile", "POST", FILE, s.UploadFile,
+    "Uploads a file for a client, given as base64 (fileContent), as a URL to fetch (file), "
+    "or as a multipart part named file.",
+    body="multipart", prepare=upload,
+)
+block(
+    "downloadFile", "GET", FILE, s.OneFile,
+    "Downloads a client's file: answers filename, contentType, size and the bytes base64 "
+    "in content. With ?stream=1 on the URL, answers the raw bytes instead.",
+    result=file_as_json, streamable=True,
+)
+block("deleteFile", "DELETE", FILE, s.OneFile, "Deletes a client's file.")

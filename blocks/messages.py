@@ -1,0 +1,36 @@
+"""Messages: publishing to a topic, listing what a client exchanged, releasing a message."""
+
+from connector.errors import ApiError
+from connector.registry import block
+from schemas import messages as s
+
+MESSAGES = "/api/v1/tenants/{tenant_id}/clients/{client_id}/messages"
+
+
+def message_id(response, args, ctx):
+    """InstaMsg answers a publish with the new message's URL in Location."""
+    location = response.headers.get("Location", "").rstrip("/")
+    head, _, ident = location.rpartition("/messages/")
+    if not head or not ident or "/" in ident:
+        raise ApiError(
+            "InstaMsg accepted the message but did not say its ID (no usable Location header).",
+            upstream={"status": response.status_code, "body": None},
+        )
+    return {"messageId": ident}
+
+
+block(
+    "publishMessage", "POST", MESSAGES, s.PublishMessage,
+    "Publishes a message on a topic. The topic must be one of the client's pubTopics "
+    "(set with createClient or updateClient), or InstaMsg refuses it. Answers the new "
+    "message's messageId.",
+    result=message_id,
+)
+block(
+    "getMessages", "GET", MESSAGES, s.GetMessages,
+    "Lists the messages a client exchanged, optionally in a time window and of one type.",
+)
+block(
+    "releaseMessage", "PUT", MESSAGES + "/{message_id}/release", s.ReleaseMessage,
+    "Releases a message held by InstaMsg.",
+)

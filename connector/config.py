@@ -1,0 +1,69 @@
+"""Settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting has a value the connector cannot use; raised at start-up."""
+
+
+def _number(env, name, default, cast=float, minimum=0):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be {minimum} or more")
+    return value
+
+
+def _flag(env, name) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_url: str = "https://api.instamsg.io"
+    sandbox: bool = False
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_request_bytes: int = 16 * MIB
+    #: downloadFile answers base64 in JSON up to this size; larger files need ?stream=1.
+    max_download_bytes: int = 16 * MIB
+    #: uploadFile fetches a ``file`` URL up to this size.
+    max_upload_bytes: int = 50 * MIB
+    #: ``host:port`` pairs a ``file`` URL may point at although they are not public.
+    upload_url_allowlist: frozenset = field(default_factory=frozenset)
+    #: where the sandbox keeps its SQLite file.
+    data_dir: str = "data"
+
+    @classmethod
+    def from_env(cls, env=None) -> Settings:
+        env = os.environ if env is None else env
+        api_url = env.get("INSTAMSG_API_URL", "").strip() or cls.api_url
+        if not api_url.startswith(("http://", "https://")):
+            raise ConfigError("INSTAMSG_API_URL must start with http:// or https://")
+        allow = frozenset(
+            item.strip().lower()
+            for item in env.get("UPLOAD_URL_ALLOWLIST", "").split(",")
+            if item.strip()
+        )
+        return cls(
+            api_url=api_url.rstrip("/"),
+            sandbox=_flag(env, "INSTAMSG_SANDBOX"),
+            connect_timeout=_number(env, "INSTAMSG_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=_number(env, "INSTAMSG_READ_TIMEOUT", cls.read_timeout),
+            max_request_bytes=_number(env, "MAX_REQUEST_BYTES", cls.max_request_bytes, int, 1),
+            max_download_bytes=_number(env, "MAX_DOWNLOAD_BYTES", cls.max_download_bytes, int, 1),
+            max_upload_bytes=_number(env, "MAX_UPLOAD_BYTES", cls.max_upload_bytes, int, 1),
+            upload_url_allowlist=allow,
+            data_dir=env.get("INSTAMSG_DATA_DIR", "").strip() or cls.data_dir,
+        )

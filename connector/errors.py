@@ -1,0 +1,88 @@
+"""The connector's errors: one class per documented ``status_code``.
+
+Every failure a caller can see is one of these; the dispatcher turns it into
+the error envelope. Messages say what to do next and never carry a secret.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector answers with."""
+
+    code = "INTERNAL_PACKAGE_ERROR"
+    http_status = 500
+    retryable = False
+
+    def __init__(self, message, *, fields=None, errors=None, upstream=None, http_status=None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        self.errors = errors
+        self.upstream = upstream
+        if http_status is not None:
+            self.http_status = http_status
+
+    def to_dict(self) -> dict:
+        body = {"status_code": self.code, "status_msg": self.message}
+        if self.fields:
+            body["fields"] = list(self.fields)
+        if self.errors:
+            body["errors"] = self.errors
+        if self.upstream is not None:
+            body["upstream"] = self.upstream
+        return body
+
+
+class RequiredFields(ConnectorError):
+    code, http_status = "REQUIRED_FIELDS", 422
+
+
+class InvalidFields(ConnectorError):
+    code, http_status = "INVALID_FIELDS", 422
+
+
+class InvalidRequest(ConnectorError):
+    code, http_status = "INVALID_REQUEST", 400
+
+
+class UnknownBlock(ConnectorError):
+    code, http_status = "UNKNOWN_BLOCK", 404
+
+
+class PayloadTooLarge(ConnectorError):
+    code, http_status = "PAYLOAD_TOO_LARGE", 413
+
+
+class ApiError(ConnectorError):
+    """InstaMsg answered with an error; ``http_status`` is its 4xx, or 502 for a 5xx."""
+
+    code, http_status = "API_ERROR", 502
+
+
+class UpstreamTimeout(ConnectorError):
+    code, http_status = "UPSTREAM_TIMEOUT", 504
+    retryable = True
+
+
+class UpstreamUnavailable(ConnectorError):
+    code, http_status = "UPSTREAM_UNAVAILABLE", 502
+    retryable = True
+
+
+class InternalError(ConnectorError):
+    code, http_status = "INTERNAL_PACKAGE_ERROR", 500
+
+
+#: Every documented error code, for the README's table and the tests.
+ALL = (
+    RequiredFields,
+    InvalidFields,
+    InvalidRequest,
+    UnknownBlock,
+    PayloadTooLarge,
+    ApiError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    InternalError,
+)

@@ -1,0 +1,239 @@
+"""Blocks: one declaration each, and the registry that holds them.
+
+A block is its name, HTTP method, path template, argument schema and
+description; where the result needs shaping, a small function. Where each
+argument goes upstream is derived from the schema:
+
+* a field whose name is a ``{placeholder}`` of the path is a path segment;
+* a field with ``into=`` goes there (``auth``, ``query``, ``body``, ``file``);
+* otherwise GET and DELETE send it in the query, POST and PUT in the JSON body,
+  nested in its ``group`` object if it has one.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from marshmallow import ValidationError
+
+from connector.errors import InvalidFields, RequiredFields, UnknownBlock
+from connector.upstream import Call, json_result
+from schemas.base import BlockSchema
+
+REQUIRED_MESSAGE = "Missing data for required field."
+AT_LEAST_ONE_PREFIX = "Give at least one of:"
+
+
+@dataclass
+class Context:
+    """What a block's hooks may use while it runs."""
+
+    upstream: Any
+    settings: Any
+    request_id: str | None = None
+
+
+def default_result(response, args, ctx):
+    return json_result(response)
+
+
+@dataclass(eq=False)
+class Block:
+    name: str
+    method: str
+    path: str
+    schema: type[BlockSchema]
+    description: str
+    #: "bearer" (access token) or "basic" (client key and secret).
+    auth: str = "bearer"
+    #: constant query parameters (getAccessToken's grant_type).
+    query: Mapping[str, str] = field(default_factory=dict)
+    #: "json" (default), "form" (an empty form body) or "multipart" (file upload).
+    body: str = "json"
+    #: turns the upstream response into the block's result.
+    result: Callable = default_result
+    #: prepares arguments that need work before the call (fetching a file).
+    prepare: Callable | None = None
+    #: the block's result can be streamed raw with ?stream=1.
+    streamable: bool = False
+
+    def __post_init__(self):
+        self.method = self.method.upper()
+        self.loader = self.schema()
+        placeholders = {name for _, name, _, _ in string.Formatter().parse(self.path) if name}
+        self.routes: dict[str, list[str]] = {k: [] for k in ("path", "query", "body", "file")}
+        self.secret_keys: list[str] = []
+        for name, fld in self.loader.fields.items():
+            into = fld.metadata.get("into")
+            if fld.metadata.get("secret"):
+                self.secret_keys.append(fld.data_key or name)
+            if into == "auth" or into == "local":
+                continue
+            if name in placeholders:
+                place = "path"
+            elif into:
+                place = into
+            else:
+                place = "query" if self.method in ("GET", "DELETE") else "body"
+            self.routes[place].append(name)
+        missing = placeholders - set(self.routes["path"])
+        if missing:
+            raise ValueError(f"block {self.name}: path names {missing} are not arguments")
+
+    # -- arguments -----------------------------------------------------------
+
+    @property
+    def args(self):
+        """(argument name, field) pairs in declaration order."""
+        return [(f.data_key or name, f) for name, f in self.loader.fields.items()]
+
+    def load(self, args: Mapping) -> dict:
+        """Validate and convert the caller's arguments, or raise the documented error."""
+        try:
+            return self.loader.load(args)
+        except ValidationError as exc:
+            raise validation_error(exc.messages, args, self) from None
+
+    # -- the upstream request ------------------------------------------------
+
+    def build(self, args: dict) -> Call:
+        fields = self.loader.fields
+        path = self.path.format(**{n: quote(str(args[n]), safe="") for n in self.routes["path"]})
+        params = dict(self.query)
+        for name in self.routes["query"]:
+            if name in args:
+                params[name] = query_value(args[name])
+        call = Call(self.method, path, params=params)
+        if self.auth == "basic":
+            pair = f"{args['client_key']}:{args['client_secret']}".encode()
+            call.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        else:
+            call.headers["Authorization"] = "Bearer " + args["access_token"]
+        if self.body == "form":
+            call.headers["Content-Type"] = "application/x-www-form-urlencoded"
+            call.data = b""
+        elif self.body == "json" and self.method in ("POST", "PUT"):
+            body: dict = {}
+            for name in self.routes["body"]:
+                if name in args:
+                    fld = fields[name]
+                    target = body
+                    group = fld.metadata.get("group")
+                    if group:
+                        target = body.setdefault(group, {})
+                    target[name] = fld.to_wire(args[name])
+            call.json = body
+        elif self.body == "multipart":
+            data, content_type = args["upload"]
+            call.files = {"uploadedfile": (args["filename"], data, content_type)}
+        call.stream = self.streamable
+        return call
+
+
+def query_value(value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return value
+
+
+def _flatten(messages, prefix="") -> list[str]:
+    """Marshmallow's nested messages as 'where: what' sentences."""
+    if isinstance(messages, Mapping):
+        out = []
+        for key, value in messages.items():
+            where = f"{prefix}[{key}]" if isinstance(key, int) else (
+                f"{prefix}.{key}" if prefix else str(key)
+            )
+            out.extend(_flatten(value, where))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {m}" if prefix else m for m in messages]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _flatten(m, prefix)]
+    return [f"{prefix}: {messages}"]
+
+
+def validation_error(messages: dict, given: Mapping, block: Block):
+    """REQUIRED_FIELDS when anything required is missing, else INVALID_FIELDS."""
+    messages = dict(messages)
+    schema_level = messages.pop("_schema", [])
+    missing = [key for key, value in messages.items() if value == [REQUIRED_MESSAGE]]
+    for text in schema_level:
+        if text.startswith(AT_LEAST_ONE_PREFIX):
+            options = [o.strip(" .") for o in text[len(AT_LEAST_ONE_PREFIX):].split(",")]
+            for option in options:
+                messages[option] = [text]
+            missing.extend(options)
+        else:
+            messages.setdefault("_schema", []).append(text)
+    known = {key for key, _ in block.args}
+    strangers = [key for key in given if isinstance(key, str) and key not in known]
+    sentences = []
+    if missing:
+        hints = []
+        for key in missing:
+            close = difflib.get_close_matches(key, strangers, n=1, cutoff=0.75)
+            close = close or [s for s in strangers if s.lower() == key.lower()]
+            if close:
+                hints.append(f"{key} (you sent {close[0]!r}; names are case-sensitive)")
+            else:
+                hints.append(key)
+        sentences.append("Missing required arguments: " + ", ".join(hints) + ".")
+    invalid = {k: v for k, v in messages.items() if k not in missing}
+    if invalid:
+        text = "; ".join(_flatten(invalid))
+        sentences.append("Invalid arguments: " + text + ("" if text.endswith(".") else "."))
+    error = RequiredFields if missing else InvalidFields
+    fields = [key for key in messages if key != "_schema"]
+    return error(" ".join(sentences), fields=fields, errors=messages)
+
+
+class Registry:
+    """All blocks by name. A second block with a taken name fails at import."""
+
+    def __init__(self):
+        self._blocks: dict[str, Block] = {}
+
+    def add(self, blk: Block) -> Block:
+        if blk.name in self._blocks:
+            raise ValueError(f"block {blk.name!r} is declared twice")
+        self._blocks[blk.name] = blk
+        return blk
+
+    def __iter__(self):
+        return iter(self._blocks.values())
+
+    def __len__(self):
+        return len(self._blocks)
+
+    def names(self) -> list[str]:
+        return list(self._blocks)
+
+    def get(self, name: str) -> Block:
+        """The block called ``name`` (``InstaMsg.name`` too), or UNKNOWN_BLOCK."""
+        key = name.removeprefix("InstaMsg.")
+        blk = self._blocks.get(key)
+        if blk is not None:
+            return blk
+        folded = {n.lower(): n for n in self._blocks}
+        close = difflib.get_close_matches(key.lower(), folded, n=3, cutoff=0.6)
+        suggestions = [folded[c] for c in close]
+        message = f"There is no block named {key[:80]!r}."
+        if suggestions:
+            message += " Did you mean: " + ", ".join(suggestions) + "?"
+        message += " GET /blocks lists them all."
+        raise UnknownBlock(message)
+
+
+REGISTRY = Registry()
+
+
+def block(name, method, path, schema, description, **options) -> Block:
+    """Declare a block and add it to the registry."""
+    return REGISTRY.add(Block(name, method, path, schema, description, **options))

@@ -1,0 +1,199 @@
+"""The one InstaMsg HTTP client.
+
+One pooled ``requests.Session`` per process, timeouts on every call, and the
+one table that decides what each upstream outcome means for the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from connector import __version__
+from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
+
+USER_AGENT = f"instamsg-connector/{__version__} (+python-requests)"
+#: How much of an upstream error body an envelope keeps.
+BODY_LIMIT = 4096
+
+
+@dataclass
+class Call:
+    """One request to InstaMsg, built from a block and its loaded arguments."""
+
+    method: str
+    path: str
+    params: dict = field(default_factory=dict)
+    json: Any = None
+    data: Any = None
+    files: Any = None
+    headers: dict = field(default_factory=dict)
+    stream: bool = False
+
+
+# What went wrong on the way, most specific first. A connect timeout is both a
+# Timeout and a ConnectionError: it counts as a timeout.
+EXCEPTION_TABLE: tuple[tuple[type[Exception], type[ConnectorError], str], ...] = (
+    (
+        requests.exceptions.Timeout,
+        UpstreamTimeout,
+        "InstaMsg did not answer in time. A read, update or delete is safe to call again; "
+        "a create or publish may have taken effect, so check before you repeat it.",
+    ),
+    (
+        requests.exceptions.SSLError,
+        UpstreamUnavailable,
+        "No secure connection to InstaMsg could be made (TLS failed). "
+        "Check INSTAMSG_API_URL and the server's certificate.",
+    ),
+    (
+        requests.exceptions.ConnectionError,
+        UpstreamUnavailable,
+        "InstaMsg could not be reached (connection refused, reset or name not resolved). "
+        "Try again shortly; if it persists, check INSTAMSG_API_URL.",
+    ),
+    (
+        requests.exceptions.RequestException,
+        UpstreamUnavailable,
+        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
+    ),
+)
+
+# What an upstream error status means, and what the caller can do about it.
+STATUS_HINTS = {
+    400: "InstaMsg refused the request as invalid",
+    401: "InstaMsg refused the credentials: check clientKey and clientSecret, "
+    "or get a fresh access token with getAccessToken",
+    403: "InstaMsg does not allow this with these credentials",
+    404: "InstaMsg has no such resource: check the IDs and the filename",
+    405: "InstaMsg does not allow this method here",
+    409: "InstaMsg refused the request because it conflicts with the current state",
+    413: "InstaMsg refused the request as too large",
+    422: "InstaMsg refused the request's values",
+    429: "InstaMsg is limiting the request rate: wait and try again",
+}
+
+
+def exception_error(exc: Exception) -> ConnectorError:
+    """The error for a failed exchange. The exception's own text is never used:
+    it can hold the URL, and a URL can hold a token."""
+    for kind, error, message in EXCEPTION_TABLE:
+        if isinstance(exc, kind):
+            return error(message)
+    return UpstreamUnavailable(EXCEPTION_TABLE[-1][2])
+
+
+def parse_body(response) -> Any:
+    """An upstream error body as JSON if it is JSON, else text, trimmed."""
+    raw = response.content or b""
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw[:BODY_LIMIT].decode("utf-8", "replace")
+
+
+_TAG = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
+
+
+def upstream_message(body) -> str | None:
+    """The sentence an upstream error body says, wherever it keeps it."""
+    if isinstance(body, dict):
+        for key in ("message", "error_description", "detail", "error", "msg", "status_msg"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:300]
+        return None
+    if isinstance(body, str):
+        title = _TITLE.search(body)
+        text = title.group(1) if title else _TAG.sub(" ", body)
+        text = " ".join(text.split())
+        return text[:300] or None
+    return None
+
+
+def response_error(response) -> ApiError:
+    """The error for an upstream answer that is not a success."""
+    status = response.status_code
+    body = parse_body(response)
+    if isinstance(body, (dict, list)) and len(json.dumps(body)) > BODY_LIMIT:
+        body = json.dumps(body)[:BODY_LIMIT]
+    if status in STATUS_HINTS:
+        hint = STATUS_HINTS[status]
+    elif status >= 500:
+        hint = "InstaMsg failed to handle the request; try again later"
+    elif status < 400:
+        hint = "InstaMsg answered with an unexpected redirect"
+    else:
+        hint = "InstaMsg refused the request"
+    said = upstream_message(body)
+    message = f"{hint} (HTTP {status})" + (f". InstaMsg said: {said}" if said else ".")
+    http_status = status if 400 <= status < 500 else 502
+    return ApiError(message, upstream={"status": status, "body": body}, http_status=http_status)
+
+
+def json_result(response) -> Any:
+    """A success body as JSON; an empty one is ``{"success": true}``."""
+    raw = response.content
+    if not raw or not raw.strip():
+        return {"success": True}
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError(
+            "InstaMsg answered with a success status but a body that is not JSON.",
+            upstream={"status": response.status_code, "body": parse_body(response)},
+        ) from None
+
+
+def make_session(pool_size: int = 32) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    # Proxies and .netrc from the environment must not redirect or decorate our calls.
+    session.trust_env = False
+    return session
+
+
+class Upstream:
+    """Sends Calls to one InstaMsg base URL and classifies what comes back."""
+
+    def __init__(self, base_url: str, connect_timeout: float, read_timeout: float, session=None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = session or make_session()
+
+    def send(self, call: Call, request_id: str | None = None) -> requests.Response:
+        headers = dict(call.headers)
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        try:
+            response = self.session.request(
+                call.method,
+                self.base_url + call.path,
+                params=call.params or None,
+                json=call.json,
+                data=call.data,
+                files=call.files,
+                headers=headers,
+                timeout=self.timeout,
+                stream=call.stream,
+                allow_redirects=False,
+            )
+        except requests.exceptions.RequestException as exc:
+            raise exception_error(exc) from None
+        if not 200 <= response.status_code < 300:
+            try:
+                raise response_error(response)
+            finally:
+                response.close()
+        return response

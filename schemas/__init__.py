@@ -1,0 +1,1 @@
+"""Argument schemas of every block, and the field types they are made of."""

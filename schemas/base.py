@@ -1,0 +1,105 @@
+"""What every block's argument schema shares.
+
+Attribute names are the InstaMsg wire names (snake_case); ``data_key`` is the
+argument name flow builders use (camelCase). Loading a block's arguments
+therefore yields exactly the names that go upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from marshmallow import EXCLUDE, Schema, ValidationError, pre_load, validates_schema
+
+from schemas.fields import Credentials, Datepicker, Id, Select, String
+
+
+def _given(value) -> bool:
+    return value is not None and value != ""
+
+
+class BlockSchema(Schema):
+    """Base of every argument schema.
+
+    * ``""`` and ``null`` count as not given (flow builders send empty fields).
+    * Unknown arguments are ignored: RapidAPI clients send extras such as ``to``.
+    * ``at_least_one`` names arguments of which one must be given (updates).
+    """
+
+    at_least_one: tuple[str, ...] = ()
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def drop_blank(self, data, **kwargs):
+        if not isinstance(data, Mapping):
+            return data
+        return {key: value for key, value in data.items() if _given(value)}
+
+    @validates_schema
+    def check_at_least_one(self, data, **kwargs):
+        if not self.at_least_one:
+            return
+        keys = {self.fields[name].data_key or name: name for name in self.at_least_one}
+        if not any(name in data for name in keys.values()):
+            raise ValidationError(
+                "Give at least one of: " + ", ".join(keys) + ".", field_name="_schema"
+            )
+
+    @validates_schema
+    def check_time_window(self, data, **kwargs):
+        start, end = data.get("start"), data.get("end")
+        if start is not None and end is not None and end < start:
+            raise ValidationError("Must not be before start.", field_name="end")
+
+
+class Basic(BlockSchema):
+    """The two OAuth2 calls authenticate with the app's key and secret."""
+
+    client_key = Credentials(
+        "The client key of your InstaMsg app.", data_key="clientKey", required=True, into="auth"
+    )
+    client_secret = Credentials(
+        "The client secret of your InstaMsg app.",
+        data_key="clientSecret",
+        required=True,
+        into="auth",
+    )
+
+
+class Bearer(BlockSchema):
+    """Every /api/v1 call carries an OAuth2 access token."""
+
+    access_token = String(
+        "An access token from the getAccessToken block.",
+        data_key="accessToken",
+        required=True,
+        secret=True,
+        nonblank=True,
+        into="auth",
+    )
+
+
+class TenantScoped(Bearer):
+    tenant_id = Id("The tenant's ID.", data_key="tenantId", required=True)
+
+
+class ClientScoped(TenantScoped):
+    client_id = Id("The client's ID.", data_key="clientId", required=True)
+
+
+def sorting():
+    """The optional sorting arguments of the list calls: ``sort_by, sort_order``."""
+    return (
+        String("The field to sort the list by.", data_key="sortBy"),
+        Select("The sort direction.", options=["asc", "desc"], data_key="sortOrder"),
+    )
+
+
+def time_window():
+    """The optional ``start, end`` of a time window (see BlockSchema's order check)."""
+    return (
+        Datepicker("The beginning of the time window (date and time, or unix time)."),
+        Datepicker("The end of the time window (date and time, or unix time)."),
+    )

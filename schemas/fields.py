@@ -1,0 +1,502 @@
+"""The package's argument types, one marshmallow field class each.
+
+Flow builders send strings for nearly everything, so every type accepts the
+textual form of its value as well as the native JSON one, and turns it into
+what the InstaMsg API wants on the wire. Each class carries:
+
+* ``manifest_type``: the type name flow builders see in the manifest;
+* ``openapi_schema()``: the JSON-schema fragment of what it *accepts*;
+* ``to_wire(value)``: how a loaded value is written into a JSON body.
+
+Error messages never repeat the value they refuse: a secret pasted into the
+wrong field must not come back in a response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+
+from marshmallow import Schema, ValidationError, fields
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MS = timedelta(milliseconds=1)
+# Unix times below this are seconds, from it on milliseconds (connector-api.md).
+SECONDS_LIMIT = 100_000_000_000
+
+
+class ArgField:
+    """Mixin for every block argument: its manifest text and where it goes.
+
+    ``info``      the description shown to flow builders (required: no silent args);
+    ``secret``    never logged, echoed or kept in an error;
+    ``into``      where the value goes upstream when the method's default is wrong
+                  (``"query"``, ``"body"``, ``"file"``, ``"auth"``, ``"local"``);
+    ``group``     the JSON body object the value is nested in (``provisioning_params``).
+    """
+
+    manifest_type = "String"
+
+    def __init__(self, info, *, secret=False, into=None, group=None, **kwargs):
+        metadata = dict(kwargs.pop("metadata", None) or {})
+        metadata.update(info=info, secret=secret, into=into, group=group)
+        super().__init__(metadata=metadata, **kwargs)
+
+    def to_wire(self, value):
+        return value
+
+    def openapi_schema(self) -> dict:
+        return {"type": "string"}
+
+    def manifest_extra(self) -> dict:
+        return {}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class String(ArgField, fields.String):
+    """Text. A number is taken as its text; objects and lists are refused.
+
+    ``max_bytes`` caps the UTF-8 length; ``pattern`` with ``pattern_hint``
+    checks the shape and says what is allowed.
+    """
+
+    default_error_messages = {
+        "invalid": "Must be text, not an object or a list.",
+        "too_long": "Must be at most {max_bytes} bytes of UTF-8.",
+        "pattern": "{hint}",
+        "blank": "Must not be blank.",
+    }
+
+    nonblank = False
+
+    def __init__(
+        self, info, *, max_bytes=None, pattern=None, pattern_hint=None, nonblank=None, **kwargs
+    ):
+        super().__init__(info, **kwargs)
+        if nonblank is not None:
+            self.nonblank = nonblank
+        self.max_bytes = max_bytes
+        self.pattern = re.compile(pattern) if pattern else None
+        self.pattern_hint = pattern_hint or "Has the wrong format."
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if _is_number(value):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.make_error("invalid")
+            value = str(value)
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        if self.nonblank and not value.strip():
+            raise self.make_error("blank")
+        if self.max_bytes is not None and len(value.encode("utf-8", "surrogatepass")) > self.max_bytes:
+            raise self.make_error("too_long", max_bytes=self.max_bytes)
+        if self.pattern is not None and not self.pattern.fullmatch(value):
+            raise self.make_error("pattern", hint=self.pattern_hint)
+        return value
+
+    def openapi_schema(self):
+        schema = {"type": "string"}
+        if self.pattern is not None:
+            schema["pattern"] = "^" + self.pattern.pattern + "$"
+        return schema
+
+
+class Credentials(String):
+    """An account credential (clientKey, clientSecret): non-empty, always secret."""
+
+    manifest_type = "credentials"
+    nonblank = True
+
+    def __init__(self, info, **kwargs):
+        super().__init__(info, secret=True, **kwargs)
+
+
+class Id(String):
+    """An identifier placed in a URL path: one segment, never ``.`` or ``..``."""
+
+    default_error_messages = {"dot": "Must be an identifier; '.' and '..' are not allowed."}
+    nonblank = True
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if value in (".", ".."):
+            raise self.make_error("dot")
+        return value
+
+
+class Number(ArgField, fields.Field):
+    """A number, or a string holding one. ``integer`` refuses fractions."""
+
+    manifest_type = "Number"
+    default_error_messages = {
+        "invalid": "Must be a number.",
+        "whole": "Must be a whole number.",
+        "range": "Must be between {lo} and {hi}.",
+        "min": "Must be {lo} or more.",
+        "max": "Must be {hi} or less.",
+        "choice": "Must be one of: {options}.",
+    }
+
+    def __init__(self, info, *, integer=True, minimum=None, maximum=None, choices=None, **kwargs):
+        super().__init__(info, **kwargs)
+        self.integer = integer
+        self.minimum = minimum
+        self.maximum = maximum
+        self.choices = list(choices) if choices else None
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise self.make_error("invalid") from None
+        elif not _is_number(value):
+            raise self.make_error("invalid")
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.make_error("invalid")
+            if self.integer:
+                if not value.is_integer():
+                    raise self.make_error("whole")
+                value = int(value)
+        if self.choices is not None and value not in self.choices:
+            raise self.make_error("choice", options=", ".join(map(str, self.choices)))
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None and not lo <= value <= hi:
+            raise self.make_error("range", lo=lo, hi=hi)
+        if lo is not None and value < lo:
+            raise self.make_error("min", lo=lo)
+        if hi is not None and value > hi:
+            raise self.make_error("max", hi=hi)
+        return value
+
+    def openapi_schema(self):
+        num = {"type": "integer" if self.integer else "number"}
+        if self.choices is not None:
+            num["enum"] = self.choices
+        if self.minimum is not None:
+            num["minimum"] = self.minimum
+        if self.maximum is not None:
+            num["maximum"] = self.maximum
+        return {"anyOf": [num, {"type": "string", "pattern": r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"}]}
+
+    def manifest_extra(self):
+        return {"options": self.choices} if self.choices is not None else {}
+
+
+class Boolean(ArgField, fields.Field):
+    """``true``/``false``, ``1``/``0``, ``yes``/``no`` in any case, as JSON or text.
+
+    ``wire`` says how a JSON body carries it: ``"bool"`` (true/false),
+    ``"int"`` (1/0) or ``"str"`` ("1"/"0"). Query strings always carry 1/0.
+    """
+
+    manifest_type = "Boolean"
+    TRUE = frozenset({"true", "1", "yes"})
+    FALSE = frozenset({"false", "0", "no"})
+    default_error_messages = {"invalid": "Must be true or false (also accepted: 1/0, yes/no)."}
+
+    def __init__(self, info, *, wire="bool", **kwargs):
+        super().__init__(info, **kwargs)
+        if wire not in ("bool", "int", "str"):
+            raise ValueError(f"unknown boolean wire form {wire!r}")
+        self.wire = wire
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return value
+        if _is_number(value) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in self.TRUE:
+                return True
+            if text in self.FALSE:
+                return False
+        raise self.make_error("invalid")
+
+    def to_wire(self, value):
+        if self.wire == "int":
+            return int(value)
+        if self.wire == "str":
+            return "1" if value else "0"
+        return value
+
+    def openapi_schema(self):
+        return {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "integer", "enum": [0, 1]},
+                {"type": "string", "pattern": "^\\s*([Tt]rue|TRUE|[Ff]alse|FALSE|[Yy]es|YES|[Nn]o|NO|1|0)\\s*$"},
+            ]
+        }
+
+
+class Select(ArgField, fields.String):
+    """One of a fixed set of options; any case is accepted and normalized."""
+
+    manifest_type = "Select"
+    default_error_messages = {"invalid": "Must be one of: {options}."}
+
+    def __init__(self, info, *, options, **kwargs):
+        super().__init__(info, **kwargs)
+        self.options = list(options)
+        self._by_folded = {option.casefold(): option for option in self.options}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            option = self._by_folded.get(value.strip().casefold())
+            if option is not None:
+                return option
+        raise self.make_error("invalid", options=", ".join(self.options))
+
+    def openapi_schema(self):
+        return {"type": "string", "enum": self.options}
+
+    def manifest_extra(self):
+        return {"options": self.options}
+
+
+class List(ArgField, fields.Field):
+    """A list of strings: a JSON array, a string holding one, or ``"a, b, c"``."""
+
+    manifest_type = "List"
+    default_error_messages = {
+        "invalid": "Must be a list of strings: a JSON array or comma-separated text.",
+        "item": "Every item must be text (item {index} is not).",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    raise self.make_error("invalid") from None
+            else:
+                return [item.strip() for item in text.split(",") if item.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise self.make_error("invalid")
+        items = []
+        for index, item in enumerate(value):
+            if _is_number(item) and math.isfinite(item):
+                item = str(item)
+            if not isinstance(item, str):
+                raise self.make_error("item", index=index)
+            items.append(item)
+        return items
+
+    def openapi_schema(self):
+        return {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
+
+
+class JSON(ArgField, fields.Field):
+    """A JSON object, or a string holding one."""
+
+    manifest_type = "JSON"
+    default_error_messages = {
+        "invalid": "Must be a JSON object (or a string holding one).",
+        "syntax": "Is not valid JSON: {reason}.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "cannot parse"
+                raise self.make_error("syntax", reason=reason) from None
+        if not isinstance(value, Mapping):
+            raise self.make_error("invalid")
+        return dict(value)
+
+    def openapi_schema(self):
+        return {"anyOf": [{"type": "object"}, {"type": "string"}]}
+
+
+class Datepicker(ArgField, fields.Field):
+    """A date and time, sent upstream as unix time in milliseconds.
+
+    Accepts ISO 8601 (with ``Z``, an offset, or none: then UTC), ``YYYY-MM-DD``
+    (midnight UTC), ``YYYY-MM-DD HH:MM[:SS]``, or unix time as a number or
+    digits: below 100,000,000,000 seconds, from there on milliseconds.
+    """
+
+    manifest_type = "Datepicker"
+    default_error_messages = {
+        "invalid": (
+            "Must be a date and time: ISO 8601 such as 2026-11-25T10:00:00Z, "
+            "2026-11-25 10:00, 2026-11-25, or unix time in seconds or milliseconds."
+        ),
+        "negative": "Must not be before 1970-01-01.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if _is_number(value):
+            if not math.isfinite(value):
+                raise self.make_error("invalid")
+            if value < 0:
+                raise self.make_error("negative")
+            return int(value * 1000) if value < SECONDS_LIMIT else int(value)
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        text = value.strip()
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise self.make_error("invalid") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        millis = (moment - EPOCH) // MS
+        if millis < 0:
+            raise self.make_error("negative")
+        return millis
+
+    def openapi_schema(self):
+        return {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}
+
+
+class Map(ArgField, fields.Field):
+    """A point on the map, written as ``"lat,lng"``."""
+
+    manifest_type = "Map"
+    default_error_messages = {
+        "invalid": (
+            'Must be a location: "lat,lng", {"lat": .., "lng": ..}, '
+            '{"latitude": .., "longitude": ..} or [lat, lng].'
+        ),
+        "lat": "Latitude must be between -90 and 90.",
+        "lng": "Longitude must be between -180 and 180.",
+    }
+
+    def _pair(self, value):
+        if isinstance(value, str):
+            parts = value.split(",")
+            if len(parts) == 2:
+                return parts
+        elif isinstance(value, Mapping):
+            for lat_key, lng_key in (("lat", "lng"), ("latitude", "longitude")):
+                if lat_key in value and lng_key in value:
+                    return value[lat_key], value[lng_key]
+        elif isinstance(value, (list, tuple)) and len(value) == 2:
+            return value
+        raise self.make_error("invalid")
+
+    def _coordinate(self, value):
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise self.make_error("invalid") from None
+        if not _is_number(value) or not math.isfinite(value):
+            raise self.make_error("invalid")
+        return value
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        lat, lng = (self._coordinate(part) for part in self._pair(value))
+        if not -90 <= lat <= 90:
+            raise self.make_error("lat")
+        if not -180 <= lng <= 180:
+            raise self.make_error("lng")
+        return f"{lat:g},{lng:g}"
+
+    def openapi_schema(self):
+        return {"anyOf": [{"type": "string"}, {"type": "object"}, {"type": "array"}]}
+
+
+class Array(ArgField, fields.Field):
+    """A list of objects, each validated by the block's ``structure`` schema."""
+
+    manifest_type = "Array"
+    default_error_messages = {
+        "invalid": "Must be a list of objects (or a string holding one).",
+    }
+
+    def __init__(self, info, *, structure: type[Schema], **kwargs):
+        super().__init__(info, **kwargs)
+        self.structure = structure
+        self._item_schema = structure()
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise self.make_error("invalid") from None
+        if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+            raise self.make_error("invalid")
+        errors, items = {}, []
+        for index, item in enumerate(value):
+            try:
+                items.append(self._item_schema.load(item))
+            except ValidationError as exc:
+                errors[index] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+        return items
+
+    def openapi_schema(self):
+        return {"anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "string"}]}
+
+    def manifest_extra(self):
+        return {
+            "structure": [
+                {"name": f.data_key or name, "type": f.manifest_type, "info": f.metadata["info"]}
+                for name, f in self._item_schema.fields.items()
+            ]
+        }
+
+
+class Base64(String):
+    """Bytes written as base64 text; becomes the decoded bytes."""
+
+    default_error_messages = {"base64": "Must be base64-encoded bytes."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return base64.b64decode("".join(text.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise self.make_error("base64") from None
+
+
+class File(ArgField, fields.Field):
+    """A file to send: an http(s) URL to fetch, or a multipart part named like the arg."""
+
+    manifest_type = "File"
+    default_error_messages = {
+        "invalid": "Must be an http:// or https:// URL, or a multipart file part.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            text = value.strip()
+            if re.match(r"(?i)^https?://[^/\s]", text):
+                return text
+            raise self.make_error("invalid")
+        # A multipart upload arrives as werkzeug's FileStorage: anything with a stream.
+        if hasattr(value, "stream") and hasattr(value, "filename"):
+            return value
+        raise self.make_error("invalid")
+
+    def openapi_schema(self):
+        return {"type": "string", "format": "uri"}
+
+
+#: Every argument type a block may use, as the manifest names them.
+TYPES = (Credentials, String, Number, Boolean, Select, List, JSON, Datepicker, Map, Array, File)

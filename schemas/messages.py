@@ -1,0 +1,51 @@
+"""Arguments of the message blocks."""
+
+from schemas.base import ClientScoped, time_window
+from schemas.fields import Boolean, Id, Number, Select, String
+
+MESSAGE_TYPE = ["pub", "p2p"]
+
+
+class PublishMessage(ClientScoped):
+    id = Number(
+        "The message ID: a whole number from 1 to 65535, unique among this client's "
+        "messages still in flight.",
+        minimum=1,
+        maximum=65535,
+        required=True,
+    )
+    type = Select("pub publishes on a topic; p2p sends to one client.", options=MESSAGE_TYPE,
+                  required=True)
+    topic = String(
+        "The topic: case-sensitive UTF-8 text up to 65,535 bytes, one of the client's pubTopics.",
+        max_bytes=65535,
+        required=True,
+    )
+    payload = String(
+        "The message as UTF-8 text; encode binary content as base64 or hex yourself.",
+        required=True,
+    )
+    qos = Number(
+        "Quality of service: 1 at most once, 2 at least once, 3 exactly once.",
+        choices=[1, 2, 3],
+        required=True,
+    )
+    duplicate = Boolean(
+        "true only when re-sending a message that was sent before. Default false.",
+        wire="int",
+        load_default=False,
+    )
+    save = Boolean(
+        "true stores the message on the InstaMsg cloud. Default true.",
+        wire="int",
+        load_default=True,
+    )
+
+
+class GetMessages(ClientScoped):
+    start, end = time_window()
+    type = Select("Only messages of this type.", options=MESSAGE_TYPE)
+
+
+class ReleaseMessage(ClientScoped):
+    message_id = Id("The ID of the message to release.", data_key="messageId", required=True)
