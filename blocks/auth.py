@@ -4,14 +4,23 @@ from connector.registry import block
 from schemas import auth as s
 
 block(
-    "getAccessToken", "POST", "/oauth2/token", s.GetAccessToken,
+    "getAccessToken",
+    "POST",
+    "/oauth2/token",
+    s.GetAccessToken,
     "Gets an OAuth2 access token for your InstaMsg app from its client key and secret. "
     "Every other block takes the token as accessToken.",
-    auth="basic", query={"grant_type": "client_credentials"}, body="form",
+    auth="basic",
+    query={"grant_type": "client_credentials"},
+    body="form",
 )
 
 block(
-    "invalidateAccessToken", "POST", "/oauth2/invalidate_token", s.InvalidateAccessToken,
+    "invalidateAccessToken",
+    "POST",
+    "/oauth2/invalidate_token",
+    s.InvalidateAccessToken,
     "Revokes an access token, so that it can no longer be used.",
-    auth="basic", body="form",
+    auth="basic",
+    body="form",
 )

@@ -1,13 +1,19 @@
 """A client's configuration: a JSON object of keys and values the client application defines."""
 
 from connector.registry import block
-from schemas import clients, config as s
+from schemas import clients
+from schemas import config as s
 
 CONFIG = "/api/v1/tenants/{tenant_id}/clients/{client_id}/config"
 
 block("getClientConfig", "GET", CONFIG, clients.OneClient, "Shows a client's configuration.")
 block(
-    "updateClientConfig", "PUT", CONFIG, s.UpdateClientConfig,
+    "updateClientConfig",
+    "PUT",
+    CONFIG,
+    s.UpdateClientConfig,
     "Replaces a client's configuration with the JSON object you give.",
 )
-block("deleteClientConfig", "DELETE", CONFIG, clients.OneClient, "Deletes a client's configuration.")
+block(
+    "deleteClientConfig", "DELETE", CONFIG, clients.OneClient, "Deletes a client's configuration."
+)

@@ -6,7 +6,8 @@ import mimetypes
 from connector.errors import PayloadTooLarge
 from connector.fetch import fetch_file
 from connector.registry import block
-from schemas import clients, files as s
+from schemas import clients
+from schemas import files as s
 
 FILES = "/api/v1/tenants/{tenant_id}/clients/{client_id}/files"
 FILE = FILES + "/{filename}"
@@ -59,15 +60,23 @@ def file_as_json(response, args, ctx):
 
 block("getFiles", "GET", FILES, clients.OneClient, "Lists a client's files.")
 block(
-    "uploadFile", "POST", FILE, s.UploadFile,
+    "uploadFile",
+    "POST",
+    FILE,
+    s.UploadFile,
     "Uploads a file for a client, given as base64 (fileContent), as a URL to fetch (file), "
     "or as a multipart part named file.",
-    body="multipart", prepare=upload,
+    body="multipart",
+    prepare=upload,
 )
 block(
-    "downloadFile", "GET", FILE, s.OneFile,
+    "downloadFile",
+    "GET",
+    FILE,
+    s.OneFile,
     "Downloads a client's file: answers filename, contentType, size and the bytes base64 "
     "in content. With ?stream=1 on the URL, answers the raw bytes instead.",
-    result=file_as_json, streamable=True,
+    result=file_as_json,
+    streamable=True,
 )
 block("deleteFile", "DELETE", FILE, s.OneFile, "Deletes a client's file.")

@@ -20,17 +20,26 @@ def message_id(response, args, ctx):
 
 
 block(
-    "publishMessage", "POST", MESSAGES, s.PublishMessage,
+    "publishMessage",
+    "POST",
+    MESSAGES,
+    s.PublishMessage,
     "Publishes a message on a topic. The topic must be one of the client's pubTopics "
     "(set with createClient or updateClient), or InstaMsg refuses it. Answers the new "
     "message's messageId.",
     result=message_id,
 )
 block(
-    "getMessages", "GET", MESSAGES, s.GetMessages,
+    "getMessages",
+    "GET",
+    MESSAGES,
+    s.GetMessages,
     "Lists the messages a client exchanged, optionally in a time window and of one type.",
 )
 block(
-    "releaseMessage", "PUT", MESSAGES + "/{message_id}/release", s.ReleaseMessage,
+    "releaseMessage",
+    "PUT",
+    MESSAGES + "/{message_id}/release",
+    s.ReleaseMessage,
     "Releases a message held by InstaMsg.",
 )

@@ -6,16 +6,25 @@ from schemas import tenants as s
 TENANT = "/api/v1/tenants/{id}"
 
 block(
-    "createTenant", "POST", "/api/v1/tenants", s.CreateTenant,
+    "createTenant",
+    "POST",
+    "/api/v1/tenants",
+    s.CreateTenant,
     "Creates a tenant with its own client and message quotas.",
 )
 block(
-    "getTenants", "GET", "/api/v1/tenants", s.GetTenants,
+    "getTenants",
+    "GET",
+    "/api/v1/tenants",
+    s.GetTenants,
     "Lists your tenants, optionally only the active or the inactive ones.",
 )
 block("getSingleTenant", "GET", TENANT, s.OneTenant, "Shows one tenant.")
 block(
-    "updateTenant", "PUT", TENANT, s.UpdateTenant,
+    "updateTenant",
+    "PUT",
+    TENANT,
+    s.UpdateTenant,
     "Changes a tenant's name, description or quotas; only the arguments you give change.",
 )
 block("deleteTenant", "DELETE", TENANT, s.OneTenant, "Deletes a tenant.")

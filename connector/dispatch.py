@@ -63,7 +63,9 @@ def finish_request(response):
         "method": request.method,
         "path": request.path[:200],
         "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+        "duration_ms": round(
+            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2
+        ),
     }
     for key in ("block", "code", "upstream_status"):
         if g.get(key) is not None:
@@ -93,7 +95,9 @@ def read_args() -> dict:
             '{"args": {...}}), form fields, or multipart/form-data.'
         ) from None
     if not isinstance(body, dict):
-        raise InvalidRequest('The request body must be a JSON object: {"args": {...}} or the arguments.')
+        raise InvalidRequest(
+            'The request body must be a JSON object: {"args": {...}} or the arguments.'
+        )
     if "args" in body:
         args = body["args"]
         if args is None:
@@ -170,7 +174,9 @@ def stream(upstream, filename) -> Response:
         headers["Content-Length"] = length
     kind = upstream.headers.get("Content-Type") or "application/octet-stream"
     g.code = "SUCCESS"
-    return Response(chunks(), status=200, headers=headers, content_type=kind, direct_passthrough=True)
+    return Response(
+        chunks(), status=200, headers=headers, content_type=kind, direct_passthrough=True
+    )
 
 
 # -- reading the catalogue --------------------------------------------------------
@@ -224,12 +230,18 @@ def on_http_exception(exc: HTTPException):
     if exc.code == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return error_response(
-            PayloadTooLarge(f"The request body is larger than the {limit}-byte limit (MAX_REQUEST_BYTES).")
+            PayloadTooLarge(
+                f"The request body is larger than the {limit}-byte limit (MAX_REQUEST_BYTES)."
+            )
         )
     if exc.code == 404:
-        message = "There is no such route. POST /blocks/<name> runs a block; GET /blocks lists them."
+        message = (
+            "There is no such route. POST /blocks/<name> runs a block; GET /blocks lists them."
+        )
     elif exc.code == 405:
-        message = f"{request.method} is not allowed here. Blocks run with POST; lists are read with GET."
+        message = (
+            f"{request.method} is not allowed here. Blocks run with POST; lists are read with GET."
+        )
     else:
         message = "The request could not be read: " + (exc.description or exc.name)
     return error_response(InvalidRequest(message, http_status=exc.code))

@@ -73,7 +73,9 @@ def fetch_file(url: str, settings) -> tuple[bytes, str]:
         try:
             response = _session.get(url, stream=True, timeout=timeout, allow_redirects=False)
         except requests.exceptions.RequestException:
-            raise refused("The file URL could not be fetched (no connection or no answer).") from None
+            raise refused(
+                "The file URL could not be fetched (no connection or no answer)."
+            ) from None
         with response:
             if response.is_redirect:
                 url = urljoin(url, response.headers.get("Location", ""))

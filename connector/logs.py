@@ -27,7 +27,9 @@ class JsonFormatter(logging.Formatter):
                 tb = tb.tb_next
             if tb is not None:
                 code = tb.tb_frame.f_code
-                entry["where"] = f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} {code.co_name}"
+                entry["where"] = (
+                    f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} {code.co_name}"
+                )
         return json.dumps(entry, default=str)
 
 

@@ -59,8 +59,11 @@ TYPE_INFO = {
 
 CALLBACKS = [
     {"name": "success", "info": "The block's result, under contextWrites."},
-    {"name": "error", "info": "What went wrong: status_code, status_msg and, where known, "
-     "the fields at fault or InstaMsg's own answer."},
+    {
+        "name": "error",
+        "info": "What went wrong: status_code, status_msg and, where known, "
+        "the fields at fault or InstaMsg's own answer.",
+    },
 ]
 
 
@@ -156,8 +159,8 @@ def _operation(blk) -> dict:
         "required": ["args"],
         "properties": {"args": args_ref, "to": {"type": "string"}},
     }
-    form_type = "multipart/form-data" if blk.body == "multipart" else (
-        "application/x-www-form-urlencoded"
+    form_type = (
+        "multipart/form-data" if blk.body == "multipart" else ("application/x-www-form-urlencoded")
     )
     success = {"application/json": {"schema": {"$ref": "#/components/schemas/SuccessEnvelope"}}}
     operation = {

@@ -147,8 +147,10 @@ def _flatten(messages, prefix="") -> list[str]:
     if isinstance(messages, Mapping):
         out = []
         for key, value in messages.items():
-            where = f"{prefix}[{key}]" if isinstance(key, int) else (
-                f"{prefix}.{key}" if prefix else str(key)
+            where = (
+                f"{prefix}[{key}]"
+                if isinstance(key, int)
+                else (f"{prefix}.{key}" if prefix else str(key))
             )
             out.extend(_flatten(value, where))
         return out
@@ -166,7 +168,7 @@ def validation_error(messages: dict, given: Mapping, block: Block):
     missing = [key for key, value in messages.items() if value == [REQUIRED_MESSAGE]]
     for text in schema_level:
         if text.startswith(AT_LEAST_ONE_PREFIX):
-            options = [o.strip(" .") for o in text[len(AT_LEAST_ONE_PREFIX):].split(",")]
+            options = [o.strip(" .") for o in text[len(AT_LEAST_ONE_PREFIX) :].split(",")]
             for option in options:
                 messages[option] = [text]
             missing.extend(options)

@@ -121,9 +121,7 @@ class GetClientMetrics(ClientScoped):
 
 class GetClientLogs(ClientScoped):
     start, end = time_window()
-    level = Select(
-        "Only logs of this level.", options=["DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
-    )
+    level = Select("Only logs of this level.", options=["DEBUG", "INFO", "WARN", "ERROR", "FATAL"])
     creator = Select(
         "Only logs written by InstaMsg (the server) or by the client.",
         options=["InstaMsg", "client"],

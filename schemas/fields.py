@@ -20,11 +20,11 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from marshmallow import Schema, ValidationError, fields
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 # Unix times below this are seconds, from it on milliseconds (connector-api.md).
 SECONDS_LIMIT = 100_000_000_000
@@ -96,7 +96,10 @@ class String(ArgField, fields.String):
             raise self.make_error("invalid")
         if self.nonblank and not value.strip():
             raise self.make_error("blank")
-        if self.max_bytes is not None and len(value.encode("utf-8", "surrogatepass")) > self.max_bytes:
+        if (
+            self.max_bytes is not None
+            and len(value.encode("utf-8", "surrogatepass")) > self.max_bytes
+        ):
             raise self.make_error("too_long", max_bytes=self.max_bytes)
         if self.pattern is not None and not self.pattern.fullmatch(value):
             raise self.make_error("pattern", hint=self.pattern_hint)
@@ -239,7 +242,10 @@ class Boolean(ArgField, fields.Field):
             "anyOf": [
                 {"type": "boolean"},
                 {"type": "integer", "enum": [0, 1]},
-                {"type": "string", "pattern": "^\\s*([Tt]rue|TRUE|[Ff]alse|FALSE|[Yy]es|YES|[Nn]o|NO|1|0)\\s*$"},
+                {
+                    "type": "string",
+                    "pattern": "^\\s*([Tt]rue|TRUE|[Ff]alse|FALSE|[Yy]es|YES|[Nn]o|NO|1|0)\\s*$",
+                },
             ]
         }
 
@@ -361,7 +367,7 @@ class Datepicker(ArgField, fields.Field):
         except ValueError:
             raise self.make_error("invalid") from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         millis = (moment - EPOCH) // MS
         if millis < 0:
             raise self.make_error("negative")
@@ -377,8 +383,8 @@ class Map(ArgField, fields.Field):
     manifest_type = "Map"
     default_error_messages = {
         "invalid": (
-            'Must be a location: "lat,lng", {"lat": .., "lng": ..}, '
-            '{"latitude": .., "longitude": ..} or [lat, lng].'
+            'Must be a location: "lat,lng", {{"lat": .., "lng": ..}}, '
+            '{{"latitude": .., "longitude": ..}} or [lat, lng].'
         ),
         "lat": "Latitude must be between -90 and 90.",
         "lng": "Longitude must be between -180 and 180.",

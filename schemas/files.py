@@ -31,6 +31,7 @@ class UploadFile(OneFile):
             raise ValidationError("Give only one of fileContent and file.", field_name="file")
         if not given:
             raise ValidationError(
-                "Give the file: fileContent (base64), file (a URL), or a multipart part named file.",
+                "Give the file: fileContent (base64), file (a URL), or a multipart part "
+                "named file.",
                 field_name="file",
             )

@@ -14,8 +14,9 @@ class PublishMessage(ClientScoped):
         maximum=65535,
         required=True,
     )
-    type = Select("pub publishes on a topic; p2p sends to one client.", options=MESSAGE_TYPE,
-                  required=True)
+    type = Select(
+        "pub publishes on a topic; p2p sends to one client.", options=MESSAGE_TYPE, required=True
+    )
     topic = String(
         "The topic: case-sensitive UTF-8 text up to 65,535 bytes, one of the client's pubTopics.",
         max_bytes=65535,

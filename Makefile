@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` and `make test`. Each creates .venv
+# and installs what it needs first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8080
+
+.PHONY: run test check lint format manifest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+## run: start the connector with gunicorn on $(PORT), in sandbox mode unless INSTAMSG_SANDBOX=0
+run: $(VENV)/.runtime
+	INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py app:app
+
+## test: the whole suite
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+## check: fast lint and generated-file freshness
+check: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m connector.manifest --check
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## manifest: regenerate manifest.json and openapi.json from the schemas
+manifest: $(VENV)/.runtime
+	$(BIN)/python -m connector.manifest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

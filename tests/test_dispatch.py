@@ -1,0 +1,473 @@
+"""The dispatcher: body kinds, envelopes, request ids, and every documented error."""
+
+import io
+import json
+
+import pytest
+import requests
+
+from app import create_app
+from connector.registry import REGISTRY
+from tests.conftest import TOKEN, UPSTREAM
+
+TENANT_URL = UPSTREAM + "/api/v1/tenants/t-1"
+ARGS = {"accessToken": TOKEN, "id": "t-1"}
+
+
+def context(answer, key="to"):
+    assert answer.json["contextWrites"].keys() == {key}
+    return answer.json["contextWrites"][key]
+
+
+# -- bodies ----------------------------------------------------------------------------
+
+
+BODIES = {
+    "rapidapi json": {"json": {"args": ARGS}},
+    "bare json": {"json": ARGS},
+    "form": {"data": ARGS},
+    "multipart": {"data": ARGS, "content_type": "multipart/form-data"},
+    "json without content type": {"data": json.dumps(ARGS), "content_type": ""},
+}
+
+
+@pytest.mark.parametrize("kind", BODIES)
+def test_every_body_kind_runs_the_block(kind, client, upstream):
+    upstream.get(TENANT_URL, json={"id": "t-1"})
+    answer = client.post("/blocks/getSingleTenant", **BODIES[kind])
+    assert answer.status_code == 200
+    assert answer.json == {"callback": "success", "contextWrites": {"to": {"id": "t-1"}}}
+    assert upstream.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize(
+    "path", ["/blocks/InstaMsg.getSingleTenant", "/api/InstaMsg/getSingleTenant"]
+)
+def test_documented_names_and_the_rapidapi_route(path, client, upstream):
+    upstream.get(TENANT_URL, json={"id": "t-1"})
+    assert client.post(path, json={"args": ARGS}).json["callback"] == "success"
+
+
+def test_form_fields_given_twice_become_a_list(client, upstream):
+    upstream.put(UPSTREAM + "/api/v1/tenants/t-1/clients/c-1", json={})
+    form = [("accessToken", TOKEN), ("tenantId", "t-1"), ("clientId", "c-1")]
+    form += [("pubTopics", "a"), ("pubTopics", "b")]
+    body = "&".join(f"{k}={v}" for k, v in form)
+    answer = client.post(
+        "/blocks/updateClient", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert answer.status_code == 200, answer.json
+    assert json.loads(upstream.calls[0].request.body) == {"pub_topics": ["a", "b"]}
+
+
+# -- envelope details ------------------------------------------------------------------
+
+
+def test_to_renames_the_result_key(client, upstream):
+    upstream.get(TENANT_URL, json={"id": "t-1"})
+    answer = client.post("/blocks/getSingleTenant", json={"args": {**ARGS, "to": "tenant"}})
+    assert context(answer, "tenant") == {"id": "t-1"}
+
+
+def test_to_beside_args_renames_too_and_errors_use_it(client, no_upstream):
+    answer = client.post("/blocks/getSingleTenant", json={"args": {"id": "t-1"}, "to": "tenant"})
+    assert context(answer, "tenant")["status_code"] == "REQUIRED_FIELDS"
+
+
+def test_a_to_that_is_not_text_is_refused(client, no_upstream):
+    answer = client.post("/blocks/getSingleTenant", json={**ARGS, "to": {"x": 1}})
+    assert answer.status_code == 422
+    assert context(answer)["fields"] == ["to"]
+
+
+def test_request_id_is_the_callers_or_a_new_one(client, no_upstream):
+    mine = client.post("/blocks/getSingleTenant", json={}, headers={"X-Request-Id": "flow-7.run:3"})
+    assert mine.headers["X-Request-Id"] == "flow-7.run:3"
+    assert context(mine)["request_id"] == "flow-7.run:3"
+    fresh = client.post(
+        "/blocks/getSingleTenant", json={}, headers={"X-Request-Id": "bad id <script>"}
+    )
+    assert fresh.headers["X-Request-Id"] not in ("", "bad id <script>")
+    assert context(fresh)["request_id"] == fresh.headers["X-Request-Id"]
+    assert client.get("/healthz").headers["X-Request-Id"]
+
+
+def test_request_id_goes_upstream(client, upstream):
+    upstream.get(TENANT_URL, json={})
+    client.post("/blocks/getSingleTenant", json=ARGS, headers={"X-Request-Id": "abc-1"})
+    assert upstream.calls[0].request.headers["X-Request-Id"] == "abc-1"
+
+
+def test_empty_upstream_success_body_is_a_plain_success(client, upstream):
+    upstream.delete(TENANT_URL, status=204)
+    answer = client.post("/blocks/deleteTenant", json=ARGS)
+    assert context(answer) == {"success": True}
+
+
+# -- errors: the table -----------------------------------------------------------------
+
+
+INPUT_ERRORS = [
+    ("missing", "createTenant", {"json": {"accessToken": TOKEN}}, "REQUIRED_FIELDS", 422),
+    (
+        "empty string",
+        "getSingleTenant",
+        {"json": {"accessToken": TOKEN, "id": ""}},
+        "REQUIRED_FIELDS",
+        422,
+    ),
+    (
+        "null",
+        "getSingleTenant",
+        {"json": {"accessToken": TOKEN, "id": None}},
+        "REQUIRED_FIELDS",
+        422,
+    ),
+    ("no body", "getAccessToken", {}, "REQUIRED_FIELDS", 422),
+    (
+        "wrong type",
+        "createTenant",
+        {"json": {"accessToken": TOKEN, "name": "n", "maxClients": "ten", "maxMessages": 1}},
+        "INVALID_FIELDS",
+        422,
+    ),
+    (
+        "dot id",
+        "getSingleTenant",
+        {"json": {"accessToken": TOKEN, "id": ".."}},
+        "INVALID_FIELDS",
+        422,
+    ),
+    (
+        "bad date",
+        "getMessages",
+        {"json": {"accessToken": TOKEN, "tenantId": "t", "clientId": "c", "start": "soon"}},
+        "INVALID_FIELDS",
+        422,
+    ),
+    (
+        "end before start",
+        "getMessages",
+        {
+            "json": {
+                "accessToken": TOKEN,
+                "tenantId": "t",
+                "clientId": "c",
+                "start": 2000000000,
+                "end": 1000000000,
+            }
+        },
+        "INVALID_FIELDS",
+        422,
+    ),
+    (
+        "bad select",
+        "getClientLogs",
+        {"json": {"accessToken": TOKEN, "tenantId": "t", "clientId": "c", "level": "LOUD"}},
+        "INVALID_FIELDS",
+        422,
+    ),
+    (
+        "broken json",
+        "getTenants",
+        {"data": "{not json", "content_type": "application/json"},
+        "INVALID_REQUEST",
+        400,
+    ),
+    ("array body", "getTenants", {"json": [1, 2]}, "INVALID_REQUEST", 400),
+    ("args not object", "getTenants", {"json": {"args": "x"}}, "INVALID_REQUEST", 400),
+    (
+        "deep json",
+        "getTenants",
+        {"data": "[" * 100000, "content_type": "application/json"},
+        "INVALID_REQUEST",
+        400,
+    ),
+    ("unknown block", "getTenant", {"json": {}}, "UNKNOWN_BLOCK", 404),
+]
+
+
+@pytest.mark.parametrize("route", ["/blocks/", "/api/InstaMsg/"])
+@pytest.mark.parametrize(
+    "why, name, body, code, status", INPUT_ERRORS, ids=[e[0] for e in INPUT_ERRORS]
+)
+def test_bad_input_gets_its_code_and_no_upstream_call(
+    route, why, name, body, code, status, client, no_upstream
+):
+    answer = client.post(route + name, **body)
+    assert answer.status_code == (status if route == "/blocks/" else 200)
+    error = context(answer)
+    assert answer.json["callback"] == "error"
+    assert error["status_code"] == code
+    assert error["status_msg"] and error["request_id"] == answer.headers["X-Request-Id"]
+    assert "Traceback" not in answer.get_data(as_text=True)
+
+
+def test_required_fields_are_named(client, no_upstream):
+    error = context(
+        client.post("/blocks/createTenant", json={"accessToken": TOKEN, "maxClients": "-1"})
+    )
+    assert error["status_code"] == "REQUIRED_FIELDS"
+    assert sorted(error["fields"]) == ["maxClients", "maxMessages", "name"]
+    assert error["errors"]["maxClients"] == ["Must be 0 or more."]
+    assert "name" in error["status_msg"] and "maxMessages" in error["status_msg"]
+
+
+def test_a_miscased_argument_is_pointed_out(client, no_upstream):
+    error = context(client.post("/blocks/getSingleTenant", json={"accessToken": TOKEN, "ID": "t"}))
+    assert "you sent 'ID'" in error["status_msg"]
+
+
+def test_an_update_with_nothing_to_change_is_refused(client, no_upstream):
+    error = context(client.post("/blocks/updateTenant", json=ARGS))
+    assert error["status_code"] == "REQUIRED_FIELDS"
+    assert sorted(error["fields"]) == ["description", "maxClients", "maxMessages", "name"]
+
+
+def test_unknown_block_suggests_the_closest_names(client, no_upstream):
+    error = context(client.post("/blocks/publishMesage", json={}))
+    assert "publishMessage" in error["status_msg"]
+    assert client.get("/blocks/nope").status_code == 404
+
+
+@pytest.mark.parametrize("route, status", [("/blocks/", 413), ("/api/InstaMsg/", 200)])
+def test_a_body_over_the_limit_is_refused(route, status, no_upstream):
+    small = create_app({"api_url": UPSTREAM, "max_request_bytes": 1000})
+    answer = small.test_client().post(route + "getSingleTenant", json={**ARGS, "pad": "x" * 2000})
+    assert answer.status_code == status
+    assert context(answer)["status_code"] == "PAYLOAD_TOO_LARGE"
+
+
+UPSTREAM_FAULTS = [
+    (
+        "404 json",
+        {"status": 404, "json": {"message": "Tenant not found"}},
+        "API_ERROR",
+        404,
+        "Tenant not found",
+    ),
+    (
+        "401",
+        {"status": 401, "json": {"error": "invalid_token"}},
+        "API_ERROR",
+        401,
+        "getAccessToken",
+    ),
+    ("409 text", {"status": 409, "body": "already exists"}, "API_ERROR", 409, "already exists"),
+    ("429", {"status": 429, "body": ""}, "API_ERROR", 429, "wait"),
+    ("500", {"status": 500, "json": {"message": "boom"}}, "API_ERROR", 502, "boom"),
+    (
+        "503 html",
+        {
+            "status": 503,
+            "body": "<html><head><title>Service Unavailable</title></head>"
+            "<body><h1>Down</h1></body></html>",
+            "content_type": "text/html",
+        },
+        "API_ERROR",
+        502,
+        "Service Unavailable",
+    ),
+    (
+        "200 html",
+        {"status": 200, "body": "<html>login</html>", "content_type": "text/html"},
+        "API_ERROR",
+        502,
+        "not JSON",
+    ),
+    ("302", {"status": 302, "headers": {"Location": "/elsewhere"}}, "API_ERROR", 502, "redirect"),
+    (
+        "timeout",
+        {"body": requests.exceptions.ReadTimeout("read timed out")},
+        "UPSTREAM_TIMEOUT",
+        504,
+        "in time",
+    ),
+    (
+        "connect timeout",
+        {"body": requests.exceptions.ConnectTimeout("x")},
+        "UPSTREAM_TIMEOUT",
+        504,
+        "in time",
+    ),
+    (
+        "refused",
+        {"body": requests.exceptions.ConnectionError("refused")},
+        "UPSTREAM_UNAVAILABLE",
+        502,
+        "reached",
+    ),
+    ("tls", {"body": requests.exceptions.SSLError("bad cert")}, "UPSTREAM_UNAVAILABLE", 502, "TLS"),
+    (
+        "broken read",
+        {"body": requests.exceptions.ChunkedEncodingError("cut")},
+        "UPSTREAM_UNAVAILABLE",
+        502,
+        "failed",
+    ),
+]
+
+
+@pytest.mark.parametrize("route", ["/blocks/", "/api/InstaMsg/"])
+@pytest.mark.parametrize(
+    "why, reply, code, status, says", UPSTREAM_FAULTS, ids=[f[0] for f in UPSTREAM_FAULTS]
+)
+def test_upstream_outcomes_map_to_documented_errors(
+    route, why, reply, code, status, says, client, upstream
+):
+    upstream.get(TENANT_URL, **reply)
+    answer = client.post(route + "getSingleTenant", json=ARGS)
+    assert answer.status_code == (status if route == "/blocks/" else 200)
+    error = context(answer)
+    assert error["status_code"] == code
+    assert says in error["status_msg"]
+    if code == "API_ERROR":
+        assert error["upstream"]["status"] == reply["status"]
+    else:
+        assert "upstream" not in error
+
+
+def test_upstream_error_body_is_kept_but_trimmed(client, upstream):
+    upstream.get(TENANT_URL, status=400, body="e" * 20000)
+    error = context(client.post("/blocks/getSingleTenant", json=ARGS))
+    assert error["upstream"]["status"] == 400
+    assert len(error["upstream"]["body"]) <= 4096
+
+
+def test_a_bug_answers_internal_error_without_details(client, upstream, monkeypatch):
+    upstream.get(TENANT_URL, json={})
+    blk = REGISTRY.get("getSingleTenant")
+
+    def broken(response, args, ctx):
+        raise RuntimeError("internal detail " + args["access_token"])
+
+    monkeypatch.setattr(blk, "result", broken)
+    answer = client.post("/blocks/getSingleTenant", json=ARGS)
+    assert answer.status_code == 500
+    assert context(answer)["status_code"] == "INTERNAL_PACKAGE_ERROR"
+    text = answer.get_data(as_text=True)
+    assert "internal detail" not in text and TOKEN not in text and "Traceback" not in text
+
+
+def test_secrets_sent_by_the_caller_never_come_back(client, upstream):
+    echo = f"<html><title>bad token {TOKEN}</title> Basic ZGVtby1rZXk6ZGVtby1zZWNyZXQ= </html>"
+    upstream.get(TENANT_URL, status=401, body=echo)
+    upstream.post(UPSTREAM + "/oauth2/token", status=400, json={"message": "bad demo-secret"})
+    first = client.post("/blocks/getSingleTenant", json=ARGS).get_data(as_text=True)
+    second = client.post(
+        "/blocks/getAccessToken", json={"clientKey": "demo-key", "clientSecret": "demo-secret"}
+    ).get_data(as_text=True)
+    assert TOKEN not in first and "[redacted]" in first
+    assert "demo-secret" not in second and "ZGVtby1rZXk6ZGVtby1zZWNyZXQ=" not in second
+
+
+def test_invalid_secret_arguments_are_not_echoed(client, no_upstream):
+    answer = client.post(
+        "/blocks/createClient",
+        json={
+            "accessToken": TOKEN,
+            "tenantId": "t",
+            "type": "device",
+            "name": "n",
+            "provisioningId": "p",
+            "provisioningKey": "bad key!",
+            "gsmPassword": ["x"],
+        },
+    )
+    assert context(answer)["status_code"] == "INVALID_FIELDS"
+    assert "bad key!" not in answer.get_data(as_text=True)
+
+
+def test_publish_without_location_is_an_upstream_error(client, upstream):
+    upstream.post(UPSTREAM + "/api/v1/tenants/t/clients/c/messages", status=201)
+    answer = client.post(
+        "/blocks/publishMessage",
+        json={
+            "accessToken": TOKEN,
+            "tenantId": "t",
+            "clientId": "c",
+            "id": 1,
+            "type": "pub",
+            "topic": "a",
+            "payload": "p",
+            "qos": 1,
+        },
+    )
+    assert answer.status_code == 502
+    assert "Location" in context(answer)["status_msg"]
+
+
+# -- downloadFile ----------------------------------------------------------------------
+
+FILE_URL = UPSTREAM + "/api/v1/tenants/t/clients/c/files/r%C3%A9sum%C3%A9.pdf"
+FILE_ARGS = {"accessToken": TOKEN, "tenantId": "t", "clientId": "c", "filename": "résumé.pdf"}
+
+
+def test_download_streams_raw_bytes_with_stream_1(client, upstream):
+    data = bytes(range(256)) * 1000
+    upstream.get(FILE_URL, body=data, content_type="application/pdf")
+    answer = client.post("/blocks/downloadFile?stream=1", json=FILE_ARGS)
+    assert answer.status_code == 200
+    assert answer.data == data
+    assert answer.headers["Content-Type"] == "application/pdf"
+    assert (
+        answer.headers["Content-Disposition"] == "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"
+    )
+
+
+def test_download_over_the_json_limit_points_to_streaming(upstream):
+    small = create_app({"api_url": UPSTREAM, "max_download_bytes": 100})
+    upstream.get(FILE_URL, body=b"x" * 101)
+    answer = small.test_client().post("/blocks/downloadFile", json=FILE_ARGS)
+    assert answer.status_code == 413
+    assert "stream=1" in context(answer)["status_msg"]
+
+
+def test_download_stream_errors_are_still_envelopes(client, upstream):
+    upstream.get(FILE_URL, status=404, json={"message": "no such file"})
+    answer = client.post("/blocks/downloadFile?stream=1", json=FILE_ARGS)
+    assert answer.status_code == 404
+    assert context(answer)["status_code"] == "API_ERROR"
+
+
+# -- uploadFile sources ----------------------------------------------------------------
+
+
+def test_upload_needs_exactly_one_source(client, no_upstream):
+    base = {"accessToken": TOKEN, "tenantId": "t", "clientId": "c", "filename": "a.txt"}
+    none = context(client.post("/blocks/uploadFile", json=base))
+    both = context(
+        client.post(
+            "/blocks/uploadFile",
+            data={**base, "fileContent": "aGk=", "file": (io.BytesIO(b"hi"), "a.txt")},
+            content_type="multipart/form-data",
+        )
+    )
+    assert none["status_code"] == "INVALID_FIELDS" and none["fields"] == ["file"]
+    assert both["status_code"] == "INVALID_FIELDS" and "only one" in both["status_msg"]
+
+
+# -- catalogue routes ------------------------------------------------------------------
+
+
+def test_catalogue_routes(client):
+    blocks = client.get("/blocks").json
+    assert [b["name"] for b in blocks] == REGISTRY.names()
+    assert client.get("/blocks/InstaMsg.createTenant").json["name"] == "createTenant"
+    assert client.get("/manifest.json").json == client.get("/api/InstaMsg").json
+    assert client.get("/openapi.json").json["openapi"].startswith("3.")
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+OTHER_ROUTES = [
+    ("GET", "/nowhere", 404),
+    ("DELETE", "/blocks", 405),
+    ("GET", "/api/InstaMsg/getTenants", 200),  # the RapidAPI route always answers 200
+]
+
+
+@pytest.mark.parametrize("method, path, status", OTHER_ROUTES)
+def test_other_routes_answer_envelopes(client, method, path, status):
+    answer = client.open(path, method=method)
+    assert answer.status_code == status
+    assert context(answer)["status_code"] == "INVALID_REQUEST"
