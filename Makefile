@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8080
 
-.PHONY: run test check lint format manifest bench clean
+.PHONY: run test check lint format manifest bench clean sandbox sandbox-reset
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 ## run: start the connector with gunicorn on $(PORT), in sandbox mode unless INSTAMSG_SANDBOX=0
 run: $(VENV)/.runtime
 	INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py app:app
+
+## sandbox: the InstaMsg sandbox alone, on port 8081 (point INSTAMSG_API_URL at it)
+sandbox: $(VENV)/.runtime
+	$(BIN)/python -m sandbox --port $${SANDBOX_PORT-8081}
+
+## sandbox-reset: delete all sandbox data (tenants, clients, messages, files, tokens)
+sandbox-reset: $(VENV)/.runtime
+	$(BIN)/python -m sandbox --reset
 
 ## test: the whole suite
 test: $(VENV)/.dev

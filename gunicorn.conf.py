@@ -14,6 +14,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 20
 keepalive = 5
+# Build the app once in the master: one start-up log line, and workers fork ready to serve.
+# Nothing opened at import (sockets, SQLite connections) is used across the fork.
+preload_app = True
 # The connector writes its own structured access line for every request.
 accesslog = None
 errorlog = "-"

@@ -29,6 +29,19 @@ def _flag(env, name) -> bool:
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _apps(raw: str) -> dict:
+    """``key:secret,key2:secret2`` on top of the demo app."""
+    apps = {"demo-key": "demo-secret"}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, secret = item.strip().partition(":")
+        if not sep or not key or not secret:
+            raise ConfigError("SANDBOX_APPS must be a comma-separated list of key:secret")
+        apps[key] = secret
+    return apps
+
+
 @dataclass(frozen=True)
 class Settings:
     api_url: str = "https://api.instamsg.io"
@@ -44,6 +57,10 @@ class Settings:
     upload_url_allowlist: frozenset = field(default_factory=frozenset)
     #: where the sandbox keeps its SQLite file.
     data_dir: str = "data"
+    #: the sandbox's apps, client key -> client secret.
+    sandbox_apps: dict = field(default_factory=lambda: {"demo-key": "demo-secret"})
+    #: how long the sandbox's access tokens live, in seconds.
+    sandbox_token_ttl: int = 3600
 
     @classmethod
     def from_env(cls, env=None) -> Settings:
@@ -66,4 +83,6 @@ class Settings:
             max_upload_bytes=_number(env, "MAX_UPLOAD_BYTES", cls.max_upload_bytes, int, 1),
             upload_url_allowlist=allow,
             data_dir=env.get("INSTAMSG_DATA_DIR", "").strip() or cls.data_dir,
+            sandbox_apps=_apps(env.get("SANDBOX_APPS", "")),
+            sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
         )

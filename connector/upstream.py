@@ -69,7 +69,7 @@ STATUS_HINTS = {
     400: "InstaMsg refused the request as invalid",
     401: "InstaMsg refused the credentials: check clientKey and clientSecret, "
     "or get a fresh access token with getAccessToken",
-    403: "InstaMsg does not allow this with these credentials",
+    403: "InstaMsg does not allow this (a permission, quota or topic rule)",
     404: "InstaMsg has no such resource: check the IDs and the filename",
     405: "InstaMsg does not allow this method here",
     409: "InstaMsg refused the request because it conflicts with the current state",

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,28 +33,38 @@ def gunicorn(env=None, workers=2, timeout=20.0):
         **(env or {}),
     }
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("gunicorn exited: " + process.stdout.read().decode()[-2000:])
-            try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not answer /healthz in time")
-            time.sleep(0.1)
-        yield base, process
-    finally:
-        process.send_signal(signal.SIGTERM)
+    # Output goes to a file: a pipe nobody reads would fill up and stall the server.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+        def output() -> str:
+            log.seek(0)
+            return log.read().decode("utf-8", "replace")
+
+        process.output = output
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            yield wait_until_up(f"http://127.0.0.1:{port}", process, timeout), process
+        finally:
+            process.send_signal(signal.SIGINT)  # quick shutdown: tests need no grace
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_until_up(base, process, timeout) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError("gunicorn exited: " + process.output()[-2000:])
+        try:
+            if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                return base
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("gunicorn did not answer /healthz in time")
+        time.sleep(0.05)

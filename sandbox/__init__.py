@@ -1,0 +1,1 @@
+"""An emulator of the InstaMsg REST API, stateful, with fault injection."""
