@@ -77,14 +77,27 @@ def finish_request(response):
 # -- reading arguments ------------------------------------------------------------
 
 
+def refuse_cut_body() -> None:
+    """A chunked body (no Content-Length) is cut at the limit by werkzeug, not refused:
+    if reading stopped at the limit, the body was too large."""
+    stream = request.stream
+    if request.content_length is None and getattr(stream, "is_exhausted", False):
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        raise PayloadTooLarge(
+            f"The request body is larger than the {limit}-byte limit (MAX_REQUEST_BYTES)."
+        )
+
+
 def read_args() -> dict:
     """The arguments, from any of the accepted body kinds."""
     if request.mimetype in FORM_TYPES:
         args = {k: v[0] if len(v) == 1 else v for k, v in request.form.lists()}
         for key, storage in request.files.items():
             args[key] = storage
+        refuse_cut_body()
         return args
     raw = request.get_data(cache=False)
+    refuse_cut_body()
     if not raw.strip():
         return {}
     try:

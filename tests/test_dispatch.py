@@ -471,3 +471,22 @@ def test_other_routes_answer_envelopes(client, method, path, status):
     answer = client.open(path, method=method)
     assert answer.status_code == status
     assert context(answer)["status_code"] == "INVALID_REQUEST"
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/json", b'{"accessToken": "' + b"x" * 5000 + b'"}'),
+        ("application/x-www-form-urlencoded", b"accessToken=" + b"x" * 5000),
+    ],
+)
+def test_a_chunked_body_over_the_limit_is_refused_not_cut(content_type, body, no_upstream):
+    small = create_app({"api_url": UPSTREAM, "max_request_bytes": 1000})
+    answer = small.test_client().post(
+        "/blocks/getTenants",
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert answer.status_code == 413
+    assert context(answer)["status_code"] == "PAYLOAD_TOO_LARGE"
