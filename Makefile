@@ -46,6 +46,11 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## bench: the benchmark (S1-S5), on loopback; writes bench/results.json and prints a table
+bench: $(VENV)/.runtime
+	bench/install-tools.sh
+	$(BIN)/python -m bench.run
+
 ## manifest: regenerate manifest.json and openapi.json from the schemas
 manifest: $(VENV)/.runtime
 	$(BIN)/python -m connector.manifest

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from flask import Flask, Response, request
-
 import blocks  # noqa: F401  (registers every block)
-from connector import dispatch, logs
+from connector import jsonx, logs
 from connector.config import Settings
-from connector.upstream import Upstream, make_session
+from connector.dispatch import Connector, read_body
+from connector.transport import HTTPTransport, WSGITransport
+from connector.upstream import Upstream
 
-#: The sandbox's base URL in-process: never resolvable, so nothing can leak to a network.
+#: What the in-process sandbox is called: never resolvable, so nothing can leak to a network.
 SANDBOX_URL = "http://sandbox.instamsg.invalid"
 
 
-@dataclass
-class State:
-    settings: Settings
-    upstream: Upstream
-
-
-def sandbox_upstream(settings: Settings) -> Upstream:
-    """An upstream client whose calls the sandbox app answers inside this process."""
-    from connector.inprocess import WSGIAdapter
+def sandbox_transport(settings: Settings) -> WSGITransport:
+    """A transport whose calls the sandbox app answers inside this process."""
     from sandbox.app import create_sandbox_app
     from sandbox.store import Store
 
@@ -32,52 +25,50 @@ def sandbox_upstream(settings: Settings) -> Upstream:
     sandbox = create_sandbox_app(
         store, apps=settings.sandbox_apps, token_ttl=settings.sandbox_token_ttl
     )
-    session = make_session()
-    session.mount(SANDBOX_URL, WSGIAdapter(sandbox))
     logs.event(
         "SANDBOX MODE: every block is answered by the embedded InstaMsg sandbox; no request "
         "leaves this process. Set INSTAMSG_SANDBOX=0 to call InstaMsg.",
         mode="sandbox",
         data=str(store.path),
     )
-    return Upstream(SANDBOX_URL, settings.connect_timeout, settings.read_timeout, session)
+    return WSGITransport(sandbox, settings.read_timeout)
 
 
-def install_sandbox_admin(app: Flask, upstream: Upstream) -> None:
+def sandbox_admin(transport: WSGITransport, limit: int):
     """In sandbox mode, /_sandbox/* (faults, reset) reaches the sandbox's own admin routes."""
 
-    @app.route("/_sandbox/<path:rest>", methods=["GET", "POST", "DELETE"])
-    def sandbox_admin(rest):
-        answer = upstream.session.request(
-            request.method,
-            f"{SANDBOX_URL}/_sandbox/{rest}",
-            data=request.get_data(),
-            headers={"Content-Type": request.content_type or "application/json"},
+    def handle(environ, call):
+        body = read_body(environ, limit)
+        headers = {"Content-Type": environ.get("CONTENT_TYPE") or "application/json"}
+        reply = transport.send(
+            environ.get("REQUEST_METHOD", "GET"), environ["PATH_INFO"], headers, body or None
         )
-        return Response(answer.content, answer.status_code, content_type="application/json")
+        content = reply.content or jsonx.dumps({})
+        return reply.status_code, [("Content-Type", "application/json")], [content]
+
+    return handle
 
 
-def create_app(config: Settings | dict | None = None) -> Flask:
+def create_app(config: Settings | dict | None = None) -> Connector:
     """Build the connector. ``config`` is a Settings, or overrides of the environment's."""
     if isinstance(config, Settings):
         settings = config
     else:
         settings = replace(Settings.from_env(), **(config or {}))
     logs.setup()
-    app = Flask(__name__)
-    app.config.update(
-        MAX_CONTENT_LENGTH=settings.max_request_bytes,
-        MAX_FORM_MEMORY_SIZE=settings.max_request_bytes,
-    )
+    routes = {}
     if settings.sandbox:
-        upstream = sandbox_upstream(settings)
-        install_sandbox_admin(app, upstream)
+        transport = sandbox_transport(settings)
+        routes["/_sandbox/"] = sandbox_admin(transport, settings.max_request_bytes)
     else:
-        upstream = Upstream(settings.api_url, settings.connect_timeout, settings.read_timeout)
+        transport = HTTPTransport(
+            settings.api_url,
+            settings.connect_timeout,
+            settings.read_timeout,
+            maxsize=settings.upstream_pool_size,
+        )
         logs.event("live mode", mode="live", upstream=settings.api_url)
-    app.extensions["instamsg"] = State(settings=settings, upstream=upstream)
-    dispatch.install(app)
-    return app
+    return Connector(settings, Upstream(transport), routes)
 
 
 app = create_app()

@@ -1,19 +1,30 @@
-"""gunicorn settings, shared by `make run`, the Dockerfile and the tests that start a server.
+"""gunicorn settings, shared by `make run`, the Dockerfile, the tests and the bench.
 
-Every value can be changed through the environment; the defaults are for a
-small machine. Threads let one worker wait on many slow InstaMsg answers.
+Every value can be changed through the environment. The defaults are what
+`make bench` measured best on a 2-core machine (bench/README.md): one gevent
+worker per core, each serving up to 2,048 connections, so that hundreds of
+calls waiting on a slow InstaMsg cost greenlets, not threads.
 """
 
 import multiprocessing
 import os
 
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+if worker_class == "gevent":
+    # Patch before the app is imported (preload_app below), so that every socket,
+    # lock and thread-local the app creates is cooperative from the start.
+    from gevent import monkey
+
+    monkey.patch_all()
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))  # gthread only
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2048"))
+backlog = 4096
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 20
-keepalive = 5
+keepalive = 75
 # Build the app once in the master: one start-up log line, and workers fork ready to serve.
 # Nothing opened at import (sockets, SQLite connections) is used across the fork.
 preload_app = True

@@ -49,6 +49,8 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_request_bytes: int = 16 * MIB
+    #: idle keep-alive connections kept to InstaMsg, per worker process.
+    upstream_pool_size: int = 256
     #: downloadFile answers base64 in JSON up to this size; larger files need ?stream=1.
     max_download_bytes: int = 16 * MIB
     #: uploadFile fetches a ``file`` URL up to this size.
@@ -79,6 +81,7 @@ class Settings:
             connect_timeout=_number(env, "INSTAMSG_CONNECT_TIMEOUT", cls.connect_timeout),
             read_timeout=_number(env, "INSTAMSG_READ_TIMEOUT", cls.read_timeout),
             max_request_bytes=_number(env, "MAX_REQUEST_BYTES", cls.max_request_bytes, int, 1),
+            upstream_pool_size=_number(env, "INSTAMSG_POOL_SIZE", cls.upstream_pool_size, int, 1),
             max_download_bytes=_number(env, "MAX_DOWNLOAD_BYTES", cls.max_download_bytes, int, 1),
             max_upload_bytes=_number(env, "MAX_UPLOAD_BYTES", cls.max_upload_bytes, int, 1),
             upload_url_allowlist=allow,

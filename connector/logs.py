@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
+
+import orjson
 
 LOGGER = logging.getLogger("instamsg")
 
@@ -45,3 +48,26 @@ def setup(level: str = "INFO") -> None:
 
 def event(msg: str, level: int = logging.INFO, **fields) -> None:
     LOGGER.log(level, msg, extra={"fields": fields})
+
+
+def access(request_id, method, path, status, duration_ms, block, code, upstream_status) -> None:
+    """The one line per request: written straight to stderr, cheaply (a single write of
+    less than PIPE_BUF bytes, so lines from threads and workers never interleave)."""
+    now = time.time()
+    entry = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+        "level": "info",
+        "msg": "request",
+        "request_id": request_id,
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(duration_ms, 2),
+    }
+    if block is not None:
+        entry["block"] = block
+    if code is not None:
+        entry["code"] = code
+    if upstream_status is not None:
+        entry["upstream_status"] = upstream_status
+    os.write(2, orjson.dumps(entry) + b"\n")

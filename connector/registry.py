@@ -131,7 +131,7 @@ class Block:
             call.json = body
         elif self.body == "multipart":
             data, content_type = args["upload"]
-            call.files = {"uploadedfile": (args["filename"], data, content_type)}
+            call.file = ("uploadedfile", args["filename"], content_type, data)
         call.stream = self.streamable
         return call
 

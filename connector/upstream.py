@@ -1,23 +1,22 @@
-"""The one InstaMsg HTTP client.
-
-One pooled ``requests.Session`` per process, timeouts on every call, and the
-one table that decides what each upstream outcome means for the caller.
+"""The one InstaMsg client: builds the wire request, sends it through a transport,
+and decides in one table what each outcome means for the caller.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
-import requests
-from requests.adapters import HTTPAdapter
-
-from connector import __version__
+from connector import __version__, jsonx
 from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
+from connector.transport import MultipartBody
 
-USER_AGENT = f"instamsg-connector/{__version__} (+python-requests)"
+USER_AGENT = f"instamsg-connector/{__version__}"
 #: How much of an upstream error body an envelope keeps.
 BODY_LIMIT = 4096
 
@@ -31,38 +30,40 @@ class Call:
     params: dict = field(default_factory=dict)
     json: Any = None
     data: Any = None
-    files: Any = None
+    #: (field name, filename, content type, bytes or a seekable file)
+    file: tuple | None = None
     headers: dict = field(default_factory=dict)
     stream: bool = False
 
 
-# What went wrong on the way, most specific first. A connect timeout is both a
-# Timeout and a ConnectionError: it counts as a timeout.
-EXCEPTION_TABLE: tuple[tuple[type[Exception], type[ConnectorError], str], ...] = (
+# What went wrong on the way, most specific first: TimeoutError and SSLError are
+# OSErrors too, so they come before it.
+EXCEPTION_TABLE: tuple[tuple[type[BaseException], type[ConnectorError], str], ...] = (
     (
-        requests.exceptions.Timeout,
+        TimeoutError,
         UpstreamTimeout,
         "InstaMsg did not answer in time. A read, update or delete is safe to call again; "
         "a create or publish may have taken effect, so check before you repeat it.",
     ),
     (
-        requests.exceptions.SSLError,
+        ssl.SSLError,
         UpstreamUnavailable,
         "No secure connection to InstaMsg could be made (TLS failed). "
         "Check INSTAMSG_API_URL and the server's certificate.",
     ),
     (
-        requests.exceptions.ConnectionError,
+        http.client.HTTPException,
+        UpstreamUnavailable,
+        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
+    ),
+    (
+        OSError,
         UpstreamUnavailable,
         "InstaMsg could not be reached (connection refused, reset or name not resolved). "
         "Try again shortly; if it persists, check INSTAMSG_API_URL.",
     ),
-    (
-        requests.exceptions.RequestException,
-        UpstreamUnavailable,
-        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
-    ),
 )
+TRANSPORT_ERRORS = tuple(kind for kind, _, _ in EXCEPTION_TABLE)
 
 # What an upstream error status means, and what the caller can do about it.
 STATUS_HINTS = {
@@ -79,7 +80,7 @@ STATUS_HINTS = {
 }
 
 
-def exception_error(exc: Exception) -> ConnectorError:
+def exception_error(exc: BaseException) -> ConnectorError:
     """The error for a failed exchange. The exception's own text is never used:
     it can hold the URL, and a URL can hold a token."""
     for kind, error, message in EXCEPTION_TABLE:
@@ -94,8 +95,8 @@ def parse_body(response) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
+        return jsonx.loads(raw)
+    except ValueError:
         return raw[:BODY_LIMIT].decode("utf-8", "replace")
 
 
@@ -145,55 +146,48 @@ def json_result(response) -> Any:
     if not raw or not raw.strip():
         return {"success": True}
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
+        return jsonx.loads(raw)
+    except ValueError:
         raise ApiError(
             "InstaMsg answered with a success status but a body that is not JSON.",
             upstream={"status": response.status_code, "body": parse_body(response)},
         ) from None
 
 
-def make_session(pool_size: int = 32) -> requests.Session:
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = USER_AGENT
-    # Proxies and .netrc from the environment must not redirect or decorate our calls.
-    session.trust_env = False
-    return session
+def query_string(params: dict) -> str:
+    return urlencode(params, doseq=True) if params else ""
 
 
 class Upstream:
-    """Sends Calls to one InstaMsg base URL and classifies what comes back."""
+    """Sends Calls to InstaMsg through a transport and classifies what comes back."""
 
-    def __init__(self, base_url: str, connect_timeout: float, read_timeout: float, session=None):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = (connect_timeout, read_timeout)
-        self.session = session or make_session()
+    def __init__(self, transport):
+        self.transport = transport
 
-    def send(self, call: Call, request_id: str | None = None) -> requests.Response:
-        headers = dict(call.headers)
+    def send(self, call: Call, request_id: str | None = None) -> Any:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **call.headers}
         if request_id:
             headers["X-Request-Id"] = request_id
+        target = call.path
+        query = query_string(call.params)
+        if query:
+            target += "?" + query
+        body = call.data
+        if call.json is not None:
+            body = jsonx.dumps(call.json)
+            headers["Content-Type"] = "application/json"
+        elif call.file is not None:
+            body = MultipartBody(*call.file)
+            headers["Content-Type"] = body.content_type
+        if body is not None and isinstance(body, (bytes, bytearray)):
+            headers["Content-Length"] = str(len(body))
         try:
-            response = self.session.request(
-                call.method,
-                self.base_url + call.path,
-                params=call.params or None,
-                json=call.json,
-                data=call.data,
-                files=call.files,
-                headers=headers,
-                timeout=self.timeout,
-                stream=call.stream,
-                allow_redirects=False,
-            )
-        except requests.exceptions.RequestException as exc:
+            reply = self.transport.send(call.method, target, headers, body, stream=call.stream)
+        except TRANSPORT_ERRORS as exc:
             raise exception_error(exc) from None
-        if not 200 <= response.status_code < 300:
+        if not 200 <= reply.status_code < 300:
             try:
-                raise response_error(response)
+                raise response_error(reply)
             finally:
-                response.close()
-        return response
+                reply.close()
+        return reply

@@ -1,19 +1,21 @@
-"""Shared fixtures. The upstream of every test app is a loopback address: even a
-test that forgot to intercept HTTP could only ever reach this machine."""
+"""Shared fixtures. The upstream of every test app is a recording stand-in on
+127.0.0.1 (tests/fake_upstream.py): the real transport is exercised, and even a
+test that forgot to register an answer could only ever reach this machine."""
 
 import pytest
-import responses
 
 from app import create_app
 from connector.config import Settings
+from tests.fake_upstream import FakeUpstream
 
-UPSTREAM = "http://127.0.0.1:9"
+FAKE = FakeUpstream()
+UPSTREAM = FAKE.url
 TOKEN = "tok-3f9a8c7e"
 
 
 @pytest.fixture
 def settings():
-    return Settings(api_url=UPSTREAM, connect_timeout=1, read_timeout=2)
+    return Settings(api_url=UPSTREAM, connect_timeout=1, read_timeout=0.5)
 
 
 @pytest.fixture
@@ -28,14 +30,16 @@ def client(app):
 
 @pytest.fixture
 def upstream():
-    """Intercepts every outgoing request; unmatched ones fail, unused mocks fail too."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
+    """The recording upstream, emptied; at the end, every registered answer was used
+    and nothing unregistered was asked for."""
+    FAKE.reset()
+    yield FAKE
+    FAKE.check()
 
 
 @pytest.fixture
 def no_upstream():
-    """Intercepts every outgoing request and fails the test if there is one."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-        assert len(mock.calls) == 0, "an upstream request was made"
+    """Fails the test if any upstream request is made."""
+    FAKE.reset()
+    yield FAKE
+    assert FAKE.calls == [], "an upstream request was made"

@@ -1,5 +1,6 @@
 """Start the connector the way `make run` and the Dockerfile do, on a free loopback port."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -36,7 +37,12 @@ def gunicorn(env=None, workers=2, timeout=20.0):
     # Output goes to a file: a pipe nobody reads would fill up and stall the server.
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
         def output() -> str:
@@ -47,12 +53,18 @@ def gunicorn(env=None, workers=2, timeout=20.0):
         try:
             yield wait_until_up(f"http://127.0.0.1:{port}", process, timeout), process
         finally:
-            process.send_signal(signal.SIGINT)  # quick shutdown: tests need no grace
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
+
+
+def stop(process) -> None:
+    """Stop the server and anything left of its process group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def wait_until_up(base, process, timeout) -> str:

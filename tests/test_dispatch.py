@@ -4,7 +4,6 @@ import io
 import json
 
 import pytest
-import requests
 
 from app import create_app
 from connector.registry import REGISTRY
@@ -276,35 +275,10 @@ UPSTREAM_FAULTS = [
         "not JSON",
     ),
     ("302", {"status": 302, "headers": {"Location": "/elsewhere"}}, "API_ERROR", 502, "redirect"),
-    (
-        "timeout",
-        {"body": requests.exceptions.ReadTimeout("read timed out")},
-        "UPSTREAM_TIMEOUT",
-        504,
-        "in time",
-    ),
-    (
-        "connect timeout",
-        {"body": requests.exceptions.ConnectTimeout("x")},
-        "UPSTREAM_TIMEOUT",
-        504,
-        "in time",
-    ),
-    (
-        "refused",
-        {"body": requests.exceptions.ConnectionError("refused")},
-        "UPSTREAM_UNAVAILABLE",
-        502,
-        "reached",
-    ),
-    ("tls", {"body": requests.exceptions.SSLError("bad cert")}, "UPSTREAM_UNAVAILABLE", 502, "TLS"),
-    (
-        "broken read",
-        {"body": requests.exceptions.ChunkedEncodingError("cut")},
-        "UPSTREAM_UNAVAILABLE",
-        502,
-        "failed",
-    ),
+    # Real socket behaviour from the recording upstream (read timeout 0.5 s in tests).
+    ("timeout", {"delay": 1.0}, "UPSTREAM_TIMEOUT", 504, "in time"),
+    ("dropped", {"fault": "drop"}, "UPSTREAM_UNAVAILABLE", 502, "failed"),
+    ("cut body", {"fault": "cut", "body": b"x" * 50}, "UPSTREAM_UNAVAILABLE", 502, "failed"),
 ]
 
 
@@ -322,9 +296,48 @@ def test_upstream_outcomes_map_to_documented_errors(
     assert error["status_code"] == code
     assert says in error["status_msg"]
     if code == "API_ERROR":
-        assert error["upstream"]["status"] == reply["status"]
+        assert error["upstream"]["status"] == reply.get("status", 200)
     else:
         assert "upstream" not in error
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "api_url, code, says",
+    [
+        # nothing listens on a port just freed: connection refused
+        (f"http://127.0.0.1:{free_port()}", "UPSTREAM_UNAVAILABLE", "reached"),
+        # TLS spoken to a plain HTTP server: the handshake fails
+        (UPSTREAM.replace("http://", "https://"), "UPSTREAM_UNAVAILABLE", "TLS"),
+    ],
+    ids=["refused", "tls"],
+)
+def test_unreachable_upstreams(api_url, code, says):
+    app = create_app({"api_url": api_url, "connect_timeout": 1, "read_timeout": 1})
+    answer = app.test_client().post("/blocks/getSingleTenant", json=ARGS)
+    assert answer.status_code == 502
+    assert context(answer)["status_code"] == code
+    assert says in context(answer)["status_msg"]
+
+
+def test_the_exception_table_maps_timeouts_first():
+    import socket
+    import ssl
+
+    from connector.upstream import exception_error
+
+    assert exception_error(TimeoutError()).code == "UPSTREAM_TIMEOUT"
+    assert exception_error(TimeoutError()).code == "UPSTREAM_TIMEOUT"
+    assert exception_error(ssl.SSLError()).code == "UPSTREAM_UNAVAILABLE"
+    assert exception_error(ConnectionRefusedError()).code == "UPSTREAM_UNAVAILABLE"
+    assert exception_error(socket.gaierror()).code == "UPSTREAM_UNAVAILABLE"
 
 
 def test_upstream_error_body_is_kept_but_trimmed(client, upstream):

@@ -83,7 +83,7 @@ def test_a_public_host_passes_and_the_allowlist_is_by_host_and_port():
         "http://10.0.0.1/a",
     ],
 )
-def test_upload_from_a_non_public_url_is_refused_before_any_request(url):
+def test_upload_from_a_non_public_url_is_refused_before_any_request(url, no_upstream):
     app = create_app({"api_url": UPSTREAM})
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         answer = app.test_client().post("/blocks/uploadFile", json={**ARGS, "file": url})
@@ -92,23 +92,23 @@ def test_upload_from_a_non_public_url_is_refused_before_any_request(url):
     assert answer.json["contextWrites"]["to"]["fields"] == ["file"]
 
 
-def test_upload_from_an_allowlisted_local_server():
+def test_upload_from_an_allowlisted_local_server(upstream):
     data = b"\x89PNG" + bytes(5000)
+    upstream.post(UPLOAD, json={"ok": True})
     with serve({"/img.png": (200, {"Content-Type": "image/png"}, data)}) as (where, hits):
         app = create_app({"api_url": UPSTREAM, "upload_url_allowlist": frozenset({where})})
         with responses.RequestsMock() as mock:
             mock.add_passthru(f"http://{where}")
-            mock.post(UPLOAD, json={"ok": True})
             answer = app.test_client().post(
                 "/blocks/uploadFile", json={**ARGS, "file": f"http://{where}/img.png"}
             )
-            sent = mock.calls[-1].request.body
+        sent = upstream.calls[-1].request.body
     assert answer.status_code == 200, answer.json
     assert hits == ["/img.png"]
     assert data in sent and b'name="uploadedfile"; filename="a.bin"' in sent
 
 
-def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused():
+def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused(no_upstream):
     with serve({"/secret": (200, {}, b"internal")}) as (inner, inner_hits):
         moved = {"/go": (302, {"Location": f"http://{inner}/secret"}, b"")}
         with serve(moved) as (outer, outer_hits):
@@ -122,7 +122,7 @@ def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused():
     assert outer_hits == ["/go"] and inner_hits == []
 
 
-def test_a_file_over_the_upload_limit_is_refused():
+def test_a_file_over_the_upload_limit_is_refused(no_upstream):
     with serve({"/big": (200, {}, b"x" * 5000)}) as (where, _):
         app = create_app(
             {
@@ -140,7 +140,7 @@ def test_a_file_over_the_upload_limit_is_refused():
     assert answer.json["contextWrites"]["to"]["status_code"] == "PAYLOAD_TOO_LARGE"
 
 
-def test_a_url_that_fails_is_the_callers_error():
+def test_a_url_that_fails_is_the_callers_error(no_upstream):
     with serve({}) as (where, _):
         app = create_app({"api_url": UPSTREAM, "upload_url_allowlist": frozenset({where})})
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:

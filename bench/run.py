@@ -1,0 +1,688 @@
+"""The benchmark: `make bench` (or `python -m bench.run`).
+
+Starts everything on loopback and stops it after: nginx as the upstream (or a
+small asyncio stand-in where nginx is missing), a second upstream that answers
+after a fixed delay, the connector under gunicorn exactly as `make run` starts
+it, the reference floor (bench/floor.py) under the same gunicorn settings, and
+wrk as the load generator (or a Python one where wrk is missing; the report
+says which). Writes bench/results.json and prints a table.
+
+Scenarios (each repeated, medians reported):
+  S1  fast upstream, 32 connections, a mix of four blocks: req/s, p50, p99, ratio to the floor
+  S2  100 ms upstream, 256 and 1,024 connections: req/s as a share of the ideal
+  S3  200 MB through downloadFile?stream=1 and uploadFile: RSS growth and MB/s
+  S4  cold start: process start to the first /healthz answer
+  S5  one call at a time: the latency the connector adds over calling the upstream directly
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from bench.responses import nginx_conf
+
+ROOT = Path(__file__).resolve().parent.parent
+WRK_SCRIPT = ROOT / "bench" / "wrk" / "blocks.lua"
+ECHO_MODULES = ("/usr/lib/nginx/modules/ngx_http_echo_module.so",)
+MB = 1024 * 1024
+TOKEN = "bench-token-0123456789"
+
+# -- the requests of each scenario ------------------------------------------------------
+
+IDS = {"accessToken": TOKEN, "tenantId": "t-1", "clientId": "c-1"}
+MIX = [
+    ("getSingleTenant", {"accessToken": TOKEN, "id": "t-1"}),
+    (
+        "createClient",
+        {
+            "accessToken": TOKEN,
+            "tenantId": "t-1",
+            "type": "device",
+            "name": "pump 7",
+            "description": "north field",
+            "subTopics": "commands,ota",
+            "pubTopics": ["telemetry", "alerts"],
+            "secureCertEnabled": "false",
+            "provisioningId": "356938035643809",
+            "provisioningKey": "Key0123",
+            "gsmMsisdn": "9876543210",
+            "gsmApn": "iot.example",
+            "gsmUsername": "apn",
+            "gsmPassword": "apnpass",
+            "gsmSimPin": "4321",
+            "gsmSendSms": "1",
+            "gsmIsdCode": "+91",
+        },
+    ),
+    (
+        "publishMessage",
+        {**IDS, "id": "17", "type": "pub", "topic": "telemetry", "payload": "21.5C", "qos": "1"},
+    ),
+    ("getMessages", {**IDS, "start": "2026-11-25T00:00:00Z", "end": "2026-11-26T00:00:00Z"}),
+]
+
+
+def requests_file(workdir: Path, name: str, lines: list[tuple[str, str, str]]) -> Path:
+    path = workdir / f"{name}.tsv"
+    path.write_text("".join(f"{m}\t{p}\t{b}\n" for m, p, b in lines))
+    return path
+
+
+def block_lines(blocks) -> list[tuple[str, str, str]]:
+    return [("POST", f"/blocks/{name}", json.dumps({"args": args})) for name, args in blocks]
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0, every: float = 0.005) -> float:
+    """Seconds until ``url`` answers 200."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        try:
+            with contextlib.closing(requests.get(url, timeout=1)) as reply:
+                if reply.status_code == 200:
+                    return time.perf_counter() - started
+        except requests.RequestException:
+            pass
+        time.sleep(every)
+    raise RuntimeError(f"{url} did not answer in {timeout} s")
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+class Processes:
+    """Everything the bench started, stopped on exit whatever happens."""
+
+    def __init__(self):
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, command, env=None, log=None, cwd=ROOT) -> subprocess.Popen:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.running.append(process)
+        return process
+
+    def stop(self, process, sig=signal.SIGTERM) -> None:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)  # the figures are taken; no need to wait long
+        # Whatever is left of the group (a worker that missed its master's end) goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if process in self.running:
+            self.running.remove(process)
+
+    def stop_all(self) -> None:
+        for process in list(self.running):
+            self.stop(process)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(c) for c in handle.read().split()]
+    return found
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{current}/status") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            todo += children(current)
+    return total
+
+
+class RssSampler(threading.Thread):
+    """Samples a process tree's RSS every few milliseconds; keeps the peak."""
+
+    def __init__(self, pid, every=0.02):
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.peak = self.base = tree_rss(pid)
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            self.peak = max(self.peak, tree_rss(self.pid))
+            time.sleep(self.every)
+
+    def stop(self) -> int:
+        self._halt.set()
+        self.join()
+        return self.peak - self.base
+
+
+def gunicorn(procs, app_spec, env, log=None):
+    """Start `gunicorn -c gunicorn.conf.py APP` as `make run` does; returns (process, url, s)."""
+    port = free_port()
+    full = {"HOST": "127.0.0.1", "PORT": str(port), "INSTAMSG_SANDBOX": "0", **env}
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app_spec]
+    started = time.perf_counter()
+    process = procs.start(command, full, log)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/healthz")
+    return process, url, time.perf_counter() - started
+
+
+# -- upstreams --------------------------------------------------------------------------
+
+
+USE = {"nginx": True, "wrk": True}
+
+
+def tool(name):
+    """The path of nginx or wrk, unless absent or switched off (--no-nginx, --no-wrk)."""
+    if not USE[name]:
+        return None
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
+    )
+
+
+def start_upstreams(procs, workdir: Path, delay_s: float) -> dict:
+    files = workdir / "files"
+    files.mkdir(exist_ok=True)
+    # nginx's workers drop root for an unprivileged user: let it read the test file.
+    workdir.chmod(0o755)
+    files.chmod(0o755)
+    fast, slow = free_port(), free_port()
+    nginx = tool("nginx")
+    echo = next((m for m in ECHO_MODULES if os.path.exists(m)), None)
+    info = {"fast": f"http://127.0.0.1:{fast}", "slow": f"http://127.0.0.1:{slow}", "files": files}
+    if nginx:
+        conf = workdir / "nginx.conf"
+        conf.write_text(nginx_conf(workdir, fast, slow, delay_s, echo))
+        procs.start([nginx, "-c", str(conf), "-p", str(workdir), "-g", "daemon off;"])
+        info["kind"] = "nginx " + nginx_version(nginx)
+    else:
+        procs.start([sys.executable, "-m", "bench.stub_upstream", str(fast), "0", str(files)])
+        info["kind"] = "python asyncio stub (nginx not installed)"
+    wait_port(fast)
+    if not (nginx and echo):
+        procs.start(
+            [sys.executable, "-m", "bench.stub_upstream", str(slow), str(delay_s), str(files)]
+        )
+        info["slow_kind"] = "python asyncio stub"
+    else:
+        info["slow_kind"] = "nginx echo_sleep"
+    wait_port(slow)
+    return info
+
+
+def nginx_version(path) -> str:
+    out = subprocess.run([path, "-v"], capture_output=True, text=True).stderr
+    return out.strip().split("/")[-1]
+
+
+# -- load generation --------------------------------------------------------------------
+
+
+def load(url, tsv: Path, connections: int, duration: float, threads: int | None = None) -> dict:
+    """Drive ``url`` with the requests in ``tsv``; wrk where installed."""
+    wrk = tool("wrk")
+    if wrk:
+        threads = threads or min(2, connections)
+        command = [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(WRK_SCRIPT),
+            url,
+        ]
+        out = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, "BENCH_REQUESTS": str(tsv)}
+        ).stdout
+        found = re.search(r"^BENCH_JSON (.+)$", out, re.M)
+        if not found:
+            raise RuntimeError("wrk printed no result:\n" + out[-2000:])
+        raw = json.loads(found.group(1))
+        errors = sum(raw["errors"].values())
+        seconds = raw["duration_us"] / 1e6
+        return {
+            "rps": round(raw["requests"] / seconds, 1),
+            "requests": raw["requests"],
+            "errors": errors,
+            "error_kinds": raw["errors"],
+            "p50_ms": raw["p50_us"] / 1000,
+            "p99_ms": raw["p99_us"] / 1000,
+        }
+    return python_load(url, tsv, connections, duration)
+
+
+def python_load(url, tsv: Path, connections: int, duration: float) -> dict:
+    """A modest load generator for machines without wrk: keep-alive connections in threads."""
+    lines = [line.split("\t", 2) for line in tsv.read_text().splitlines()]
+    host, port = url.split("//")[1].split(":")
+    latencies, errors, lock = [], [0], threading.Lock()
+    deadline = time.perf_counter() + duration
+
+    def worker(offset):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        i = offset
+        while time.perf_counter() < deadline:
+            method, path, body = lines[i % len(lines)]
+            i += 1
+            started = time.perf_counter()
+            try:
+                headers = {"Content-Type": "application/json"} if body else {}
+                conn.request(method, path, body=body.encode() or None, headers=headers)
+                reply = conn.getresponse()
+                reply.read()
+                ok = reply.status < 400
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                errors[0] += not ok
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(min(connections, 64))]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p):
+        return (
+            latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else 0
+        )
+
+    return {
+        "rps": round(len(latencies) / elapsed, 1),
+        "requests": len(latencies),
+        "errors": errors[0],
+        "p50_ms": round(pct(0.5), 3),
+        "p99_ms": round(pct(0.99), 3),
+    }
+
+
+def median_of(runs: list[dict]) -> dict:
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float))]
+    out = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
+    out["runs"] = runs
+    return out
+
+
+# -- scenarios --------------------------------------------------------------------------
+
+
+def s1(procs, ctx, opts) -> dict:
+    tsv = requests_file(ctx["workdir"], "mix", block_lines(MIX))
+    env = {"INSTAMSG_API_URL": ctx["up"]["fast"]}
+    connector, c_url, _ = gunicorn(procs, "app:app", env)
+    floor, f_url, _ = gunicorn(procs, "bench.floor:app", env)
+    runs = {"connector": [], "floor": []}
+    for url in (c_url, f_url):
+        load(url, tsv, 32, opts.warmup)
+    for _ in range(opts.repeat):
+        for target, url, process in (("connector", c_url, connector), ("floor", f_url, floor)):
+            result = load(url, tsv, 32, opts.duration)
+            result["rss_mb"] = round(tree_rss(process.pid) / MB, 1)
+            runs[target].append(result)
+    procs.stop(connector)
+    procs.stop(floor)
+    out = {name: median_of(r) for name, r in runs.items()}
+    out["ratio_to_floor"] = round(out["connector"]["rps"] / out["floor"]["rps"], 3)
+    return out
+
+
+def s2(procs, ctx, opts) -> dict:
+    tsv = requests_file(ctx["workdir"], "slow", block_lines(MIX[:1]))
+    env = {"INSTAMSG_API_URL": ctx["up"]["slow"]}
+    connector, url, _ = gunicorn(procs, "app:app", env)
+    out = {"delay_ms": opts.delay * 1000}
+    for connections in opts.s2_connections:
+        load(url, tsv, connections, opts.warmup)
+        runs = []
+        for _ in range(opts.repeat):
+            result = load(url, tsv, connections, opts.duration)
+            result["rss_mb"] = round(tree_rss(connector.pid) / MB, 1)
+            runs.append(result)
+        med = median_of(runs)
+        med["ideal_rps"] = connections / opts.delay
+        med["share_of_ideal"] = round(med["rps"] / med["ideal_rps"], 3)
+        out[f"c{connections}"] = med
+    procs.stop(connector)
+    return out
+
+
+class MultipartFile:
+    """A multipart/form-data body streamed from a file, with a known length."""
+
+    def __init__(self, fields: dict, name: str, path: Path):
+        self.boundary = "benchboundary7e3f"
+        head = "".join(
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+            for k, v in fields.items()
+        )
+        head += (
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
+        self.parts = [head.encode(), path, f"\r\n--{self.boundary}--\r\n".encode()]
+        self.length = len(self.parts[0]) + path.stat().st_size + len(self.parts[2])
+
+    def __iter__(self):
+        yield self.parts[0]
+        with open(self.parts[1], "rb") as handle:
+            while chunk := handle.read(MB):
+                yield chunk
+        yield self.parts[2]
+
+
+def s3(procs, ctx, opts) -> dict:
+    size = opts.file_mb * MB
+    big = ctx["up"]["files"] / "big.bin"
+    with open(big, "wb") as handle:
+        handle.truncate(size)
+    big.chmod(0o644)
+    env = {
+        "INSTAMSG_API_URL": ctx["up"]["fast"],
+        "MAX_REQUEST_BYTES": str(size + 16 * MB),
+        "MAX_DOWNLOAD_BYTES": str(size + 16 * MB),
+    }
+    connector, url, _ = gunicorn(procs, "app:app", env)
+    args = {**IDS, "filename": "big.bin"}
+    down, up = [], []
+    for _ in range(opts.repeat):
+        sampler = RssSampler(connector.pid)
+        sampler.start()
+        started, got = time.perf_counter(), 0
+        with requests.post(f"{url}/blocks/downloadFile?stream=1", json=args, stream=True) as reply:
+            reply.raise_for_status()
+            for chunk in reply.iter_content(MB):
+                got += len(chunk)
+        elapsed = time.perf_counter() - started
+        growth = sampler.stop()
+        assert got == size, f"downloaded {got} of {size} bytes"
+        down.append({"mb_s": round(size / MB / elapsed, 1), "rss_growth_mb": round(growth / MB, 1)})
+
+        body = MultipartFile(args, "file", big)
+        sampler = RssSampler(connector.pid)
+        sampler.start()
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection(*url.split("//")[1].split(":"), timeout=600)
+        conn.request(
+            "POST",
+            "/blocks/uploadFile",
+            body=iter(body),
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={body.boundary}",
+                "Content-Length": str(body.length),
+            },
+        )
+        reply = conn.getresponse()
+        text = reply.read()
+        conn.close()
+        elapsed = time.perf_counter() - started
+        growth = sampler.stop()
+        if reply.status != 200:
+            raise RuntimeError(f"upload answered {reply.status}: {text[:300]!r}")
+        up.append({"mb_s": round(size / MB / elapsed, 1), "rss_growth_mb": round(growth / MB, 1)})
+    procs.stop(connector)
+    big.unlink()
+    return {"file_mb": opts.file_mb, "download": median_of(down), "upload": median_of(up)}
+
+
+def s4(procs, ctx, opts) -> dict:
+    runs = []
+    for _ in range(opts.repeat):
+        process, _, seconds = gunicorn(procs, "app:app", {"INSTAMSG_API_URL": ctx["up"]["fast"]})
+        runs.append({"seconds": round(seconds, 3)})
+        procs.stop(process)
+    return median_of(runs)
+
+
+def s5(procs, ctx, opts) -> dict:
+    via = requests_file(ctx["workdir"], "one", block_lines(MIX[:1]))
+    direct = requests_file(ctx["workdir"], "direct", [("GET", "/api/v1/tenants/t-1", "")])
+    connector, url, _ = gunicorn(procs, "app:app", {"INSTAMSG_API_URL": ctx["up"]["fast"]})
+    load(url, via, 1, opts.warmup, threads=1)
+    runs = {"connector": [], "direct": []}
+    for _ in range(opts.repeat):
+        runs["connector"].append(load(url, via, 1, opts.duration / 2, threads=1))
+        runs["direct"].append(load(ctx["up"]["fast"], direct, 1, opts.duration / 2, threads=1))
+    procs.stop(connector)
+    out = {name: median_of(r) for name, r in runs.items()}
+    out["added_p50_ms"] = round(out["connector"]["p50_ms"] - out["direct"]["p50_ms"], 3)
+    out["added_p99_ms"] = round(out["connector"]["p99_ms"] - out["direct"]["p99_ms"], 3)
+    return out
+
+
+SCENARIOS = {"S1": s1, "S2": s2, "S3": s3, "S4": s4, "S5": s5}
+
+
+# -- targets and report -----------------------------------------------------------------
+
+
+def targets(results: dict) -> list[dict]:
+    rows = []
+
+    def add(name, value, goal, met, floor=None):
+        rows.append(
+            {"target": name, "value": value, "goal": goal, "met": bool(met), "floor": floor}
+        )
+
+    if "S1" in results:
+        s = results["S1"]
+        add(
+            "S1 req/s ratio to the floor",
+            s["ratio_to_floor"],
+            ">= 0.9",
+            s["ratio_to_floor"] >= 0.9,
+            s["floor"]["rps"],
+        )
+        add(
+            "S1 p99 (ms)",
+            s["connector"]["p99_ms"],
+            "< 15",
+            s["connector"]["p99_ms"] < 15,
+            s["floor"]["p99_ms"],
+        )
+    if "S2" in results:
+        s = results["S2"]
+        if "c256" in s:
+            add(
+                "S2 share of ideal at 256",
+                s["c256"]["share_of_ideal"],
+                ">= 0.95",
+                s["c256"]["share_of_ideal"] >= 0.95,
+            )
+        if "c256" in s and "c1024" in s:
+            ok = s["c1024"]["errors"] == 0 and s["c1024"]["rps"] >= s["c256"]["rps"]
+            add(
+                "S2 at 1024: errors, req/s vs 256",
+                [s["c1024"]["errors"], s["c1024"]["rps"]],
+                "0 errors, >= req/s at 256",
+                ok,
+            )
+    if "S3" in results:
+        s = results["S3"]
+        for way in ("download", "upload"):
+            growth = s[way]["rss_growth_mb"]
+            add(f"S3 {way} RSS growth (MB)", growth, "< 32", growth < 32)
+    if "S4" in results:
+        add("S4 cold start (s)", results["S4"]["seconds"], "< 1", results["S4"]["seconds"] < 1)
+    return rows
+
+
+def table(report: dict) -> str:
+    lines = [
+        f"upstream: {report['tools']['upstream']}; "
+        f"slow upstream: {report['tools']['slow_upstream']}; "
+        f"load: {report['tools']['load']}; gunicorn: {report['gunicorn']}"
+    ]
+    res = report["results"]
+    if "S1" in res:
+        c, f = res["S1"]["connector"], res["S1"]["floor"]
+        lines.append(
+            f"S1 mix c=32      connector {c['rps']:>8.0f} req/s p50 {c['p50_ms']:.2f} ms p99 "
+            f"{c['p99_ms']:.2f} ms RSS {c['rss_mb']} MB | floor {f['rps']:.0f} req/s p99 "
+            f"{f['p99_ms']:.2f} ms | ratio {res['S1']['ratio_to_floor']}"
+        )
+    if "S2" in res:
+        for key, value in res["S2"].items():
+            if key.startswith("c"):
+                lines.append(
+                    f"S2 100ms {key:<7} {value['rps']:>8.0f} req/s = "
+                    f"{value['share_of_ideal']:.1%} of {value['ideal_rps']:.0f}; "
+                    f"errors {value['errors']}; p99 {value['p99_ms']:.0f} ms; "
+                    f"RSS {value['rss_mb']} MB"
+                )
+    if "S3" in res:
+        for way in ("download", "upload"):
+            v = res["S3"][way]
+            lines.append(
+                f"S3 {res['S3']['file_mb']} MB {way:<8} {v['mb_s']:>6.0f} MB/s, RSS growth "
+                f"{v['rss_growth_mb']} MB"
+            )
+    if "S4" in res:
+        lines.append(f"S4 cold start     {res['S4']['seconds']:.3f} s to the first /healthz")
+    if "S5" in res:
+        v = res["S5"]
+        lines.append(
+            f"S5 c=1            connector p50 {v['connector']['p50_ms']:.3f} ms p99 "
+            f"{v['connector']['p99_ms']:.3f} ms | direct p50 {v['direct']['p50_ms']:.3f} ms p99 "
+            f"{v['direct']['p99_ms']:.3f} ms | added p50 {v['added_p50_ms']} ms "
+            f"p99 {v['added_p99_ms']} ms"
+        )
+    lines.append("")
+    for row in report["targets"]:
+        mark = "met" if row["met"] else "NOT MET"
+        floor = f" (floor {row['floor']})" if row["floor"] is not None else ""
+        lines.append(f"  [{mark:>7}] {row['target']}: {row['value']} (goal {row['goal']}){floor}")
+    return "\n".join(lines)
+
+
+def gunicorn_settings() -> str:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import runpy; c = runpy.run_path('gunicorn.conf.py'); "
+            "print(c.get('worker_class'), c.get('workers'), c.get('threads'), "
+            "c.get('worker_connections'))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return f"{out[0]} workers={out[1]} threads={out[2]} worker_connections={out[3]}" if out else "?"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="S1,S2,S3,S4,S5", help="comma-separated scenarios")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--delay", type=float, default=0.1, help="the slow upstream's delay (s)")
+    parser.add_argument("--file-mb", type=int, default=200)
+    parser.add_argument("--s2-connections", default="256,1024")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--smoke", action="store_true", help="S1 once for one second (for tests)")
+    parser.add_argument("--no-nginx", action="store_true", help="use the Python upstream stub")
+    parser.add_argument("--no-wrk", action="store_true", help="use the Python load generator")
+    opts = parser.parse_args(argv)
+    USE["nginx"], USE["wrk"] = not opts.no_nginx, not opts.no_wrk
+    if opts.smoke:
+        opts.only, opts.repeat, opts.duration, opts.warmup = "S1", 1, 1.0, 0.5
+    opts.s2_connections = [int(c) for c in opts.s2_connections.split(",")]
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+
+    procs = Processes()
+    try:
+        with tempfile.TemporaryDirectory(prefix="instamsg-bench-") as tmp:
+            workdir = Path(tmp)
+            upstream = start_upstreams(procs, workdir, opts.delay)
+            ctx = {"workdir": workdir, "up": upstream}
+            results = {}
+            for name in opts.only.split(","):
+                print(f"running {name} ...", file=sys.stderr, flush=True)
+                results[name] = SCENARIOS[name](procs, ctx, opts)
+    finally:
+        procs.stop_all()
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "tools": {
+            "upstream": upstream["kind"],
+            "slow_upstream": upstream["slow_kind"],
+            "load": "wrk" if tool("wrk") else "python threads (wrk not installed or not used)",
+        },
+        "gunicorn": gunicorn_settings(),
+        "options": {"repeat": opts.repeat, "duration_s": opts.duration, "delay_s": opts.delay},
+        "results": results,
+    }
+    report["targets"] = targets(results)
+    Path(opts.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
