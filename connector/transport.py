@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import select
 import socket
 import ssl
 from collections import deque
@@ -108,15 +107,24 @@ class MultipartBody:
 
 
 def _dropped(conn) -> bool:
-    """True if an idle keep-alive connection was closed by the server (or has junk)."""
+    """True if an idle keep-alive connection was closed by the server (or has junk).
+
+    One non-blocking peek: b"" is the server's close, data is junk, nothing to read
+    (BlockingIOError) is a live connection. Cheaper than select(), under gevent too."""
     sock = conn.sock
     if sock is None:
         return True
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return False
+    except OSError:
         return True
-    return bool(readable)
+    finally:
+        sock.settimeout(timeout)
+    return True
 
 
 class _TimeoutsMixin:
