@@ -18,6 +18,7 @@ from sandbox.http import (
     answer,
     bad,
     body,
+    bound,
     db,
     flag,
     forbidden,
@@ -28,6 +29,7 @@ from sandbox.http import (
     query_ms,
     settings,
     text,
+    where,
     window,
 )
 from sandbox.resources import client_row, fingerprint, last_seen, log, message_view, state_of
@@ -318,13 +320,10 @@ def list_messages(tenant_id, client_id):
     client_row(tenant_id, client_id)
     clauses, params = window("created_at")
     kind = one_of(request.args.get("type"), MESSAGE_TYPES, "type")
-    if kind:
-        clauses.append("type = ?")
-        params.append(kind)
-    where = "".join(f" AND {c}" for c in clauses)
+    bound(clauses, params, "type = ?", kind)
     rows = db().all(
         "SELECT * FROM messages WHERE tenant_id = ? AND client_id = ? AND save = 1"
-        f"{where} ORDER BY created_at, id",
+        f"{where(clauses)} ORDER BY created_at, id",
         tenant_id,
         client_id,
         *params,
@@ -401,16 +400,11 @@ def client_logs(tenant_id, client_id):
     clauses, params = window("ts")
     level = one_of(request.args.get("level"), LEVELS, "level")
     creator = one_of(request.args.get("creator"), CREATORS, "creator")
-    if level:
-        clauses.append("level = ?")
-        params.append(level)
-    if creator:
-        clauses.append("creator = ?")
-        params.append(creator)
-    where = "".join(f" AND {c}" for c in clauses)
+    bound(clauses, params, "level = ?", level)
+    bound(clauses, params, "creator = ?", creator)
     rows = db().all(
         "SELECT ts, level, creator, message FROM logs WHERE tenant_id = ? AND client_id = ?"
-        f"{where} ORDER BY ts, id",
+        f"{where(clauses)} ORDER BY ts, id",
         tenant_id,
         client_id,
         *params,
@@ -422,16 +416,17 @@ def client_logs(tenant_id, client_id):
 def client_sessions(tenant_id, client_id):
     client_row(tenant_id, client_id)
     order = ordering(("start", "end", "messages"), "start")
-    start, end = query_ms("start"), query_ms("end")
-    sql = 'SELECT id, start, "end", messages FROM sessions WHERE tenant_id = ? AND client_id = ?'
-    params = [tenant_id, client_id]
-    if start is not None:
-        sql += ' AND "end" >= ?'
-        params.append(start)
-    if end is not None:
-        sql += " AND start <= ?"
-        params.append(end)
-    rows = db().all(f"{sql} ORDER BY {order}", *params)
+    # A session overlaps the window when it ends after its start and starts before its end.
+    clauses, params = [], []
+    bound(clauses, params, '"end" >= ?', query_ms("start"))
+    bound(clauses, params, "start <= ?", query_ms("end"))
+    rows = db().all(
+        'SELECT id, start, "end", messages FROM sessions WHERE tenant_id = ? AND client_id = ?'
+        f"{where(clauses)} ORDER BY {order}",
+        tenant_id,
+        client_id,
+        *params,
+    )
     return answer([{**dict(r), "id": str(r["id"])} for r in rows])
 
 
@@ -441,14 +436,10 @@ def network_logs(tenant_id, client_id):
     order = ordering(("ts", "network"), "ts")
     clauses, params = window("ts")
     for key in ("mac_id", "imei", "msisdn", "iccid"):
-        value = request.args.get(key)
-        if value is not None:
-            clauses.append(f"{key} = ?")
-            params.append(value)
-    where = "".join(f" AND {c}" for c in clauses)
+        bound(clauses, params, f"{key} = ?", request.args.get(key))
     rows = db().all(
         "SELECT ts, mac_id, imei, msisdn, iccid, network FROM network_logs"
-        f" WHERE tenant_id = ? AND client_id = ?{where} ORDER BY {order}",
+        f" WHERE tenant_id = ? AND client_id = ?{where(clauses)} ORDER BY {order}",
         tenant_id,
         client_id,
         *params,

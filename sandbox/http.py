@@ -179,13 +179,19 @@ def ordering(sortable, default):
 
 
 def window(column="ts"):
-    """SQL and parameters for the start/end query arguments."""
-    start, end = query_ms("start"), query_ms("end")
+    """SQL clauses and parameters for the start/end query arguments."""
     clauses, params = [], []
-    if start is not None:
-        clauses.append(f'"{column}" >= ?')
-        params.append(start)
-    if end is not None:
-        clauses.append(f'"{column}" <= ?')
-        params.append(end)
+    bound(clauses, params, f'"{column}" >= ?', query_ms("start"))
+    bound(clauses, params, f'"{column}" <= ?', query_ms("end"))
     return clauses, params
+
+
+def bound(clauses: list, params: list, clause: str, value) -> None:
+    """Add ``clause`` with its one parameter, when the filter's value was given."""
+    if value is not None:
+        clauses.append(clause)
+        params.append(value)
+
+
+def where(clauses) -> str:
+    return "".join(f" AND {c}" for c in clauses)

@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS faults (
     remaining INTEGER NOT NULL);
 """
 
+#: What belongs to one client (and so goes with it, or with its tenant).
+CLIENT_TABLES = ("messages", "files", "configs", "logs", "sessions", "network_logs")
 TABLES = (
     "tokens",
     "tenants",

@@ -14,6 +14,7 @@ from sandbox.http import (
     answer,
     bad,
     body,
+    bound,
     db,
     flag,
     forbidden,
@@ -24,6 +25,7 @@ from sandbox.http import (
     query_flag,
     text,
     topics,
+    where,
 )
 from sandbox.resources import (
     client_row,
@@ -34,7 +36,7 @@ from sandbox.resources import (
     tenant_row,
     tenant_view,
 )
-from sandbox.store import loads, now_ms
+from sandbox.store import CLIENT_TABLES, loads, now_ms
 
 bp = Blueprint("sandbox_tenants", __name__)
 
@@ -96,17 +98,8 @@ def update_tenant(tenant_id):
 def delete_tenant(tenant_id):
     tenant_row(tenant_id)
     with db().transaction() as conn:
-        for table in (
-            "clients",
-            "messages",
-            "files",
-            "configs",
-            "logs",
-            "sessions",
-            "network_logs",
-        ):
-            column = "tenant_id"
-            conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (tenant_id,))  # noqa: S608
+        for table in ("clients", *CLIENT_TABLES):
+            conn.execute(f"DELETE FROM {table} WHERE tenant_id = ?", (tenant_id,))  # noqa: S608
         conn.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
     return answer({"message": "Tenant deleted.", "id": tenant_id})
 
@@ -241,14 +234,15 @@ def list_clients(tenant_id):
     kind = one_of(request.args.get("type"), CLIENT_TYPES, "type")
     secure = query_flag("secure")
     state = one_of(request.args.get("state"), ("online", "offline"), "state")
-    sql, params = "SELECT * FROM clients WHERE tenant_id = ?", [tenant_id]
-    if kind is not None:
-        sql += " AND type = ?"
-        params.append(kind)
-    if secure is not None:
-        sql += " AND secure_cert_enabled = ?"
-        params.append(int(secure))
-    views = [client_view(r) for r in db().all(f"{sql} ORDER BY {order}", *params)]
+    clauses, params = [], []
+    bound(clauses, params, "type = ?", kind)
+    bound(clauses, params, "secure_cert_enabled = ?", None if secure is None else int(secure))
+    rows = db().all(
+        f"SELECT * FROM clients WHERE tenant_id = ?{where(clauses)} ORDER BY {order}",
+        tenant_id,
+        *params,
+    )
+    views = [client_view(r) for r in rows]
     return answer([v for v in views if state is None or v["state"] == state])
 
 
@@ -285,7 +279,7 @@ def update_client(tenant_id, client_id):
 def delete_client(tenant_id, client_id):
     client_row(tenant_id, client_id)
     with db().transaction() as conn:
-        for table in ("messages", "files", "configs", "logs", "sessions", "network_logs"):
+        for table in CLIENT_TABLES:
             conn.execute(
                 f"DELETE FROM {table} WHERE tenant_id = ? AND client_id = ?",  # noqa: S608
                 (tenant_id, client_id),
@@ -302,14 +296,13 @@ def show_auth_token(tenant_id, client_id):
     return answer({"client_id": client_id, "auth_token": row["auth_token"]})
 
 
-@bp.put("/api/v1/tenants/<tenant_id>/clients/<client_id>/reset_auth_token")
-def reset_auth_token(tenant_id, client_id):
+def replace_credential(tenant_id, client_id, column, value, what):
+    """Give a client a new auth token or certificate; the old one stops working."""
     client_row(tenant_id, client_id)
-    token = secrets.token_urlsafe(18)
     with db().transaction() as conn:
         conn.execute(
-            "UPDATE clients SET auth_token = ?, updated_at = ? WHERE id = ?",
-            (token, now_ms(), client_id),
+            f"UPDATE clients SET {column} = ?, updated_at = ? WHERE id = ?",  # noqa: S608
+            (value, now_ms(), client_id),
         )
         log(
             conn,
@@ -317,28 +310,21 @@ def reset_auth_token(tenant_id, client_id):
             client_id,
             "WARN",
             "InstaMsg",
-            "Auth token reset; the old one no longer works.",
+            f"{what} reset; the old one no longer works.",
         )
+
+
+@bp.put("/api/v1/tenants/<tenant_id>/clients/<client_id>/reset_auth_token")
+def reset_auth_token(tenant_id, client_id):
+    token = secrets.token_urlsafe(18)
+    replace_credential(tenant_id, client_id, "auth_token", token, "Auth token")
     return answer({"client_id": client_id, "auth_token": token})
 
 
 @bp.put("/api/v1/tenants/<tenant_id>/clients/<client_id>/reset_certificate")
 def reset_certificate(tenant_id, client_id):
-    client_row(tenant_id, client_id)
     certificate = new_certificate()
-    with db().transaction() as conn:
-        conn.execute(
-            "UPDATE clients SET certificate = ?, updated_at = ? WHERE id = ?",
-            (certificate, now_ms(), client_id),
-        )
-        log(
-            conn,
-            tenant_id,
-            client_id,
-            "WARN",
-            "InstaMsg",
-            "Certificate reset; the old one no longer works.",
-        )
+    replace_credential(tenant_id, client_id, "certificate", certificate, "Certificate")
     return answer(
         {
             "client_id": client_id,
