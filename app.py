@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from connector import jsonx, logs
 from connector.config import Settings
 from connector.dispatch import Connector, read_body
 from connector.transport import HTTPTransport, WSGITransport
-from connector.upstream import Upstream
+from connector.upstream import RetryPolicy, Upstream
 
 #: What the in-process sandbox is called: never resolvable, so nothing can leak to a network.
 SANDBOX_URL = "http://sandbox.instamsg.invalid"
@@ -68,7 +69,16 @@ def create_app(config: Settings | dict | None = None) -> Connector:
             maxsize=settings.upstream_pool_size,
         )
         logs.event("live mode", mode="live", upstream=settings.api_url)
-    return Connector(settings, Upstream(transport), routes)
+    if not settings.api_keys:
+        logs.event(
+            "OPEN: CONNECTOR_API_KEYS is not set, so anyone who can reach this port can run "
+            "blocks. Set it (comma-separated keys) before exposing the connector.",
+            logging.WARNING,
+        )
+    policy = RetryPolicy(
+        settings.retries, settings.retry_base, settings.retry_cap, settings.deadline
+    )
+    return Connector(settings, Upstream(transport, policy), routes)
 
 
 app = create_app()

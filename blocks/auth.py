@@ -13,6 +13,7 @@ block(
     auth="basic",
     query={"grant_type": "client_credentials"},
     body="form",
+    repeatable=True,  # asking for a token twice does no harm
 )
 
 block(

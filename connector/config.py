@@ -57,8 +57,21 @@ class Settings:
     max_upload_bytes: int = 50 * MIB
     #: ``host:port`` pairs a ``file`` URL may point at although they are not public.
     upload_url_allowlist: frozenset = field(default_factory=frozenset)
-    #: where the sandbox keeps its SQLite file.
+    #: where the sandbox and the idempotency store keep their SQLite files.
     data_dir: str = "data"
+    #: inbound keys: when set, every route but /healthz needs X-API-Key with one of them.
+    api_keys: tuple = ()
+    #: RapidAPI's proxy secret, accepted on /api/InstaMsg routes (X-RapidAPI-Proxy-Secret).
+    rapidapi_proxy_secret: str = ""
+    #: retries after the first attempt, for calls that are safe to repeat.
+    retries: int = 3
+    #: backoff: the first wait, and the most any one wait may be (seconds).
+    retry_base: float = 0.25
+    retry_cap: float = 8.0
+    #: the most one block call may take, retries and waits included (seconds).
+    deadline: float = 60.0
+    #: how long an Idempotency-Key's answer is kept (seconds).
+    idempotency_ttl: int = 24 * 3600
     #: the sandbox's apps, client key -> client secret.
     sandbox_apps: dict = field(default_factory=lambda: {"demo-key": "demo-secret"})
     #: how long the sandbox's access tokens live, in seconds.
@@ -86,6 +99,15 @@ class Settings:
             max_upload_bytes=_number(env, "MAX_UPLOAD_BYTES", cls.max_upload_bytes, int, 1),
             upload_url_allowlist=allow,
             data_dir=env.get("INSTAMSG_DATA_DIR", "").strip() or cls.data_dir,
+            api_keys=tuple(
+                k.strip() for k in env.get("CONNECTOR_API_KEYS", "").split(",") if k.strip()
+            ),
+            rapidapi_proxy_secret=env.get("RAPIDAPI_PROXY_SECRET", "").strip(),
+            retries=_number(env, "INSTAMSG_RETRIES", cls.retries, int),
+            retry_base=_number(env, "INSTAMSG_RETRY_BASE", cls.retry_base),
+            retry_cap=_number(env, "INSTAMSG_RETRY_CAP", cls.retry_cap),
+            deadline=_number(env, "INSTAMSG_DEADLINE", cls.deadline, float, 1),
+            idempotency_ttl=_number(env, "IDEMPOTENCY_TTL", cls.idempotency_ttl, int, 1),
             sandbox_apps=_apps(env.get("SANDBOX_APPS", "")),
             sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
         )

@@ -14,6 +14,7 @@ bench/README.md). The routes are few and fixed.
 from __future__ import annotations
 
 import base64
+import hmac
 import io
 import os
 import re
@@ -32,6 +33,7 @@ from connector.errors import (
     InvalidFields,
     InvalidRequest,
     PayloadTooLarge,
+    Unauthorized,
 )
 from connector.registry import REGISTRY, Context
 
@@ -250,9 +252,28 @@ class Connector:
 
     # -- routing ---------------------------------------------------------------------
 
+    def authenticate(self, environ, path) -> None:
+        """With CONNECTOR_API_KEYS set, every route but /healthz needs one of them."""
+        keys = self.settings.api_keys
+        if not keys or path == "/healthz":
+            return
+        given = environ.get("HTTP_X_API_KEY", "").encode()
+        if given and any(hmac.compare_digest(given, key.encode()) for key in keys):
+            return
+        proxy = self.settings.rapidapi_proxy_secret
+        if proxy and path.startswith(RAPID_PREFIX):
+            secret = environ.get("HTTP_X_RAPIDAPI_PROXY_SECRET", "").encode()
+            if secret and hmac.compare_digest(secret, proxy.encode()):
+                return
+        raise Unauthorized(
+            "This connector needs an API key: send it in the X-API-Key header"
+            + (" (or X-RapidAPI-Proxy-Secret on /api/InstaMsg)." if proxy else ".")
+        )
+
     def route(self, environ, call):
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "") or "/"
+        self.authenticate(environ, path)
         for prefix in (BLOCKS_PREFIX, RAPID_PREFIX):
             if path.startswith(prefix) and "/" not in path[len(prefix) :]:
                 name = path[len(prefix) :]
@@ -336,7 +357,10 @@ class Connector:
                 text = text.replace(jsonx.dumps(secret).decode("utf-8")[1:-1], REDACTED)
             payload = text.encode("utf-8")
         status = 200 if call.rapid else error.http_status
-        return status, [JSON_TYPE, ("Content-Length", str(len(payload)))], [payload]
+        headers = [JSON_TYPE, ("Content-Length", str(len(payload)))]
+        if error.retry_after_s is not None:
+            headers.append(("Retry-After", str(max(1, round(error.retry_after_s)))))
+        return status, headers, [payload]
 
 
 class ClosingIterator:

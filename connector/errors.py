@@ -14,7 +14,17 @@ class ConnectorError(Exception):
     http_status = 500
     retryable = False
 
-    def __init__(self, message, *, fields=None, errors=None, upstream=None, http_status=None):
+    def __init__(
+        self,
+        message,
+        *,
+        fields=None,
+        errors=None,
+        upstream=None,
+        http_status=None,
+        retryable=None,
+        retry_after_s=None,
+    ):
         super().__init__(message)
         self.message = message
         self.fields = fields
@@ -22,9 +32,14 @@ class ConnectorError(Exception):
         self.upstream = upstream
         if http_status is not None:
             self.http_status = http_status
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
     def to_dict(self) -> dict:
-        body = {"status_code": self.code, "status_msg": self.message}
+        body = {"status_code": self.code, "status_msg": self.message, "retryable": self.retryable}
+        if self.retry_after_s is not None:
+            body["retry_after_s"] = self.retry_after_s
         if self.fields:
             body["fields"] = list(self.fields)
         if self.errors:
@@ -70,6 +85,19 @@ class UpstreamUnavailable(ConnectorError):
     retryable = True
 
 
+class Unauthorized(ConnectorError):
+    code, http_status = "UNAUTHORIZED", 401
+
+
+class IdempotencyKeyReused(ConnectorError):
+    code, http_status = "IDEMPOTENCY_KEY_REUSED", 422
+
+
+class IdempotencyKeyInUse(ConnectorError):
+    code, http_status = "IDEMPOTENCY_KEY_IN_USE", 409
+    retryable = True
+
+
 class InternalError(ConnectorError):
     code, http_status = "INTERNAL_PACKAGE_ERROR", 500
 
@@ -84,5 +112,8 @@ ALL = (
     ApiError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    Unauthorized,
+    IdempotencyKeyReused,
+    IdempotencyKeyInUse,
     InternalError,
 )

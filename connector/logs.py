@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 
 import orjson
@@ -36,10 +35,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class StderrHandler(logging.Handler):
+    """One write(2) per line, like the access log: lines never interleave."""
+
+    def emit(self, record):
+        try:
+            os.write(2, (self.format(record) + "\n").encode("utf-8", "replace"))
+        except Exception:  # noqa: BLE001  (a log line must never break a call)
+            self.handleError(record)
+
+
 def setup(level: str = "INFO") -> None:
-    if any(isinstance(h.formatter, JsonFormatter) for h in LOGGER.handlers):
+    if any(isinstance(h, StderrHandler) for h in LOGGER.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter())
     LOGGER.addHandler(handler)
     LOGGER.setLevel(level)

@@ -124,6 +124,8 @@ ERROR_ENVELOPE = {
                 "properties": {
                     "status_code": {"type": "string", "enum": [e.code for e in ERRORS]},
                     "status_msg": {"type": "string"},
+                    "retryable": {"type": "boolean"},
+                    "retry_after_s": {"type": "number"},
                     "fields": {"type": "array", "items": {"type": "string"}},
                     "errors": {"type": "object"},
                     "upstream": {"type": "object"},

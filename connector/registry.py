@@ -62,9 +62,13 @@ class Block:
     prepare: Callable | None = None
     #: the block's result can be streamed raw with ?stream=1.
     streamable: bool = False
+    #: safe to send again after a 429, 5xx or lost connection; None: GET, PUT and DELETE are.
+    repeatable: bool | None = None
 
     def __post_init__(self):
         self.method = self.method.upper()
+        if self.repeatable is None:
+            self.repeatable = self.method in ("GET", "PUT", "DELETE")
         self.loader = self.schema()
         placeholders = {name for _, name, _, _ in string.Formatter().parse(self.path) if name}
         self.routes: dict[str, list[str]] = {k: [] for k in ("path", "query", "body", "file")}
@@ -109,7 +113,7 @@ class Block:
         for name in self.routes["query"]:
             if name in args:
                 params[name] = query_value(args[name])
-        call = Call(self.method, path, params=params)
+        call = Call(self.method, path, repeatable=self.repeatable, params=params)
         if self.auth == "basic":
             pair = f"{args['client_key']}:{args['client_secret']}".encode()
             call.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import re
 import ssl
+import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,6 +30,8 @@ class Call:
 
     method: str
     path: str
+    #: safe to send again (GET, PUT, DELETE, and getAccessToken): the retry policy applies.
+    repeatable: bool = False
     params: dict = field(default_factory=dict)
     json: Any = None
     data: Any = None
@@ -137,7 +142,33 @@ def response_error(response) -> ApiError:
     said = upstream_message(body)
     message = f"{hint} (HTTP {status})" + (f". InstaMsg said: {said}" if said else ".")
     http_status = status if 400 <= status < 500 else 502
-    return ApiError(message, upstream={"status": status, "body": body}, http_status=http_status)
+    return ApiError(
+        message,
+        upstream={"status": status, "body": body},
+        http_status=http_status,
+        retryable=status in RETRY_STATUSES or status >= 500,
+        retry_after_s=retry_after(response.headers.get("Retry-After")),
+    )
+
+
+#: Upstream statuses that a repeatable call is sent again for.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def retry_after(value) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, round(moment.timestamp() - time.time(), 3))
 
 
 def json_result(response) -> Any:
@@ -158,13 +189,64 @@ def query_string(params: dict) -> str:
     return urlencode(params, doseq=True) if params else ""
 
 
+class RetryPolicy:
+    """When and how long to wait before sending a repeatable call again.
+
+    Capped exponential backoff with jitter, or the upstream's Retry-After when it
+    gives one; at most ``retries`` more attempts, and never past ``deadline``
+    seconds from the first. Tests pin ``jitter`` and replace ``sleep``.
+    """
+
+    def __init__(self, retries=3, base=0.25, cap=8.0, deadline=60.0):
+        self.retries, self.base, self.cap, self.deadline = retries, base, cap, deadline
+
+    def jitter(self) -> float:
+        return random.uniform(0.5, 1.0)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def clock(self) -> float:
+        return time.monotonic()
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.cap, self.base * 2**attempt) * self.jitter()
+
+    def wait_before(self, attempt: int, error: ConnectorError, started: float) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
+        if attempt >= self.retries or not error.retryable:
+            return None
+        if not isinstance(error, (ApiError, UpstreamUnavailable)):
+            return None  # a timeout may have taken effect upstream: not repeated here
+        if isinstance(error, ApiError) and error.upstream["status"] not in RETRY_STATUSES:
+            return None
+        wait = error.retry_after_s if error.retry_after_s is not None else self.backoff(attempt)
+        if self.clock() + wait > started + self.deadline:
+            return None
+        return wait
+
+
 class Upstream:
     """Sends Calls to InstaMsg through a transport and classifies what comes back."""
 
-    def __init__(self, transport):
+    def __init__(self, transport, policy: RetryPolicy | None = None):
         self.transport = transport
+        self.policy = policy or RetryPolicy()
 
     def send(self, call: Call, request_id: str | None = None) -> Any:
+        """One block call: the first attempt and, for a repeatable call, the retries."""
+        started, attempt = self.policy.clock(), 0
+        while True:
+            try:
+                return self.send_once(call, request_id)
+            except (ApiError, UpstreamUnavailable) as error:
+                wait = self.policy.wait_before(attempt, error, started) if call.repeatable else None
+                if wait is None:
+                    raise
+            self.policy.sleep(wait)
+            attempt += 1
+
+    def send_once(self, call: Call, request_id: str | None = None) -> Any:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **call.headers}
         if request_id:
             headers["X-Request-Id"] = request_id

@@ -15,7 +15,10 @@ TOKEN = "tok-3f9a8c7e"
 
 @pytest.fixture
 def settings():
-    return Settings(api_url=UPSTREAM, connect_timeout=1, read_timeout=0.5)
+    # Retries stay on, with waits too short to slow the suite down.
+    return Settings(
+        api_url=UPSTREAM, connect_timeout=1, read_timeout=0.5, retry_base=0.001, retry_cap=0.002
+    )
 
 
 @pytest.fixture

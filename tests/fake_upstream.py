@@ -53,6 +53,8 @@ class Rule:
     headers: dict = field(default_factory=dict)
     fault: str | None = None
     delay: float = 0.0
+    #: how many requests this answer serves (None: all of them)
+    times: int | None = None
     used: int = 0
 
 
@@ -101,6 +103,7 @@ class FakeUpstream:
         content_type=None,
         fault=None,
         delay=0.0,
+        times=None,
     ):
         path = urlsplit(url).path if url.startswith("http") else url
         headers = dict(headers or {})
@@ -112,7 +115,7 @@ class FakeUpstream:
         if content_type:
             headers["Content-Type"] = content_type
         with self.lock:
-            self.rules.append(Rule(method, path, status, body, headers, fault, delay))
+            self.rules.append(Rule(method, path, status, body, headers, fault, delay, times))
 
     def get(self, url, **kw):
         self.add("GET", url, **kw)
@@ -141,7 +144,14 @@ class FakeUpstream:
         with self.lock:
             self.calls.append(Recorded(sent))
             rule = next(
-                (r for r in self.rules if r.method == handler.command and r.path == path), None
+                (
+                    r
+                    for r in self.rules
+                    if r.method == handler.command
+                    and r.path in (path, "*")
+                    and (r.times is None or r.used < r.times)
+                ),
+                None,
             )
             if rule is None:
                 self.unmatched.append(f"{handler.command} {raw_path}")

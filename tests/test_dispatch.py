@@ -503,3 +503,47 @@ def test_a_chunked_body_over_the_limit_is_refused_not_cut(content_type, body, no
     )
     assert answer.status_code == 413
     assert context(answer)["status_code"] == "PAYLOAD_TOO_LARGE"
+
+
+# -- inbound auth ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def locked():
+    app = create_app(
+        {"api_url": UPSTREAM, "api_keys": ("key-one", "key-two"), "rapidapi_proxy_secret": "rp-s"}
+    )
+    return app.test_client()
+
+
+@pytest.mark.parametrize(
+    "method, path, headers, status",
+    [
+        ("POST", "/blocks/getSingleTenant", {}, 401),
+        ("POST", "/blocks/getSingleTenant", {"X-API-Key": "wrong"}, 401),
+        ("POST", "/blocks/getSingleTenant", {"X-API-Key": "key-two"}, 422),
+        ("GET", "/manifest.json", {}, 401),
+        ("GET", "/blocks", {"X-API-Key": "key-one"}, 200),
+        ("GET", "/openapi.json", {"X-RapidAPI-Proxy-Secret": "rp-s"}, 401),
+        ("POST", "/api/InstaMsg/getSingleTenant", {"X-RapidAPI-Proxy-Secret": "rp-s"}, 200),
+        ("GET", "/healthz", {}, 200),
+    ],
+)
+def test_api_keys_guard_every_route_but_healthz(locked, method, path, headers, status, no_upstream):
+    answer = locked.open(
+        path, method=method, json={} if method == "POST" else None, headers=headers
+    )
+    assert answer.status_code == status
+    if status == 401:
+        assert context(answer)["status_code"] == "UNAUTHORIZED"
+
+
+def test_a_rapidapi_call_without_a_key_is_an_error_envelope_with_200(locked, no_upstream):
+    answer = locked.post("/api/InstaMsg/getSingleTenant", json={})
+    assert answer.status_code == 200
+    assert context(answer)["status_code"] == "UNAUTHORIZED"
+
+
+def test_an_open_connector_says_so_at_start(capfd):
+    create_app({"api_url": UPSTREAM})
+    assert "CONNECTOR_API_KEYS is not set" in capfd.readouterr().err

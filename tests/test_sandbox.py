@@ -372,13 +372,23 @@ def test_slow_answers_and_timeouts_through_the_connector(tmp_path):
     ],
 )
 def test_each_fault_reaches_the_caller_as_its_documented_error(tmp_path, fault, status, code):
-    app = create_app({"sandbox": True, "data_dir": str(tmp_path)})
+    app = create_app({"sandbox": True, "data_dir": str(tmp_path), "retries": 0})
     client = app.test_client()
     client.post("/_sandbox/faults", json={"fault": fault, "path": "/oauth2/token", "times": 1})
     answer = client.post("/blocks/getAccessToken", json=APP)
     assert answer.status_code == status
     assert answer.json["contextWrites"]["to"]["status_code"] == code
     assert client.post("/blocks/getAccessToken", json=APP).status_code == 200
+
+
+def test_a_passing_fault_is_absorbed_by_a_retry(tmp_path):
+    app = create_app({"sandbox": True, "data_dir": str(tmp_path), "retry_base": 0.001})
+    client = app.test_client()
+    client.post("/_sandbox/faults", json={"fault": "503", "path": "/api/v1/tenants", "times": 2})
+    token = client.post("/blocks/getAccessToken", json=APP).json["contextWrites"]["to"]
+    answer = client.post("/blocks/getTenants", json={"accessToken": token["access_token"]})
+    assert answer.status_code == 200
+    assert client.get("/_sandbox/faults").json[0]["remaining"] == 0
 
 
 def test_a_dropped_connection_over_a_real_socket(tmp_path):
