@@ -36,6 +36,7 @@ from connector.errors import (
     Unauthorized,
 )
 from connector.registry import REGISTRY, Context
+from connector.tokens import TokenManager
 
 RAPID_PREFIX = "/api/InstaMsg/"
 BLOCKS_PREFIX = "/blocks/"
@@ -212,6 +213,7 @@ class Connector:
         self.upstream = upstream
         self.extra_routes = dict(extra_routes or {})
         self.limit = settings.max_request_bytes
+        self.tokens = TokenManager(upstream, REGISTRY)
 
     def test_client(self) -> Client:
         return Client(self, Response)
@@ -324,7 +326,7 @@ class Connector:
         ctx = Context(upstream=self.upstream, settings=self.settings, request_id=call.request_id)
         if blk.prepare is not None:
             loaded = blk.prepare(loaded, ctx)
-        reply = self.upstream.send(blk.build(loaded), call.request_id)
+        reply = self.tokens.send(blk, loaded, call.request_id, call.secrets)
         call.upstream_status = reply.status_code
         call.code = "SUCCESS"
         if blk.streamable and wants_stream(environ):

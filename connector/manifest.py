@@ -221,7 +221,16 @@ def build_openapi() -> dict:
             }
         },
     )
-    return spec.to_dict()
+    document = spec.to_dict()
+    for schema in document["components"]["schemas"].values():
+        props = schema.get("properties", {})
+        if "accessToken" in props and "clientKey" in props:
+            # Two ways to authenticate: a token, or the app's credentials (managed tokens).
+            schema["anyOf"] = [
+                {"required": ["accessToken"]},
+                {"required": ["clientKey", "clientSecret"]},
+            ]
+    return document
 
 
 @lru_cache(maxsize=1)

@@ -24,9 +24,11 @@ from marshmallow import ValidationError
 
 from connector.errors import InvalidFields, RequiredFields, UnknownBlock
 from connector.upstream import Call, json_result
-from schemas.base import BlockSchema
+from schemas.base import AUTH_MISSING, BlockSchema
 
 REQUIRED_MESSAGE = "Missing data for required field."
+#: Messages that mean "this is missing" rather than "this is wrong".
+MISSING = frozenset({REQUIRED_MESSAGE, AUTH_MISSING})
 AT_LEAST_ONE_PREFIX = "Give at least one of:"
 
 
@@ -169,7 +171,7 @@ def validation_error(messages: dict, given: Mapping, block: Block):
     """REQUIRED_FIELDS when anything required is missing, else INVALID_FIELDS."""
     messages = dict(messages)
     schema_level = messages.pop("_schema", [])
-    missing = [key for key, value in messages.items() if value == [REQUIRED_MESSAGE]]
+    missing = [key for key, value in messages.items() if set(value) <= MISSING]
     for text in schema_level:
         if text.startswith(AT_LEAST_ONE_PREFIX):
             options = [o.strip(" .") for o in text[len(AT_LEAST_ONE_PREFIX) :].split(",")]

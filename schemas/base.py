@@ -68,17 +68,42 @@ class Basic(BlockSchema):
     )
 
 
+#: What a missing way to authenticate is called; counted as a missing required argument.
+AUTH_MISSING = "Give accessToken, or clientKey and clientSecret."
+
+
 class Bearer(BlockSchema):
-    """Every /api/v1 call carries an OAuth2 access token."""
+    """Every /api/v1 call carries an OAuth2 access token: the caller's own, or one the
+    connector gets (and renews) itself from the app's client key and secret."""
 
     access_token = String(
-        "An access token from the getAccessToken block.",
+        "An access token from the getAccessToken block. Or leave it out and give clientKey "
+        "and clientSecret: the connector then gets and renews tokens itself.",
         data_key="accessToken",
-        required=True,
         secret=True,
         nonblank=True,
         into="auth",
     )
+    client_key = Credentials(
+        "Instead of accessToken: your InstaMsg app's client key.", data_key="clientKey", into="auth"
+    )
+    client_secret = Credentials(
+        "Instead of accessToken: your InstaMsg app's client secret.",
+        data_key="clientSecret",
+        into="auth",
+    )
+
+    @validates_schema
+    def check_auth(self, data, **kwargs):
+        if "access_token" in data:
+            return
+        key, secret = "client_key" in data, "client_secret" in data
+        if key and not secret:
+            raise ValidationError(AUTH_MISSING, field_name="clientSecret")
+        if secret and not key:
+            raise ValidationError(AUTH_MISSING, field_name="clientKey")
+        if not key:
+            raise ValidationError(AUTH_MISSING, field_name="accessToken")
 
 
 class TenantScoped(Bearer):

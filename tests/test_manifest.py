@@ -88,6 +88,14 @@ def test_manifest_reflects_the_schemas():
     assert args["provisioningId"]["required"] is True
     assert args["gsmApn"]["required"] is False
     assert blocks["getAccessToken"]["args"][0]["type"] == "credentials"
+    # every bearer block shows both ways to authenticate
+    for name in ("createTenant", "publishMessage", "getFiles"):
+        first = [(a["name"], a["type"], a["required"]) for a in blocks[name]["args"][:3]]
+        assert first == [
+            ("accessToken", "String", False),
+            ("clientKey", "credentials", False),
+            ("clientSecret", "credentials", False),
+        ]
     assert [a["name"] for a in blocks["getClientLogs"]["args"]][-2:] == ["level", "creator"]
 
 
@@ -102,8 +110,13 @@ def test_openapi_has_one_operation_per_block():
     assert operations == set(REGISTRY.names())
     schemas = doc["components"]["schemas"]
     publish = schemas["PublishMessage"]
-    assert set(publish["required"]) >= {"accessToken", "tenantId", "clientId", "topic", "qos"}
+    assert set(publish["required"]) >= {"tenantId", "clientId", "topic", "qos"}
+    assert publish["anyOf"] == [
+        {"required": ["accessToken"]},
+        {"required": ["clientKey", "clientSecret"]},
+    ]
     assert publish["properties"]["accessToken"]["writeOnly"] is True
+    assert "anyOf" not in schemas["GetAccessToken"]
     for name, schema in schemas.items():
         for prop, spec in schema.get("properties", {}).items():
             if name.endswith("Envelope"):

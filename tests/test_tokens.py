@@ -1,0 +1,146 @@
+"""Managed tokens: clientKey and clientSecret in place of accessToken."""
+
+import base64
+import threading
+
+import pytest
+
+from app import create_app
+from sandbox.store import Store
+from tests.conftest import UPSTREAM
+
+APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+BASIC = "Basic " + base64.b64encode(b"demo-key:demo-secret").decode()
+TOKEN_URL = UPSTREAM + "/oauth2/token"
+TENANT = UPSTREAM + "/api/v1/tenants/t-1"
+
+
+def envelope(answer):
+    return answer.json["contextWrites"]["to"]
+
+
+def token_reply(token, expires_in=3600, **kw):
+    return {"json": {"access_token": token, "token_type": "bearer", "expires_in": expires_in}, **kw}
+
+
+def bearer_of(call):
+    return call.request.headers["Authorization"]
+
+
+def test_the_connector_gets_a_token_and_keeps_it(client, upstream):
+    upstream.post(TOKEN_URL, **token_reply("managed-1"))
+    upstream.get(TENANT, json={"id": "t-1"})
+    for _ in range(3):
+        answer = client.post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
+        assert answer.status_code == 200 and envelope(answer) == {"id": "t-1"}
+    token_calls = [c for c in upstream.calls if "/oauth2/" in c.request.url]
+    assert len(token_calls) == 1 and token_calls[0].request.headers["Authorization"] == BASIC
+    assert [bearer_of(c) for c in upstream.calls[1:]] == ["Bearer managed-1"] * 3
+
+
+def test_a_token_is_renewed_shortly_before_it_expires(client, upstream):
+    now = [1000.0]
+    client.application.tokens.clock = lambda: now[0]
+    upstream.post(TOKEN_URL, times=1, **token_reply("first", expires_in=600))
+    upstream.post(TOKEN_URL, **token_reply("second", expires_in=600))
+    upstream.get(TENANT, json={})
+    client.post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
+    now[0] += 530  # 600 s life, renewed 60 s before its end: still good
+    client.post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
+    now[0] += 20  # past 540 s: renewed
+    client.post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
+    gets = [bearer_of(c) for c in upstream.calls if "/tenants/" in c.request.url]
+    assert gets == ["Bearer first", "Bearer first", "Bearer second"]
+
+
+def test_a_401_renews_once_and_sends_once_more(client, upstream):
+    upstream.post(TOKEN_URL, times=1, **token_reply("revoked"))
+    upstream.post(TOKEN_URL, **token_reply("fresh"))
+    upstream.post(
+        UPSTREAM + "/api/v1/tenants", status=401, json={"error": "invalid_token"}, times=1
+    )
+    upstream.post(UPSTREAM + "/api/v1/tenants", status=201, json={"id": "t-9"})
+    answer = client.post(
+        "/blocks/createTenant", json={**APP, "name": "n", "maxClients": 1, "maxMessages": 1}
+    )
+    assert answer.status_code == 200 and envelope(answer) == {"id": "t-9"}
+    creates = [bearer_of(c) for c in upstream.calls if c.request.url.endswith("/tenants")]
+    assert creates == ["Bearer revoked", "Bearer fresh"]
+
+
+def test_a_second_401_is_the_callers_error_not_a_loop(client, upstream):
+    upstream.post(TOKEN_URL, **token_reply("whatever"))
+    upstream.get(TENANT, status=401, json={"error": "invalid_token"})
+    answer = client.post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
+    assert answer.status_code == 401
+    assert len([c for c in upstream.calls if "/tenants/" in c.request.url]) == 2
+    assert "whatever" not in answer.get_data(as_text=True)
+
+
+def test_a_callers_own_token_is_never_renewed(client, upstream):
+    upstream.get(TENANT, status=401, json={"error": "invalid_token"})
+    answer = client.post("/blocks/getSingleTenant", json={"accessToken": "mine-1234", "id": "t-1"})
+    assert answer.status_code == 401 and len(upstream.calls) == 1
+
+
+def test_only_one_refresh_runs_at_a_time(client, upstream):
+    upstream.post(TOKEN_URL, delay=0.3, **token_reply("shared"))
+    upstream.get(TENANT, json={})
+    app = client.application
+    statuses = []
+
+    def call():
+        statuses.append(
+            app.test_client().post("/blocks/getSingleTenant", json={**APP, "id": "t-1"}).status_code
+        )
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 6
+    assert len([c for c in upstream.calls if "/oauth2/" in c.request.url]) == 1
+
+
+def test_wrong_credentials_are_reported_without_the_secret(client, upstream):
+    upstream.post(TOKEN_URL, status=401, json={"message": "bad client demo-secret"})
+    answer = client.post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
+    assert answer.status_code == 401
+    assert "demo-secret" not in answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "given, missing",
+    [
+        ({}, ["accessToken"]),
+        ({"clientKey": "k"}, ["clientSecret"]),
+        ({"clientSecret": "s"}, ["clientKey"]),
+    ],
+)
+def test_one_way_to_authenticate_is_required(given, missing, client, no_upstream):
+    answer = client.post("/blocks/getSingleTenant", json={**given, "id": "t-1"})
+    assert answer.status_code == 422
+    error = envelope(answer)
+    assert error["status_code"] == "REQUIRED_FIELDS" and error["fields"] == missing
+
+
+def test_the_cache_is_keyed_by_a_hash_not_the_secret(client, upstream):
+    upstream.post(TOKEN_URL, **token_reply("t"))
+    upstream.get(TENANT, json={})
+    client.post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
+    keys = list(client.application.tokens._held)
+    assert len(keys) == 1 and len(keys[0]) == 64 and "demo" not in keys[0]
+
+
+def test_managed_tokens_against_the_sandbox_survive_a_revocation(tmp_path):
+    app = create_app({"sandbox": True, "data_dir": str(tmp_path)})
+    client = app.test_client()
+    first = client.post(
+        "/blocks/createTenant", json={**APP, "name": "a", "maxClients": 1, "maxMessages": 1}
+    )
+    assert first.status_code == 200
+    Store(tmp_path / "sandbox.sqlite3").conn.execute("UPDATE tokens SET revoked = 1")
+    second = client.post("/blocks/getTenants", json=APP)
+    assert second.status_code == 200 and len(envelope(second)) == 1
+    assert app.tokens.fetches == 2
