@@ -19,6 +19,7 @@ import io
 import os
 import re
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, quote
 
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -29,16 +30,31 @@ from werkzeug.wrappers import Response
 from connector import jsonx, logs, manifest
 from connector.errors import (
     ConnectorError,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     InternalError,
     InvalidFields,
     InvalidRequest,
     PayloadTooLarge,
     Unauthorized,
 )
+from connector.idempotency import MAX_KEY, SQLiteIdempotencyStore, request_digest
 from connector.registry import REGISTRY, Context
-from connector.tokens import TokenManager
+from connector.tokens import TokenManager, fingerprint
 
 RAPID_PREFIX = "/api/InstaMsg/"
+#: Answers an Idempotency-Key does not keep: the call was refused before it ran.
+NOT_KEPT = frozenset(
+    {
+        "REQUIRED_FIELDS",
+        "INVALID_FIELDS",
+        "INVALID_REQUEST",
+        "PAYLOAD_TOO_LARGE",
+        "UNKNOWN_BLOCK",
+        "UNAUTHORIZED",
+        "INTERNAL_PACKAGE_ERROR",
+    }
+)
 BLOCKS_PREFIX = "/blocks/"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -77,6 +93,7 @@ class Call:
         "secrets",
         "code",
         "upstream_status",
+        "claim",
     )
 
     def __init__(self, environ):
@@ -89,6 +106,8 @@ class Call:
         self.secrets: list[str] = []
         self.code = None
         self.upstream_status = None
+        #: (scope, key) of an Idempotency-Key this call claimed
+        self.claim = None
 
 
 # -- reading arguments --------------------------------------------------------------------
@@ -214,6 +233,7 @@ class Connector:
         self.extra_routes = dict(extra_routes or {})
         self.limit = settings.max_request_bytes
         self.tokens = TokenManager(upstream, REGISTRY)
+        self._idempotency = None  # opened on the first Idempotency-Key
 
     def test_client(self) -> Client:
         return Client(self, Response)
@@ -238,6 +258,8 @@ class Connector:
                     "request id; please report it."
                 ),
             )
+        if call.claim is not None:
+            body = self.keep_answer(call, status, headers, body)
         headers.append(("X-Request-Id", call.request_id))
         start_response(status_line(status), headers)
         logs.access(
@@ -322,7 +344,13 @@ class Connector:
         args = read_args(environ, self.limit)
         call.secrets = secret_values(blk, args)
         call.context_key = take_context_key(args)
+        raw_args = args
         loaded = blk.load(args)
+        key = environ.get("HTTP_IDEMPOTENCY_KEY")
+        if key is not None:
+            replay = self.claim_key(call, blk, raw_args, key)
+            if replay is not None:
+                return replay
         ctx = Context(upstream=self.upstream, settings=self.settings, request_id=call.request_id)
         if blk.prepare is not None:
             loaded = blk.prepare(loaded, ctx)
@@ -333,6 +361,57 @@ class Connector:
             return self.stream(reply, loaded["filename"])
         result = blk.result(reply, loaded, ctx)
         return self.json(200, {"callback": "success", "contextWrites": {call.context_key: result}})
+
+    # -- Idempotency-Key ---------------------------------------------------------------
+
+    def claim_key(self, call, blk, args, key):
+        """Claim ``key`` for this call, or answer from what the key already holds."""
+        if not 1 <= len(key) <= MAX_KEY:
+            raise InvalidRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY} characters.")
+        if "accessToken" in args:
+            scope = fingerprint("token", str(args["accessToken"]))
+        else:
+            scope = fingerprint("app", str(args.get("clientKey")), str(args.get("clientSecret")))
+        digest = request_digest(blk.name, args, call.context_key, call.rapid)
+        claim = self.idempotency.claim(scope, key, blk.name, digest)
+        if claim.kind == "reused":
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used for another call (other arguments or another "
+                "block). Use a new key for a new call."
+            )
+        if claim.kind == "in_use":
+            raise IdempotencyKeyInUse(
+                "A call with this Idempotency-Key is still running. Wait for it, then send the "
+                "same call again to get its answer."
+            )
+        if claim.kind == "replay":
+            call.code = "REPLAYED"
+            headers = [tuple(pair) for pair in claim.headers]
+            headers.append(("Idempotent-Replayed", "true"))
+            return claim.status, headers, [claim.body]
+        call.claim = (scope, key)
+        return None
+
+    def keep_answer(self, call, status, headers, body):
+        """Keep a finished call's answer under its key, or free the key for a retry when the
+        call was refused before it ran (or its answer is a stream, too large to keep)."""
+        scope, key = call.claim
+        if call.code in NOT_KEPT or not isinstance(body, list):
+            self.idempotency.release(scope, key)
+            return body
+        payload = b"".join(body)
+        self.idempotency.complete(scope, key, status, [list(h) for h in headers], payload)
+        return [payload]
+
+    @property
+    def idempotency(self):
+        if self._idempotency is None:
+            self._idempotency = SQLiteIdempotencyStore(
+                Path(self.settings.data_dir) / "idempotency.sqlite3",
+                ttl=self.settings.idempotency_ttl,
+                lease=self.settings.deadline + 30,
+            )
+        return self._idempotency
 
     @staticmethod
     def stream(reply, filename):

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import threading
 import time
-from contextlib import contextmanager
-from pathlib import Path
+
+from connector.sqlite import SQLiteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -78,54 +76,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Store:
-    """A thin, thread- and fork-safe handle on the sandbox's SQLite file."""
+class Store(SQLiteFile):
+    """The sandbox's state."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        conn = self._connect()
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-        finally:
-            conn.close()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        return conn
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        # A connection inherited through fork() belongs to the parent: open our own.
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            local.conn = self._connect()
-            local.pid = os.getpid()
-        return local.conn
-
-    @contextmanager
-    def transaction(self):
-        """A write transaction; IMMEDIATE so that check-then-write is atomic across workers."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def one(self, sql, *params):
-        return self.conn.execute(sql, params).fetchone()
-
-    def all(self, sql, *params):
-        return self.conn.execute(sql, params).fetchall()
+        super().__init__(path, SCHEMA)
 
     def reset(self) -> None:
         with self.transaction() as conn:

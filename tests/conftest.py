@@ -14,10 +14,15 @@ TOKEN = "tok-3f9a8c7e"
 
 
 @pytest.fixture
-def settings():
+def settings(tmp_path):
     # Retries stay on, with waits too short to slow the suite down.
     return Settings(
-        api_url=UPSTREAM, connect_timeout=1, read_timeout=0.5, retry_base=0.001, retry_cap=0.002
+        api_url=UPSTREAM,
+        connect_timeout=1,
+        read_timeout=0.5,
+        retry_base=0.001,
+        retry_cap=0.002,
+        data_dir=str(tmp_path),
     )
 
 
