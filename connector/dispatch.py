@@ -305,10 +305,10 @@ class Connector:
                     return self.run_block(environ, call, name)
                 if method == "GET" and prefix == BLOCKS_PREFIX:
                     return self.json(200, manifest.block_entry(REGISTRY.get(name)))
-                return self.not_allowed(environ)
+                return self.not_allowed(environ, "GET, POST" if prefix == BLOCKS_PREFIX else "POST")
         if path in ("/blocks", "/manifest.json", "/api/InstaMsg", "/openapi.json", "/healthz"):
             if method not in ("GET", "HEAD"):
-                return self.not_allowed(environ)
+                return self.not_allowed(environ, "GET, HEAD")
             if path == "/healthz":
                 return self.json(200, {"status": "ok"})
             if path == "/blocks":
@@ -324,12 +324,14 @@ class Connector:
             http_status=404,
         )
 
-    def not_allowed(self, environ):
-        raise InvalidRequest(
-            f"{environ.get('REQUEST_METHOD')} is not allowed here. Blocks run with POST; "
-            "lists are read with GET.",
+    def not_allowed(self, environ, allow: str):
+        error = InvalidRequest(
+            f"{environ.get('REQUEST_METHOD')} is not allowed here (allowed: {allow}). Blocks run "
+            "with POST; lists are read with GET.",
             http_status=405,
         )
+        error.headers = [("Allow", allow)]
+        raise error
 
     @staticmethod
     def json(status, payload):
@@ -430,18 +432,34 @@ class Connector:
     def error_reply(self, call, error: ConnectorError):
         call.code = error.code
         body = error.to_dict()
+        if call.secrets:
+            # Only the free text: the codes, field names and ids are the envelope's own words
+            # (a secret that reads like one of them must not rewrite it).
+            for part in ("status_msg", "errors", "upstream"):
+                if part in body:
+                    body[part] = scrub(body[part], call.secrets)
         body["request_id"] = call.request_id
         payload = jsonx.dumps({"callback": "error", "contextWrites": {call.context_key: body}})
-        if call.secrets:
-            text = payload.decode("utf-8")
-            for secret in call.secrets:
-                text = text.replace(jsonx.dumps(secret).decode("utf-8")[1:-1], REDACTED)
-            payload = text.encode("utf-8")
         status = 200 if call.rapid else error.http_status
         headers = [JSON_TYPE, ("Content-Length", str(len(payload)))]
         if error.retry_after_s is not None:
             headers.append(("Retry-After", str(max(1, round(error.retry_after_s)))))
+        headers.extend(error.headers)
         return status, headers, [payload]
+
+
+def scrub(value, secrets):
+    """``value`` with every secret replaced in its text (values only, keys as they are)."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {k: scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secrets) for v in value]
+    return value
 
 
 class ClosingIterator:

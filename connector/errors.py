@@ -35,6 +35,8 @@ class ConnectorError(Exception):
         if retryable is not None:
             self.retryable = retryable
         self.retry_after_s = retry_after_s
+        #: extra response headers (Allow on a 405)
+        self.headers: list = []
 
     def to_dict(self) -> dict:
         body = {"status_code": self.code, "status_msg": self.message, "retryable": self.retryable}

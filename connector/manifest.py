@@ -210,7 +210,18 @@ def build_openapi() -> dict:
     for blk in REGISTRY:
         if blk.schema.__name__ not in spec.components.schemas:
             spec.components.schema(blk.schema.__name__, schema=blk.schema)
-        spec.path(path=f"/blocks/{blk.name}", operations={"post": _operation(blk)})
+        entry = {
+            "operationId": f"{blk.name}Manifest",
+            "summary": f"The manifest entry of {blk.name}: its description and arguments.",
+            "tags": ["manifest"],
+            "responses": {
+                "200": {
+                    "description": "name, description, args, callbacks",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+        spec.path(path=f"/blocks/{blk.name}", operations={"post": _operation(blk), "get": entry})
     spec.path(
         path="/healthz",
         operations={

@@ -83,6 +83,9 @@ class Bearer(BlockSchema):
         secret=True,
         nonblank=True,
         into="auth",
+        # It travels in an HTTP header: visible ASCII only (found by fuzzing).
+        pattern=r"[\x21-\x7e]+",
+        pattern_hint="Must be an access token: letters, digits and symbols, no spaces.",
     )
     client_key = Credentials(
         "Instead of accessToken: your InstaMsg app's client key.", data_key="clientKey", into="auth"

@@ -547,3 +547,23 @@ def test_a_rapidapi_call_without_a_key_is_an_error_envelope_with_200(locked, no_
 def test_an_open_connector_says_so_at_start(capfd):
     create_app({"api_url": UPSTREAM})
     assert "CONNECTOR_API_KEYS is not set" in capfd.readouterr().err
+
+
+def test_a_secret_that_reads_like_an_envelope_key_leaves_the_envelope_whole(client, upstream):
+    # Found by schemathesis: an access token "contextWrites" once redacted the envelope itself.
+    upstream.get(TENANT_URL, status=401, json={"message": "bad token contextWrites"})
+    answer = client.post(
+        "/blocks/getSingleTenant", json={"accessToken": "contextWrites", "id": "t-1"}
+    )
+    error = context(answer)
+    assert error["status_code"] == "API_ERROR"
+    assert "contextWrites" not in error["status_msg"] and "[redacted]" in error["status_msg"]
+
+
+def test_a_secret_that_reads_like_an_error_code_leaves_the_code_alone(client, upstream):
+    # Found by schemathesis: an access token "API_ERROR" once redacted the status_code.
+    upstream.get(TENANT_URL, status=401, json={"message": "token API_ERROR refused"})
+    answer = client.post("/blocks/getSingleTenant", json={"accessToken": "API_ERROR", "id": "t-1"})
+    error = context(answer)
+    assert error["status_code"] == "API_ERROR"
+    assert error["upstream"]["body"]["message"] == "token [redacted] refused"

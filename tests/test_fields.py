@@ -228,3 +228,12 @@ def test_select_and_array_describe_themselves_in_the_manifest():
             {"name": "weight", "type": "Number", "info": "Its weight."},
         ]
     }
+
+
+@pytest.mark.parametrize("token", ["tok en", "tok\r\nX-Evil: 1", "tokĀ", "\t"])
+def test_an_access_token_must_be_header_safe(token):
+    from schemas.tenants import OneTenant
+
+    with pytest.raises(ValidationError) as caught:
+        OneTenant().load({"accessToken": token, "id": "t"})
+    assert "accessToken" in caught.value.messages

@@ -1,0 +1,86 @@
+"""Secret hygiene: a whole sandbox flow over HTTP, then every secret it used is looked
+for in everything the server wrote (its log) and in every error it answered."""
+
+import requests
+
+from tests.server import gunicorn
+
+SECRETS = {
+    "clientSecret": "demo-secret",
+    "provisioningKey": "PrOvK3y9",
+    "gsmPassword": "apn-pass-7731",
+    "gsmSimPin": "8642",
+}
+
+
+def test_no_secret_reaches_the_log_or_an_error(tmp_path):
+    env = {"INSTAMSG_SANDBOX": "1", "INSTAMSG_DATA_DIR": str(tmp_path)}
+    seen_secrets = dict(SECRETS)
+    errors = []
+    with gunicorn(env, workers=2) as (base, process):
+
+        def call(block, expect=200, **args):
+            answer = requests.post(f"{base}/blocks/{block}", json={"args": args}, timeout=10)
+            assert answer.status_code == expect, answer.text
+            if answer.json()["callback"] == "error":
+                errors.append(answer.text)
+            return answer.json()["contextWrites"]["to"]
+
+        app = {"clientKey": "demo-key", "clientSecret": SECRETS["clientSecret"]}
+        token = call("getAccessToken", **app)["access_token"]
+        seen_secrets["accessToken"] = token
+        call("getAccessToken", 401, clientKey="demo-key", clientSecret="wrong-secret-55")
+        seen_secrets["wrongSecret"] = "wrong-secret-55"
+        tenant = call("createTenant", accessToken=token, name="T", maxClients=5, maxMessages=9)[
+            "id"
+        ]
+        client = call(
+            "createClient",
+            accessToken=token,
+            tenantId=tenant,
+            type="user",
+            name="ops",
+            provisioningId="ops-1",
+            provisioningKey=SECRETS["provisioningKey"],
+            gsmPassword=SECRETS["gsmPassword"],
+            gsmSimPin=SECRETS["gsmSimPin"],
+            pubTopics="a",
+        )["id"]
+        auth = call("getClientAuthToken", accessToken=token, tenantId=tenant, clientId=client)
+        seen_secrets["clientAuthToken"] = auth["auth_token"]
+        reset = call("updateClientAuthToken", accessToken=token, tenantId=tenant, clientId=client)
+        seen_secrets["resetAuthToken"] = reset["auth_token"]
+        # errors that carry secrets in their arguments
+        call(
+            "createClient",
+            422,
+            accessToken=token,
+            tenantId=tenant,
+            type="robot",
+            name="x",
+            provisioningId="p",
+            provisioningKey="bad key!",
+            gsmPassword=SECRETS["gsmPassword"],
+        )
+        call(
+            "publishMessage",
+            403,
+            accessToken=token,
+            tenantId=tenant,
+            clientId=client,
+            id=1,
+            type="pub",
+            topic="not-allowed",
+            payload="p",
+            qos=1,
+        )
+        call("getTenants", **app)  # a managed token
+        call("invalidateAccessToken", **app, token=token)
+        call("getTenants", 401, accessToken=token)
+        log = process.output()
+    assert '"msg":"request"' in log and "SANDBOX MODE" in log
+    for name, secret in seen_secrets.items():
+        assert secret not in log, f"{name} was written to the log"
+        for error in errors:
+            assert secret not in error, f"{name} came back in an error"
+    assert "Traceback" not in log
