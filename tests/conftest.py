@@ -46,6 +46,28 @@ def upstream():
 
 
 @pytest.fixture
+def loopback_only(monkeypatch):
+    """uploadFile's downloads may connect to 127.0.0.0/8 and ::1 only. Any other address is
+    refused here before a packet is sent, even if the address check under test is broken,
+    and every attempt is recorded for the test to assert on."""
+    import ipaddress
+
+    from connector import fetch
+
+    real = fetch.open_socket
+    attempts = []
+
+    def guarded(address, port, timeout):
+        attempts.append((address, port))
+        if not ipaddress.ip_address(address).is_loopback:
+            raise ConnectionRefusedError(f"tests never connect to {address}")
+        return real(address, port, timeout)
+
+    monkeypatch.setattr(fetch, "open_socket", guarded)
+    return attempts
+
+
+@pytest.fixture
 def no_upstream():
     """Fails the test if any upstream request is made."""
     FAKE.reset()

@@ -7,7 +7,6 @@ and every HTTP request intercepted, so no connection to them is possible."""
 import base64
 
 import pytest
-import responses
 
 from app import create_app
 from connector.errors import InvalidFields
@@ -83,46 +82,43 @@ def test_a_public_host_passes_and_the_allowlist_is_by_host_and_port():
         "http://10.0.0.1/a",
     ],
 )
-def test_upload_from_a_non_public_url_is_refused_before_any_request(url, no_upstream):
+def test_upload_from_a_non_public_url_is_refused_before_any_request(
+    url, no_upstream, loopback_only
+):
     app = create_app({"api_url": UPSTREAM})
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        answer = app.test_client().post("/blocks/uploadFile", json={**ARGS, "file": url})
-        assert len(mock.calls) == 0
+    answer = app.test_client().post("/blocks/uploadFile", json={**ARGS, "file": url})
+    assert loopback_only == []  # refused before any connection
     assert answer.status_code == 422
     assert answer.json["contextWrites"]["to"]["fields"] == ["file"]
 
 
-def test_upload_from_an_allowlisted_local_server(upstream):
+def test_upload_from_an_allowlisted_local_server(upstream, loopback_only):
     data = b"\x89PNG" + bytes(5000)
     upstream.post(UPLOAD, json={"ok": True})
     with serve({"/img.png": (200, {"Content-Type": "image/png"}, data)}) as (where, hits):
         app = create_app({"api_url": UPSTREAM, "upload_url_allowlist": frozenset({where})})
-        with responses.RequestsMock() as mock:
-            mock.add_passthru(f"http://{where}")
-            answer = app.test_client().post(
-                "/blocks/uploadFile", json={**ARGS, "file": f"http://{where}/img.png"}
-            )
+        answer = app.test_client().post(
+            "/blocks/uploadFile", json={**ARGS, "file": f"http://{where}/img.png"}
+        )
         sent = upstream.calls[-1].request.body
     assert answer.status_code == 200, answer.json
     assert hits == ["/img.png"]
     assert data in sent and b'name="uploadedfile"; filename="a.bin"' in sent
 
 
-def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused(no_upstream):
+def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused(no_upstream, loopback_only):
     with serve({"/secret": (200, {}, b"internal")}) as (inner, inner_hits):
         moved = {"/go": (302, {"Location": f"http://{inner}/secret"}, b"")}
         with serve(moved) as (outer, outer_hits):
             app = create_app({"api_url": UPSTREAM, "upload_url_allowlist": frozenset({outer})})
-            with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-                mock.add_passthru(f"http://{outer}")
-                answer = app.test_client().post(
-                    "/blocks/uploadFile", json={**ARGS, "file": f"http://{outer}/go"}
-                )
+            answer = app.test_client().post(
+                "/blocks/uploadFile", json={**ARGS, "file": f"http://{outer}/go"}
+            )
     assert answer.status_code == 422
     assert outer_hits == ["/go"] and inner_hits == []
 
 
-def test_a_file_over_the_upload_limit_is_refused(no_upstream):
+def test_a_file_over_the_upload_limit_is_refused(no_upstream, loopback_only):
     with serve({"/big": (200, {}, b"x" * 5000)}) as (where, _):
         app = create_app(
             {
@@ -131,23 +127,19 @@ def test_a_file_over_the_upload_limit_is_refused(no_upstream):
                 "max_upload_bytes": 1000,
             }
         )
-        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-            mock.add_passthru(f"http://{where}")
-            answer = app.test_client().post(
-                "/blocks/uploadFile", json={**ARGS, "file": f"http://{where}/big"}
-            )
+        answer = app.test_client().post(
+            "/blocks/uploadFile", json={**ARGS, "file": f"http://{where}/big"}
+        )
     assert answer.status_code == 413
     assert answer.json["contextWrites"]["to"]["status_code"] == "PAYLOAD_TOO_LARGE"
 
 
-def test_a_url_that_fails_is_the_callers_error(no_upstream):
+def test_a_url_that_fails_is_the_callers_error(no_upstream, loopback_only):
     with serve({}) as (where, _):
         app = create_app({"api_url": UPSTREAM, "upload_url_allowlist": frozenset({where})})
-        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-            mock.add_passthru(f"http://{where}")
-            answer = app.test_client().post(
-                "/blocks/uploadFile", json={**ARGS, "file": f"http://{where}/missing"}
-            )
+        answer = app.test_client().post(
+            "/blocks/uploadFile", json={**ARGS, "file": f"http://{where}/missing"}
+        )
     assert answer.status_code == 422
     assert "HTTP 404" in answer.json["contextWrites"]["to"]["status_msg"]
 
@@ -159,3 +151,22 @@ def test_base64_content_needs_no_fetch(upstream):
         "/blocks/uploadFile", json={**ARGS, "fileContent": base64.b64encode(b"hi").decode()}
     )
     assert answer.status_code == 200
+
+
+def test_the_connection_goes_to_the_checked_address_no_second_lookup(monkeypatch, loopback_only):
+    """DNS rebinding: the name is resolved once, checked, and the connection is pinned to
+    that address; a later answer pointing at 127.0.0.1 is never asked for."""
+    from connector import fetch
+    from connector.config import Settings
+
+    lookups = []
+
+    def resolver(host, port):
+        lookups.append(host)
+        return ["93.184.216.34"] if len(lookups) == 1 else ["127.0.0.1"]
+
+    monkeypatch.setattr(fetch, "resolve", resolver)
+    with pytest.raises(InvalidFields):  # the guard refuses the public address: no packet
+        fetch.fetch_file("http://files.example/a.bin", Settings())
+    assert lookups == ["files.example"]
+    assert loopback_only == [("93.184.216.34", 80)]
