@@ -47,7 +47,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 
 ## bench: the benchmark (S1-S5), on loopback; writes bench/results.json and prints a table
-bench: $(VENV)/.runtime
+bench: $(VENV)/.dev
 	bench/install-tools.sh
 	$(BIN)/python -m bench.run
 
