@@ -32,7 +32,15 @@ from sandbox.http import (
     where,
     window,
 )
-from sandbox.resources import client_row, fingerprint, last_seen, log, message_view, state_of
+from sandbox.resources import (
+    client_row,
+    fingerprint,
+    last_seen,
+    log,
+    message_view,
+    note,
+    state_of,
+)
 from sandbox.store import loads, now_ms
 
 bp = Blueprint("sandbox_activity", __name__)
@@ -67,12 +75,11 @@ def upload_file(tenant_id, client_id, filename):
             "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
             (tenant_id, client_id, filename, content, kind, len(content), now_ms()),
         )
-        log(
+        note(
             conn,
             tenant_id,
             client_id,
             "INFO",
-            "InstaMsg",
             f"File {filename!r} uploaded ({len(content)} bytes).",
         )
     return answer({"filename": filename, "size": len(content), "content_type": kind}, 201)
@@ -103,7 +110,7 @@ def delete_file(tenant_id, client_id, filename):
         ).rowcount
         if not gone:
             raise not_found(f"File {filename!r}")
-        log(conn, tenant_id, client_id, "INFO", "InstaMsg", f"File {filename!r} deleted.")
+        note(conn, tenant_id, client_id, "INFO", f"File {filename!r} deleted.")
     return answer({"message": "File deleted.", "filename": filename})
 
 
@@ -135,12 +142,11 @@ def replace_config(tenant_id, client_id):
             "INSERT OR REPLACE INTO configs VALUES (?,?,?,?)",
             (tenant_id, client_id, json.dumps(config), stamp),
         )
-        log(
+        note(
             conn,
             tenant_id,
             client_id,
             "INFO",
-            "InstaMsg",
             f"Config replaced ({len(config)} keys).",
         )
     return answer({"config": config, "updated_at": stamp})
@@ -155,7 +161,7 @@ def delete_config(tenant_id, client_id):
         ).rowcount
         if not gone:
             raise not_found("Config")
-        log(conn, tenant_id, client_id, "INFO", "InstaMsg", "Config deleted.")
+        note(conn, tenant_id, client_id, "INFO", "Config deleted.")
     return answer({"message": "Config deleted."})
 
 
@@ -192,7 +198,7 @@ def touch_session(conn, row, stamp):
         " VALUES (?,?,?,?,?,?,?,?)",
         (tenant_id, client_id, stamp, mac, imei, msisdn, None, network),
     )
-    log(conn, tenant_id, client_id, "INFO", "InstaMsg", "Client connected.", stamp)
+    note(conn, tenant_id, client_id, "INFO", "Client connected.", stamp)
 
 
 @bp.post("/api/v1/tenants/<tenant_id>/clients/<client_id>/messages")
@@ -236,12 +242,11 @@ def publish(tenant_id, client_id):
                 f"Topic {topic!r} is not among the client's pub_topics {allowed}: "
                 "add it with updateClient first.",
             )
-            log(
+            note(
                 conn,
                 tenant_id,
                 client_id,
                 "WARN",
-                "InstaMsg",
                 f"Publish refused: topic {topic!r} is not permitted.",
             )
         elif used >= tenant["max_messages"]:
@@ -250,12 +255,11 @@ def publish(tenant_id, client_id):
                 f"Tenant {tenant_id!r} has reached its max_messages quota "
                 f"({tenant['max_messages']}).",
             )
-            log(
+            note(
                 conn,
                 tenant_id,
                 client_id,
                 "ERROR",
-                "InstaMsg",
                 "Publish refused: the tenant's message quota is used up.",
             )
         else:
@@ -299,15 +303,7 @@ def publish(tenant_id, client_id):
                 f"Publishing message {message_id} on {topic!r} (QoS {qos}).",
                 stamp,
             )
-            log(
-                conn,
-                tenant_id,
-                client_id,
-                "INFO",
-                "InstaMsg",
-                f"Message {message_id} accepted.",
-                stamp,
-            )
+            note(conn, tenant_id, client_id, "INFO", f"Message {message_id} accepted.", stamp)
     # A refusal is logged (the transaction above committed), then answered.
     if refusal is not None:
         raise refusal
@@ -353,14 +349,7 @@ def release(tenant_id, client_id, message):
                 "are held until released.",
             )
         conn.execute("UPDATE messages SET status = 'released' WHERE id = ?", (row["id"],))
-        log(
-            conn,
-            tenant_id,
-            client_id,
-            "INFO",
-            "InstaMsg",
-            f"Message {row['message_id']} released.",
-        )
+        note(conn, tenant_id, client_id, "INFO", f"Message {row['message_id']} released.")
     return answer({"id": message, "status": "released"})
 
 

@@ -72,6 +72,11 @@ def log(conn, tenant_id, client_id, level, creator, message, ts=None):
     )
 
 
+def note(conn, tenant_id, client_id, level, message, ts=None):
+    """A log line written by InstaMsg itself (creator ``InstaMsg``)."""
+    log(conn, tenant_id, client_id, level, "InstaMsg", message, ts)
+
+
 # -- representations ------------------------------------------------------------
 
 

@@ -31,8 +31,8 @@ from sandbox.resources import (
     client_row,
     client_view,
     fingerprint,
-    log,
     new_certificate,
+    note,
     tenant_row,
     tenant_view,
 )
@@ -207,23 +207,9 @@ def create_client(tenant_id):
                 stamp,
             ),
         )
-        log(
-            conn,
-            tenant_id,
-            client_id,
-            "INFO",
-            "InstaMsg",
-            f"Client {fields['name']!r} created.",
-        )
+        note(conn, tenant_id, client_id, "INFO", f"Client {fields['name']!r} created.")
         if provisioning.get("gsm_send_sms") == "1":
-            log(
-                conn,
-                tenant_id,
-                client_id,
-                "INFO",
-                "InstaMsg",
-                "Provisioning SMS sent to the device.",
-            )
+            note(conn, tenant_id, client_id, "INFO", "Provisioning SMS sent to the device.")
     return answer(client_view(client_row(tenant_id, client_id)), 201)
 
 
@@ -271,7 +257,7 @@ def update_client(tenant_id, client_id):
                 (json.dumps(merged), client_id),
             )
         conn.execute("UPDATE clients SET updated_at = ? WHERE id = ?", (now_ms(), client_id))
-        log(conn, tenant_id, client_id, "INFO", "InstaMsg", "Client updated.")
+        note(conn, tenant_id, client_id, "INFO", "Client updated.")
     return answer(client_view(client_row(tenant_id, client_id)))
 
 
@@ -304,14 +290,7 @@ def replace_credential(tenant_id, client_id, column, value, what):
             f"UPDATE clients SET {column} = ?, updated_at = ? WHERE id = ?",  # noqa: S608
             (value, now_ms(), client_id),
         )
-        log(
-            conn,
-            tenant_id,
-            client_id,
-            "WARN",
-            "InstaMsg",
-            f"{what} reset; the old one no longer works.",
-        )
+        note(conn, tenant_id, client_id, "WARN", f"{what} reset; the old one no longer works.")
 
 
 @bp.put("/api/v1/tenants/<tenant_id>/clients/<client_id>/reset_auth_token")
