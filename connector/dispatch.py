@@ -444,6 +444,8 @@ class Connector:
         headers = [JSON_TYPE, ("Content-Length", str(len(payload)))]
         if error.retry_after_s is not None:
             headers.append(("Retry-After", str(max(1, round(error.retry_after_s)))))
+        elif error.http_status == 429:
+            headers.append(("Retry-After", "1"))  # InstaMsg said to slow down, not for how long
         headers.extend(error.headers)
         return status, headers, [payload]
 

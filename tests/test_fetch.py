@@ -80,6 +80,7 @@ def test_a_public_host_passes_and_the_allowlist_is_by_host_and_port():
         "http://2130706433/a",
         "http://169.254.169.254/latest/meta-data/",
         "http://10.0.0.1/a",
+        "file:///etc/passwd",
     ],
 )
 def test_upload_from_a_non_public_url_is_refused_before_any_request(

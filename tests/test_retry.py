@@ -86,6 +86,13 @@ def test_a_wait_past_the_deadline_is_not_taken(client, upstream, waits):
     assert envelope(answer)["retry_after_s"] == 120 and envelope(answer)["retryable"] is True
 
 
+def test_a_429_without_retry_after_still_answers_one(client, upstream, waits):
+    upstream.get(TENANT, status=429)
+    answer = client.post("/blocks/getSingleTenant", json=GET_ARGS)
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "1"
+    assert "retry_after_s" not in envelope(answer)
+
+
 def test_a_timeout_is_not_repeated(client, upstream, waits):
     upstream.get(TENANT, delay=1.0)
     answer = client.post("/blocks/getSingleTenant", json=GET_ARGS)
