@@ -2,11 +2,20 @@
 127.0.0.1 (tests/fake_upstream.py): the real transport is exercised, and even a
 test that forgot to register an answer could only ever reach this machine."""
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from app import create_app
 from connector.config import Settings
 from tests.fake_upstream import FakeUpstream
+
+# In CI the fuzzers run the same examples every time (and keep no example database), so a
+# red run can be replayed exactly; on a developer's machine they explore anew each run.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 FAKE = FakeUpstream()
 UPSTREAM = FAKE.url
