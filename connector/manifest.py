@@ -145,9 +145,12 @@ SUCCESS_ENVELOPE = {
 }
 ERROR_STATUSES = {
     "400": "INVALID_REQUEST: the body is not JSON, form or multipart, or not an object.",
+    "401": "UNAUTHORIZED (no valid X-API-Key), or API_ERROR: InstaMsg refused the credentials.",
     "404": "UNKNOWN_BLOCK, or API_ERROR: InstaMsg has no such resource.",
+    "409": "IDEMPOTENCY_KEY_IN_USE: the first call with this Idempotency-Key still runs.",
     "413": "PAYLOAD_TOO_LARGE: the body (or a file) is over the limit.",
-    "422": "REQUIRED_FIELDS or INVALID_FIELDS: the arguments are missing or wrong.",
+    "422": "REQUIRED_FIELDS, INVALID_FIELDS or IDEMPOTENCY_KEY_REUSED.",
+    "429": "API_ERROR: InstaMsg limits the rate; see Retry-After.",
     "502": "API_ERROR for an InstaMsg 5xx, or UPSTREAM_UNAVAILABLE.",
     "504": "UPSTREAM_TIMEOUT: InstaMsg did not answer in time.",
     "default": "Any other error, such as API_ERROR with InstaMsg's own 4xx status.",
@@ -178,8 +181,18 @@ def _operation(blk) -> dict:
         },
         "responses": {"200": {"description": "The block's result.", "content": success}},
     }
+    operation["parameters"] = [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Up to 255 characters. A repeated call with the same key and "
+            "arguments answers what the first answered (Idempotent-Replayed: true).",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+    ]
     if blk.streamable:
-        operation["parameters"] = [
+        operation["parameters"].append(
             {
                 "name": "stream",
                 "in": "query",
@@ -187,7 +200,7 @@ def _operation(blk) -> dict:
                 "description": "1 answers the raw bytes instead of base64 in JSON.",
                 "schema": {"type": "string", "enum": ["0", "1"]},
             }
-        ]
+        )
         success["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
     for status, description in ERROR_STATUSES.items():
@@ -205,6 +218,15 @@ def build_openapi() -> dict:
         info={"description": PACKAGE["description"]},
     )
     plugin.converter.add_attribute_function(arg_property)
+    spec.components.security_scheme(
+        "apiKey",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "Needed when the connector runs with CONNECTOR_API_KEYS set.",
+        },
+    )
     spec.components.schema("SuccessEnvelope", SUCCESS_ENVELOPE)
     spec.components.schema("ErrorEnvelope", ERROR_ENVELOPE)
     for blk in REGISTRY:
@@ -233,6 +255,8 @@ def build_openapi() -> dict:
         },
     )
     document = spec.to_dict()
+    # The key is needed only where the operator set CONNECTOR_API_KEYS: none, or the key.
+    document["security"] = [{}, {"apiKey": []}]
     for schema in document["components"]["schemas"].values():
         props = schema.get("properties", {})
         if "accessToken" in props and "clientKey" in props:

@@ -121,3 +121,14 @@ def test_openapi_has_one_operation_per_block():
             if name.endswith("Envelope"):
                 continue
             assert spec.get("description"), f"{name}.{prop} has no description"
+
+
+def test_openapi_documents_the_api_key_and_idempotency_key():
+    doc = manifest.build_openapi()
+    assert doc["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
+    assert doc["security"] == [{}, {"apiKey": []}]
+    publish = doc["paths"]["/blocks/publishMessage"]["post"]
+    assert [p["name"] for p in publish["parameters"]] == ["Idempotency-Key"]
+    assert {"401", "409", "422", "429"} <= set(publish["responses"])
+    download = doc["paths"]["/blocks/downloadFile"]["post"]
+    assert [p["name"] for p in download["parameters"]] == ["Idempotency-Key", "stream"]
