@@ -14,8 +14,8 @@ class RawServer:
     """A bare HTTP/1.1 server on 127.0.0.1 that counts connections and can hang up
     after each answer without saying so (as a server's idle timeout does)."""
 
-    def __init__(self, hang_up=False, body=b'{"ok": true}'):
-        self.hang_up, self.body = hang_up, body
+    def __init__(self, hang_up=False, body=b'{"ok": true}', raw=None):
+        self.hang_up, self.body, self.raw = hang_up, body, raw
         self.connections = 0
         self.requests = []
         self.sock = socket.socket()
@@ -59,6 +59,11 @@ class RawServer:
                 data += conn.recv(65536)
             self.requests.append((head.split(b"\r\n")[0], data[:length]))
             data = data[length:]
+            if self.raw is not None:
+                conn.sendall(self.raw)
+                if self.hang_up:
+                    return
+                continue
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 + f"Content-Length: {len(self.body)}\r\n\r\n".encode()
@@ -139,3 +144,29 @@ def test_the_host_header_and_a_base_path_are_kept(server):
     transport = HTTPTransport(up.url + "/prefix/", 1, 1)
     transport.send("GET", "/api/v1/tenants?x=1", {}, None)
     assert up.requests[0][0] == b"GET /prefix/api/v1/tenants?x=1 HTTP/1.1"
+
+
+CHUNKED = (
+    b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
+    b"HTTP/1.1 201 Created\r\nLocation: /m/1\r\n"
+    b"Set-Thing: a\r\nset-thing: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+)
+
+
+def test_headers_chunked_bodies_and_interim_answers(server):
+    up = server(raw=CHUNKED)
+    transport = HTTPTransport(up.url, 1, 1)
+    reply = transport.send("POST", "/m", {"Content-Length": "2"}, b"{}")
+    assert (reply.status_code, reply.content) == (201, b"hello world")
+    assert reply.headers["location"] == "/m/1"
+    transport.send("POST", "/m", {"Content-Length": "2"}, b"{}")
+    assert up.connections == 1  # a chunked answer read to its end keeps the connection
+
+
+def test_an_answer_without_length_ends_with_its_connection(server):
+    up = server(raw=b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it", hang_up=True)
+    transport = HTTPTransport(up.url, 1, 1)
+    assert transport.send("GET", "/", {}, None).content == b"all of it"
+    transport.send("GET", "/", {}, None)
+    assert up.connections == 2
