@@ -4,6 +4,8 @@ import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.fake_upstream import FakeUpstream
+
 
 @contextmanager
 def serve(routes):
@@ -15,12 +17,7 @@ def serve(routes):
         def do_GET(self):
             Handler.hits.append(self.path)
             status, headers, body = routes.get(self.path, (404, {}, b"not here"))
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            FakeUpstream.answer(self, status, headers, body)
 
         def log_message(self, *args):
             pass
