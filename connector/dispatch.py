@@ -141,7 +141,7 @@ def too_large(limit: int) -> PayloadTooLarge:
 
 def read_form(environ, limit: int) -> dict:
     length = environ.get("CONTENT_LENGTH")
-    if length and length.isdigit() and int(length) > limit:
+    if length and length.isascii() and length.isdigit() and int(length) > limit:
         raise too_large(limit)
     if not length:
         # An unsized (chunked) form: read it whole under the limit, then parse that.
@@ -155,9 +155,11 @@ def read_form(environ, limit: int) -> dict:
         raise too_large(limit) from None
     except ValueError:
         raise InvalidRequest("The form body could not be read.") from None
-    args = {k: v[0] if len(v) == 1 else v for k, v in form.lists()}
+    # A part whose name werkzeug cannot read comes back named None: it is no argument.
+    args = {k: v[0] if len(v) == 1 else v for k, v in form.lists() if k}
     for key, storage in files.items():
-        args[key] = storage
+        if key:
+            args[key] = storage
     return args
 
 
@@ -206,9 +208,10 @@ def take_context_key(args: dict) -> str:
 def secret_values(blk, args) -> list[str]:
     """The secrets this call carries, to scrub from whatever it answers."""
     found = [v for k in blk.secret_keys if isinstance(v := args.get(k), str) and len(v) >= 4]
-    if blk.auth == "basic" and isinstance(args.get("clientKey"), str):
-        pair = f"{args.get('clientKey')}:{args.get('clientSecret')}".encode()
-        found.append(base64.b64encode(pair).decode("ascii"))
+    key, secret = args.get("clientKey"), args.get("clientSecret")
+    if isinstance(key, str) and isinstance(secret, str):
+        # The Basic header they make: sent by the OAuth blocks and by managed-token fetches.
+        found.append(base64.b64encode(f"{key}:{secret}".encode()).decode("ascii"))
     return found
 
 
@@ -423,7 +426,7 @@ class Connector:
             ("Content-Disposition", f"attachment; filename*=UTF-8''{quote(filename, safe='')}"),
         ]
         length = reply.headers.get("Content-Length")
-        if length and length.isdigit():
+        if length and length.isascii() and length.isdigit():
             headers.append(("Content-Length", length))
         return 200, headers, ClosingIterator(reply)
 

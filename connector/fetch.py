@@ -112,7 +112,7 @@ def fetch_file(url: str, settings) -> tuple[bytes, str]:
             if response.status != 200:
                 raise refused(f"The file URL answered HTTP {response.status}, not 200.")
             declared = response.getheader("Content-Length", "")
-            if declared.isdigit() and int(declared) > limit:
+            if declared.isascii() and declared.isdigit() and int(declared) > limit:
                 raise too_large(limit)
             chunks, size = [], 0
             while chunk := response.read(CHUNK):

@@ -336,7 +336,7 @@ def release(tenant_id, client_id, message):
                 "SELECT * FROM messages WHERE id = ? AND tenant_id = ? AND client_id = ?",
                 (message, tenant_id, client_id),
             ).fetchone()
-            if message.isdigit()
+            if message.isascii() and message.isdigit()
             else None
         )
         if row is None:

@@ -154,7 +154,7 @@ def query_ms(key):
     raw = request.args.get(key)
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise bad(f"{key} must be unix time in milliseconds.")
     return int(raw)
 

@@ -351,7 +351,8 @@ class Datepicker(ArgField, fields.Field):
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str) and value.strip().isdigit():
+        # ASCII digits only: "²".isdigit() is true, but it is no number.
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             value = int(value.strip())
         if _is_number(value):
             if not math.isfinite(value):

@@ -567,3 +567,21 @@ def test_a_secret_that_reads_like_an_error_code_leaves_the_code_alone(client, up
     error = context(answer)
     assert error["status_code"] == "API_ERROR"
     assert error["upstream"]["body"]["message"] == "token [redacted] refused"
+
+
+def test_a_multipart_part_without_a_readable_name_is_ignored(client, upstream):
+    # Found by schemathesis: a part named "\" reached the idempotency digest as a None key.
+    upstream.get(TENANT_URL, json={"id": "t-1"})
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="\\"\r\n\r\nx\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="accessToken"\r\n\r\n'
+        + TOKEN.encode()
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="id"\r\n\r\nt-1\r\n--b--\r\n'
+    )
+    answer = client.post(
+        "/blocks/getSingleTenant",
+        data=body,
+        content_type="multipart/form-data; boundary=b",
+        headers={"Idempotency-Key": "nameless-1"},
+    )
+    assert answer.status_code == 200 and context(answer) == {"id": "t-1"}

@@ -237,3 +237,10 @@ def test_an_access_token_must_be_header_safe(token):
     with pytest.raises(ValidationError) as caught:
         OneTenant().load({"accessToken": token, "id": "t"})
     assert "accessToken" in caught.value.messages
+
+
+@pytest.mark.parametrize("given", ["²", "１２３", "٣"])
+def test_a_datepicker_refuses_digits_that_are_not_ascii(given):
+    # Found by schemathesis: "²".isdigit() is true and int("²") raised: a 500.
+    with pytest.raises(ValidationError):
+        FIELDS["Datepicker"].deserialize(given)
