@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import blocks  # noqa: F401  (registers every block)
 from connector import jsonx, logs
-from connector.config import Settings
+from connector.config import ConfigError, Settings
 from connector.dispatch import Connector, read_body
 from connector.transport import HTTPTransport, WSGITransport
 from connector.upstream import RetryPolicy, Upstream
@@ -81,4 +82,9 @@ def create_app(config: Settings | dict | None = None) -> Connector:
     return Connector(settings, Upstream(transport, policy), routes)
 
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as error:
+    # A setting that does not parse stops the start with one line that names it.
+    sys.stderr.write(f"instamsg-connector: configuration error: {error}\n")
+    raise SystemExit(2) from None

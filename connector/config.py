@@ -19,14 +19,31 @@ def _number(env, name, default, cast=float, minimum=0):
     try:
         value = cast(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+        kind = "a whole number" if cast is int else "a number"
+        raise ConfigError(f"{name} must be {kind}, not {raw[:40]!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be {minimum} or more")
     return value
 
 
-def _flag(env, name) -> bool:
-    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+
+
+def _flag(env, name, default=False) -> bool:
+    """A boolean setting. Anything but the accepted words stops the start-up: a typo such
+    as ``INSTAMSG_SANDBOX=ture`` must not quietly mean the opposite of what was meant."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in TRUE:
+        return True
+    if raw in FALSE:
+        return False
+    raise ConfigError(
+        f"{name} must be one of {', '.join(TRUE)} (on) or {', '.join(FALSE)} (off), "
+        f"not {raw[:40]!r}"
+    )
 
 
 def _apps(raw: str) -> dict:
@@ -40,6 +57,13 @@ def _apps(raw: str) -> dict:
             raise ConfigError("SANDBOX_APPS must be a comma-separated list of key:secret")
         apps[key] = secret
     return apps
+
+
+def _redis_url(env) -> str:
+    url = env.get("REDIS_URL", "").strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    return url
 
 
 @dataclass(frozen=True)
@@ -72,6 +96,10 @@ class Settings:
     deadline: float = 60.0
     #: how long an Idempotency-Key's answer is kept (seconds).
     idempotency_ttl: int = 24 * 3600
+    #: ``redis://`` or ``rediss://``: idempotency keys and managed tokens shared by instances.
+    redis_url: str = ""
+    #: the namespace of every key the connector writes to Redis.
+    redis_prefix: str = "instamsg-connector:"
     #: the sandbox's apps, client key -> client secret.
     sandbox_apps: dict = field(default_factory=lambda: {"demo-key": "demo-secret"})
     #: how long the sandbox's access tokens live, in seconds.
@@ -108,6 +136,8 @@ class Settings:
             retry_cap=_number(env, "INSTAMSG_RETRY_CAP", cls.retry_cap),
             deadline=_number(env, "INSTAMSG_DEADLINE", cls.deadline, float, 1),
             idempotency_ttl=_number(env, "IDEMPOTENCY_TTL", cls.idempotency_ttl, int, 1),
+            redis_url=_redis_url(env),
+            redis_prefix=env.get("REDIS_PREFIX", "").strip() or cls.redis_prefix,
             sandbox_apps=_apps(env.get("SANDBOX_APPS", "")),
             sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
         )

@@ -100,6 +100,13 @@ class IdempotencyKeyInUse(ConnectorError):
     retryable = True
 
 
+class IdempotencyUnavailable(ConnectorError):
+    """The shared idempotency store (Redis) cannot be reached: nothing was sent."""
+
+    code, http_status = "IDEMPOTENCY_UNAVAILABLE", 503
+    retryable = True
+
+
 class InternalError(ConnectorError):
     code, http_status = "INTERNAL_PACKAGE_ERROR", 500
 
@@ -117,5 +124,6 @@ ALL = (
     Unauthorized,
     IdempotencyKeyReused,
     IdempotencyKeyInUse,
+    IdempotencyUnavailable,
     InternalError,
 )
