@@ -1,4 +1,4 @@
-"""The connector's WSGI application: ``create_app()``, and ``app`` for gunicorn."""
+"""The connector's Flask application: ``create_app()``, and ``app`` for gunicorn."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from flask import Blueprint, Flask, Response, request
+
 import blocks  # noqa: F401  (registers every block)
-from connector import jsonx, logs
+from connector import dispatch, logs
 from connector.config import ConfigError, Settings
-from connector.dispatch import Connector, read_body
-from connector.transport import HTTPTransport, WSGITransport
-from connector.upstream import RetryPolicy, Upstream
-
-#: What the in-process sandbox is called: never resolvable, so nothing can leak to a network.
-SANDBOX_URL = "http://sandbox.instamsg.invalid"
+from connector.sandbox_adapter import SANDBOX_URL, SandboxAdapter
+from connector.upstream import RetryPolicy, Upstream, upstream_session
 
 
-def sandbox_transport(settings: Settings) -> WSGITransport:
-    """A transport whose calls the sandbox app answers inside this process."""
+def sandbox_session(settings: Settings):
+    """A session whose calls the sandbox app answers inside this process."""
     from sandbox.app import create_sandbox_app
     from sandbox.store import Store
 
@@ -33,53 +31,64 @@ def sandbox_transport(settings: Settings) -> WSGITransport:
         mode="sandbox",
         data=str(store.path),
     )
-    return WSGITransport(sandbox, settings.read_timeout)
+    session = upstream_session(replace(settings, api_url=SANDBOX_URL))
+    session.mount(SANDBOX_URL + "/", SandboxAdapter(sandbox))
+    return session
 
 
-def sandbox_admin(transport: WSGITransport, limit: int):
+def sandbox_admin(upstream: Upstream) -> Blueprint:
     """In sandbox mode, /_sandbox/* (faults, reset) reaches the sandbox's own admin routes."""
+    admin = Blueprint("sandbox_admin", __name__)
 
-    def handle(environ, call):
-        body = read_body(environ, limit)
-        headers = {"Content-Type": environ.get("CONTENT_TYPE") or "application/json"}
-        reply = transport.send(
-            environ.get("REQUEST_METHOD", "GET"), environ["PATH_INFO"], headers, body or None
+    @admin.route("/_sandbox/<path:rest>", methods=["GET", "POST", "PUT", "DELETE"])
+    def forward(rest):
+        reply = upstream.session.request(
+            request.method,
+            f"{SANDBOX_URL}/_sandbox/{rest}",
+            params=request.args,
+            data=request.get_data(),
+            headers={"Content-Type": request.content_type or "application/json"},
         )
-        content = reply.content or jsonx.dumps({})
-        return reply.status_code, [("Content-Type", "application/json")], [content]
+        return Response(reply.content or b"{}", reply.status_code, mimetype="application/json")
 
-    return handle
+    return admin
 
 
-def create_app(config: Settings | dict | None = None) -> Connector:
+def create_app(config: Settings | dict | None = None) -> Flask:
     """Build the connector. ``config`` is a Settings, or overrides of the environment's."""
     if isinstance(config, Settings):
         settings = config
     else:
         settings = replace(Settings.from_env(), **(config or {}))
     logs.setup()
-    routes = {}
+    app = Flask(__name__)
+    app.request_class = dispatch.ConnectorRequest
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        # Form fields may be as large as the body (fileContent in a form).
+        MAX_FORM_MEMORY_SIZE=settings.max_request_bytes,
+    )
+    policy = RetryPolicy(
+        settings.retries, settings.retry_base, settings.retry_cap, settings.deadline
+    )
     if settings.sandbox:
-        transport = sandbox_transport(settings)
-        routes["/_sandbox/"] = sandbox_admin(transport, settings.max_request_bytes)
+        session, base_url = sandbox_session(settings), SANDBOX_URL
     else:
-        transport = HTTPTransport(
-            settings.api_url,
-            settings.connect_timeout,
-            settings.read_timeout,
-            maxsize=settings.upstream_pool_size,
-        )
+        session, base_url = upstream_session(settings), settings.api_url
         logs.event("live mode", mode="live", upstream=settings.api_url)
+    upstream = Upstream(session, base_url, settings.connect_timeout, settings.read_timeout, policy)
+    app.extensions["instamsg"] = dispatch.Connector(settings, upstream)
+    app.register_blueprint(dispatch.bp)
+    if settings.sandbox:
+        app.register_blueprint(sandbox_admin(upstream))
+    dispatch.register_errors(app)
     if not settings.api_keys:
         logs.event(
             "OPEN: CONNECTOR_API_KEYS is not set, so anyone who can reach this port can run "
             "blocks. Set it (comma-separated keys) before exposing the connector.",
             logging.WARNING,
         )
-    policy = RetryPolicy(
-        settings.retries, settings.retry_base, settings.retry_cap, settings.deadline
-    )
-    return Connector(settings, Upstream(transport, policy), routes)
+    return app
 
 
 try:

@@ -1,31 +1,24 @@
-"""The connector's HTTP front: request body -> arguments -> block -> envelope.
+"""The connector's HTTP front, on Flask: request body -> arguments -> block -> envelope.
 
-A plain WSGI application. Every call runs through ``Connector.__call__``, which
-routes, turns every error into the envelope in one place (``error_reply``) and
-writes one structured log line. ``/blocks/<name>`` answers with meaningful
-HTTP statuses; ``/api/InstaMsg/<name>`` is the RapidAPI-compatible twin that
-always answers 200 (the envelope's ``callback`` says what happened).
-
-Why not Flask here: on the 2-core bench machine Flask's request handling cost
-more than the whole budget the connector has above a bare pass-through (see
-bench/README.md). The routes are few and fixed.
+One Blueprint holds every route. ``POST /blocks/<name>`` answers with meaningful HTTP
+statuses; ``POST /api/InstaMsg/<name>`` is the RapidAPI-compatible twin that always
+answers 200 (the envelope's ``callback`` says what happened). Every error leaves through
+the error handlers registered by ``register_errors``, which write the envelope; one
+``after_request`` hook adds ``X-Request-Id``, keeps an Idempotency-Key's answer and
+writes the access log line.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
-import io
 import os
 import re
 import time
-from pathlib import Path
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.formparser import parse_form_data
-from werkzeug.test import Client
-from werkzeug.wrappers import Response
+from flask import Blueprint, Flask, Request, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from connector import jsonx, logs, manifest
 from connector.errors import (
@@ -42,7 +35,6 @@ from connector.idempotency import MAX_KEY, SQLiteIdempotencyStore, request_diges
 from connector.registry import REGISTRY, Context
 from connector.tokens import TokenManager, fingerprint
 
-RAPID_PREFIX = "/api/InstaMsg/"
 #: Answers an Idempotency-Key does not keep: the call was refused before it ran.
 NOT_KEPT = frozenset(
     {
@@ -55,120 +47,117 @@ NOT_KEPT = frozenset(
         "INTERNAL_PACKAGE_ERROR",
     }
 )
-BLOCKS_PREFIX = "/blocks/"
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+RAPID_PREFIX = "/api/InstaMsg/"
+#: Routes open without an API key (liveness and readiness probes).
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 REDACTED = "[redacted]"
 CHUNK = 64 * 1024
-JSON_TYPE = ("Content-Type", "application/json")
-STATUS_TEXT = {
-    200: "200 OK",
-    400: "400 Bad Request",
-    401: "401 Unauthorized",
-    404: "404 Not Found",
-    405: "405 Method Not Allowed",
-    409: "409 Conflict",
-    413: "413 Payload Too Large",
-    422: "422 Unprocessable Entity",
-    429: "429 Too Many Requests",
-    500: "500 Internal Server Error",
-    502: "502 Bad Gateway",
-    504: "504 Gateway Timeout",
-}
+JSON = "application/json"
+
+bp = Blueprint("connector", __name__)
 
 
-def status_line(code: int) -> str:
-    return STATUS_TEXT.get(code) or f"{code} Status"
+class ConnectorRequest(Request):
+    """Flask's request, with a form parser that says when a form cannot be read (werkzeug's
+    default drops a broken multipart body silently, which would look like missing args)."""
+
+    def make_form_data_parser(self):
+        parser = super().make_form_data_parser()
+        parser.silent = False
+        return parser
 
 
-class Call:
-    """What one HTTP request carries through the dispatcher."""
+class Connector:
+    """What every call shares in one process: settings, the upstream client, the managed
+    token cache and the idempotency store (opened on the first Idempotency-Key)."""
 
-    __slots__ = (
-        "environ",
-        "request_id",
-        "rapid",
-        "block",
-        "context_key",
-        "secrets",
-        "code",
-        "upstream_status",
-        "claim",
+    def __init__(self, settings, upstream):
+        self.settings = settings
+        self.upstream = upstream
+        self.tokens = TokenManager(upstream, REGISTRY)
+        self._idempotency = None
+
+    @property
+    def idempotency(self):
+        if self._idempotency is None:
+            self._idempotency = SQLiteIdempotencyStore(
+                os.path.join(self.settings.data_dir, "idempotency.sqlite3"),
+                ttl=self.settings.idempotency_ttl,
+                lease=self.settings.deadline + 30,
+            )
+        return self._idempotency
+
+
+def connector() -> Connector:
+    return current_app.extensions["instamsg"]
+
+
+def json_response(payload, status=200) -> Response:
+    return Response(jsonx.dumps(payload), status=status, mimetype=JSON)
+
+
+# -- every request: its id, the API key, and what is written after ------------------------
+
+
+@bp.before_app_request
+def start_call():
+    g.started = time.perf_counter()
+    given = request.headers.get("X-Request-Id", "")
+    g.request_id = given if REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+    g.rapid = request.path.startswith(RAPID_PREFIX)
+    g.block = g.code = g.upstream_status = g.claim = None
+    g.context_key = "to"
+    g.secrets = []
+    authenticate()
+
+
+def authenticate() -> None:
+    """With CONNECTOR_API_KEYS set, every route but the probes needs one of them."""
+    settings = connector().settings
+    keys = settings.api_keys
+    if not keys or request.path in OPEN_PATHS:
+        return
+    given = request.headers.get("X-API-Key", "").encode()
+    if given and any(hmac.compare_digest(given, key.encode()) for key in keys):
+        return
+    proxy = settings.rapidapi_proxy_secret
+    if proxy and g.rapid:
+        secret = request.headers.get("X-RapidAPI-Proxy-Secret", "").encode()
+        if secret and hmac.compare_digest(secret, proxy.encode()):
+            return
+    raise Unauthorized(
+        "This connector needs an API key: send it in the X-API-Key header"
+        + (" (or X-RapidAPI-Proxy-Secret on /api/InstaMsg)." if proxy else ".")
     )
 
-    def __init__(self, environ):
-        self.environ = environ
-        given = environ.get("HTTP_X_REQUEST_ID", "")
-        self.request_id = given if REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
-        self.rapid = environ.get("PATH_INFO", "").startswith(RAPID_PREFIX)
-        self.block = None
-        self.context_key = "to"
-        self.secrets: list[str] = []
-        self.code = None
-        self.upstream_status = None
-        #: (scope, key) of an Idempotency-Key this call claimed
-        self.claim = None
+
+@bp.after_app_request
+def finish_call(response: Response) -> Response:
+    if g.get("claim") is not None:
+        keep_answer(response)
+    response.headers["X-Request-Id"] = g.request_id
+    logs.access(
+        g.request_id,
+        request.method,
+        request.path[:200],
+        response.status_code,
+        (time.perf_counter() - g.started) * 1000,
+        g.block,
+        g.code,
+        g.upstream_status,
+    )
+    return response
 
 
 # -- reading arguments --------------------------------------------------------------------
 
 
-def read_body(environ, limit: int) -> bytes:
-    """The raw body, refusing one over ``limit`` whether it is sized or chunked."""
-    stream = environ["wsgi.input"]
-    length = environ.get("CONTENT_LENGTH")
-    if length:
-        try:
-            size = int(length)
-        except ValueError:
-            raise InvalidRequest("The Content-Length header is not a number.") from None
-        if size > limit:
-            raise too_large(limit)
-        return stream.read(size) if size else b""
-    if environ.get("wsgi.input_terminated") or environ.get("HTTP_TRANSFER_ENCODING"):
-        data = stream.read(limit + 1)
-        if len(data) > limit:
-            raise too_large(limit)
-        return data
-    return b""
-
-
-def too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The request body is larger than the {limit}-byte limit (MAX_REQUEST_BYTES)."
-    )
-
-
-def read_form(environ, limit: int) -> dict:
-    length = environ.get("CONTENT_LENGTH")
-    if length and length.isascii() and length.isdigit() and int(length) > limit:
-        raise too_large(limit)
-    if not length:
-        # An unsized (chunked) form: read it whole under the limit, then parse that.
-        data = read_body(environ, limit)
-        environ = {**environ, "wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))}
-    try:
-        _, form, files = parse_form_data(
-            environ, max_form_memory_size=limit, max_content_length=limit, silent=False
-        )
-    except RequestEntityTooLarge:
-        raise too_large(limit) from None
-    except ValueError:
-        raise InvalidRequest("The form body could not be read.") from None
-    # A part whose name werkzeug cannot read comes back named None: it is no argument.
-    args = {k: v[0] if len(v) == 1 else v for k, v in form.lists() if k}
-    for key, storage in files.items():
-        if key:
-            args[key] = storage
-    return args
-
-
-def read_args(environ, limit: int) -> dict:
+def read_args() -> dict:
     """The arguments, from any of the accepted body kinds."""
-    mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-    if mimetype in FORM_TYPES:
-        return read_form(environ, limit)
-    raw = read_body(environ, limit)
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return read_form()
+    raw = request.get_data(cache=False)
     if not raw.strip():
         return {}
     try:
@@ -194,6 +183,19 @@ def read_args(environ, limit: int) -> dict:
     return body
 
 
+def read_form() -> dict:
+    try:
+        form, files = request.form, request.files
+    except ValueError:
+        raise InvalidRequest("The form body could not be read.") from None
+    # A part whose name werkzeug cannot read comes back named None: it is no argument.
+    args = {k: v[0] if len(v) == 1 else v for k, v in form.lists() if k}
+    for key, storage in files.items():
+        if key:
+            args[key] = storage
+    return args
+
+
 def take_context_key(args: dict) -> str:
     """The optional ``to`` argument: the contextWrites key of the answer."""
     to = args.pop("to", None)
@@ -215,242 +217,209 @@ def secret_values(blk, args) -> list[str]:
     return found
 
 
-def wants_stream(environ) -> bool:
-    query = environ.get("QUERY_STRING", "")
-    if "stream=" not in query:
-        return False
-    value = parse_qs(query).get("stream", [""])[0]
-    return value.strip().lower() in ("1", "true", "yes")
+def wants_stream() -> bool:
+    return request.args.get("stream", "").strip().lower() in ("1", "true", "yes")
 
 
-# -- the application ----------------------------------------------------------------------
+# -- the routes ---------------------------------------------------------------------------
 
 
-class Connector:
-    """The WSGI application. ``extra_routes`` maps a path prefix to a handler
-    ``(environ, call) -> (status, headers, body)`` (the sandbox's admin routes)."""
+@bp.post("/blocks/<name>")
+@bp.post(RAPID_PREFIX + "<name>")
+def run_block(name):
+    """Run one block: validate, call InstaMsg, answer the envelope."""
+    blk = REGISTRY.get(name)
+    g.block = blk.name
+    args = read_args()
+    g.secrets = secret_values(blk, args)
+    g.context_key = take_context_key(args)
+    raw_args = args
+    loaded = blk.load(args)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        replay = claim_key(blk, raw_args, key)
+        if replay is not None:
+            return replay
+    state = connector()
+    ctx = Context(upstream=state.upstream, settings=state.settings, request_id=g.request_id)
+    if blk.prepare is not None:
+        loaded = blk.prepare(loaded, ctx)
+    reply = state.tokens.send(blk, loaded, g.request_id, g.secrets)
+    g.upstream_status = reply.status_code
+    g.code = "SUCCESS"
+    if blk.streamable and wants_stream():
+        return stream(reply, loaded["filename"])
+    result = blk.result(reply, loaded, ctx)
+    return json_response({"callback": "success", "contextWrites": {g.context_key: result}})
 
-    def __init__(self, settings, upstream, extra_routes=None):
-        self.settings = settings
-        self.upstream = upstream
-        self.extra_routes = dict(extra_routes or {})
-        self.limit = settings.max_request_bytes
-        self.tokens = TokenManager(upstream, REGISTRY)
-        self._idempotency = None  # opened on the first Idempotency-Key
 
-    def test_client(self) -> Client:
-        return Client(self, Response)
+@bp.get("/blocks/<name>")
+def describe_block(name):
+    return json_response(manifest.block_entry(REGISTRY.get(name)))
 
-    def __call__(self, environ, start_response):
-        started = time.perf_counter()
-        call = Call(environ)
-        try:
-            status, headers, body = self.route(environ, call)
-        except ConnectorError as error:
-            status, headers, body = self.error_reply(call, error)
-        except Exception as exc:  # a bug: answer, log its type and place, never its text
-            logs.LOGGER.error(
-                "unexpected error",
-                exc_info=exc,
-                extra={"fields": {"request_id": call.request_id, "block": call.block}},
+
+@bp.get("/blocks")
+def list_blocks():
+    return json_response(manifest.manifest()["blocks"])
+
+
+@bp.get("/manifest.json")
+@bp.get("/api/InstaMsg")
+def whole_manifest():
+    return json_response(manifest.manifest())
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return json_response(manifest.openapi())
+
+
+@bp.get("/healthz")
+def healthz():
+    return json_response({"status": "ok"})
+
+
+def stream(reply, filename) -> Response:
+    """The upstream's bytes, passed through as they arrive."""
+    headers = {
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}",
+    }
+    length = reply.headers.get("Content-Length")
+    if length and length.isascii() and length.isdigit():
+        headers["Content-Length"] = length
+    response = Response(
+        reply.iter_content(CHUNK),
+        headers=headers,
+        content_type=reply.headers.get("Content-Type") or "application/octet-stream",
+        direct_passthrough=True,
+    )
+    response.call_on_close(reply.close)
+    return response
+
+
+# -- Idempotency-Key ----------------------------------------------------------------------
+
+
+def claim_key(blk, args, key):
+    """Claim ``key`` for this call, or answer from what the key already holds."""
+    if not 1 <= len(key) <= MAX_KEY:
+        raise InvalidRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY} characters.")
+    if "accessToken" in args:
+        scope = fingerprint("token", str(args["accessToken"]))
+    else:
+        scope = fingerprint("app", str(args.get("clientKey")), str(args.get("clientSecret")))
+    digest = request_digest(blk.name, args, g.context_key, g.rapid)
+    claim = connector().idempotency.claim(scope, key, blk.name, digest)
+    if claim.kind == "reused":
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used for another call (other arguments or another "
+            "block). Use a new key for a new call."
+        )
+    if claim.kind == "in_use":
+        raise IdempotencyKeyInUse(
+            "A call with this Idempotency-Key is still running. Wait for it, then send the "
+            "same call again to get its answer."
+        )
+    if claim.kind == "replay":
+        g.code = "REPLAYED"
+        response = Response(claim.body, status=claim.status, headers=claim.headers)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    g.claim = (scope, key)
+    return None
+
+
+def keep_answer(response: Response) -> None:
+    """Keep a finished call's answer under its key, or free the key for a retry when the
+    call was refused before it ran (or its answer is a stream, too large to keep)."""
+    scope, key = g.claim
+    g.claim = None
+    store = connector().idempotency
+    if g.code in NOT_KEPT or response.is_streamed:
+        store.release(scope, key)
+        return
+    headers = [[k, v] for k, v in response.headers.items()]
+    store.complete(scope, key, response.status_code, headers, response.get_data())
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def error_response(error: ConnectorError) -> Response:
+    """The error envelope: on /blocks with the error's status, on /api/InstaMsg with 200."""
+    g.code = error.code
+    body = error.to_dict()
+    secrets = g.get("secrets")
+    if secrets:
+        # Only the free text: the codes, field names and ids are the envelope's own words
+        # (a secret that reads like one of them must not rewrite it).
+        for part in ("status_msg", "errors", "upstream"):
+            if part in body:
+                body[part] = scrub(body[part], secrets)
+    body["request_id"] = g.get("request_id")
+    key = g.get("context_key", "to")
+    response = json_response(
+        {"callback": "error", "contextWrites": {key: body}},
+        200 if g.get("rapid") else error.http_status,
+    )
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
+    elif error.http_status == 429:
+        response.headers["Retry-After"] = "1"  # InstaMsg said to slow down, not for how long
+    for name, value in error.headers:
+        response.headers[name] = value
+    return response
+
+
+def http_error(error: HTTPException) -> Response:
+    """Flask's own refusals (no route, wrong method, body too large) as envelopes."""
+    if isinstance(error, RequestEntityTooLarge):
+        limit = connector().settings.max_request_bytes
+        return error_response(
+            PayloadTooLarge(
+                f"The request body is larger than the {limit}-byte limit (MAX_REQUEST_BYTES)."
             )
-            status, headers, body = self.error_reply(
-                call,
-                InternalError(
-                    "The connector failed while handling this call. It was logged with the "
-                    "request id; please report it."
-                ),
-            )
-        if call.claim is not None:
-            body = self.keep_answer(call, status, headers, body)
-        headers.append(("X-Request-Id", call.request_id))
-        start_response(status_line(status), headers)
-        logs.access(
-            call.request_id,
-            environ.get("REQUEST_METHOD"),
-            environ.get("PATH_INFO", "")[:200],
-            status,
-            (time.perf_counter() - started) * 1000,
-            call.block,
-            call.code,
-            call.upstream_status,
         )
-        return body
-
-    # -- routing ---------------------------------------------------------------------
-
-    def authenticate(self, environ, path) -> None:
-        """With CONNECTOR_API_KEYS set, every route but /healthz needs one of them."""
-        keys = self.settings.api_keys
-        if not keys or path == "/healthz":
-            return
-        given = environ.get("HTTP_X_API_KEY", "").encode()
-        if given and any(hmac.compare_digest(given, key.encode()) for key in keys):
-            return
-        proxy = self.settings.rapidapi_proxy_secret
-        if proxy and path.startswith(RAPID_PREFIX):
-            secret = environ.get("HTTP_X_RAPIDAPI_PROXY_SECRET", "").encode()
-            if secret and hmac.compare_digest(secret, proxy.encode()):
-                return
-        raise Unauthorized(
-            "This connector needs an API key: send it in the X-API-Key header"
-            + (" (or X-RapidAPI-Proxy-Secret on /api/InstaMsg)." if proxy else ".")
-        )
-
-    def route(self, environ, call):
-        method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO", "") or "/"
-        self.authenticate(environ, path)
-        for prefix in (BLOCKS_PREFIX, RAPID_PREFIX):
-            if path.startswith(prefix) and "/" not in path[len(prefix) :]:
-                name = path[len(prefix) :]
-                if method == "POST":
-                    return self.run_block(environ, call, name)
-                if method == "GET" and prefix == BLOCKS_PREFIX:
-                    return self.json(200, manifest.block_entry(REGISTRY.get(name)))
-                return self.not_allowed(environ, "GET, POST" if prefix == BLOCKS_PREFIX else "POST")
-        if path in ("/blocks", "/manifest.json", "/api/InstaMsg", "/openapi.json", "/healthz"):
-            if method not in ("GET", "HEAD"):
-                return self.not_allowed(environ, "GET, HEAD")
-            if path == "/healthz":
-                return self.json(200, {"status": "ok"})
-            if path == "/blocks":
-                return self.json(200, manifest.manifest()["blocks"])
-            if path == "/openapi.json":
-                return self.json(200, manifest.openapi())
-            return self.json(200, manifest.manifest())
-        for prefix, handler in self.extra_routes.items():
-            if path.startswith(prefix):
-                return handler(environ, call)
-        raise InvalidRequest(
-            "There is no such route. POST /blocks/<name> runs a block; GET /blocks lists them.",
-            http_status=404,
-        )
-
-    def not_allowed(self, environ, allow: str):
-        error = InvalidRequest(
-            f"{environ.get('REQUEST_METHOD')} is not allowed here (allowed: {allow}). Blocks run "
-            "with POST; lists are read with GET.",
+    if isinstance(error, MethodNotAllowed):
+        allow = ", ".join(sorted(error.valid_methods or ()))
+        refusal = InvalidRequest(
+            f"{request.method} is not allowed here (allowed: {allow}). Blocks run with POST; "
+            "lists are read with GET.",
             http_status=405,
         )
-        error.headers = [("Allow", allow)]
-        raise error
-
-    @staticmethod
-    def json(status, payload):
-        body = jsonx.dumps(payload)
-        return status, [JSON_TYPE, ("Content-Length", str(len(body)))], [body]
-
-    # -- running blocks ----------------------------------------------------------------
-
-    def run_block(self, environ, call, name):
-        blk = REGISTRY.get(name)
-        call.block = blk.name
-        args = read_args(environ, self.limit)
-        call.secrets = secret_values(blk, args)
-        call.context_key = take_context_key(args)
-        raw_args = args
-        loaded = blk.load(args)
-        key = environ.get("HTTP_IDEMPOTENCY_KEY")
-        if key is not None:
-            replay = self.claim_key(call, blk, raw_args, key)
-            if replay is not None:
-                return replay
-        ctx = Context(upstream=self.upstream, settings=self.settings, request_id=call.request_id)
-        if blk.prepare is not None:
-            loaded = blk.prepare(loaded, ctx)
-        reply = self.tokens.send(blk, loaded, call.request_id, call.secrets)
-        call.upstream_status = reply.status_code
-        call.code = "SUCCESS"
-        if blk.streamable and wants_stream(environ):
-            return self.stream(reply, loaded["filename"])
-        result = blk.result(reply, loaded, ctx)
-        return self.json(200, {"callback": "success", "contextWrites": {call.context_key: result}})
-
-    # -- Idempotency-Key ---------------------------------------------------------------
-
-    def claim_key(self, call, blk, args, key):
-        """Claim ``key`` for this call, or answer from what the key already holds."""
-        if not 1 <= len(key) <= MAX_KEY:
-            raise InvalidRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY} characters.")
-        if "accessToken" in args:
-            scope = fingerprint("token", str(args["accessToken"]))
-        else:
-            scope = fingerprint("app", str(args.get("clientKey")), str(args.get("clientSecret")))
-        digest = request_digest(blk.name, args, call.context_key, call.rapid)
-        claim = self.idempotency.claim(scope, key, blk.name, digest)
-        if claim.kind == "reused":
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used for another call (other arguments or another "
-                "block). Use a new key for a new call."
+        refusal.headers = [("Allow", allow)]
+        return error_response(refusal)
+    if isinstance(error, NotFound):
+        return error_response(
+            InvalidRequest(
+                "There is no such route. POST /blocks/<name> runs a block; GET /blocks lists them.",
+                http_status=404,
             )
-        if claim.kind == "in_use":
-            raise IdempotencyKeyInUse(
-                "A call with this Idempotency-Key is still running. Wait for it, then send the "
-                "same call again to get its answer."
-            )
-        if claim.kind == "replay":
-            call.code = "REPLAYED"
-            headers = [tuple(pair) for pair in claim.headers]
-            headers.append(("Idempotent-Replayed", "true"))
-            return claim.status, headers, [claim.body]
-        call.claim = (scope, key)
-        return None
+        )
+    return error_response(
+        InvalidRequest(f"The request was refused: {error.name}.", http_status=error.code or 400)
+    )
 
-    def keep_answer(self, call, status, headers, body):
-        """Keep a finished call's answer under its key, or free the key for a retry when the
-        call was refused before it ran (or its answer is a stream, too large to keep)."""
-        scope, key = call.claim
-        if call.code in NOT_KEPT or not isinstance(body, list):
-            self.idempotency.release(scope, key)
-            return body
-        payload = b"".join(body)
-        self.idempotency.complete(scope, key, status, [list(h) for h in headers], payload)
-        return [payload]
 
-    @property
-    def idempotency(self):
-        if self._idempotency is None:
-            self._idempotency = SQLiteIdempotencyStore(
-                Path(self.settings.data_dir) / "idempotency.sqlite3",
-                ttl=self.settings.idempotency_ttl,
-                lease=self.settings.deadline + 30,
-            )
-        return self._idempotency
+def unexpected_error(exc: Exception) -> Response:
+    """A bug: answer, log its type and place, never its text."""
+    logs.LOGGER.error(
+        "unexpected error",
+        exc_info=exc,
+        extra={"fields": {"request_id": g.get("request_id"), "block": g.get("block")}},
+    )
+    return error_response(
+        InternalError(
+            "The connector failed while handling this call. It was logged with the request "
+            "id; please report it."
+        )
+    )
 
-    @staticmethod
-    def stream(reply, filename):
-        """The upstream's bytes, passed through as they arrive."""
-        headers = [
-            ("Content-Type", reply.headers.get("Content-Type") or "application/octet-stream"),
-            ("Content-Disposition", f"attachment; filename*=UTF-8''{quote(filename, safe='')}"),
-        ]
-        length = reply.headers.get("Content-Length")
-        if length and length.isascii() and length.isdigit():
-            headers.append(("Content-Length", length))
-        return 200, headers, ClosingIterator(reply)
 
-    # -- errors ------------------------------------------------------------------------
-
-    def error_reply(self, call, error: ConnectorError):
-        call.code = error.code
-        body = error.to_dict()
-        if call.secrets:
-            # Only the free text: the codes, field names and ids are the envelope's own words
-            # (a secret that reads like one of them must not rewrite it).
-            for part in ("status_msg", "errors", "upstream"):
-                if part in body:
-                    body[part] = scrub(body[part], call.secrets)
-        body["request_id"] = call.request_id
-        payload = jsonx.dumps({"callback": "error", "contextWrites": {call.context_key: body}})
-        status = 200 if call.rapid else error.http_status
-        headers = [JSON_TYPE, ("Content-Length", str(len(payload)))]
-        if error.retry_after_s is not None:
-            headers.append(("Retry-After", str(max(1, round(error.retry_after_s)))))
-        elif error.http_status == 429:
-            headers.append(("Retry-After", "1"))  # InstaMsg said to slow down, not for how long
-        headers.extend(error.headers)
-        return status, headers, [payload]
+def register_errors(app: Flask) -> None:
+    app.register_error_handler(ConnectorError, error_response)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)
 
 
 def scrub(value, secrets):
@@ -465,18 +434,3 @@ def scrub(value, secrets):
     if isinstance(value, list):
         return [scrub(v, secrets) for v in value]
     return value
-
-
-class ClosingIterator:
-    """Streams a Reply and releases its connection when the server is done with it."""
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.chunks = reply.iter_content(CHUNK)
-
-    def __iter__(self):
-        return self.chunks
-
-    def close(self):
-        self.chunks.close()
-        self.reply.close()

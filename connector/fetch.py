@@ -10,14 +10,18 @@ while streaming.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import socket
-import ssl
 from urllib.parse import urljoin, urlsplit
 
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
 from connector.errors import InvalidFields, PayloadTooLarge
-from connector.upstream import USER_AGENT
+from connector.upstream import USER_AGENT, RejectAll
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
@@ -68,30 +72,62 @@ def check_destination(url: str, allowlist, resolver=None) -> tuple:
     return parts, host, port, addresses[0]
 
 
-def open_socket(address: str, port: int, timeout: float) -> socket.socket:
+def open_socket(address: str, port: int, timeout) -> socket.socket:
     """The one place a download opens a connection (tests guard it)."""
     return socket.create_connection((address, port), timeout)
 
 
-class _Pinned(http.client.HTTPConnection):
-    """Connects to the checked address, whatever the host name resolves to later."""
+class _PinnedConnectionMixin:
+    """Opens its socket through ``open_socket``, to the address the pool was made for."""
 
-    def __init__(self, host, port, address, timeout):
-        super().__init__(host, port, timeout=timeout)
+    def _new_conn(self) -> socket.socket:
+        try:
+            return open_socket(self._dns_host, self.port, self.timeout)
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, "The connection timed out.") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, "The connection failed.") from exc
+
+
+class _PinnedHTTP(_PinnedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _PinnedHTTPS(_PinnedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _PinnedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PinnedHTTP
+
+
+class _PinnedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PinnedHTTPS
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to the checked address, whatever the host name resolves to later.
+
+    The pool is keyed by the address; over TLS the certificate and SNI are still checked
+    against the host name (``server_hostname`` and ``assert_hostname``)."""
+
+    def __init__(self, address: str):
         self.address = address
+        super().__init__(max_retries=0)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _PinnedHTTPPool,
+            "https": _PinnedHTTPSPool,
+        }
 
-    def connect(self):
-        self.sock = open_socket(self.address, self.port, self.timeout)
-
-
-class _PinnedTLS(_Pinned):
-    """The same over TLS: the certificate is checked against the host name (SNI too)."""
-
-    context = ssl.create_default_context()
-
-    def connect(self):
-        super().connect()
-        self.sock = self.context.wrap_socket(self.sock, server_hostname=self.host)
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = host_params["host"]
+            pool_kwargs["assert_hostname"] = host_params["host"]
+        host_params["host"] = self.address.split("%", 1)[0]
+        return host_params, pool_kwargs
 
 
 def fetch_file(url: str, settings) -> tuple[bytes, str]:
@@ -99,36 +135,51 @@ def fetch_file(url: str, settings) -> tuple[bytes, str]:
     limit = settings.max_upload_bytes
     for _ in range(MAX_REDIRECTS + 1):
         parts, host, port, address = check_destination(url, settings.upload_url_allowlist)
-        kind = _PinnedTLS if parts.scheme == "https" else _Pinned
-        conn = kind(host, port, address, settings.connect_timeout)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        try:
-            conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
-            conn.sock.settimeout(settings.read_timeout)
-            response = conn.getresponse()
-            if response.status in (301, 302, 303, 307, 308):
-                url = urljoin(url, response.getheader("Location", ""))
-                continue
-            if response.status != 200:
-                raise refused(f"The file URL answered HTTP {response.status}, not 200.")
-            declared = response.getheader("Content-Length", "")
-            if declared.isascii() and declared.isdigit() and int(declared) > limit:
-                raise too_large(limit)
-            chunks, size = [], 0
-            while chunk := response.read(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(limit)
-                chunks.append(chunk)
-            kind = (response.getheader("Content-Type") or "").split(";")[0].strip()
-            return b"".join(chunks), kind or "application/octet-stream"
-        except (OSError, http.client.HTTPException):
-            raise refused(
-                "The file URL could not be fetched (no connection, or it broke off)."
-            ) from None
-        finally:
-            conn.close()
+        with requests.Session() as session:
+            session.trust_env = False  # a proxy would connect elsewhere than the checked address
+            session.cookies.set_policy(RejectAll())
+            session.mount(f"{parts.scheme}://", PinnedAdapter(address))
+            try:
+                response = session.get(
+                    url,
+                    headers={
+                        # The pool connects to the address; the request still names the host.
+                        "Host": parts.netloc.rpartition("@")[2],
+                        "User-Agent": USER_AGENT,
+                        "Accept": "*/*",
+                        "Accept-Encoding": "identity",
+                    },
+                    timeout=(settings.connect_timeout, settings.read_timeout),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                with response:
+                    if response.is_redirect:
+                        url = urljoin(url, response.headers.get("Location", ""))
+                        continue
+                    return read_capped(response, limit)
+            except requests.RequestException:
+                raise refused(
+                    "The file URL could not be fetched (no connection, or it broke off)."
+                ) from None
     raise refused(f"The file URL redirected more than {MAX_REDIRECTS} times.")
+
+
+def read_capped(response, limit: int) -> tuple[bytes, str]:
+    """The answer's bytes and type, refusing a non-200 or more than ``limit`` bytes."""
+    if response.status_code != 200:
+        raise refused(f"The file URL answered HTTP {response.status_code}, not 200.")
+    declared = response.headers.get("Content-Length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks, size = [], 0
+    for chunk in response.iter_content(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+    return b"".join(chunks), kind or "application/octet-stream"
 
 
 def too_large(limit: int) -> PayloadTooLarge:

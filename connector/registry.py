@@ -115,7 +115,7 @@ class Block:
         for name in self.routes["query"]:
             if name in args:
                 params[name] = query_value(args[name])
-        call = Call(self.method, path, repeatable=self.repeatable, params=params)
+        call = Call(self.method, path, repeatable=self.repeatable, params=params, block=self.name)
         if self.auth == "basic":
             pair = f"{args['client_key']}:{args['client_secret']}".encode()
             call.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")

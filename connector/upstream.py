@@ -1,23 +1,32 @@
-"""The one InstaMsg client: builds the wire request, sends it through a transport,
-and decides in one table what each outcome means for the caller.
+"""The one InstaMsg client: builds the wire request, sends it with requests, and decides
+in one table what each outcome means for the caller.
+
+One ``requests.Session`` per process carries every call: live, through an ``HTTPAdapter``
+pool sized by INSTAMSG_POOL_SIZE; in sandbox mode, through ``SandboxAdapter``
+(connector/sandbox_adapter.py), which hands the same prepared requests to the sandbox
+app in this process. Nothing else differs between the two.
 """
 
 from __future__ import annotations
 
-import http.client
+import http.cookiejar
 import json
 import random
 import re
-import ssl
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from connector import __version__, jsonx
+import requests
+from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
+from requests_toolbelt import MultipartEncoder
+from urllib3.exceptions import ProtocolError
+
+from connector import __version__, jsonx, logs
 from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
-from connector.transport import MultipartBody
 
 USER_AGENT = f"instamsg-connector/{__version__}"
 #: How much of an upstream error body an envelope keeps.
@@ -39,36 +48,93 @@ class Call:
     file: tuple | None = None
     headers: dict = field(default_factory=dict)
     stream: bool = False
+    #: the block this call runs, for log lines
+    block: str | None = None
 
 
-# What went wrong on the way, most specific first: TimeoutError and SSLError are
-# OSErrors too, so they come before it.
-EXCEPTION_TABLE: tuple[tuple[type[BaseException], type[ConnectorError], str], ...] = (
+NOT_RETRIED = {"retryable": False}
+
+# What went wrong on the way, most specific first: requests' exceptions inherit from each
+# other (SSLError and ConnectTimeout are ConnectionErrors too), so order decides.
+EXCEPTION_TABLE: tuple[tuple[type[BaseException], type[ConnectorError], str, dict], ...] = (
+    (
+        requests.exceptions.ConnectTimeout,
+        UpstreamUnavailable,
+        "InstaMsg could not be reached in time (no connection was made, so nothing was sent). "
+        "Try again shortly; if it persists, check INSTAMSG_API_URL.",
+        {},
+    ),
+    (
+        requests.exceptions.Timeout,
+        UpstreamTimeout,
+        "InstaMsg did not answer in time. A read, update or delete is safe to call again; "
+        "a create or publish may have taken effect, so check before you repeat it.",
+        {},
+    ),
+    (
+        # A certificate or handshake failure will fail the same way again: never retried.
+        requests.exceptions.SSLError,
+        UpstreamUnavailable,
+        "No secure connection to InstaMsg could be made (TLS failed). "
+        "Check INSTAMSG_API_URL and the server's certificate.",
+        NOT_RETRIED,
+    ),
+    (
+        requests.exceptions.ProxyError,
+        UpstreamUnavailable,
+        "The proxy in HTTPS_PROXY / HTTP_PROXY refused or failed the connection to InstaMsg. "
+        "Check the proxy settings.",
+        {},
+    ),
+    (
+        # The connection broke after the request went out (reset, closed without an answer).
+        ProtocolError,
+        UpstreamUnavailable,
+        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
+        {},
+    ),
+    (
+        requests.exceptions.ConnectionError,
+        UpstreamUnavailable,
+        "InstaMsg could not be reached (connection refused, reset or name not resolved). "
+        "Try again shortly; if it persists, check INSTAMSG_API_URL.",
+        {},
+    ),
+    (
+        requests.exceptions.RequestException,
+        UpstreamUnavailable,
+        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
+        {},
+    ),
     (
         TimeoutError,
         UpstreamTimeout,
         "InstaMsg did not answer in time. A read, update or delete is safe to call again; "
         "a create or publish may have taken effect, so check before you repeat it.",
-    ),
-    (
-        ssl.SSLError,
-        UpstreamUnavailable,
-        "No secure connection to InstaMsg could be made (TLS failed). "
-        "Check INSTAMSG_API_URL and the server's certificate.",
-    ),
-    (
-        http.client.HTTPException,
-        UpstreamUnavailable,
-        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
+        {},
     ),
     (
         OSError,
         UpstreamUnavailable,
-        "InstaMsg could not be reached (connection refused, reset or name not resolved). "
-        "Try again shortly; if it persists, check INSTAMSG_API_URL.",
+        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
+        {},
     ),
 )
-TRANSPORT_ERRORS = tuple(kind for kind, _, _ in EXCEPTION_TABLE)
+TRANSPORT_ERRORS = tuple(kind for kind, _, _, _ in EXCEPTION_TABLE if kind is not ProtocolError)
+
+
+def exception_error(exc: BaseException) -> ConnectorError:
+    """The error for a failed exchange. The exception's own text is never used:
+    it can hold the URL, and a URL can hold a token."""
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        cause = exc.args[0]
+        if isinstance(cause, ProtocolError):  # requests wraps what urllib3 saw
+            exc = cause
+    for kind, error, message, options in EXCEPTION_TABLE:
+        if isinstance(exc, kind):
+            return error(message, **options)
+    return UpstreamUnavailable(EXCEPTION_TABLE[-1][2])
+
 
 # What an upstream error status means, and what the caller can do about it.
 STATUS_HINTS = {
@@ -83,15 +149,6 @@ STATUS_HINTS = {
     422: "InstaMsg refused the request's values",
     429: "InstaMsg is limiting the request rate: wait and try again",
 }
-
-
-def exception_error(exc: BaseException) -> ConnectorError:
-    """The error for a failed exchange. The exception's own text is never used:
-    it can hold the URL, and a URL can hold a token."""
-    for kind, error, message in EXCEPTION_TABLE:
-        if isinstance(exc, kind):
-            return error(message)
-    return UpstreamUnavailable(EXCEPTION_TABLE[-1][2])
 
 
 def parse_body(response) -> Any:
@@ -185,10 +242,6 @@ def json_result(response) -> Any:
         ) from None
 
 
-def query_string(params: dict) -> str:
-    return urlencode(params, doseq=True) if params else ""
-
-
 class RetryPolicy:
     """When and how long to wait before sending a repeatable call again.
 
@@ -226,14 +279,46 @@ class RetryPolicy:
         return wait
 
 
-class Upstream:
-    """Sends Calls to InstaMsg through a transport and classifies what comes back."""
+class RejectAll(http.cookiejar.DefaultCookiePolicy):
+    """The session keeps no cookies: one session serves every caller's credentials."""
 
-    def __init__(self, transport, policy: RetryPolicy | None = None):
-        self.transport = transport
+    def set_ok(self, cookie, request):
+        return False
+
+
+def upstream_session(settings) -> requests.Session:
+    """The process's one session to InstaMsg (live mode).
+
+    ``trust_env`` is off: proxies are read from the environment once, here, for the one
+    upstream origin (HTTPS_PROXY / HTTP_PROXY, NO_PROXY honoured), instead of on every call.
+    urllib3 retries nothing: what may be repeated is decided by RetryPolicy.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.cookies.set_policy(RejectAll())
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.upstream_pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.proxies = get_environ_proxies(settings.api_url)
+    return session
+
+
+def multipart(field_name: str, filename: str, content_type: str, source) -> MultipartEncoder:
+    """uploadFile's body: one file part, streamed from ``source`` with a random boundary."""
+    return MultipartEncoder(fields={field_name: (filename, source, content_type)})
+
+
+class Upstream:
+    """Sends Calls to InstaMsg with a requests session and classifies what comes back."""
+
+    def __init__(self, session, base_url, connect_timeout=5.0, read_timeout=30.0, policy=None):
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.proxies = dict(session.proxies)
         self.policy = policy or RetryPolicy()
 
-    def send(self, call: Call, request_id: str | None = None) -> Any:
+    def send(self, call: Call, request_id: str | None = None) -> requests.Response:
         """One block call: the first attempt and, for a repeatable call, the retries."""
         started, attempt = self.policy.clock(), 0
         while True:
@@ -243,28 +328,44 @@ class Upstream:
                 wait = self.policy.wait_before(attempt, error, started) if call.repeatable else None
                 if wait is None:
                     raise
+                logs.event(
+                    "retry",
+                    request_id=request_id,
+                    block=call.block,
+                    attempt=attempt + 2,
+                    wait_s=round(wait, 3),
+                    upstream_status=error.upstream["status"] if error.upstream else None,
+                    code=error.code,
+                )
             self.policy.sleep(wait)
             attempt += 1
 
-    def send_once(self, call: Call, request_id: str | None = None) -> Any:
+    def prepare(self, call: Call, request_id: str | None = None) -> requests.PreparedRequest:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **call.headers}
         if request_id:
             headers["X-Request-Id"] = request_id
-        target = call.path
-        query = query_string(call.params)
-        if query:
-            target += "?" + query
-        body = call.data
+        url = self.base_url + call.path
+        if call.params:
+            url += "?" + urlencode(call.params, doseq=True)
+        data = call.data
         if call.json is not None:
-            body = jsonx.dumps(call.json)
+            data = jsonx.dumps(call.json)
             headers["Content-Type"] = "application/json"
         elif call.file is not None:
-            body = MultipartBody(*call.file)
-            headers["Content-Type"] = body.content_type
-        if body is not None and isinstance(body, (bytes, bytearray)):
-            headers["Content-Length"] = str(len(body))
+            data = multipart(*call.file)
+            headers["Content-Type"] = data.content_type
+        return requests.Request(call.method, url, headers=headers, data=data).prepare()
+
+    def send_once(self, call: Call, request_id: str | None = None) -> requests.Response:
+        prepared = self.prepare(call, request_id)
         try:
-            reply = self.transport.send(call.method, target, headers, body, stream=call.stream)
+            reply = self.session.send(
+                prepared,
+                timeout=self.timeout,
+                stream=call.stream,
+                allow_redirects=False,
+                proxies=self.proxies,
+            )
         except TRANSPORT_ERRORS as exc:
             raise exception_error(exc) from None
         if not 200 <= reply.status_code < 300:

@@ -4,6 +4,7 @@ import io
 import json
 
 import pytest
+import requests
 
 from app import create_app
 from connector.registry import REGISTRY
@@ -327,17 +328,35 @@ def test_unreachable_upstreams(api_url, code, says):
     assert says in context(answer)["status_msg"]
 
 
-def test_the_exception_table_maps_timeouts_first():
-    import socket
-    import ssl
+EXCEPTIONS = [
+    (requests.ReadTimeout(), "UPSTREAM_TIMEOUT", True),
+    (requests.ConnectTimeout(), "UPSTREAM_UNAVAILABLE", True),  # nothing was sent
+    (requests.exceptions.SSLError(), "UPSTREAM_UNAVAILABLE", False),  # fails the same again
+    (requests.exceptions.ProxyError(), "UPSTREAM_UNAVAILABLE", True),
+    (requests.ConnectionError(), "UPSTREAM_UNAVAILABLE", True),
+    (requests.exceptions.ChunkedEncodingError(), "UPSTREAM_UNAVAILABLE", True),
+    (TimeoutError(), "UPSTREAM_TIMEOUT", True),
+    (ConnectionResetError(), "UPSTREAM_UNAVAILABLE", True),
+]
+
+
+@pytest.mark.parametrize("exc, code, retryable", EXCEPTIONS, ids=lambda v: type(v).__name__)
+def test_the_exception_table_maps_subclasses_first(exc, code, retryable):
+    from connector.upstream import exception_error
+
+    error = exception_error(exc)
+    assert (error.code, error.retryable) == (code, retryable)
+
+
+def test_a_connection_broken_after_sending_is_told_from_one_never_made():
+    from urllib3.exceptions import ProtocolError
 
     from connector.upstream import exception_error
 
-    assert exception_error(TimeoutError()).code == "UPSTREAM_TIMEOUT"
-    assert exception_error(TimeoutError()).code == "UPSTREAM_TIMEOUT"
-    assert exception_error(ssl.SSLError()).code == "UPSTREAM_UNAVAILABLE"
-    assert exception_error(ConnectionRefusedError()).code == "UPSTREAM_UNAVAILABLE"
-    assert exception_error(socket.gaierror()).code == "UPSTREAM_UNAVAILABLE"
+    broken = exception_error(requests.ConnectionError(ProtocolError("aborted")))
+    assert "failed before a complete answer arrived" in broken.message
+    refused = exception_error(requests.ConnectionError())
+    assert "could not be reached" in refused.message
 
 
 def test_upstream_error_body_is_kept_but_trimmed(client, upstream):

@@ -111,7 +111,7 @@ def test_keys_belong_to_the_callers_credentials(client, upstream):
 def test_kept_answers_expire(client, upstream):
     upstream.post(MESSAGES, status=201, headers=LOCATION)
     publish(client, "k-7")
-    store = client.application.idempotency
+    store = client.application.extensions["instamsg"].idempotency
     store.clock = lambda: __import__("time").time() + 24 * 3600 + 1
     again = publish(client, "k-7")
     assert "Idempotent-Replayed" not in again.headers and len(upstream.calls) == 2

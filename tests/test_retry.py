@@ -15,7 +15,7 @@ CREATE = {"accessToken": TOKEN, "name": "n", "maxClients": 1, "maxMessages": 1}
 def waits(app):
     """The waits the policy asked for, with the jitter pinned to its top (1.0)."""
     recorded = []
-    policy = app.upstream.policy
+    policy = app.extensions["instamsg"].upstream.policy
     policy.jitter = lambda: 1.0
     policy.sleep = recorded.append
     policy.base, policy.cap = 0.5, 3.0
@@ -78,7 +78,7 @@ def test_a_refusal_is_not_repeated(status, client, upstream, waits):
 
 
 def test_a_wait_past_the_deadline_is_not_taken(client, upstream, waits):
-    client.application.upstream.policy.deadline = 5
+    client.application.extensions["instamsg"].upstream.policy.deadline = 5
     upstream.get(TENANT, status=429, headers={"Retry-After": "120"})
     answer = client.post("/blocks/getSingleTenant", json=GET_ARGS)
     assert len(upstream.calls) == 1 and waits == []
@@ -123,5 +123,5 @@ def test_the_jitter_stays_between_half_and_all_of_the_backoff():
 def test_the_policy_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("INSTAMSG_RETRIES", "1")
     monkeypatch.setenv("INSTAMSG_DEADLINE", "9")
-    policy = create_app({"api_url": UPSTREAM}).upstream.policy
+    policy = create_app({"api_url": UPSTREAM}).extensions["instamsg"].upstream.policy
     assert (policy.retries, policy.deadline) == (1, 9)

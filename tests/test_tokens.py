@@ -40,7 +40,7 @@ def test_the_connector_gets_a_token_and_keeps_it(client, upstream):
 
 def test_a_token_is_renewed_shortly_before_it_expires(client, upstream):
     now = [1000.0]
-    client.application.tokens.clock = lambda: now[0]
+    client.application.extensions["instamsg"].tokens.clock = lambda: now[0]
     upstream.post(TOKEN_URL, times=1, **token_reply("first", expires_in=600))
     upstream.post(TOKEN_URL, **token_reply("second", expires_in=600))
     upstream.get(TENANT, json={})
@@ -129,7 +129,7 @@ def test_the_cache_is_keyed_by_a_hash_not_the_secret(client, upstream):
     upstream.post(TOKEN_URL, **token_reply("t"))
     upstream.get(TENANT, json={})
     client.post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
-    keys = list(client.application.tokens._held)
+    keys = list(client.application.extensions["instamsg"].tokens._held)
     assert len(keys) == 1 and len(keys[0]) == 64 and "demo" not in keys[0]
 
 
@@ -143,4 +143,4 @@ def test_managed_tokens_against_the_sandbox_survive_a_revocation(tmp_path):
     Store(tmp_path / "sandbox.sqlite3").conn.execute("UPDATE tokens SET revoked = 1")
     second = client.post("/blocks/getTenants", json=APP)
     assert second.status_code == 200 and len(envelope(second)) == 1
-    assert app.tokens.fetches == 2
+    assert app.extensions["instamsg"].tokens.fetches == 2
