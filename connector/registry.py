@@ -24,12 +24,7 @@ from marshmallow import ValidationError
 
 from connector.errors import InvalidFields, RequiredFields, UnknownBlock
 from connector.upstream import Call, json_result
-from schemas.base import AUTH_MISSING, BlockSchema
-
-REQUIRED_MESSAGE = "Missing data for required field."
-#: Messages that mean "this is missing" rather than "this is wrong".
-MISSING = frozenset({REQUIRED_MESSAGE, AUTH_MISSING})
-AT_LEAST_ONE_PREFIX = "Give at least one of:"
+from schemas.base import BlockSchema
 
 
 @dataclass
@@ -168,38 +163,51 @@ def _flatten(messages, prefix="") -> list[str]:
 
 
 def validation_error(messages: dict, given: Mapping, block: Block):
-    """REQUIRED_FIELDS when anything required is missing, else INVALID_FIELDS."""
+    """REQUIRED_FIELDS when anything required is missing, else INVALID_FIELDS.
+
+    Told apart by structure, not by marshmallow's wording: an argument with an error that
+    the caller did not give (absent, ``""`` or ``null``) is missing; one that was given is
+    invalid. When none of an update's ``at_least_one`` arguments was given, the answer
+    says to give at least one of them."""
     messages = dict(messages)
-    schema_level = messages.pop("_schema", [])
-    missing = [key for key, value in messages.items() if set(value) <= MISSING]
-    for text in schema_level:
-        if text.startswith(AT_LEAST_ONE_PREFIX):
-            options = [o.strip(" .") for o in text[len(AT_LEAST_ONE_PREFIX) :].split(",")]
-            for option in options:
-                messages[option] = [text]
-            missing.extend(options)
-        else:
-            messages.setdefault("_schema", []).append(text)
+    present = {k for k, v in given.items() if isinstance(k, str) and v is not None and v != ""}
     known = {key for key, _ in block.args}
+    missing = [key for key in messages if key in known and key not in present]
+    fields = block.loader.fields
+    group = [fields[name].data_key or name for name in block.loader.at_least_one]
+    none_of_group = bool(group) and all(key in missing for key in group)
+    if none_of_group:
+        missing = [key for key in missing if key not in group]
     strangers = [key for key in given if isinstance(key, str) and key not in known]
     sentences = []
     if missing:
-        hints = []
-        for key in missing:
-            close = difflib.get_close_matches(key, strangers, n=1, cutoff=0.75)
-            close = close or [s for s in strangers if s.lower() == key.lower()]
-            if close:
-                hints.append(f"{key} (you sent {close[0]!r}; names are case-sensitive)")
-            else:
-                hints.append(key)
-        sentences.append("Missing required arguments: " + ", ".join(hints) + ".")
-    invalid = {k: v for k, v in messages.items() if k not in missing}
+        sentences.append(
+            "Missing required arguments: "
+            + ", ".join(missing_hint(key, strangers) for key in missing)
+            + "."
+        )
+    if none_of_group:
+        sentences.append("Give at least one of: " + ", ".join(group) + ".")
+    told = set(missing) | (set(group) if none_of_group else set())
+    invalid = {k: v for k, v in messages.items() if k not in told}
     if invalid:
         text = "; ".join(_flatten(invalid))
         sentences.append("Invalid arguments: " + text + ("" if text.endswith(".") else "."))
-    error = RequiredFields if missing else InvalidFields
-    fields = [key for key in messages if key != "_schema"]
-    return error(" ".join(sentences), fields=fields, errors=messages)
+    error = RequiredFields if missing or none_of_group else InvalidFields
+    names = [key for key in messages if key != "_schema"]
+    return error(" ".join(sentences), fields=names, errors=messages)
+
+
+def missing_hint(key: str, strangers: list[str]) -> str:
+    """``key``, with what the caller seems to have sent instead: the same name in another
+    case, or a name a typo or two away."""
+    for stranger in strangers:
+        if stranger.lower() == key.lower():
+            return f"{key} (you sent {stranger!r}; names are case-sensitive)"
+    close = difflib.get_close_matches(key, strangers, n=1, cutoff=0.75)
+    if close:
+        return f"{key} (you sent {close[0]!r}; did you mean {key!r}?)"
+    return key
 
 
 class Registry:

@@ -43,9 +43,9 @@ class BlockSchema(Schema):
             return
         keys = {self.fields[name].data_key or name: name for name in self.at_least_one}
         if not any(name in data for name in keys.values()):
-            raise ValidationError(
-                "Give at least one of: " + ", ".join(keys) + ".", field_name="_schema"
-            )
+            # One message under each of them: each is missing, and any one would do.
+            message = "Give at least one of: " + ", ".join(keys) + "."
+            raise ValidationError({key: [message] for key in keys})
 
     @validates_schema
     def check_time_window(self, data, **kwargs):

@@ -125,13 +125,21 @@ class Credentials(String):
 class Id(String):
     """An identifier placed in a URL path: one segment, never ``.`` or ``..``."""
 
-    default_error_messages = {"dot": "Must be an identifier; '.' and '..' are not allowed."}
+    default_error_messages = {
+        "dot": "Must be an identifier; '.' and '..' are not allowed.",
+        "control": "Must not contain control characters (line breaks, tabs and the like).",
+    }
     nonblank = True
+    #: C0 controls and DEL: a filename goes into a multipart header, where a line break
+    #: would start a header of its own.
+    CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
         if value in (".", ".."):
             raise self.make_error("dot")
+        if self.CONTROL.search(value):
+            raise self.make_error("control")
         return value
 
 
