@@ -71,25 +71,31 @@ def quoted(text):
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def nginx_conf(workdir, fast_port, slow_port, delay_s, echo_module):
-    """An nginx configuration for both upstreams: fast (answers at once) and slow."""
+def nginx_conf(workdir, fast_port, slow, echo_module):
+    """An nginx configuration for the fast upstream (answers at once) and the slow ones.
+
+    ``slow`` maps a port to the seconds its server waits before answering (echo_sleep);
+    S2 holds 1,024 connections on one of them, hence the generous connection limits.
+    """
     load = f"load_module {echo_module};" if echo_module else ""
     temp = "\n".join(
         f"  {kind}_temp_path {workdir}/{kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
-    slow = ""
+    servers = ""
     if echo_module:
-        slow = f"""
+        for port, delay_s in slow.items():
+            servers += f"""
   server {{
-    listen 127.0.0.1:{slow_port} backlog=4096;
+    listen 127.0.0.1:{port} backlog=4096;
     location / {{ default_type application/json; echo_sleep {delay_s}; echo -n {quoted(TENANT)}; }}
   }}"""
     return f"""{load}
 worker_processes 1;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
-events {{ worker_connections 8192; }}
+worker_rlimit_nofile 65536;
+events {{ worker_connections 16384; }}
 http {{
   access_log off;
 {temp}
@@ -114,6 +120,6 @@ http {{
     }}
     location ~ {CLIENTS_PATH} {{ default_type application/json; return 201 {quoted(CLIENT)}; }}
     location / {{ default_type application/json; return 200 {quoted(TENANT)}; }}
-  }}{slow}
+  }}{servers}
 }}
 """

@@ -7,9 +7,10 @@ it, the reference floor (bench/floor.py) under the same gunicorn settings, and
 wrk as the load generator (or a Python one where wrk is missing; the report
 says which). Writes bench/results.json and prints a table.
 
-Scenarios (each repeated, medians reported):
-  S1  fast upstream, 32 connections, a mix of four blocks: req/s, p50, p99, ratio to the floor
-  S2  100 ms upstream, 256 and 1,024 connections: req/s as a share of the ideal
+Scenarios (each repeated, medians reported; the 31-second S2 run once unless --s2-repeat):
+  S1  fast upstream, 32 connections, a mix of four blocks: req/s, p50, p99 beside the floor's
+  S2  concurrency: 1,024 connections on a 1 s upstream, answers counted over the 30 s after
+      the first second, as a share of the ideal (1,024 req/s); 100 ms / 256 reported
   S3  200 MB through downloadFile?stream=1 and uploadFile: RSS growth and MB/s
   S4  cold start: process start to the first /healthz answer
   S5  one call at a time: the latency the connector adds over calling the upstream directly
@@ -21,6 +22,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import math
 import os
 import platform
 import re
@@ -141,10 +143,10 @@ class Processes:
         self.running.append(process)
         return process
 
-    def stop(self, process, sig=signal.SIGTERM) -> None:
+    def stop(self, process, sig=None) -> None:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
+                os.killpg(process.pid, sig or getattr(process, "stop_signal", signal.SIGTERM))
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)  # the figures are taken; no need to wait long
         # Whatever is left of the group (a worker that missed its master's end) goes too.
@@ -209,6 +211,9 @@ def gunicorn(procs, app_spec, env, log=None):
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app_spec]
     started = time.perf_counter()
     process = procs.start(command, full, log)
+    # The figures are taken when it stops: SIGINT is gunicorn's quick shutdown, where SIGTERM
+    # would wait for every gevent worker's connections (5 s a stop, the length of a smoke run).
+    process.stop_signal = signal.SIGINT
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/healthz")
     return process, url, time.perf_counter() - started
@@ -229,33 +234,41 @@ def tool(name):
     )
 
 
-def start_upstreams(procs, workdir: Path, delay_s: float) -> dict:
+def start_upstreams(procs, workdir: Path, delays: list[float]) -> dict:
+    """The fast upstream and one slow upstream per delay (``info["slow"][delay]`` is its URL)."""
     files = workdir / "files"
     files.mkdir(exist_ok=True)
     # nginx's workers drop root for an unprivileged user: let it read the test file.
     workdir.chmod(0o755)
     files.chmod(0o755)
-    fast, slow = free_port(), free_port()
+    fast = free_port()
+    slow = {free_port(): delay for delay in sorted(set(delays))}
     nginx = tool("nginx")
     echo = next((m for m in ECHO_MODULES if os.path.exists(m)), None)
-    info = {"fast": f"http://127.0.0.1:{fast}", "slow": f"http://127.0.0.1:{slow}", "files": files}
+    info = {
+        "fast": f"http://127.0.0.1:{fast}",
+        "slow": {delay: f"http://127.0.0.1:{port}" for port, delay in slow.items()},
+        "files": files,
+    }
     if nginx:
         conf = workdir / "nginx.conf"
-        conf.write_text(nginx_conf(workdir, fast, slow, delay_s, echo))
+        conf.write_text(nginx_conf(workdir, fast, slow, echo))
         procs.start([nginx, "-c", str(conf), "-p", str(workdir), "-g", "daemon off;"])
         info["kind"] = "nginx " + nginx_version(nginx)
     else:
         procs.start([sys.executable, "-m", "bench.stub_upstream", str(fast), "0", str(files)])
         info["kind"] = "python asyncio stub (nginx not installed)"
     wait_port(fast)
-    if not (nginx and echo):
-        procs.start(
-            [sys.executable, "-m", "bench.stub_upstream", str(slow), str(delay_s), str(files)]
-        )
-        info["slow_kind"] = "python asyncio stub"
-    else:
+    if nginx and echo:
         info["slow_kind"] = "nginx echo_sleep"
-    wait_port(slow)
+    else:
+        for port, delay in slow.items():
+            procs.start(
+                [sys.executable, "-m", "bench.stub_upstream", str(port), str(delay), str(files)]
+            )
+        info["slow_kind"] = "python asyncio stub"
+    for port in slow:
+        wait_port(port)
     return info
 
 
@@ -267,49 +280,106 @@ def nginx_version(path) -> str:
 # -- load generation --------------------------------------------------------------------
 
 
-def load(url, tsv: Path, connections: int, duration: float, threads: int | None = None) -> dict:
-    """Drive ``url`` with the requests in ``tsv``; wrk where installed."""
+def wrk_seconds(duration: float) -> int:
+    """wrk runs whole seconds: never less than asked."""
+    return max(1, math.ceil(duration - 1e-9))
+
+
+def load(
+    url,
+    tsv: Path,
+    connections: int,
+    duration: float,
+    threads: int | None = None,
+    window: tuple[float, float] | None = None,
+) -> dict:
+    """Drive ``url`` with the requests in ``tsv``; wrk where installed.
+
+    With ``window=(skip_s, window_s)`` the load runs for at least skip_s + window_s and also
+    reports the answers that arrived in [skip_s, skip_s + window_s) from its start, and their
+    rate: the way S2 leaves out the first second, in which a 1 s upstream answers nothing.
+    """
+    if window:
+        duration = max(duration, sum(window))
     wrk = tool("wrk")
-    if wrk:
-        threads = threads or min(2, connections)
-        command = [
-            wrk,
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{max(1, round(duration))}s",
-            "--latency",
-            "--timeout",
-            "10s",
-            "-s",
-            str(WRK_SCRIPT),
-            url,
-        ]
-        out = subprocess.run(
-            command, capture_output=True, text=True, env={**os.environ, "BENCH_REQUESTS": str(tsv)}
-        ).stdout
-        found = re.search(r"^BENCH_JSON (.+)$", out, re.M)
-        if not found:
-            raise RuntimeError("wrk printed no result:\n" + out[-2000:])
-        raw = json.loads(found.group(1))
-        errors = sum(raw["errors"].values())
-        seconds = raw["duration_us"] / 1e6
-        return {
-            "rps": round(raw["requests"] / seconds, 1),
-            "requests": raw["requests"],
-            "errors": errors,
-            "error_kinds": raw["errors"],
-            "p50_ms": raw["p50_us"] / 1000,
-            "p99_ms": raw["p99_us"] / 1000,
-        }
-    return python_load(url, tsv, connections, duration)
+    if not wrk:
+        return python_load(url, tsv, connections, duration, window)
+    threads = threads or min(2, connections)
+    env = {**os.environ, "BENCH_REQUESTS": str(tsv)}
+    if window:
+        env.update(BENCH_SKIP_S=str(window[0]), BENCH_WINDOW_S=str(window[1]))
+    command = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{wrk_seconds(duration)}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, env=env).stdout
+    found = re.search(r"^BENCH_JSON (.+)$", out, re.M)
+    if not found:
+        raise RuntimeError("wrk printed no result:\n" + out[-2000:])
+    raw = json.loads(found.group(1))
+    kinds = raw["errors"]
+    seconds = raw["duration_us"] / 1e6
+    result = {
+        "rps": round(raw["requests"] / seconds, 1),
+        "requests": raw["requests"],
+        "errors": sum(kinds.values()),
+        "error_kinds": kinds,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "mean_ms": round(raw["mean_us"] / 1000, 3),
+    }
+    if window:
+        seen = raw["window"]
+        # wrk's "status" counts 4xx and 5xx only; every answer that is not 2xx is an error here.
+        kinds["not_2xx"] = seen["not_2xx"]
+        result["errors"] = sum(v for k, v in kinds.items() if k != "status")
+        result.update(windowed(seen["answers"], window, seen["per_second"], connections, result))
+    return result
 
 
-def python_load(url, tsv: Path, connections: int, duration: float) -> dict:
-    """A modest load generator for machines without wrk: keep-alive connections in threads."""
+def windowed(answers, window, per_second, connections, result) -> dict:
+    """The rate of answers in the window, and its cross-check by Little's law.
+
+    On a slow upstream the connections move in step, each answering a whole number of times
+    in the window, so the count can be up to one answer per connection off (1/30 = 3.3% at
+    1 s and 30 s). A closed loop without think time (wrk's) also completes connections / mean
+    latency calls a second, free of that rounding; the lower of the two is the figure.
+    """
+    skip, length = window
+    window_rps = answers / length
+    little_rps = connections / (result["mean_ms"] / 1000) if result["mean_ms"] else 0.0
+    return {
+        "skip_s": skip,
+        "window_s": length,
+        "window_answers": answers,
+        "window_rps": round(window_rps, 1),
+        "little_rps": round(little_rps, 1),
+        "measured_rps": round(min(window_rps, little_rps), 1),
+        "per_second": per_second,
+    }
+
+
+def python_load(
+    url, tsv: Path, connections: int, duration: float, window: tuple[float, float] | None = None
+) -> dict:
+    """A modest load generator for machines without wrk: one keep-alive connection per thread.
+
+    S1 and S5 use up to 64 threads; a windowed run (S2) one thread per connection, since
+    each of them spends the upstream's delay waiting.
+    """
     lines = [line.split("\t", 2) for line in tsv.read_text().splitlines()]
     host, port = url.split("//")[1].split(":")
-    latencies, errors, lock = [], [0], threading.Lock()
-    deadline = time.perf_counter() + duration
+    done_at, latencies, errors, lock = [], [], [0], threading.Lock()
+    started = time.perf_counter()
+    deadline = started + duration
 
     def worker(offset):
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -317,25 +387,34 @@ def python_load(url, tsv: Path, connections: int, duration: float) -> dict:
         while time.perf_counter() < deadline:
             method, path, body = lines[i % len(lines)]
             i += 1
-            started = time.perf_counter()
+            sent = time.perf_counter()
             try:
                 headers = {"Content-Type": "application/json"} if body else {}
                 conn.request(method, path, body=body.encode() or None, headers=headers)
                 reply = conn.getresponse()
                 reply.read()
-                ok = reply.status < 400
+                ok = 200 <= reply.status < 300
             except (OSError, http.client.HTTPException):
-                ok = False
+                ok = answered = False
                 conn.close()
                 conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            else:
+                answered = True
+            now = time.perf_counter()
             with lock:
-                latencies.append(time.perf_counter() - started)
+                latencies.append(now - sent)
+                if answered:
+                    done_at.append(now - started)
                 errors[0] += not ok
 
-    started = time.perf_counter()
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(min(connections, 64))]
-    for thread in pool:
-        thread.start()
+    count = min(connections, 1024 if window else 64)
+    stack = threading.stack_size(256 * 1024)  # a thousand threads, each mostly waiting
+    try:
+        pool = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+        for thread in pool:
+            thread.start()
+    finally:
+        threading.stack_size(stack)
     for thread in pool:
         thread.join()
     elapsed = time.perf_counter() - started
@@ -346,13 +425,22 @@ def python_load(url, tsv: Path, connections: int, duration: float) -> dict:
             latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else 0
         )
 
-    return {
+    result = {
         "rps": round(len(latencies) / elapsed, 1),
         "requests": len(latencies),
         "errors": errors[0],
         "p50_ms": round(pct(0.5), 3),
         "p99_ms": round(pct(0.99), 3),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 3) if latencies else 0,
     }
+    if window:
+        skip, length = window
+        answers = sum(skip <= at < skip + length for at in done_at)
+        per_second = [0] * (math.floor(max(done_at, default=0)) + 1)
+        for at in done_at:
+            per_second[math.floor(at)] += 1
+        result.update(windowed(answers, window, per_second, count, result))
+    return result
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -386,22 +474,66 @@ def s1(procs, ctx, opts) -> dict:
 
 
 def s2(procs, ctx, opts) -> dict:
+    """Concurrency: many connections held on a slow upstream; the target run and the reported one.
+
+    The target run (1,024 connections, 1 s upstream) measures --s2-window seconds (30) after
+    the first --s2-delay, whatever --duration says, once unless --s2-repeat; the 100 ms / 256
+    run is reported only, over --duration, --repeat times.
+    """
     tsv = requests_file(ctx["workdir"], "slow", block_lines(MIX[:1]))
-    env = {"INSTAMSG_API_URL": ctx["up"]["slow"]}
-    connector, url, _ = gunicorn(procs, "app:app", env)
-    out = {"delay_ms": opts.delay * 1000}
-    for connections in opts.s2_connections:
-        load(url, tsv, connections, opts.warmup)
-        runs = []
-        for _ in range(opts.repeat):
-            result = load(url, tsv, connections, opts.duration)
-            result["rss_mb"] = round(tree_rss(connector.pid) / MB, 1)
-            runs.append(result)
-        med = median_of(runs)
-        med["ideal_rps"] = connections / opts.delay
-        med["share_of_ideal"] = round(med["rps"] / med["ideal_rps"], 3)
-        out[f"c{connections}"] = med
+    report_window = opts.duration - opts.s2_report_delay
+    return {
+        "target": slow_upstream(
+            procs,
+            ctx,
+            tsv,
+            opts,
+            opts.s2_delay,
+            opts.s2_connections,
+            opts.s2_window,
+            opts.s2_repeat,
+        ),
+        "reported": slow_upstream(
+            procs,
+            ctx,
+            tsv,
+            opts,
+            opts.s2_report_delay,
+            opts.s2_report_connections,
+            report_window if report_window > 0 else opts.duration,
+            opts.repeat,
+        ),
+    }
+
+
+def slow_upstream(procs, ctx, tsv, opts, delay, connections, window, repeat) -> dict:
+    """``connections`` calls at a time on an upstream that waits ``delay`` seconds.
+
+    The load runs for delay + window seconds and only the answers after the first ``delay``
+    seconds are counted (none can arrive before): window_rps = those answers / window.
+    """
+    connector, url, _ = gunicorn(procs, "app:app", {"INSTAMSG_API_URL": ctx["up"]["slow"][delay]})
+    if not opts.smoke:
+        load(url, tsv, connections, max(opts.warmup, delay + 1))
+    runs = []
+    for _ in range(repeat):
+        if not opts.smoke:
+            time.sleep(delay + 0.5)  # the calls still waiting from the last load end first
+        result = load(url, tsv, connections, 0, window=(delay, window))
+        result["rss_mb"] = round(tree_rss(connector.pid) / MB, 1)
+        runs.append(result)
     procs.stop(connector)
+    out = median_of(runs)
+    ideal = connections / delay
+    out.update(
+        delay_s=delay,
+        connections=connections,
+        repeat=repeat,
+        ideal_rps=round(ideal, 1),
+        share_of_ideal=round(out["measured_rps"] / ideal, 3),
+        # "0 errors" holds for every run, not for the median one.
+        errors_all_runs=sum(r["errors"] for r in runs),
+    )
     return out
 
 
@@ -514,7 +646,12 @@ SCENARIOS = {"S1": s1, "S2": s2, "S3": s3, "S4": s4, "S5": s5}
 # -- targets and report -----------------------------------------------------------------
 
 
+#: The shortest S2 window that counts for its target (issue 8: "measured over at least 30 s").
+S2_MIN_WINDOW_S = 30
+
+
 def targets(results: dict) -> list[dict]:
+    """One row per target of issue 8 part 5, met or not; ``floor`` is the figure compared to."""
     rows = []
 
     def add(name, value, goal, met, floor=None):
@@ -527,34 +664,20 @@ def targets(results: dict) -> list[dict]:
         add(
             "S1 req/s ratio to the floor",
             s["ratio_to_floor"],
-            ">= 0.9",
-            s["ratio_to_floor"] >= 0.9,
+            ">= 0.6",
+            s["ratio_to_floor"] >= 0.6,
             s["floor"]["rps"],
         )
-        add(
-            "S1 p99 (ms)",
-            s["connector"]["p99_ms"],
-            "< 15",
-            s["connector"]["p99_ms"] < 15,
-            s["floor"]["p99_ms"],
-        )
     if "S2" in results:
-        s = results["S2"]
-        if "c256" in s:
-            add(
-                "S2 share of ideal at 256",
-                s["c256"]["share_of_ideal"],
-                ">= 0.95",
-                s["c256"]["share_of_ideal"] >= 0.95,
-            )
-        if "c256" in s and "c1024" in s:
-            ok = s["c1024"]["errors"] == 0 and s["c1024"]["rps"] >= s["c256"]["rps"]
-            add(
-                "S2 at 1024: errors, req/s vs 256",
-                [s["c1024"]["errors"], s["c1024"]["rps"]],
-                "0 errors, >= req/s at 256",
-                ok,
-            )
+        s = results["S2"]["target"]
+        label = f"S2 {s['connections']} connections, {s['delay_s']:g} s upstream"
+        add(
+            f"{label}: share of ideal over {s['window_s']:g} s",
+            s["share_of_ideal"],
+            f">= 0.95 of {s['ideal_rps']:g} req/s, over >= {S2_MIN_WINDOW_S} s",
+            s["share_of_ideal"] >= 0.95 and s["window_s"] >= S2_MIN_WINDOW_S,
+        )
+        add(f"{label}: errors", s["errors_all_runs"], "0", s["errors_all_runs"] == 0)
     if "S3" in results:
         s = results["S3"]
         for way in ("download", "upload"):
@@ -562,32 +685,60 @@ def targets(results: dict) -> list[dict]:
             add(f"S3 {way} RSS growth (MB)", growth, "< 32", growth < 32)
     if "S4" in results:
         add("S4 cold start (s)", results["S4"]["seconds"], "< 1", results["S4"]["seconds"] < 1)
+    if "S5" in results:
+        s = results["S5"]
+        add(
+            "S5 added p50 at c=1 (ms)",
+            s["added_p50_ms"],
+            "<= 1.5",
+            s["added_p50_ms"] <= 1.5,
+            s["direct"]["p50_ms"],
+        )
     return rows
 
 
+def figures(name: str, v: dict) -> str:
+    return (
+        f"{name:<9} {v['rps']:>7.0f} req/s  p50 {v['p50_ms']:>7.3f} ms  "
+        f"p99 {v['p99_ms']:>8.3f} ms  errors {v['errors']}"
+    )
+
+
 def table(report: dict) -> str:
+    opts = report["options"]
     lines = [
         f"upstream: {report['tools']['upstream']}; "
         f"slow upstream: {report['tools']['slow_upstream']}; "
-        f"load: {report['tools']['load']}; gunicorn: {report['gunicorn']}"
+        f"load: {report['tools']['load']}; gunicorn: {report['gunicorn']}",
+        f"medians of {opts['repeat']} run(s) of {opts['duration_s']:g} s; "
+        + (
+            f"the S2 target run {opts['s2_repeat']} time(s) ({opts['s2_window_s']:g} s measured); "
+            if "S2" in report["results"]
+            else ""
+        )
+        + f"took {report['seconds']:.0f} s (estimated {report['estimated_s']:.0f} s)"
+        + ("; SMOKE RUN: tiny durations, not a measurement" if report.get("smoke") else ""),
     ]
     res = report["results"]
     if "S1" in res:
         c, f = res["S1"]["connector"], res["S1"]["floor"]
+        lines.append(f"S1 mix c=32  {figures('connector', c)}  RSS {c['rss_mb']} MB")
         lines.append(
-            f"S1 mix c=32      connector {c['rps']:>8.0f} req/s p50 {c['p50_ms']:.2f} ms p99 "
-            f"{c['p99_ms']:.2f} ms RSS {c['rss_mb']} MB | floor {f['rps']:.0f} req/s p99 "
-            f"{f['p99_ms']:.2f} ms | ratio {res['S1']['ratio_to_floor']}"
+            f"             {figures('floor', f)}  RSS {f['rss_mb']} MB"
+            f"  -> ratio {res['S1']['ratio_to_floor']}"
         )
     if "S2" in res:
-        for key, value in res["S2"].items():
-            if key.startswith("c"):
-                lines.append(
-                    f"S2 100ms {key:<7} {value['rps']:>8.0f} req/s = "
-                    f"{value['share_of_ideal']:.1%} of {value['ideal_rps']:.0f}; "
-                    f"errors {value['errors']}; p99 {value['p99_ms']:.0f} ms; "
-                    f"RSS {value['rss_mb']} MB"
-                )
+        for kind, v in res["S2"].items():
+            lines.append(
+                f"S2 {v['delay_s'] * 1000:>5.0f} ms upstream c={v['connections']:<5} "
+                f"{v['measured_rps']:>6.0f} req/s = {v['share_of_ideal']:.1%} of "
+                f"{v['ideal_rps']:g} ({kind}, {v['repeat']} run(s)); errors {v['errors_all_runs']}"
+            )
+            lines.append(
+                f"             answers in the {v['window_s']:g} s after the first {v['skip_s']:g} s"
+                f" {v['window_rps']:.0f}/s, connections / mean latency {v['little_rps']:.0f}/s; "
+                f"p50 {v['p50_ms']:.0f} ms p99 {v['p99_ms']:.0f} ms; RSS {v['rss_mb']} MB"
+            )
     if "S3" in res:
         for way in ("download", "upload"):
             v = res["S3"][way]
@@ -596,21 +747,59 @@ def table(report: dict) -> str:
                 f"{v['rss_growth_mb']} MB"
             )
     if "S4" in res:
-        lines.append(f"S4 cold start     {res['S4']['seconds']:.3f} s to the first /healthz")
+        lines.append(f"S4 cold start {res['S4']['seconds']:.3f} s to the first /healthz")
     if "S5" in res:
         v = res["S5"]
+        lines.append(f"S5 c=1       {figures('connector', v['connector'])}")
         lines.append(
-            f"S5 c=1            connector p50 {v['connector']['p50_ms']:.3f} ms p99 "
-            f"{v['connector']['p99_ms']:.3f} ms | direct p50 {v['direct']['p50_ms']:.3f} ms p99 "
-            f"{v['direct']['p99_ms']:.3f} ms | added p50 {v['added_p50_ms']} ms "
-            f"p99 {v['added_p99_ms']} ms"
+            f"             {figures('direct', v['direct'])}  -> added p50 {v['added_p50_ms']} ms"
+            f" p99 {v['added_p99_ms']} ms"
         )
     lines.append("")
     for row in report["targets"]:
-        mark = "met" if row["met"] else "NOT MET"
-        floor = f" (floor {row['floor']})" if row["floor"] is not None else ""
+        mark = "met" if row["met"] else "NOT met"
+        floor = f" (compared with {row['floor']})" if row["floor"] is not None else ""
         lines.append(f"  [{mark:>7}] {row['target']}: {row['value']} (goal {row['goal']}){floor}")
     return "\n".join(lines)
+
+
+def estimate_seconds(opts) -> float:
+    """How long the run takes, from its options: wrk's whole seconds plus a second per start.
+
+    S3 assumes 100 MB/s each way (its figures so far: 100-900 MB/s).
+    """
+    start, d = 1.0, wrk_seconds
+
+    def slow(delay, window, repeat):
+        if opts.smoke:
+            return start + repeat * d(delay + window)
+        warmup = d(max(opts.warmup, delay + 1))
+        return start + warmup + repeat * (delay + 0.5 + d(delay + window))
+
+    report_window = opts.duration - opts.s2_report_delay
+    per = {
+        "S1": 2 * start + 2 * d(opts.warmup) + opts.repeat * 2 * d(opts.duration),
+        "S2": slow(opts.s2_delay, opts.s2_window, opts.s2_repeat)
+        + slow(
+            opts.s2_report_delay,
+            report_window if report_window > 0 else opts.duration,
+            opts.repeat,
+        ),
+        "S3": start + opts.repeat * 2 * opts.file_mb / 100,
+        "S4": opts.repeat * start,
+        "S5": start + d(opts.warmup) + opts.repeat * 2 * d(opts.duration / 2),
+    }
+    return start + sum(per[name] for name in opts.only.split(","))
+
+
+def raise_open_files(want: int = 65536) -> int:
+    """Lift this process's open-file limit (inherited by nginx, gunicorn and wrk); the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in ((want, max(want, hard)), (min(want, hard), hard)):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, limit)
+            break
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def gunicorn_settings() -> str:
@@ -632,29 +821,56 @@ def gunicorn_settings() -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="S1,S2,S3,S4,S5", help="comma-separated scenarios")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (medians)")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds per measurement (not S2's target)"
+    )
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--delay", type=float, default=0.1, help="the slow upstream's delay (s)")
     parser.add_argument("--file-mb", type=int, default=200)
-    parser.add_argument("--s2-connections", default="256,1024")
+    s2 = parser.add_argument_group("S2, the concurrency test")
+    s2.add_argument("--s2-delay", type=float, default=1.0, help="its upstream's delay (s)")
+    s2.add_argument("--s2-connections", type=int, default=1024)
+    s2.add_argument(
+        "--s2-window",
+        type=float,
+        default=30.0,
+        help=f"seconds counted after the first --s2-delay (the target needs >= {S2_MIN_WINDOW_S})",
+    )
+    s2.add_argument("--s2-repeat", type=int, default=1, help="runs of the target (long) run")
+    s2.add_argument("--s2-report-delay", type=float, default=0.1, help="the reported run's delay")
+    s2.add_argument("--s2-report-connections", type=int, default=256)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
-    parser.add_argument("--smoke", action="store_true", help="S1 once for one second (for tests)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="S1 and a tiny S2, once, a second each (for tests)"
+    )
     parser.add_argument("--no-nginx", action="store_true", help="use the Python upstream stub")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python load generator")
     opts = parser.parse_args(argv)
     USE["nginx"], USE["wrk"] = not opts.no_nginx, not opts.no_wrk
     if opts.smoke:
-        opts.only, opts.repeat, opts.duration, opts.warmup = "S1", 1, 1.0, 0.5
-    opts.s2_connections = [int(c) for c in opts.s2_connections.split(",")]
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+        opts.only, opts.repeat, opts.duration, opts.warmup = "S1,S2", 1, 1.0, 0.5
+        opts.s2_delay, opts.s2_connections, opts.s2_window, opts.s2_repeat = 0.2, 16, 0.8, 1
+        opts.s2_report_delay, opts.s2_report_connections = 0.1, 8
+    unknown = set(opts.only.split(",")) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"no scenario {', '.join(sorted(unknown))}; there are {', '.join(SCENARIOS)}")
 
+    open_files = raise_open_files()
+    most = max(opts.s2_connections, opts.s2_report_connections) if "S2" in opts.only else 32
+    if open_files < 2 * most + 256:  # a gunicorn worker holds a caller's socket and InstaMsg's
+        print(f"bench: only {open_files} open files allowed; S2 may fail", file=sys.stderr)
+    estimate = estimate_seconds(opts)
+    print(
+        f"bench: {opts.only}, estimated {estimate:.0f} s (about {estimate / 60:.1f} min)",
+        file=sys.stderr,
+        flush=True,
+    )
+    began = time.perf_counter()
     procs = Processes()
     try:
         with tempfile.TemporaryDirectory(prefix="instamsg-bench-") as tmp:
             workdir = Path(tmp)
-            upstream = start_upstreams(procs, workdir, opts.delay)
+            upstream = start_upstreams(procs, workdir, [opts.s2_delay, opts.s2_report_delay])
             ctx = {"workdir": workdir, "up": upstream}
             results = {}
             for name in opts.only.split(","):
@@ -664,10 +880,14 @@ def main(argv=None) -> int:
         procs.stop_all()
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "smoke": opts.smoke,
+        "estimated_s": round(estimate, 1),
+        "seconds": round(time.perf_counter() - began, 1),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "open_files": open_files,
         },
         "tools": {
             "upstream": upstream["kind"],
@@ -675,7 +895,18 @@ def main(argv=None) -> int:
             "load": "wrk" if tool("wrk") else "python threads (wrk not installed or not used)",
         },
         "gunicorn": gunicorn_settings(),
-        "options": {"repeat": opts.repeat, "duration_s": opts.duration, "delay_s": opts.delay},
+        "options": {
+            "only": opts.only,
+            "repeat": opts.repeat,
+            "duration_s": opts.duration,
+            "warmup_s": opts.warmup,
+            "s2_delay_s": opts.s2_delay,
+            "s2_connections": opts.s2_connections,
+            "s2_window_s": opts.s2_window,
+            "s2_repeat": opts.s2_repeat,
+            "s2_report_delay_s": opts.s2_report_delay,
+            "s2_report_connections": opts.s2_report_connections,
+        },
         "results": results,
     }
     report["targets"] = targets(results)
