@@ -73,8 +73,9 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_request_bytes: int = 16 * MIB
-    #: idle keep-alive connections kept to InstaMsg, per worker process.
-    upstream_pool_size: int = 256
+    #: keep-alive connections kept to InstaMsg, per worker process: as many as the calls a
+    #: worker has in flight at once, or the rest open a connection each (bench S2).
+    upstream_pool_size: int = 1024
     #: downloadFile answers base64 in JSON up to this size; larger files need ?stream=1.
     max_download_bytes: int = 16 * MIB
     #: uploadFile fetches a ``file`` URL up to this size.

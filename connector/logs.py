@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 
 import orjson
@@ -45,6 +46,17 @@ class StderrHandler(logging.Handler):
             self.handleError(record)
 
 
+_QUERY = re.compile(r"\?[^\s'\")]*")
+
+
+def drop_queries(record: logging.LogRecord) -> bool:
+    """Rewrite a library's log record without any URL query (``?...``) in its text."""
+    text = record.getMessage()
+    if "?" in text:
+        record.msg, record.args = _QUERY.sub("?[redacted]", text), None
+    return True
+
+
 def setup(level: str = "INFO") -> None:
     if any(isinstance(h, StderrHandler) for h in LOGGER.handlers):
         return
@@ -53,6 +65,16 @@ def setup(level: str = "INFO") -> None:
     LOGGER.addHandler(handler)
     LOGGER.setLevel(level)
     LOGGER.propagate = False
+    # urllib3's own warnings (a full connection pool: raise INSTAMSG_POOL_SIZE) in the same
+    # JSON lines. Some of them quote a URL, and a query can carry a token: cut it off.
+    # (A handler's filter sees the records of urllib3's child loggers; a logger's would not.)
+    library = StderrHandler()
+    library.setFormatter(JsonFormatter())
+    library.addFilter(drop_queries)
+    pool_log = logging.getLogger("urllib3")
+    pool_log.addHandler(library)
+    pool_log.setLevel(logging.WARNING)
+    pool_log.propagate = False
 
 
 def event(msg: str, level: int = logging.INFO, **fields) -> None:

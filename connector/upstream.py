@@ -354,7 +354,16 @@ class Upstream:
         elif call.file is not None:
             data = multipart(*call.file)
             headers["Content-Type"] = data.content_type
-        return requests.Request(call.method, url, headers=headers, data=data).prepare()
+        # PreparedRequest's own steps, less prepare_url: the URL is already built from the
+        # checked base URL, percent-encoded path segments and an encoded query, and
+        # re-parsing it cost a sixth of a call (bench/README.md). No cookies are sent.
+        prepared = requests.PreparedRequest()
+        prepared.prepare_method(call.method)
+        prepared.url = url
+        prepared.prepare_headers(headers)
+        prepared.prepare_body(data, None)
+        prepared.prepare_hooks(None)
+        return prepared
 
     def send_once(self, call: Call, request_id: str | None = None) -> requests.Response:
         prepared = self.prepare(call, request_id)

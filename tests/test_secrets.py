@@ -84,3 +84,20 @@ def test_no_secret_reaches_the_log_or_an_error(tmp_path):
         for error in errors:
             assert secret not in error, f"{name} came back in an error"
     assert "Traceback" not in log
+
+
+def test_library_log_lines_lose_any_url_query(capfd):
+    import logging
+
+    from connector import logs
+
+    logs.setup()
+    logging.getLogger("urllib3.connectionpool").warning(
+        "Failed to parse headers (url=%s): %s",
+        "http://api.test/oauth2/invalidate_token?access_token=tok-secret-77",
+        "oops",
+    )
+    err = capfd.readouterr().err
+    assert "tok-secret-77" not in err
+    assert '"msg": "Failed to parse headers (url=http://api.test/oauth2/invalidate_token' in err
+    assert "?[redacted]" in err
