@@ -11,6 +11,7 @@ writes the access log line.
 from __future__ import annotations
 
 import base64
+import difflib
 import hmac
 import os
 import re
@@ -109,6 +110,8 @@ def start_call():
     g.block = g.code = g.upstream_status = g.claim = None
     g.context_key = "to"
     g.secrets = []
+    g.warnings = []
+    g.ignored = []
     authenticate()
 
 
@@ -146,6 +149,7 @@ def finish_call(response: Response) -> Response:
         g.block,
         g.code,
         g.upstream_status,
+        g.ignored,
     )
     return response
 
@@ -154,10 +158,34 @@ def finish_call(response: Response) -> Response:
 
 
 def read_args() -> dict:
-    """The arguments, from any of the accepted body kinds."""
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    """The arguments: the body's (any accepted kind) over the query string's."""
+    args = query_args()
+    args.update(body_args())
+    return {unbracket(key): value for key, value in args.items()}
+
+
+def query_args() -> dict:
+    """Arguments in a POST's query string; ``stream`` there is a switch, not an argument."""
+    return {k: v[0] if len(v) == 1 else v for k, v in request.args.lists() if k != "stream"}
+
+
+def unbracket(key):
+    """``pubTopics[]`` (PHP-style list fields, as some form builders send them) is
+    ``pubTopics``; form fields given twice are already a list."""
+    return key[:-2] if isinstance(key, str) and key.endswith("[]") and len(key) > 2 else key
+
+
+def looks_like_json(raw: bytes) -> bool:
+    return raw.lstrip()[:1] in (b"{", b"[")
+
+
+def body_args() -> dict:
+    if request.mimetype == "multipart/form-data":
         return read_form()
-    raw = request.get_data(cache=False)
+    raw = request.get_data()
+    if request.mimetype == "application/x-www-form-urlencoded" and not looks_like_json(raw):
+        return read_form()
+    # JSON, or JSON sent with a form content type (curl -d '{...}' without -H).
     if not raw.strip():
         return {}
     try:
@@ -189,11 +217,38 @@ def read_form() -> dict:
     except ValueError:
         raise InvalidRequest("The form body could not be read.") from None
     # A part whose name werkzeug cannot read comes back named None: it is no argument.
-    args = {k: v[0] if len(v) == 1 else v for k, v in form.lists() if k}
+    args = {k: v[0] if len(v) == 1 and not k.endswith("[]") else v for k, v in form.lists() if k}
     for key, storage in files.items():
         if key:
             args[key] = storage
     return args
+
+
+#: How many ignored arguments one answer names, at most.
+MAX_WARNINGS = 20
+
+
+def ignored_warnings(blk, args) -> list[str]:
+    """A sentence for each argument the block does not take (accepted, and ignored),
+    with the closest argument name where one is near."""
+    known = [key for key, _ in blk.args]
+    strangers = [key for key in args if key not in known]
+    g.ignored = [str(key)[:80] for key in strangers[:MAX_WARNINGS]]
+    lowered = {key.lower(): key for key in known}
+    warnings = []
+    for key in g.ignored:
+        same = lowered.get(key.lower())
+        close = [same] if same else difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        where = f'"{key}" is not an argument of {blk.name}'
+        if same:
+            warnings.append(f'{where}; names are case-sensitive: did you mean "{same}"?')
+        elif close:
+            warnings.append(f'{where}; did you mean "{close[0]}"?')
+        else:
+            warnings.append(f"{where}; it was ignored.")
+    if len(strangers) > MAX_WARNINGS:
+        warnings.append(f"{len(strangers) - MAX_WARNINGS} more arguments were ignored.")
+    return warnings
 
 
 def take_context_key(args: dict) -> str:
@@ -217,8 +272,17 @@ def secret_values(blk, args) -> list[str]:
     return found
 
 
-def wants_stream() -> bool:
-    return request.args.get("stream", "").strip().lower() in ("1", "true", "yes")
+SWITCH_ON = ("1", "true", "yes")
+
+
+def wants_stream(args: dict) -> bool:
+    """downloadFile's ``stream`` switch, in the query (``?stream=1``) or in the body."""
+    given = args.pop("stream", None)
+    if isinstance(given, bool):
+        return given
+    if given is not None and str(given).strip().lower() in SWITCH_ON:
+        return True
+    return request.args.get("stream", "").strip().lower() in SWITCH_ON
 
 
 # -- the routes ---------------------------------------------------------------------------
@@ -233,6 +297,8 @@ def run_block(name):
     args = read_args()
     g.secrets = secret_values(blk, args)
     g.context_key = take_context_key(args)
+    streamed = blk.streamable and wants_stream(args)
+    g.warnings = ignored_warnings(blk, args)
     raw_args = args
     loaded = blk.load(args)
     key = request.headers.get("Idempotency-Key")
@@ -247,15 +313,32 @@ def run_block(name):
     reply = state.tokens.send(blk, loaded, g.request_id, g.secrets)
     g.upstream_status = reply.status_code
     g.code = "SUCCESS"
-    if blk.streamable and wants_stream():
+    if streamed:
         return stream(reply, loaded["filename"])
     result = blk.result(reply, loaded, ctx)
-    return json_response({"callback": "success", "contextWrites": {g.context_key: result}})
+    return json_response(envelope("success", result))
+
+
+def envelope(callback: str, result) -> dict:
+    """The envelope; ``warnings`` names arguments that were ignored."""
+    body = {"callback": callback, "contextWrites": {g.get("context_key", "to"): result}}
+    if g.get("warnings"):
+        body["warnings"] = g.warnings
+    return body
 
 
 @bp.get("/blocks/<name>")
 def describe_block(name):
-    return json_response(manifest.block_entry(REGISTRY.get(name)))
+    blk = REGISTRY.get(name)
+    if request.args:
+        refusal = InvalidRequest(
+            f"Blocks run with POST: POST /blocks/{blk.name} with the arguments (in the body or "
+            f"the query string). GET /blocks/{blk.name} without a query describes the block.",
+            http_status=405,
+        )
+        refusal.headers = [("Allow", "GET, HEAD, OPTIONS, POST")]
+        raise refusal
+    return json_response(manifest.block_entry(blk))
 
 
 @bp.get("/blocks")
@@ -357,9 +440,8 @@ def error_response(error: ConnectorError) -> Response:
             if part in body:
                 body[part] = scrub(body[part], secrets)
     body["request_id"] = g.get("request_id")
-    key = g.get("context_key", "to")
     response = json_response(
-        {"callback": "error", "contextWrites": {key: body}},
+        envelope("error", body),
         200 if g.get("rapid") else error.http_status,
     )
     if error.retry_after_s is not None:

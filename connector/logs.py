@@ -81,7 +81,9 @@ def event(msg: str, level: int = logging.INFO, **fields) -> None:
     LOGGER.log(level, msg, extra={"fields": fields})
 
 
-def access(request_id, method, path, status, duration_ms, block, code, upstream_status) -> None:
+def access(
+    request_id, method, path, status, duration_ms, block, code, upstream_status, ignored=None
+) -> None:
     """The one line per request: written straight to stderr, cheaply (a single write of
     less than PIPE_BUF bytes, so lines from threads and workers never interleave)."""
     now = time.time()
@@ -101,4 +103,6 @@ def access(request_id, method, path, status, duration_ms, block, code, upstream_
         entry["code"] = code
     if upstream_status is not None:
         entry["upstream_status"] = upstream_status
+    if ignored:
+        entry["ignored_args"] = ignored  # names only: their values are never logged
     os.write(2, orjson.dumps(entry) + b"\n")

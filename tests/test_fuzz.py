@@ -65,6 +65,8 @@ def nowhere_to_go(monkeypatch, loopback_only):
 
 def answering_upstream():
     FAKE.reset()
+    # Managed tokens (clientKey and clientSecret in place of accessToken) fetch one first.
+    FAKE.add("POST", "/oauth2/token", json={"access_token": "fuzz-token", "expires_in": 3600})
     for method in ("GET", "PUT", "DELETE"):
         FAKE.add(method, "*", json={"ok": True})
     FAKE.add("POST", "*", status=201, json={"ok": True}, headers={"Location": "/m/messages/1"})
