@@ -8,14 +8,17 @@ the first call still runs, IDEMPOTENCY_KEY_IN_USE. Calls refused before they ran
 (validation, a bad body) are not kept, so a corrected retry can run.
 
 ``IdempotencyStore`` is the interface; ``SQLiteIdempotencyStore`` is the one
-shared by all gunicorn workers of a machine, surviving restarts. A networked
-store (Redis, a database) can replace it by implementing the same four methods.
+shared by all gunicorn workers of a machine, surviving restarts;
+``connector.redis_state.RedisIdempotencyStore`` is the one shared by every instance
+when REDIS_URL is set. ``open_idempotency_store`` picks between them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,16 +70,44 @@ class IdempotencyStore:
     """The interface; see SQLiteIdempotencyStore."""
 
     def claim(self, scope, key, block, request) -> Claim:
+        """Claim ``key`` for a call, or say what it holds (see ``Claim``)."""
         raise NotImplementedError
 
     def complete(self, scope, key, status, headers, body) -> None:
+        """Keep a claimed call's finished answer for replays."""
         raise NotImplementedError
 
     def release(self, scope, key) -> None:
+        """Free a claimed key: its call was refused before it ran."""
+        raise NotImplementedError
+
+    def check(self) -> str | None:
+        """Readiness: None when the store answers, else a short text naming what failed."""
         raise NotImplementedError
 
 
+def open_idempotency_store(settings) -> IdempotencyStore:
+    """The store these settings ask for: Redis, shared by every instance, when
+    ``redis_url`` is set; else the SQLite file in ``data_dir``, shared by this machine's
+    workers. Opening it connects to nothing: Redis is first reached by the first call."""
+    lease = settings.deadline + 30  # a call ends within its deadline; past this it is abandoned
+    if settings.redis_url:
+        from connector.redis_state import RedisIdempotencyStore, shared_client  # needs redis
+
+        return RedisIdempotencyStore(
+            shared_client(settings.redis_url),
+            settings.redis_prefix,
+            ttl=settings.idempotency_ttl,
+            lease=lease,
+        )
+    return SQLiteIdempotencyStore(
+        Path(settings.data_dir) / "idempotency.sqlite3", ttl=settings.idempotency_ttl, lease=lease
+    )
+
+
 class SQLiteIdempotencyStore(IdempotencyStore):
+    """The store of one machine: a SQLite file shared by its gunicorn workers."""
+
     def __init__(self, path, ttl: float, lease: float, clock=time.time):
         self.db = SQLiteFile(Path(path), SCHEMA)
         self.ttl = ttl
@@ -125,3 +156,23 @@ class SQLiteIdempotencyStore(IdempotencyStore):
     def release(self, scope, key) -> None:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
+
+    def check(self) -> str | None:
+        """None when the file takes a write, else what failed. The probe row is written and
+        deleted in one transaction (its empty scope is no fingerprint), so pages really are
+        written: an empty transaction would pass on a read-only or full disk."""
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO idempotency (scope, key, block, request, state, "
+                    "started_at, expires_at) VALUES ('', 'readyz', '', '', 'probe', 0, 0)"
+                )
+                conn.execute("DELETE FROM idempotency WHERE scope = '' AND key = 'readyz'")
+        except sqlite3.Error as exc:
+            conn = self.db.conn
+            if conn.in_transaction:  # a failed COMMIT leaves it open; later calls need it closed
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            kind = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+            return f"the SQLite file {self.db.path} cannot be written ({kind})"
+        return None
