@@ -32,8 +32,9 @@ sandbox: $(VENV)/.runtime
 sandbox-reset: $(VENV)/.runtime
 	$(BIN)/python -m sandbox --reset
 
-## test: the whole suite
+## test: the whole suite (installs the Debian packages it drives for real when missing)
 test: $(VENV)/.dev
+	bash .ci/system-packages
 	$(BIN)/python -m pytest
 
 ## check: fast lint and generated-file freshness

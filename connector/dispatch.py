@@ -32,7 +32,8 @@ from connector.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from connector.idempotency import MAX_KEY, SQLiteIdempotencyStore, request_digest
+from connector.idempotency import MAX_KEY, open_idempotency_store, request_digest
+from connector.redis_state import open_token_cache
 from connector.registry import REGISTRY, Context
 from connector.tokens import TokenManager, fingerprint
 
@@ -71,23 +72,30 @@ class ConnectorRequest(Request):
 
 class Connector:
     """What every call shares in one process: settings, the upstream client, the managed
-    token cache and the idempotency store (opened on the first Idempotency-Key)."""
+    token cache and the idempotency store. With REDIS_URL both live in Redis, shared by
+    every instance; without, in a SQLite file and this process. Nothing connects before
+    the first call that needs it (gunicorn forks workers after the app is built)."""
 
     def __init__(self, settings, upstream):
         self.settings = settings
         self.upstream = upstream
-        self.tokens = TokenManager(upstream, REGISTRY)
+        self.tokens = TokenManager(upstream, REGISTRY, shared=open_token_cache(settings))
         self._idempotency = None
 
     @property
     def idempotency(self):
         if self._idempotency is None:
-            self._idempotency = SQLiteIdempotencyStore(
-                os.path.join(self.settings.data_dir, "idempotency.sqlite3"),
-                ttl=self.settings.idempotency_ttl,
-                lease=self.settings.deadline + 30,
-            )
+            self._idempotency = open_idempotency_store(self.settings)
         return self._idempotency
+
+    def readiness(self) -> list[str]:
+        """What keeps this instance from serving: an empty list when its stores answer."""
+        try:
+            store = self.idempotency
+        except Exception as exc:  # noqa: BLE001  (an unusable data dir, say: report it)
+            return [f"the idempotency store cannot be opened ({type(exc).__name__})"]
+        failed = store.check()
+        return [failed] if failed else []
 
 
 def connector() -> Connector:
@@ -359,7 +367,22 @@ def openapi():
 
 @bp.get("/healthz")
 def healthz():
+    """Liveness: the process answers. Nothing else is checked."""
     return json_response({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: 200 when this instance's stores answer (Redis PING, or the SQLite file
+    can be written), else 503 naming what failed."""
+    state = connector()
+    failed = state.readiness()
+    store = "redis" if state.settings.redis_url else "sqlite"
+    if failed:
+        response = json_response({"status": "unavailable", "store": store, "failed": failed}, 503)
+        response.headers["Retry-After"] = "5"
+        return response
+    return json_response({"status": "ready", "store": store})
 
 
 def stream(reply, filename) -> Response:

@@ -167,6 +167,14 @@ class TokenManager:
             lifetime = float(body.get("expires_in") or 3600)
         except (TypeError, ValueError):
             lifetime = 3600.0
+        # Which credentials: the first 12 hex digits of their one-way fingerprint, never them.
+        logs.event(
+            "token fetched",
+            request_id=request_id,
+            app=fingerprint(client_key, client_secret)[:12],
+            expires_in_s=lifetime,
+            shared=self.shared is not None,
+        )
         return token, lifetime
 
     def send(self, blk, args: dict, request_id, secrets: list):
