@@ -21,7 +21,7 @@ from urllib.parse import quote
 from flask import Blueprint, Flask, Request, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from connector import jsonx, logs, manifest
+from connector import jsonx, logs, manifest, metrics
 from connector.errors import (
     ConnectorError,
     IdempotencyKeyInUse,
@@ -112,6 +112,8 @@ def json_response(payload, status=200) -> Response:
 @bp.before_app_request
 def start_call():
     g.started = time.perf_counter()
+    metrics.IN_FLIGHT.inc()
+    g.counted = True
     given = request.headers.get("X-Request-Id", "")
     g.request_id = given if REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
     g.rapid = request.path.startswith(RAPID_PREFIX)
@@ -148,18 +150,29 @@ def finish_call(response: Response) -> Response:
     if g.get("claim") is not None:
         keep_answer(response)
     response.headers["X-Request-Id"] = g.request_id
+    duration = time.perf_counter() - g.started
+    if g.block is not None or request.endpoint == "connector.run_block":
+        block = g.block or "(unknown)"
+        metrics.CALLS.labels(block, g.code or "UNKNOWN").inc()
+        metrics.CALL_SECONDS.labels(block).observe(duration)
     logs.access(
         g.request_id,
         request.method,
         request.path[:200],
         response.status_code,
-        (time.perf_counter() - g.started) * 1000,
+        duration * 1000,
         g.block,
         g.code,
         g.upstream_status,
         g.ignored,
     )
     return response
+
+
+@bp.teardown_app_request
+def end_call(exc=None):
+    if g.pop("counted", False):
+        metrics.IN_FLIGHT.dec()
 
 
 # -- reading arguments --------------------------------------------------------------------
@@ -365,6 +378,13 @@ def openapi():
     return json_response(manifest.openapi())
 
 
+@bp.get("/metrics")
+def prometheus_metrics():
+    """Prometheus' text format, summed over gunicorn's workers."""
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
+
+
 @bp.get("/healthz")
 def healthz():
     """Liveness: the process answers. Nothing else is checked."""
@@ -415,7 +435,13 @@ def claim_key(blk, args, key):
     else:
         scope = fingerprint("app", str(args.get("clientKey")), str(args.get("clientSecret")))
     digest = request_digest(blk.name, args, g.context_key, g.rapid)
-    claim = connector().idempotency.claim(scope, key, blk.name, digest)
+    try:
+        claim = connector().idempotency.claim(scope, key, blk.name, digest)
+    except ConnectorError:
+        metrics.IDEMPOTENCY.labels("unavailable").inc()
+        raise
+    if claim.kind != "new":
+        metrics.IDEMPOTENCY.labels("replayed" if claim.kind == "replay" else claim.kind).inc()
     if claim.kind == "reused":
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used for another call (other arguments or another "

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from connector import logs
+from connector import logs, metrics
 from connector.errors import ApiError
 from connector.upstream import json_result
 
@@ -157,6 +157,7 @@ class TokenManager:
 
     def _fetch(self, client_key, client_secret, request_id) -> tuple[str, float]:
         self.fetches += 1
+        metrics.TOKEN_FETCHES.inc()
         blk = self.registry.get("getAccessToken")
         call = blk.build({"client_key": client_key, "client_secret": client_secret})
         body = json_result(self.upstream.send(call, request_id))

@@ -25,7 +25,7 @@ from requests.utils import get_environ_proxies
 from requests_toolbelt import MultipartEncoder
 from urllib3.exceptions import ProtocolError
 
-from connector import __version__, jsonx, logs
+from connector import __version__, jsonx, logs, metrics
 from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
 
 USER_AGENT = f"instamsg-connector/{__version__}"
@@ -330,6 +330,7 @@ class Upstream:
                 wait = self.policy.wait_before(attempt, error, started) if call.repeatable else None
                 if wait is None:
                     raise
+                metrics.RETRIES.labels(call.block or "(none)").inc()
                 logs.event(
                     "retry",
                     request_id=request_id,
@@ -370,6 +371,7 @@ class Upstream:
 
     def send_once(self, call: Call, request_id: str | None = None) -> requests.Response:
         prepared = self.prepare(call, request_id)
+        started = time.perf_counter()
         try:
             reply = self.session.send(
                 prepared,
@@ -379,7 +381,13 @@ class Upstream:
                 proxies=self.proxies,
             )
         except TRANSPORT_ERRORS as exc:
+            metrics.UPSTREAM_RESPONSES.labels("none").inc()
             raise exception_error(exc) from None
+        finally:
+            metrics.UPSTREAM_SECONDS.labels(call.block or "(none)").observe(
+                time.perf_counter() - started
+            )
+        metrics.UPSTREAM_RESPONSES.labels(str(reply.status_code)).inc()
         if not 200 <= reply.status_code < 300:
             try:
                 raise response_error(reply)

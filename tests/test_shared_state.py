@@ -2,7 +2,6 @@
 Redis is down, keyless calls go on, /readyz tells, and everything recovers without a
 restart. (Several instances over real HTTP: tests/test_instances.py.)"""
 
-
 import pytest
 import responses
 

@@ -1,0 +1,91 @@
+"""What the connector is doing, in Prometheus' text format (``GET /metrics``).
+
+prometheus-client keeps the values. Under gunicorn, gunicorn.conf.py sets
+``PROMETHEUS_MULTIPROC_DIR`` before the app is imported, so every worker writes its values
+to files there and ``/metrics`` sums them over all workers (the client's multiprocess
+mode; a worker that exits is marked dead by the ``child_exit`` hook). Run any other way
+(tests, the flask CLI) the values stay in this process.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+#: Latency buckets, in seconds: a fast InstaMsg answers in milliseconds, a slow one in
+#: seconds; the read timeout is 30 s by default.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+CALLS = Counter(
+    "instamsg_connector_calls_total",
+    "Block calls answered, by block and outcome code (SUCCESS, REPLAYED or an error code).",
+    ["block", "code"],
+)
+CALL_SECONDS = Histogram(
+    "instamsg_connector_call_seconds",
+    "Time from a block call's arrival to its answer, by block.",
+    ["block"],
+    buckets=BUCKETS,
+)
+UPSTREAM_SECONDS = Histogram(
+    "instamsg_connector_upstream_seconds",
+    "Time of each request to InstaMsg (each attempt), by block.",
+    ["block"],
+    buckets=BUCKETS,
+)
+UPSTREAM_RESPONSES = Counter(
+    "instamsg_connector_upstream_responses_total",
+    "Answers from InstaMsg by HTTP status; 'none' when no answer came (timeout, refused).",
+    ["status"],
+)
+RETRIES = Counter(
+    "instamsg_connector_retries_total",
+    "Requests to InstaMsg sent again by the retry policy, by block.",
+    ["block"],
+)
+TOKEN_FETCHES = Counter(
+    "instamsg_connector_token_fetches_total",
+    "Managed access tokens fetched from InstaMsg (clientKey and clientSecret in place of "
+    "accessToken).",
+)
+IDEMPOTENCY = Counter(
+    "instamsg_connector_idempotency_total",
+    "Calls with an Idempotency-Key that did not run: replayed, in_use (409), reused (422) "
+    "or unavailable (503).",
+    ["outcome"],
+)
+IN_FLIGHT = Gauge(
+    "instamsg_connector_in_flight",
+    "Requests being handled now, summed over workers.",
+    multiprocess_mode="livesum",
+)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type: summed over workers under gunicorn."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def worker_exited(pid: int) -> None:
+    """gunicorn's child_exit hook: drop a dead worker's live gauges."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(pid)
