@@ -173,6 +173,11 @@ def finish_call(response: Response) -> Response:
 def end_call(exc=None):
     if g.pop("counted", False):
         metrics.IN_FLIGHT.dec()
+    claim = g.pop("claim", None)
+    if claim is not None:
+        # The answer never reached finish_call (the worker is stopping, or a bug): free the
+        # key for a retry rather than leave it held until its lease runs out.
+        connector().idempotency.release(*claim)
 
 
 # -- reading arguments --------------------------------------------------------------------
