@@ -4,18 +4,37 @@ Every value can be changed through the environment. The defaults are what
 `make bench` measured best on a 2-core machine (bench/README.md): one gevent
 worker per core, each serving up to 2,048 connections, so that hundreds of
 calls waiting on a slow InstaMsg cost greenlets, not threads.
+
+The worker is gevent's with deadlines for slow clients (connector/worker.py):
+a request head must arrive within CLIENT_HEADER_TIMEOUT (15 s), a body may not
+stall for more than CLIENT_BODY_TIMEOUT (30 s) between reads, and a worker
+near its connection limit closes idle keep-alive connections first. This holds
+without a proxy in front. GUNICORN_WORKER_CLASS=gthread still works but has none
+of these deadlines: a thread per connection, so put a buffering proxy in front.
 """
 
 import multiprocessing
 import os
+import sys
 
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
-if worker_class == "gevent":
+DEADLINE_WORKER = "connector.worker.DeadlineWorker"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or DEADLINE_WORKER
+if worker_class in ("gevent", DEADLINE_WORKER):
     # Patch before the app is imported (preload_app below), so that every socket,
     # lock and thread-local the app creates is cooperative from the start.
     from gevent import monkey
 
     monkey.patch_all()
+
+from connector.config import ConfigError  # noqa: E402
+from connector.worker import client_timeouts  # noqa: E402
+
+try:
+    # Read again by each worker; checked here so that a bad value stops the start at once.
+    client_timeouts(os.environ)
+except ConfigError as error:
+    sys.stderr.write(f"instamsg-connector: configuration error: {error}\n")
+    raise SystemExit(2) from None
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))

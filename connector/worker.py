@@ -1,0 +1,210 @@
+"""The gunicorn worker the connector runs on: gevent's, with deadlines for slow clients.
+
+gunicorn's gevent worker waits as long as a client likes for a request body, and a request head
+that never completes holds its connection slot until the keep-alive timer runs out. A few
+thousand half-sent requests then fill every slot and nobody else is answered. This worker gives
+each connection a deadline for the phase it is in, and makes room when a worker fills up:
+
+- **head**: the request line and headers must all arrive within ``CLIENT_HEADER_TIMEOUT`` of the
+  connection's accept (or of the first byte of a later request on a kept-alive connection);
+- **body**: while the application reads the body, no read may wait more than
+  ``CLIENT_BODY_TIMEOUT``;
+- **idle**: a kept-alive connection waits up to gunicorn's ``keepalive`` for its next request.
+
+A client that misses a head or body deadline gets a 408 (best effort: gunicorn's own error
+writer, which never blocks) and its connection is closed; an idle one is closed quietly.
+
+When a worker holds more than 90% of ``worker_connections``, each new connection closes one that
+is blocked on a read from its client, the one that has waited longest: an idle keep-alive
+connection first, else a request head, else a request body (the same 408 rules). A connection
+whose request is being worked on (the application running, or writing its answer) is never
+closed to make room; when all of them are, gunicorn stops accepting at ``worker_connections``
+as before.
+
+The deadlines live in ``recv()`` of a thin wrapper around the client socket, the one call
+through which gunicorn reads a request, and are plain ``gevent.Timeout`` timers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import time
+
+import gevent
+from gunicorn import util
+from gunicorn.workers.ggevent import GeventWorker
+
+from connector.config import ConfigError
+
+HEADER_TIMEOUT = 15.0
+BODY_TIMEOUT = 30.0
+#: the share of worker_connections past which waiting connections are closed to make room
+ROOM_AT = 0.9
+
+IDLE, HEAD, BODY = "idle", "head", "body"
+TOO_SLOW = {
+    IDLE: "idle keep-alive connection",
+    HEAD: "the request head took too long",
+    BODY: "the request body stalled",
+}
+
+
+def _seconds(env, name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number of seconds, not {raw[:40]!r}")
+    return value
+
+
+def client_timeouts(env=None) -> tuple[float, float]:
+    """``CLIENT_HEADER_TIMEOUT`` and ``CLIENT_BODY_TIMEOUT``, in seconds.
+
+    Raises ConfigError, naming the variable, for a value that is not a positive number."""
+    env = os.environ if env is None else env
+    return (
+        _seconds(env, "CLIENT_HEADER_TIMEOUT", HEADER_TIMEOUT),
+        _seconds(env, "CLIENT_BODY_TIMEOUT", BODY_TIMEOUT),
+    )
+
+
+class ClientDropped(BaseException):
+    """Ends a connection whose client was too slow, or that was closed to make room.
+
+    A BaseException, like ``gevent.Timeout``: raised inside the application's body read, it
+    must reach the worker rather than be answered as an application error by an
+    ``except Exception``."""
+
+    def __init__(self, why: str, answer: bool):
+        super().__init__(why)
+        self.why = why
+        #: whether a 408 may still be written (nothing of an answer has gone out yet)
+        self.answer = answer
+
+
+class Connection:
+    """A client socket as gunicorn sees it. Every other attribute is the socket's own."""
+
+    def __init__(self, sock, worker: DeadlineWorker):
+        self._sock = sock
+        self._worker = worker
+        self.phase = HEAD
+        #: when the current phase began (the head's deadline counts from here)
+        self.since = time.monotonic()
+        #: an answer to the current request has started going out
+        self.answered = False
+        #: closed to make room: the next read ends the connection
+        self.evicted = False
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def recv(self, size: int) -> bytes:
+        worker, phase = self._worker, self.phase
+        if phase == HEAD:
+            wait = self.since + worker.header_timeout - time.monotonic()
+        elif phase == BODY:
+            wait = worker.body_timeout
+        else:
+            wait = worker.cfg.keepalive
+        if self.evicted or wait <= 0:
+            raise self.dropped()
+        waiting = worker.waiting[phase]
+        waiting[self] = None
+        try:
+            with gevent.Timeout(wait, False):
+                return self._read(size)
+            raise self.dropped()  # reached only when the timeout ended the read
+        finally:
+            waiting.pop(self, None)
+
+    def _read(self, size: int) -> bytes:
+        try:
+            data = self._sock.recv(size)
+        except OSError:
+            if self.evicted:  # gevent ends a read with EBADF when evict() shuts it down
+                raise self.dropped() from None
+            raise
+        if self.evicted:  # evicted while the read was already on its way back
+            raise self.dropped()
+        if data and self.phase == IDLE:
+            self._worker.moved(self, HEAD)
+        return data
+
+    def dropped(self) -> ClientDropped:
+        why = "closed to make room" if self.evicted else TOO_SLOW[self.phase]
+        return ClientDropped(why, answer=self.phase != IDLE and not self.answered)
+
+    def sendall(self, data, *args):
+        self.answered = True
+        return self._sock.sendall(data, *args)
+
+    def evict(self) -> None:
+        """End this connection from another greenlet: its pending read wakes and raises."""
+        self.evicted = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RD)
+
+
+class DeadlineWorker(GeventWorker):
+    """gunicorn's gevent worker, with client deadlines and room made for new connections."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.header_timeout, self.body_timeout = client_timeouts()
+        self.room_at = max(1, int(self.worker_connections * ROOM_AT))
+        self.open: set[Connection] = set()
+        # The connections blocked on a read from their client, by phase, longest-waiting first
+        # (dicts keep insertion order). They are the ones that may be closed to make room.
+        self.waiting = {IDLE: {}, HEAD: {}, BODY: {}}
+
+    def handle(self, listener, client, addr):
+        conn = Connection(client, self)
+        self.open.add(conn)
+        self.make_room()
+        try:
+            super().handle(listener, conn, addr)
+        finally:
+            self.open.discard(conn)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        self.moved(sock, BODY)
+        super().handle_request(listener_name, req, sock, addr)
+        self.moved(sock, IDLE)
+
+    def timeout_ctx(self):
+        # The keep-alive wait is the idle phase's deadline in Connection.recv.
+        return contextlib.nullcontext()
+
+    def handle_error(self, req, client, addr, exc):
+        if not isinstance(exc, ClientDropped):
+            return super().handle_error(req, client, addr, exc)
+        self.log.info("Closing a connection from %s: %s", (addr or ("",))[0], exc.why)
+        if exc.answer:
+            with contextlib.suppress(Exception):
+                util.write_error(
+                    client, 408, "Request Timeout", "The request did not arrive in time."
+                )
+
+    def moved(self, conn: Connection, phase: str) -> None:
+        conn.phase, conn.since, conn.answered = phase, time.monotonic(), False
+
+    def make_room(self) -> None:
+        """Past the mark, close the connection that has waited longest on its client: idle
+        ones first, then request heads, then request bodies."""
+        while len(self.open) > self.room_at:
+            victim = next((c for w in self.waiting.values() for c in w), None)
+            if victim is None:
+                return  # every connection is being served: gunicorn's own limit applies
+            for waiting in self.waiting.values():
+                waiting.pop(victim, None)
+            self.open.discard(victim)
+            victim.evict()

@@ -1,0 +1,252 @@
+"""Slow clients against the connector as `make run` starts it (connector/worker.py).
+
+Thousands of half-sent requests are opened as non-blocking sockets from one thread, so the
+flood itself takes well under a second; the deadlines are shortened to keep the suite fast.
+"""
+
+import http.client
+import json
+import select
+import selectors
+import socket
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from connector.config import ConfigError
+from connector.worker import BODY_TIMEOUT, HEADER_TIMEOUT, client_timeouts
+from tests.server import gunicorn
+
+DEADLINE = 2  # seconds, for both CLIENT_HEADER_TIMEOUT and CLIENT_BODY_TIMEOUT
+APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+
+HALF_A_HEAD = b"POST /blocks/getAccessToken HTTP/1.1\r\nHost: connector\r\nContent-Type: appl"
+HALF_A_BODY = (
+    b"POST /blocks/getAccessToken HTTP/1.1\r\nHost: connector\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + b'{"args": {'
+)
+
+
+def sandbox(tmp_path, **more):
+    return {
+        "INSTAMSG_SANDBOX": "1",
+        "INSTAMSG_DATA_DIR": str(tmp_path),
+        "CLIENT_HEADER_TIMEOUT": str(DEADLINE),
+        "CLIENT_BODY_TIMEOUT": str(DEADLINE),
+        # The embedded default, whatever the machine running the tests has set.
+        "GUNICORN_WORKER_CLASS": "",
+        "GUNICORN_LOGLEVEL": "info",
+        **more,
+    }
+
+
+def address(base):
+    parts = urlsplit(base)
+    return parts.hostname, parts.port
+
+
+def open_stalled(where, count, payload, within=20.0):
+    """``count`` connections that each send ``payload`` and then nothing."""
+    selector = selectors.DefaultSelector()
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(where)
+        selector.register(sock, selectors.EVENT_WRITE)
+    sent = []
+    deadline = time.monotonic() + within
+    while len(sent) < count and time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=0.5):
+            selector.unregister(key.fileobj)
+            key.fileobj.send(payload)  # a few dozen bytes: always fits the empty buffer
+            sent.append(key.fileobj)
+    selector.close()
+    assert len(sent) == count, f"only {len(sent)} of {count} connections were opened"
+    return sent
+
+
+def wait_until_closed(socks, within):
+    """How the server ended each connection: a list of first answer lines (b"" for none).
+    Connections still open after ``within`` seconds are left out."""
+    selector = selectors.DefaultSelector()
+    answers = {}
+    for sock in socks:
+        selector.register(sock, selectors.EVENT_READ)
+    deadline = time.monotonic() + within
+    while selector.get_map() and time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=0.5):
+            sock = key.fileobj
+            try:
+                data = sock.recv(4096)
+            except ConnectionResetError:
+                data = b""
+            if data:
+                answers.setdefault(sock, data.split(b"\r\n", 1)[0])
+            else:
+                selector.unregister(sock)
+                answers.setdefault(sock, b"")
+                sock.close()
+    for key in list(selector.get_map().values()):
+        answers.pop(key.fileobj, None)
+        key.fileobj.close()
+    selector.close()
+    return list(answers.values())
+
+
+def normal_calls(base):
+    """A health check and a block call from another client; their latencies in ms."""
+    started = time.perf_counter()
+    health = requests.get(base + "/healthz", timeout=5)
+    middle = time.perf_counter()
+    token = requests.post(base + "/blocks/getAccessToken", json=APP, timeout=5)
+    ended = time.perf_counter()
+    assert health.status_code == 200
+    assert token.status_code == 200, token.text
+    assert token.json()["contextWrites"]["to"]["access_token"]
+    return round((middle - started) * 1000, 1), round((ended - middle) * 1000, 1)
+
+
+@pytest.mark.parametrize(
+    ("count", "payload"),
+    [(5000, HALF_A_HEAD), (200, HALF_A_BODY)],
+    ids=["5000 half-sent heads", "200 stalled bodies"],
+)
+def test_stalled_requests_starve_nobody_and_are_closed_with_a_408(tmp_path, count, payload):
+    with gunicorn(sandbox(tmp_path), workers=2) as (base, process):
+        stalled = open_stalled(address(base), count, payload)
+        flooded = time.monotonic()
+        latencies = [normal_calls(base)]
+        while time.monotonic() - flooded < DEADLINE + 0.5:
+            time.sleep(0.25)
+            latencies.append(normal_calls(base))
+        answers = wait_until_closed(stalled, within=DEADLINE + 10)
+        latencies.append(normal_calls(base))
+        log = process.output()
+    print(f"\n{count} stalled: healthz / getAccessToken ms during and after: {latencies}")
+    assert len(answers) == count, f"{count - len(answers)} stalled connections are still open"
+    assert set(answers) <= {b"HTTP/1.1 408 Request Timeout", b""}
+    assert answers.count(b"HTTP/1.1 408 Request Timeout") > count * 0.9
+    assert "Using worker: connector.worker.DeadlineWorker" in log
+    assert "Traceback" not in log
+
+
+def test_two_requests_on_one_kept_alive_connection_even_after_a_pause(tmp_path):
+    # A kept-alive connection waits for its next request as long as `keepalive` allows:
+    # the head deadline starts with the request, not with the pause before it.
+    with gunicorn(sandbox(tmp_path, CLIENT_HEADER_TIMEOUT="1"), workers=1) as (base, _):
+        conn = http.client.HTTPConnection(*address(base), timeout=5)
+        conn.request("GET", "/healthz")
+        first = conn.getresponse()
+        first.read()
+        sock = conn.sock
+        time.sleep(1.5)
+        conn.request("POST", "/blocks/getAccessToken", body=json.dumps(APP))
+        second = conn.getresponse()
+        second.read()
+        reused = conn.sock is sock  # http.client reconnects silently if the server had closed
+        conn.close()
+    assert (first.status, second.status) == (200, 200)
+    assert reused and second.getheader("Connection") != "close"
+
+
+def is_open(sock):
+    """Nothing from the server yet: neither an answer nor the end of the connection."""
+    return not select.select([sock], [], [], 0)[0]
+
+
+def test_near_the_connection_limit_idle_connections_go_first_then_the_slowest_heads(tmp_path):
+    # 10 connections a worker: past 9 open, each newcomer closes one that waits on its client.
+    env = sandbox(tmp_path, GUNICORN_WORKER_CONNECTIONS="10", CLIENT_HEADER_TIMEOUT="30")
+    with gunicorn(env, workers=1) as (base, _):
+        where = address(base)
+
+        def connect(payload):
+            sock = socket.create_connection(where, timeout=5)
+            sock.sendall(payload)
+            return sock
+
+        idle = []
+        for _ in range(5):
+            sock = connect(b"GET /healthz HTTP/1.1\r\nHost: c\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b'{"status":"ok"}'):
+                answer += sock.recv(4096)
+            idle.append(sock)
+        heads = [connect(HALF_A_HEAD) for _ in range(4)]
+        time.sleep(0.3)  # all nine accepted: at the mark, nothing closed yet
+        states = [[is_open(s) for s in idle + heads]]
+        newcomers = []
+        for _ in range(7):  # each newcomer stays, half-sent, and closes one older connection
+            newcomers.append(connect(HALF_A_HEAD))
+            time.sleep(0.2)
+            states.append([is_open(s) for s in idle + heads])
+        # (Connection: close, or requests keeps it open while `health` lives, and the server
+        # would wait for it when it stops.)
+        health = requests.get(base + "/healthz", headers={"Connection": "close"}, timeout=5)
+        time.sleep(0.2)
+        idle_ends = [s.recv(4096) for s in idle]
+        head_ends = [s.recv(4096).split(b"\r\n", 1)[0] for s in heads[:2]]
+        still_waiting = [is_open(s) for s in heads[2:] + newcomers]
+        for sock in idle + heads + newcomers:
+            sock.close()  # before the server stops: it would wait for them to end
+    assert [state.count(False) for state in states] == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert states[5] == [False] * 5 + [True] * 4  # the idle ones first, oldest first
+    assert states[7] == [False] * 7 + [True] * 2  # then the heads, oldest first
+    assert idle_ends == [b""] * 5  # an idle connection is closed without a word
+    assert head_ends == [b"HTTP/1.1 408 Request Timeout"] * 2
+    assert health.status_code == 200
+    assert still_waiting.count(False) == 1  # the health check made room too: the oldest head
+
+
+def test_past_the_mark_the_longest_stalled_body_makes_room_when_nothing_else_waits(tmp_path):
+    env = sandbox(tmp_path, GUNICORN_WORKER_CONNECTIONS="10", CLIENT_BODY_TIMEOUT="30")
+    with gunicorn(env, workers=1) as (base, _):
+        bodies = []
+        for _ in range(9):
+            bodies.append(socket.create_connection(address(base), timeout=5))
+            bodies[-1].sendall(HALF_A_BODY)
+            time.sleep(0.05)  # in order: the first one has waited longest
+        health = requests.get(base + "/healthz", headers={"Connection": "close"}, timeout=5)
+        first = bodies[0].recv(4096).split(b"\r\n", 1)[0]
+        others = [is_open(s) for s in bodies[1:]]
+        for sock in bodies:
+            sock.close()
+    assert health.status_code == 200
+    assert first == b"HTTP/1.1 408 Request Timeout"
+    assert all(others)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, (HEADER_TIMEOUT, BODY_TIMEOUT)),
+        ({"CLIENT_HEADER_TIMEOUT": "2.5", "CLIENT_BODY_TIMEOUT": " 60 "}, (2.5, 60.0)),
+        ({"CLIENT_HEADER_TIMEOUT": "", "CLIENT_BODY_TIMEOUT": "0.1"}, (HEADER_TIMEOUT, 0.1)),
+    ],
+)
+def test_client_timeouts_from_the_environment(env, expected):
+    assert client_timeouts(env) == expected
+
+
+BAD_TIMEOUTS = [
+    ("CLIENT_HEADER_TIMEOUT", "soon"),
+    ("CLIENT_HEADER_TIMEOUT", "0"),
+    ("CLIENT_BODY_TIMEOUT", "-5"),
+    ("CLIENT_BODY_TIMEOUT", "inf"),
+    ("CLIENT_BODY_TIMEOUT", "nan"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_TIMEOUTS)
+def test_a_timeout_that_is_not_a_positive_number_is_refused(name, value):
+    with pytest.raises(ConfigError, match=name):
+        client_timeouts({name: value})
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_TIMEOUTS[:2])
+def test_a_bad_timeout_stops_the_start_naming_the_variable(tmp_path, name, value):
+    refused = pytest.raises(RuntimeError, match=f"configuration error: {name} must be a positive")
+    with refused, gunicorn(sandbox(tmp_path, **{name: value}), workers=1, timeout=10):
+        pass
