@@ -15,7 +15,18 @@ of these deadlines: a thread per connection, so put a buffering proxy in front.
 
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
+
+# Metrics: each worker writes its values to files in this directory and GET /metrics sums
+# them over workers (prometheus-client's multiprocess mode). Set before anything imports
+# prometheus_client; a directory of our own unless the operator names one.
+OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="instamsg-metrics-")
+METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 DEADLINE_WORKER = "connector.worker.DeadlineWorker"
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or DEADLINE_WORKER
@@ -51,3 +62,22 @@ preload_app = True
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
+
+
+def on_starting(server):
+    """Values left by an earlier run in an operator's directory would be summed in: clear it."""
+    METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in METRICS_DIR.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """A worker that exited no longer counts in the gauge of calls in flight."""
+    from connector.metrics import worker_exited
+
+    worker_exited(worker.pid)
+
+
+def on_exit(server):
+    if OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
