@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, request
 
 import blocks  # noqa: F401  (registers every block)
-from connector import dispatch, logs
+from connector import dispatch, logs, ratelimit
 from connector.config import ConfigError, Settings
 from connector.sandbox_adapter import SANDBOX_URL, SandboxAdapter
 from connector.upstream import RetryPolicy, Upstream, upstream_session
@@ -79,6 +79,7 @@ def create_app(config: Settings | dict | None = None) -> Flask:
     upstream = Upstream(session, base_url, settings.connect_timeout, settings.read_timeout, policy)
     app.extensions["instamsg"] = dispatch.Connector(settings, upstream)
     app.register_blueprint(dispatch.bp)
+    ratelimit.install(app, settings)
     if settings.sandbox:
         app.register_blueprint(sandbox_admin(upstream))
     dispatch.register_errors(app)

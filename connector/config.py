@@ -59,6 +59,21 @@ def _apps(raw: str) -> dict:
     return apps
 
 
+def _rate_limit(env) -> str:
+    raw = env.get("RATE_LIMIT", "").strip()
+    if not raw:
+        return ""
+    from limits import parse_many
+
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(
+            f"RATE_LIMIT must be limits such as '50/second;2000/minute', not {raw[:60]!r}"
+        ) from None
+    return raw
+
+
 def _redis_url(env) -> str:
     url = env.get("REDIS_URL", "").strip()
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
@@ -101,6 +116,9 @@ class Settings:
     redis_url: str = ""
     #: the namespace of every key the connector writes to Redis.
     redis_prefix: str = "instamsg-connector:"
+    #: how fast one caller may run blocks, in Flask-Limiter's syntax (``50/second;2000/minute``);
+    #: counted per X-API-Key, or per client address where no keys are set. Empty: no limit.
+    rate_limit: str = ""
     #: the sandbox's apps, client key -> client secret.
     sandbox_apps: dict = field(default_factory=lambda: {"demo-key": "demo-secret"})
     #: how long the sandbox's access tokens live, in seconds.
@@ -139,6 +157,7 @@ class Settings:
             idempotency_ttl=_number(env, "IDEMPOTENCY_TTL", cls.idempotency_ttl, int, 1),
             redis_url=_redis_url(env),
             redis_prefix=env.get("REDIS_PREFIX", "").strip() or cls.redis_prefix,
+            rate_limit=_rate_limit(env),
             sandbox_apps=_apps(env.get("SANDBOX_APPS", "")),
             sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
         )

@@ -107,6 +107,13 @@ class IdempotencyUnavailable(ConnectorError):
     retryable = True
 
 
+class RateLimited(ConnectorError):
+    """This caller ran more blocks than RATE_LIMIT allows; nothing was sent."""
+
+    code, http_status = "RATE_LIMITED", 429
+    retryable = True
+
+
 class InternalError(ConnectorError):
     code, http_status = "INTERNAL_PACKAGE_ERROR", 500
 
@@ -125,5 +132,6 @@ ALL = (
     IdempotencyKeyReused,
     IdempotencyKeyInUse,
     IdempotencyUnavailable,
+    RateLimited,
     InternalError,
 )

@@ -58,6 +58,11 @@ class Rule:
     used: int = 0
 
 
+class Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 resets connections under a burst of calls.
+    request_queue_size = 512
+
+
 class FakeUpstream:
     def __init__(self):
         self.rules: list[Rule] = []
@@ -85,7 +90,7 @@ class FakeUpstream:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
