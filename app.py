@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, request
 
 import blocks  # noqa: F401  (registers every block)
-from connector import dispatch, logs
+from connector import cli, dispatch, logs  # cli: under `flask`, sandbox unless set
 from connector.config import ConfigError, Settings
 from connector.sandbox_adapter import SANDBOX_URL, SandboxAdapter
 from connector.upstream import RetryPolicy, Upstream, upstream_session
@@ -82,6 +82,7 @@ def create_app(config: Settings | dict | None = None) -> Flask:
     if settings.sandbox:
         app.register_blueprint(sandbox_admin(upstream))
     dispatch.register_errors(app)
+    app.cli.add_command(cli.blocks)
     if not settings.api_keys:
         logs.event(
             "OPEN: CONNECTOR_API_KEYS is not set, so anyone who can reach this port can run "
