@@ -80,7 +80,7 @@ def list_command(as_json):
         click.echo(f"{entry['name']:<{width}}  {first_sentence(entry['description'])}")
 
 
-@blocks.command("describe")
+@blocks.command("describe", short_help="A block's description and arguments.")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="The block's manifest entry, as JSON.")
 def describe_command(name, as_json):
@@ -158,7 +158,7 @@ class FilePart:
         return (io.BytesIO(self.data), self.filename, kind)
 
 
-@blocks.command("call")
+@blocks.command("call", short_help="Run a block and print its envelope as JSON.")
 @click.argument("name")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option(
