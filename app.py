@@ -10,7 +10,8 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, request
 
 import blocks  # noqa: F401  (registers every block)
-from connector import dispatch, logs, ratelimit
+# cli first: under `flask --app app`, it makes sandbox mode the default before create_app().
+from connector import cli, dispatch, logs, playground, ratelimit
 from connector.config import ConfigError, Settings
 from connector.sandbox_adapter import SANDBOX_URL, SandboxAdapter
 from connector.upstream import RetryPolicy, Upstream, upstream_session
@@ -79,10 +80,12 @@ def create_app(config: Settings | dict | None = None) -> Flask:
     upstream = Upstream(session, base_url, settings.connect_timeout, settings.read_timeout, policy)
     app.extensions["instamsg"] = dispatch.Connector(settings, upstream)
     app.register_blueprint(dispatch.bp)
+    app.register_blueprint(playground.bp)
     ratelimit.install(app, settings)
     if settings.sandbox:
         app.register_blueprint(sandbox_admin(upstream))
     dispatch.register_errors(app)
+    app.cli.add_command(cli.blocks)
     if not settings.api_keys:
         logs.event(
             "OPEN: CONNECTOR_API_KEYS is not set, so anyone who can reach this port can run "

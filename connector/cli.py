@@ -1,0 +1,319 @@
+"""The ``flask --app app blocks`` commands: list the blocks, describe one, call one.
+
+``call`` runs a block in this process through the connector's own route
+(``POST /blocks/<name>`` on Flask's test client), so validation, the envelope, the error
+handlers and the API key check are the server's, not a copy of them. stdout carries only
+what the command answers (the envelope, the list, the description); the connector's JSON
+log lines go to stderr.
+
+Under the ``flask`` command the connector runs in sandbox mode unless INSTAMSG_SANDBOX is
+set, like ``make run``. app.py builds its ``app`` when it is imported, reading the
+environment then, so the default is set when this module is imported (app.py imports it at
+the top, before it calls ``create_app()``), and only when Flask's command line is running:
+gunicorn and the tests import this module too and keep their own defaults.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import mimetypes
+import os
+import re
+import sys
+import textwrap
+from collections.abc import MutableMapping
+from pathlib import Path
+from urllib.parse import quote
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from werkzeug.datastructures import MultiDict
+
+from connector import manifest
+from connector.errors import UnknownBlock
+from connector.registry import REGISTRY
+
+#: Lines of ``describe`` are wrapped to this width, whatever the terminal's.
+WIDTH = 100
+#: Shown first after an argument's name, type and required, before any other entry.
+SHOWN_FIRST = ("options", "default")
+FIRST_SENTENCE = re.compile(r"(.+?[.!?])(?=\s|$)", re.S)
+
+
+def sandbox_by_default(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Under Flask's command line (which sets FLASK_RUN_FROM_CLI before it imports the app),
+    INSTAMSG_SANDBOX defaults to 1: ``make run``'s ``$${INSTAMSG_SANDBOX-1}``, so a value
+    set in the environment, even an empty one, is kept."""
+    if environ.get("FLASK_RUN_FROM_CLI") == "true":
+        environ.setdefault("INSTAMSG_SANDBOX", "1")
+
+
+sandbox_by_default()
+
+blocks = AppGroup("blocks", help="List, describe and call the connector's blocks.")
+
+
+def pretty(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def first_sentence(text: str) -> str:
+    found = FIRST_SENTENCE.match(text.strip())
+    return found.group(1) if found else text.strip()
+
+
+# -- list and describe --------------------------------------------------------------------
+
+
+@blocks.command("list")
+@click.option("--json", "as_json", is_flag=True, help="The manifest's block entries, as JSON.")
+def list_command(as_json):
+    """Every block: its name and what it does."""
+    entries = manifest.manifest()["blocks"]
+    if as_json:
+        click.echo(pretty(entries))
+        return
+    width = max(len(entry["name"]) for entry in entries)
+    for entry in entries:
+        click.echo(f"{entry['name']:<{width}}  {first_sentence(entry['description'])}")
+
+
+@blocks.command("describe", short_help="A block's description and arguments.")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="The block's manifest entry, as JSON.")
+def describe_command(name, as_json):
+    """A block's description and arguments."""
+    try:
+        blk = REGISTRY.get(name)
+    except UnknownBlock as error:
+        raise click.UsageError(error.message) from None
+    entry = manifest.block_entry(blk)
+    click.echo(pretty(entry) if as_json else describe(entry))
+
+
+def describe(entry: dict) -> str:
+    """A manifest entry as text: the description, then each argument."""
+    lines = [entry["name"], *wrap(entry["description"], "")]
+    args = entry.get("args", [])
+    if args:
+        lines += ["", "Arguments:"]
+        name_width = max(len(arg["name"]) for arg in args)
+        type_width = max(len(arg["type"]) for arg in args)
+        for arg in args:
+            head = [
+                f"{arg['name']:<{name_width}}",
+                f"{arg['type']:<{type_width}}",
+                "required" if arg.get("required") else "optional",
+            ]
+            extra = [k for k in SHOWN_FIRST if k in arg]
+            extra += [k for k in arg if k not in (*SHOWN_FIRST, "name", "type", "required", "info")]
+            nested = []
+            for key in extra:
+                value = arg[key]
+                if (
+                    isinstance(value, list)
+                    and value
+                    and all(isinstance(v, dict) and "name" in v for v in value)
+                ):
+                    nested += [f"{key}:"] + [
+                        f"  {v['name']} ({v.get('type', '?')}): {v.get('info', '')}" for v in value
+                    ]
+                else:
+                    head.append(f"{key}: {shown(value)}")
+            lines.append("  " + "  ".join(head).rstrip())
+            lines += wrap(arg.get("info", ""), " " * 6)
+            lines += [" " * 6 + line for line in nested]
+    for key, value in entry.items():
+        if key not in ("name", "description", "args", "callbacks"):
+            lines += ["", f"{key}:", textwrap.indent(pretty(value), "  ")]
+    return "\n".join(lines)
+
+
+def shown(value) -> str:
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent) or []
+
+
+# -- call ---------------------------------------------------------------------------------
+
+
+class FilePart:
+    """A file read for a File argument, sent as a multipart file part."""
+
+    def __init__(self, data: bytes, filename: str):
+        self.data = data
+        self.filename = filename
+
+    def part(self):
+        kind = mimetypes.guess_type(self.filename)[0] or "application/octet-stream"
+        return (io.BytesIO(self.data), self.filename, kind)
+
+
+@blocks.command("call", short_help="Run a block and print its envelope as JSON.")
+@click.argument("name")
+@click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option(
+    "--json",
+    "json_args",
+    metavar="OBJECT",
+    help="A JSON object of arguments (or @path, @- for stdin); a KEY=VALUE pair wins over the "
+    "same key in it.",
+)
+@click.option("--to", "to", metavar="KEY", help="The key of the result under contextWrites.")
+@click.option(
+    "--api-key",
+    envvar="CONNECTOR_API_KEY",
+    show_envvar=True,
+    help="Sent as X-API-Key, for a connector with CONNECTOR_API_KEYS set.",
+)
+def call_command(name, pairs, json_args, to, api_key):
+    """Run block NAME in this process, through the connector's POST /blocks/NAME, and print
+    the envelope as JSON. Exit status: 0 success, 1 error envelope, 2 usage error.
+
+    Each KEY=VALUE is an argument, as text (the connector parses numbers, lists, JSON); a
+    KEY given twice is a list. KEY=@path reads the file: a File argument (uploadFile's file)
+    is sent as that file, any other argument gets its text. KEY=@- reads stdin.
+    """
+    stdin = StdinOnce()
+    args = read_json_option(json_args, stdin) if json_args is not None else {}
+    args.update(read_pairs(name, pairs, stdin))
+    if to is not None:
+        args["to"] = to
+    headers = {"X-API-Key": api_key} if api_key else {}
+    client, path = current_app.test_client(), "/blocks/" + quote(name, safe="")
+    if any(isinstance(v, FilePart) for value in args.values() for v in listed(value)):
+        reply = client.post(
+            path,
+            data=multipart(args),
+            headers=headers,
+            content_type="multipart/form-data",
+        )
+    else:
+        reply = client.post(path, json={"args": args}, headers=headers)
+    envelope = reply.get_json(silent=True)
+    if not isinstance(envelope, dict):
+        click.echo(reply.get_data(as_text=True))
+        click.get_current_context().exit(1)
+    click.echo(pretty(envelope))
+    if envelope.get("callback") == "success":
+        return
+    error = next(iter(envelope.get("contextWrites", {}).values()), {})
+    if not api_key and isinstance(error, dict) and error.get("status_code") == "UNAUTHORIZED":
+        click.echo(
+            "This connector needs an API key: give --api-key or set CONNECTOR_API_KEY.", err=True
+        )
+    click.get_current_context().exit(1)
+
+
+def listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+class StdinOnce:
+    """stdin, which one argument may read (``@-``)."""
+
+    def __init__(self):
+        self.reader = None
+
+    def read(self, who: str) -> bytes:
+        if self.reader is not None:
+            raise click.UsageError(
+                f"Only one argument can read stdin (@-): {self.reader} already does, so "
+                f"{who} cannot."
+            )
+        self.reader = who
+        return sys.stdin.buffer.read()
+
+
+def read_json_option(text: str, stdin: StdinOnce) -> dict:
+    if text.startswith("@"):
+        text = as_text("--json", read_source("--json", text[1:], stdin))
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+        where = (
+            f" (line {error.lineno}, column {error.colno})"
+            if isinstance(error, json.JSONDecodeError)
+            else ""
+        )
+        raise click.UsageError(f"--json is not valid JSON: {reason}{where}.") from None
+    if not isinstance(value, dict):
+        raise click.UsageError(
+            '--json must be a JSON object of arguments, like \'{"name": "Farm"}\'.'
+        )
+    return value
+
+
+def read_pairs(name: str, pairs, stdin: StdinOnce) -> dict:
+    """``KEY=VALUE`` pairs as arguments; a key given twice is a list."""
+    try:
+        files = {key for key, fld in REGISTRY.get(name).args if fld.manifest_type == "File"}
+    except UnknownBlock:
+        files = set()  # the connector answers UNKNOWN_BLOCK itself
+    args: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.UsageError(
+                f"{pair!r} is not KEY=VALUE: give each argument as name=value "
+                "(name=@path reads a file)."
+            )
+        if not key:
+            raise click.UsageError(f"{pair!r} has no argument name before the '='.")
+        if value.startswith("@"):
+            data = read_source(pair, value[1:], stdin)
+            if key in files:
+                path = value[1:]
+                value = FilePart(data, "stdin" if path == "-" else Path(path).name)
+            else:
+                value = as_text(pair, data)
+        if key not in args:
+            args[key] = value
+        elif isinstance(args[key], list):
+            args[key].append(value)
+        else:
+            args[key] = [args[key], value]
+    return args
+
+
+def read_source(who: str, path: str, stdin: StdinOnce) -> bytes:
+    if path == "-":
+        return stdin.read(who)
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise click.UsageError(f"{who}: cannot read {path!r}: {error.strerror}.") from None
+
+
+def as_text(who: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise click.UsageError(
+            f"{who}: the file is not UTF-8 text. Only a File argument (uploadFile's file) is "
+            "sent as bytes; give fileContent as base64."
+        ) from None
+
+
+def multipart(args: dict) -> MultiDict:
+    """The arguments as form fields and file parts: a list of texts or files as repeated
+    parts, any other value that is not text (from --json) as its JSON text, which the
+    connector parses; null as not given."""
+    fields = MultiDict()
+    for key, value in args.items():
+        items = listed(value)
+        if not all(isinstance(item, (str, FilePart)) for item in items):
+            items = [] if value is None else [json.dumps(value)]
+        for item in items:
+            fields.add(key, item.part() if isinstance(item, FilePart) else item)
+    return fields
