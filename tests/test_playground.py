@@ -393,3 +393,43 @@ def test_with_api_keys_the_page_asks_for_the_key_and_keeps_it_in_session_storage
         assert "refused" in page.locator("#key-status").inner_text()
         assert page.problems == [] or all("401" in p for p in page.problems)
         assert refused == []
+
+
+def test_extra_manifest_keys_are_tolerated_and_used_where_they_help(sandbox_app):
+    """Keys another part of issue 9 adds (default, example, oneOf, outputs), and the Map and
+    Array types no block uses yet, drawn from a manifest served in place of the real one."""
+    manifest = sandbox_app.test_client().get("/manifest.json").json
+    entry = next(b for b in manifest["blocks"] if b["name"] == "createTenant")
+    entry["oneOf"] = [["accessToken"], ["clientKey", "clientSecret"]]
+    entry["outputs"] = {"id": {"type": "String", "example": "t1"}}
+    for arg in entry["args"]:
+        if arg["name"] == "maxClients":
+            arg.update(default=10, example=10, minimum=1)
+        if arg["name"] == "description":
+            arg.update(example="Sensors of hall 3", nullable=True)
+    entry["args"] += [
+        {"name": "where", "type": "Map", "required": False, "info": "A place."},
+        {"name": "items", "type": "Array", "required": False, "info": "Rows."},
+        {"name": "kind", "type": "Select", "required": False, "info": "No options listed."},
+    ]
+    body = json.dumps(manifest)
+    with serve(sandbox_app) as base, browser_page(base) as (page, refused):
+        page.route(
+            f"{base}/manifest.json",
+            lambda route: route.fulfill(body=body, content_type="application/json"),
+        )
+        page.goto(base + "/#createTenant")
+        expect(page.locator("#block")).to_have_value("createTenant")
+        expect(page.locator("#one-of")).to_have_text(
+            "Give one of: accessToken, or clientKey and clientSecret."
+        )
+        assert "Default: 10." in page.locator(".field-number").first.inner_text()
+        assert field(page, "description").get_attribute("placeholder") == "Sensors of hall 3"
+        drawn = {d["label"]: (d["tag"], d["type"]) for d in page.evaluate(DRAWN)}
+        assert drawn["where"] == drawn["items"] == ("textarea", None)
+        assert drawn["kind"] == ("input", "text")
+        field(page, "where").fill("51.5,-0.12")  # a Map may be "lat,lng"
+        assert field(page, "where").get_attribute("aria-invalid") == "false"
+        field(page, "items").fill("[{")
+        assert field(page, "items").get_attribute("aria-invalid") == "true"
+        assert page.problems == [] and refused == []

@@ -82,12 +82,14 @@
     ui.keyInput.focus();
   }
 
-  // A field's type as the manifest names it; unknown types are drawn as text.
+  // A field's type as the manifest names it; unknown types, and a Select that lists no
+  // options, are drawn as text.
   function fieldKind(arg) {
     if (Array.isArray(arg.options) && arg.options.length) {
       return "Select";
     }
-    return String(arg.type || "String");
+    const type = String(arg.type || "String");
+    return type === "Select" ? "String" : type;
   }
 
   // -- loading ----------------------------------------------------------------------------
