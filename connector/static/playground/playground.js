@@ -1,0 +1,590 @@
+// The InstaMsg connector playground. Every form is drawn from /manifest.json at run time;
+// nothing here knows a block by name. Answers are shown with textContent only, never parsed
+// as HTML, and the page's Content-Security-Policy allows no inline script in any case.
+"use strict";
+
+(function () {
+  const KEY_STORE = "instamsg-playground.apiKey";
+  // Types whose value is JSON text in a textarea, checked before it is sent.
+  const JSON_TYPES = new Set(["JSON", "Map", "Array"]);
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    block: $("block"),
+    description: $("description"),
+    oneOf: $("one-of"),
+    args: $("args"),
+    argList: $("arg-list"),
+    form: $("run-form"),
+    run: $("run"),
+    copyCurl: $("copy-curl"),
+    status: $("status"),
+    result: $("result"),
+    resultSection: $("result-section"),
+    curlSection: $("curl-section"),
+    curl: $("curl"),
+    curlStatus: $("curl-status"),
+    sandbox: $("sandbox"),
+    useDemo: $("use-demo"),
+    keySection: $("key-section"),
+    keyForm: $("key-form"),
+    keyInput: $("api-key"),
+    keyStatus: $("key-status"),
+    forgetKey: $("forget-key"),
+    tokenNote: $("token-note"),
+    forgetToken: $("forget-token"),
+    loadError: $("load-error"),
+  };
+
+  const state = {
+    config: { sandbox: false, api_keys: false },
+    blocks: new Map(), // name -> manifest entry
+    fields: [], // [{arg, input, touched}] of the block on show
+    accessToken: "", // from the last getAccessToken answer, in memory only
+  };
+
+  // -- small helpers ----------------------------------------------------------------------
+
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    Object.assign(node, props || {});
+    for (const child of children || []) {
+      node.append(child);
+    }
+    return node;
+  }
+
+  function apiKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORE) || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function headers(extra) {
+    const all = Object.assign({ Accept: "application/json" }, extra || {});
+    const key = apiKey();
+    if (state.config.api_keys && key) {
+      all["X-API-Key"] = key;
+    }
+    return all;
+  }
+
+  function showError(text) {
+    ui.loadError.textContent = text;
+    ui.loadError.hidden = !text;
+  }
+
+  function askForKey(message) {
+    ui.keySection.hidden = false;
+    ui.keyStatus.textContent = message;
+    ui.keyInput.focus();
+  }
+
+  // A field's type as the manifest names it; unknown types, and a Select that lists no
+  // options, are drawn as text.
+  function fieldKind(arg) {
+    if (Array.isArray(arg.options) && arg.options.length) {
+      return "Select";
+    }
+    const type = String(arg.type || "String");
+    return type === "Select" ? "String" : type;
+  }
+
+  // -- loading ----------------------------------------------------------------------------
+
+  async function start() {
+    try {
+      const reply = await fetch("/playground/config.json", { headers: { Accept: "application/json" } });
+      if (reply.ok) {
+        state.config = await reply.json();
+      } else if (reply.status === 401) {
+        state.config.api_keys = true; // an older connector that keeps even this behind the key
+      }
+    } catch (e) {
+      // Without the facts the page still works: no banner, no key prompt until a 401.
+    }
+    if (state.config.sandbox) {
+      ui.sandbox.hidden = false;
+      const demo = state.config.demo;
+      if (demo) {
+        $("demo-key").textContent = demo.clientKey;
+        $("demo-secret").textContent = demo.clientSecret;
+      } else {
+        ui.useDemo.hidden = true;
+      }
+    }
+    if (state.config.api_keys) {
+      ui.keySection.hidden = false;
+      if (!apiKey()) {
+        askForKey("Enter the API key to load the blocks.");
+        return;
+      }
+      ui.keyStatus.textContent = "A key is set for this tab.";
+    }
+    await loadManifest();
+  }
+
+  async function loadManifest() {
+    let reply;
+    try {
+      reply = await fetch("/manifest.json", { headers: headers() });
+    } catch (e) {
+      showError("The manifest could not be fetched: is the connector running?");
+      return;
+    }
+    if (reply.status === 401) {
+      askForKey("The connector refused the key. Enter a valid API key.");
+      return;
+    }
+    if (!reply.ok) {
+      showError("The manifest could not be read (HTTP " + reply.status + ").");
+      return;
+    }
+    showError("");
+    const manifest = await reply.json();
+    const blocks = Array.isArray(manifest.blocks) ? manifest.blocks : Object.values(manifest.blocks || {});
+    state.blocks.clear();
+    ui.block.replaceChildren();
+    for (const entry of blocks) {
+      if (!entry || typeof entry.name !== "string") {
+        continue;
+      }
+      state.blocks.set(entry.name, entry);
+      ui.block.append(el("option", { value: entry.name, textContent: entry.name }));
+    }
+    ui.block.disabled = false;
+    ui.run.disabled = false;
+    ui.copyCurl.disabled = false;
+    const wanted = decodeURIComponent(location.hash.slice(1));
+    if (state.blocks.has(wanted)) {
+      ui.block.value = wanted;
+    }
+    drawBlock();
+  }
+
+  // -- drawing a block's form -------------------------------------------------------------
+
+  function drawBlock() {
+    const entry = state.blocks.get(ui.block.value);
+    state.fields = [];
+    ui.argList.replaceChildren();
+    if (!entry) {
+      ui.description.textContent = "";
+      ui.args.hidden = true;
+      return;
+    }
+    ui.description.textContent = entry.description || "";
+    drawOneOf(entry.oneOf);
+    const args = Array.isArray(entry.args) ? entry.args : [];
+    args.forEach((arg, index) => {
+      if (arg && typeof arg.name === "string") {
+        ui.argList.append(drawField(arg, index));
+      }
+    });
+    ui.args.hidden = args.length === 0;
+    offerToken();
+    history.replaceState(null, "", "#" + encodeURIComponent(entry.name));
+  }
+
+  // A block may say which groups of arguments stand in for each other (e.g. accessToken, or
+  // clientKey and clientSecret). Shown when the manifest has it in a shape we can read.
+  function drawOneOf(groups) {
+    const words = [];
+    for (const group of Array.isArray(groups) ? groups : []) {
+      const names = Array.isArray(group) ? group : group && (group.args || group.required);
+      if (Array.isArray(names) && names.every((n) => typeof n === "string")) {
+        words.push(names.join(" and "));
+      }
+    }
+    ui.oneOf.textContent = words.length > 1 ? "Give one of: " + words.join(", or ") + "." : "";
+    ui.oneOf.hidden = words.length < 2;
+  }
+
+  function drawField(arg, index) {
+    const id = "arg-" + index;
+    const kind = fieldKind(arg);
+    const required = arg.required === true;
+    const input = makeInput(arg, kind);
+    input.id = id;
+    input.name = arg.name;
+    input.dataset.kind = kind;
+    if (required) {
+      input.setAttribute("aria-required", "true");
+    }
+    const field = { arg: arg, kind: kind, input: input, touched: false };
+    state.fields.push(field);
+
+    const label = el("label", { htmlFor: id, textContent: arg.name });
+    const head = el("div", { className: "field-head" }, [label]);
+    head.append(el("span", { className: "type", textContent: kind === "Select" && arg.type !== "Select" ? arg.type + ", one of" : String(arg.type || "String") }));
+    if (required) {
+      head.append(el("span", { className: "required", textContent: "required" }));
+    }
+    const hint = el("p", { className: "hint", id: id + "-hint" });
+    const words = [arg.description || arg.info || ""];
+    if (arg.default !== undefined && arg.default !== null) {
+      words.push("Default: " + shown(arg.default) + ".");
+    }
+    hint.textContent = words.filter(Boolean).join(" ");
+    input.setAttribute("aria-describedby", hint.id);
+
+    const row = el("div", { className: "field field-" + kind.toLowerCase() }, [head]);
+    if (kind === "Boolean") {
+      const said = el("span", { className: "bool-state", textContent: required ? "false" : "not sent" });
+      input.addEventListener("change", () => {
+        field.touched = true;
+        said.textContent = String(input.checked);
+      });
+      row.append(el("div", { className: "bool" }, [input, said]));
+    } else {
+      row.append(input);
+    }
+    if (JSON_TYPES.has(kind)) {
+      const problem = el("p", { className: "problem", id: id + "-problem", role: "alert" });
+      input.addEventListener("input", () => checkJson(field, problem));
+      input.setAttribute("aria-describedby", hint.id + " " + problem.id);
+      field.problem = problem;
+      row.append(problem);
+    }
+    row.append(hint);
+    return row;
+  }
+
+  function shown(value) {
+    return typeof value === "string" ? value : JSON.stringify(value);
+  }
+
+  function makeInput(arg, kind) {
+    const example = arg.example !== undefined && arg.example !== null ? shown(arg.example) : "";
+    switch (kind) {
+      case "credentials":
+        return el("input", { type: "password", autocomplete: "off", spellcheck: false });
+      case "Number":
+        return el("input", { type: "number", step: "any", inputMode: "decimal", placeholder: example });
+      case "Boolean": {
+        const box = el("input", { type: "checkbox" });
+        box.checked = arg.default === true;
+        return box;
+      }
+      case "Select": {
+        const select = el("select");
+        select.append(el("option", { value: "", textContent: arg.required ? "— choose —" : "— not sent —" }));
+        for (const option of arg.options) {
+          select.append(el("option", { value: String(option), textContent: String(option) }));
+        }
+        if (arg.default !== undefined && arg.default !== null) {
+          select.value = String(arg.default);
+        }
+        return select;
+      }
+      case "Datepicker":
+        return el("input", { type: "datetime-local", step: "1" });
+      case "JSON":
+      case "Map":
+      case "Array":
+        return el("textarea", { rows: 4, spellcheck: false, placeholder: example });
+      case "File":
+        return el("input", { type: "file" });
+      default:
+        return el("input", { type: "text", spellcheck: false, autocomplete: "off", placeholder: example });
+    }
+  }
+
+  // JSON text for JSON/Map/Array fields; a Map may also be written "lat,lng".
+  function checkJson(field, problem) {
+    const text = field.input.value.trim();
+    let message = "";
+    if (text) {
+      try {
+        JSON.parse(text);
+      } catch (e) {
+        if (!(field.kind === "Map" && /^\s*-?[\d.]+\s*,\s*-?[\d.]+\s*$/.test(text))) {
+          message = "Not valid JSON: " + e.message;
+        }
+      }
+    }
+    problem.textContent = message;
+    field.input.setCustomValidity(message);
+    field.input.setAttribute("aria-invalid", message ? "true" : "false");
+    return !message;
+  }
+
+  // -- the access token and the demo credentials -----------------------------------------
+
+  function offerToken() {
+    let offered = false;
+    for (const field of state.fields) {
+      if (field.arg.name !== "accessToken" || !state.accessToken) {
+        continue;
+      }
+      if (!field.input.value) {
+        field.input.value = state.accessToken;
+      }
+      offered = offered || field.input.value === state.accessToken;
+    }
+    ui.tokenNote.hidden = !offered;
+  }
+
+  function takeToken(envelope) {
+    if (!envelope || envelope.callback !== "success" || typeof envelope.contextWrites !== "object") {
+      return;
+    }
+    for (const value of Object.values(envelope.contextWrites || {})) {
+      if (value && typeof value.access_token === "string" && value.access_token) {
+        state.accessToken = value.access_token;
+      }
+    }
+  }
+
+  function useDemo() {
+    const demo = state.config.demo || {};
+    let filled = 0;
+    for (const field of state.fields) {
+      if (field.arg.name in demo) {
+        field.input.value = demo[field.arg.name];
+        filled += 1;
+      }
+    }
+    ui.status.textContent = filled
+      ? "Demo credentials filled in."
+      : "This block takes no clientKey or clientSecret.";
+  }
+
+  // -- the call ---------------------------------------------------------------------------
+
+  // The arguments as they will be sent, or null (with focus on the culprit) when one is bad.
+  function collect() {
+    const args = {};
+    let file = null;
+    for (const field of state.fields) {
+      const { arg, kind, input } = field;
+      switch (kind) {
+        case "Boolean":
+          if (arg.required || field.touched) {
+            args[arg.name] = input.checked;
+          }
+          break;
+        case "Number":
+        case "Select": {
+          if (input.value === "") {
+            break;
+          }
+          const number = Number(input.value);
+          const numeric = arg.type === "Number" && Number.isFinite(number);
+          args[arg.name] = numeric ? number : input.value;
+          break;
+        }
+        case "Datepicker": {
+          if (input.value === "") {
+            break;
+          }
+          const when = new Date(input.value); // the browser's local time
+          args[arg.name] = Number.isNaN(when.getTime()) ? input.value : when.toISOString();
+          break;
+        }
+        case "JSON":
+        case "Map":
+        case "Array": {
+          const text = input.value.trim();
+          if (!text) {
+            break;
+          }
+          if (!checkJson(field, field.problem)) {
+            input.focus();
+            return null;
+          }
+          try {
+            args[arg.name] = JSON.parse(text);
+          } catch (e) {
+            args[arg.name] = text; // a Map as "lat,lng"
+          }
+          break;
+        }
+        case "File":
+          if (input.files && input.files.length) {
+            file = { name: arg.name, file: input.files[0] };
+          }
+          break;
+        default:
+          if (input.value !== "") {
+            args[arg.name] = input.value;
+          }
+      }
+    }
+    return { args: args, file: file };
+  }
+
+  function asText(value) {
+    return typeof value === "string" ? value : JSON.stringify(value);
+  }
+
+  async function run(event) {
+    event.preventDefault();
+    const name = ui.block.value;
+    const call = collect();
+    if (!name || !call) {
+      return;
+    }
+    let body;
+    const extra = {};
+    if (call.file) {
+      body = new FormData();
+      for (const [key, value] of Object.entries(call.args)) {
+        body.append(key, asText(value));
+      }
+      body.append(call.file.name, call.file.file, call.file.file.name);
+    } else {
+      body = JSON.stringify(call.args);
+      extra["Content-Type"] = "application/json";
+    }
+    ui.run.disabled = true;
+    ui.status.textContent = "Running " + name + "…";
+    ui.resultSection.dataset.callback = "";
+    const started = performance.now();
+    try {
+      const reply = await fetch("/blocks/" + encodeURIComponent(name), {
+        method: "POST",
+        headers: headers(extra),
+        body: body,
+      });
+      const text = await reply.text();
+      const took = Math.round(performance.now() - started);
+      show(reply, text, took);
+    } catch (e) {
+      ui.status.textContent = "The call did not complete: " + e.message;
+      ui.result.textContent = "";
+    } finally {
+      ui.run.disabled = false;
+    }
+  }
+
+  function show(reply, text, took) {
+    let envelope = null;
+    try {
+      envelope = JSON.parse(text);
+    } catch (e) {
+      envelope = null;
+    }
+    const outcome = envelope && typeof envelope.callback === "string" ? envelope.callback : "";
+    ui.resultSection.dataset.callback = outcome;
+    ui.status.textContent =
+      "HTTP " + reply.status + (reply.statusText ? " " + reply.statusText : "") +
+      (outcome ? " · " + outcome : "") + " · " + took + " ms";
+    // textContent: whatever the answer holds (markup included) is shown as text.
+    ui.result.textContent = envelope === null ? text : JSON.stringify(envelope, null, 2);
+    if (reply.status === 401 && state.config.api_keys) {
+      askForKey("The connector refused the key. Enter a valid API key.");
+    }
+    takeToken(envelope);
+    if (state.accessToken) {
+      offerToken();
+    }
+  }
+
+  // -- copy as curl -----------------------------------------------------------------------
+
+  // One shell word, in single quotes.
+  function shq(text) {
+    return "'" + String(text).replace(/'/g, "'\\''") + "'";
+  }
+
+  function curlCommand() {
+    const call = collect();
+    if (!call) {
+      return null;
+    }
+    const url = location.origin + "/blocks/" + encodeURIComponent(ui.block.value);
+    const lines = ["curl -sS -X POST " + shq(url)];
+    if (state.config.api_keys) {
+      // The key is never written out: the shell fills it in from the environment.
+      lines.push('-H "X-API-Key: $CONNECTOR_API_KEY"');
+    }
+    if (call.file) {
+      for (const [key, value] of Object.entries(call.args)) {
+        lines.push("--form-string " + shq(key + "=" + asText(value)));
+      }
+      lines.push("-F " + shq(call.file.name + "=@" + call.file.file.name));
+    } else {
+      lines.push("-H 'Content-Type: application/json'");
+      lines.push("--data-raw " + shq(JSON.stringify(call.args)));
+    }
+    return lines.join(" \\\n  ");
+  }
+
+  async function copyCurl() {
+    const command = curlCommand();
+    if (command === null) {
+      return;
+    }
+    ui.curl.textContent = command;
+    ui.curlSection.hidden = false;
+    let said = "Select the command to copy it.";
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        await navigator.clipboard.writeText(command);
+        said = "Copied to the clipboard.";
+      } catch (e) {
+        // Clipboard refused (permissions): the command stays on show to select by hand.
+      }
+    }
+    if (state.config.api_keys) {
+      said += " The API key is left to $CONNECTOR_API_KEY.";
+    }
+    ui.curlStatus.textContent = said;
+  }
+
+  // -- wiring -----------------------------------------------------------------------------
+
+  ui.block.addEventListener("change", () => {
+    drawBlock();
+    ui.curlSection.hidden = true;
+  });
+  ui.form.addEventListener("submit", run);
+  ui.form.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      ui.form.requestSubmit();
+    }
+  });
+  ui.copyCurl.addEventListener("click", copyCurl);
+  ui.useDemo.addEventListener("click", useDemo);
+  ui.forgetToken.addEventListener("click", () => {
+    state.accessToken = "";
+    for (const field of state.fields) {
+      if (field.arg.name === "accessToken") {
+        field.input.value = "";
+      }
+    }
+    ui.tokenNote.hidden = true;
+  });
+  ui.keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = ui.keyInput.value.trim();
+    if (!key) {
+      askForKey("Enter a key first.");
+      return;
+    }
+    try {
+      sessionStorage.setItem(KEY_STORE, key);
+    } catch (e) {
+      // No session storage: the key cannot be kept, and will be asked for again.
+    }
+    ui.keyInput.value = "";
+    ui.keyStatus.textContent = "A key is set for this tab.";
+    if (!state.blocks.size) {
+      loadManifest();
+    }
+  });
+  ui.forgetKey.addEventListener("click", () => {
+    try {
+      sessionStorage.removeItem(KEY_STORE);
+    } catch (e) {
+      // Nothing kept, nothing to forget.
+    }
+    askForKey("The key is forgotten.");
+  });
+
+  start();
+})();
