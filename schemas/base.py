@@ -24,13 +24,13 @@ class BlockSchema(Schema):
     * ``""`` and ``null`` count as not given (flow builders send empty fields).
     * Unknown arguments are ignored: RapidAPI clients send extras such as ``to``.
     * ``at_least_one`` names arguments of which one must be given (updates).
-    * ``one_of`` names groups of arguments, one group to give whole: the ways to
-      authenticate, or uploadFile's file sources. The schema's validators check them;
-      the manifest and OpenAPI document show them from here.
+    * ``one_of`` holds rules, each a choice between groups of arguments, one group to
+      give whole: the ways to authenticate, uploadFile's file sources. The schema's
+      validators check them; the manifest and OpenAPI document show them from here.
     """
 
     at_least_one: tuple[str, ...] = ()
-    one_of: tuple[tuple[str, ...], ...] = ()
+    one_of: tuple[tuple[tuple[str, ...], ...], ...] = ()
 
     class Meta:
         unknown = EXCLUDE
@@ -105,7 +105,7 @@ class Bearer(BlockSchema):
         into="auth",
         example="demo-secret",
     )
-    one_of = (("access_token",), ("client_key", "client_secret"))
+    one_of = ((("access_token",), ("client_key", "client_secret")),)
 
     @validates_schema
     def check_auth(self, data, **kwargs):

@@ -13,7 +13,7 @@ class OneFile(ClientScoped):
 
 
 class UploadFile(OneFile):
-    one_of = (("file_content",), ("file",))
+    one_of = (*ClientScoped.one_of, (("file_content",), ("file",)))
 
     file_content = Base64(
         "The file's bytes, base64-encoded (a data:<type>;base64, URL is read too). Give this "
