@@ -1,7 +1,8 @@
 """OAuth2: getting and revoking access tokens."""
 
-from connector.registry import block
+from blocks.declare import block
 from schemas import auth as s
+from schemas import results as r
 
 block(
     "getAccessToken",
@@ -14,6 +15,7 @@ block(
     query={"grant_type": "client_credentials"},
     body="form",
     repeatable=True,  # asking for a token twice does no harm
+    returns=r.AccessToken,
 )
 
 block(
@@ -24,4 +26,5 @@ block(
     "Revokes an access token, so that it can no longer be used.",
     auth="basic",
     body="form",
+    returns=r.Done,
 )

@@ -1,7 +1,8 @@
 """Clients: the devices and users of a tenant, their tokens, logs, sessions and metrics."""
 
-from connector.registry import block
+from blocks.declare import block
 from schemas import clients as s
+from schemas import results as r
 
 CLIENTS = "/api/v1/tenants/{tenant_id}/clients"
 CLIENT = CLIENTS + "/{client_id}"
@@ -13,6 +14,7 @@ block(
     s.CreateClient,
     "Creates a client (an IoT device or a user) in a tenant, with the topics it may use "
     "and its provisioning parameters.",
+    returns=r.Client,
 )
 block(
     "getClients",
@@ -20,22 +22,39 @@ block(
     CLIENTS,
     s.GetClients,
     "Lists a tenant's clients, optionally filtered by type, security and state.",
+    returns=[r.Client],
 )
-block("getSingleClient", "GET", CLIENT, s.OneClient, "Shows one client.")
+block(
+    "getSingleClient",
+    "GET",
+    CLIENT,
+    s.OneClient,
+    "Shows one client.",
+    returns=r.Client,
+)
 block(
     "updateClient",
     "PUT",
     CLIENT,
     s.UpdateClient,
     "Changes a client; only the arguments you give change.",
+    returns=r.Client,
 )
-block("deleteClient", "DELETE", CLIENT, s.OneClient, "Deletes a client.")
+block(
+    "deleteClient",
+    "DELETE",
+    CLIENT,
+    s.OneClient,
+    "Deletes a client.",
+    returns=r.Deleted,
+)
 block(
     "getClientAuthToken",
     "GET",
     CLIENT + "/auth_token",
     s.OneClient,
     "Shows the auth token of a client of type user.",
+    returns=r.ClientAuthToken,
 )
 block(
     "getClientInfo",
@@ -43,6 +62,7 @@ block(
     CLIENT + "/info",
     s.OneClient,
     "Shows what InstaMsg knows about a client's connection and device.",
+    returns=r.ClientInfo,
 )
 block(
     "getClientNetworkLogs",
@@ -51,6 +71,7 @@ block(
     s.GetClientNetworkLogs,
     "Lists the network information a client's library reported: useful to troubleshoot "
     "devices on a poor network.",
+    returns=[r.NetworkLog],
 )
 block(
     "getClientSessions",
@@ -58,6 +79,7 @@ block(
     CLIENT + "/sessions",
     s.GetClientSessions,
     "Lists a client's sessions: when it connected and disconnected.",
+    returns=[r.Session],
 )
 block(
     "getClientMetrics",
@@ -65,6 +87,7 @@ block(
     CLIENT + "/metrics",
     s.GetClientMetrics,
     "Shows a client's metrics summed up over the last day or month.",
+    returns=r.Metrics,
 )
 block(
     "getClientLogs",
@@ -73,6 +96,7 @@ block(
     s.GetClientLogs,
     "Lists the logs of a client, written by the client itself or by InstaMsg: useful to "
     "see what happens at the device's end and at the server's.",
+    returns=[r.LogLine],
 )
 block(
     "updateClientAuthToken",
@@ -80,6 +104,7 @@ block(
     CLIENT + "/reset_auth_token",
     s.OneClient,
     "Gives a client a new auth token; the old one stops working.",
+    returns=r.ClientAuthToken,
 )
 block(
     "updateClientCertificate",
@@ -87,4 +112,5 @@ block(
     CLIENT + "/reset_certificate",
     s.OneClient,
     "Gives a client a new certificate; the old one stops working.",
+    returns=r.ClientCertificate,
 )

@@ -3,11 +3,13 @@
 import base64
 import mimetypes
 
+from blocks.declare import block
 from connector.errors import PayloadTooLarge
 from connector.fetch import fetch_file
-from connector.registry import block
+from connector.upstream import json_result
 from schemas import clients
 from schemas import files as s
+from schemas import results as r
 
 FILES = "/api/v1/tenants/{tenant_id}/clients/{client_id}/files"
 FILE = FILES + "/{filename}"
@@ -36,6 +38,22 @@ def upload(args, ctx):
     return args
 
 
+def camel_content_type(item):
+    """InstaMsg's ``content_type`` as ``contentType``: one spelling in every file result."""
+    if not isinstance(item, dict) or "content_type" not in item:
+        return item
+    return {("contentType" if key == "content_type" else key): v for key, v in item.items()}
+
+
+def uploaded(response, args, ctx):
+    return camel_content_type(json_result(response))
+
+
+def listed(response, args, ctx):
+    files = json_result(response)
+    return [camel_content_type(item) for item in files] if isinstance(files, list) else files
+
+
 def file_as_json(response, args, ctx):
     """The downloaded file, base64 in JSON, up to MAX_DOWNLOAD_BYTES."""
     limit = ctx.settings.max_download_bytes
@@ -58,7 +76,15 @@ def file_as_json(response, args, ctx):
     }
 
 
-block("getFiles", "GET", FILES, clients.OneClient, "Lists a client's files.")
+block(
+    "getFiles",
+    "GET",
+    FILES,
+    clients.OneClient,
+    "Lists a client's files: filename, size and contentType of each.",
+    result=listed,
+    returns=[r.FileInfo],
+)
 block(
     "uploadFile",
     "POST",
@@ -68,6 +94,8 @@ block(
     "or as a multipart part named file.",
     body="multipart",
     prepare=upload,
+    result=uploaded,
+    returns=r.FileInfo,
 )
 block(
     "downloadFile",
@@ -78,5 +106,13 @@ block(
     "in content. With ?stream=1 on the URL, answers the raw bytes instead.",
     result=file_as_json,
     streamable=True,
+    returns=r.DownloadedFile,
 )
-block("deleteFile", "DELETE", FILE, s.OneFile, "Deletes a client's file.")
+block(
+    "deleteFile",
+    "DELETE",
+    FILE,
+    s.OneFile,
+    "Deletes a client's file.",
+    returns=r.DeletedFile,
+)

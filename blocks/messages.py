@@ -1,8 +1,9 @@
 """Messages: publishing to a topic, listing what a client exchanged, releasing a message."""
 
+from blocks.declare import block
 from connector.errors import ApiError
-from connector.registry import block
 from schemas import messages as s
+from schemas import results as r
 
 MESSAGES = "/api/v1/tenants/{tenant_id}/clients/{client_id}/messages"
 
@@ -26,8 +27,10 @@ block(
     s.PublishMessage,
     "Publishes a message on a topic. The topic must be one of the client's pubTopics "
     "(set with createClient or updateClient), or InstaMsg refuses it. Answers the new "
-    "message's messageId.",
+    "message's messageId, InstaMsg's own ID of the message: releaseMessage takes that one, "
+    "not the id argument you give here.",
     result=message_id,
+    returns=r.Published,
 )
 block(
     "getMessages",
@@ -35,11 +38,14 @@ block(
     MESSAGES,
     s.GetMessages,
     "Lists the messages a client exchanged, optionally in a time window and of one type.",
+    returns=[r.Message],
 )
 block(
     "releaseMessage",
     "PUT",
     MESSAGES + "/{message_id}/release",
     s.ReleaseMessage,
-    "Releases a message held by InstaMsg.",
+    "Releases a message held by InstaMsg. messageId is the messageId that publishMessage "
+    "answered (id in getMessages' list), not the id argument given to publishMessage.",
+    returns=r.Released,
 )

@@ -1,7 +1,7 @@
 """Arguments of the OAuth2 blocks."""
 
 from schemas.base import Basic
-from schemas.fields import String
+from schemas.fields import Credentials
 
 
 class GetAccessToken(Basic):
@@ -10,11 +10,10 @@ class GetAccessToken(Basic):
 
 class InvalidateAccessToken(Basic):
     # The wire name is access_token, sent in the query string (instamsg-api.md).
-    access_token = String(
-        "The access token to revoke.",
+    access_token = Credentials(
+        "The access token to revoke (access_token in getAccessToken's result).",
         data_key="token",
         required=True,
-        secret=True,
-        nonblank=True,
         into="query",
+        example="pxlsbzDwv42Uw5WS9yq7OD0vQJtb67ET",
     )

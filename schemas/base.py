@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from marshmallow import EXCLUDE, Schema, ValidationError, pre_load, validates_schema
 
-from schemas.fields import Credentials, Datepicker, Id, Select, String
+from schemas.fields import AccessToken, Credentials, Datepicker, Id, Select, String
 
 
 def _given(value) -> bool:
@@ -24,9 +24,13 @@ class BlockSchema(Schema):
     * ``""`` and ``null`` count as not given (flow builders send empty fields).
     * Unknown arguments are ignored: RapidAPI clients send extras such as ``to``.
     * ``at_least_one`` names arguments of which one must be given (updates).
+    * ``one_of`` holds rules, each a choice between groups of arguments, one group to
+      give whole: the ways to authenticate, uploadFile's file sources. The schema's
+      validators check them; the manifest and OpenAPI document show them from here.
     """
 
     at_least_one: tuple[str, ...] = ()
+    one_of: tuple[tuple[tuple[str, ...], ...], ...] = ()
 
     class Meta:
         unknown = EXCLUDE
@@ -58,13 +62,18 @@ class Basic(BlockSchema):
     """The two OAuth2 calls authenticate with the app's key and secret."""
 
     client_key = Credentials(
-        "The client key of your InstaMsg app.", data_key="clientKey", required=True, into="auth"
+        "The client key of your InstaMsg app.",
+        data_key="clientKey",
+        required=True,
+        into="auth",
+        example="demo-key",
     )
     client_secret = Credentials(
         "The client secret of your InstaMsg app.",
         data_key="clientSecret",
         required=True,
         into="auth",
+        example="demo-secret",
     )
 
 
@@ -76,25 +85,27 @@ class Bearer(BlockSchema):
     """Every /api/v1 call carries an OAuth2 access token: the caller's own, or one the
     connector gets (and renews) itself from the app's client key and secret."""
 
-    access_token = String(
-        "An access token from the getAccessToken block. Or leave it out and give clientKey "
-        "and clientSecret: the connector then gets and renews tokens itself.",
+    # It travels in an HTTP header: visible ASCII only (found by fuzzing), no "Bearer ".
+    access_token = AccessToken(
+        "An access token from the getAccessToken block (access_token in its result), without "
+        'a "Bearer " prefix. Or leave it out and give clientKey and clientSecret: the '
+        "connector then gets and renews tokens itself.",
         data_key="accessToken",
-        secret=True,
-        nonblank=True,
         into="auth",
-        # It travels in an HTTP header: visible ASCII only (found by fuzzing).
-        pattern=r"[\x21-\x7e]+",
-        pattern_hint="Must be an access token: letters, digits and symbols, no spaces.",
     )
     client_key = Credentials(
-        "Instead of accessToken: your InstaMsg app's client key.", data_key="clientKey", into="auth"
+        "Instead of accessToken: your InstaMsg app's client key.",
+        data_key="clientKey",
+        into="auth",
+        example="demo-key",
     )
     client_secret = Credentials(
         "Instead of accessToken: your InstaMsg app's client secret.",
         data_key="clientSecret",
         into="auth",
+        example="demo-secret",
     )
+    one_of = ((("access_token",), ("client_key", "client_secret")),)
 
     @validates_schema
     def check_auth(self, data, **kwargs):
@@ -110,17 +121,30 @@ class Bearer(BlockSchema):
 
 
 class TenantScoped(Bearer):
-    tenant_id = Id("The tenant's ID.", data_key="tenantId", required=True)
+    tenant_id = Id(
+        "The tenant's ID (id in createTenant's result).", data_key="tenantId", required=True
+    )
 
 
 class ClientScoped(TenantScoped):
-    client_id = Id("The client's ID.", data_key="clientId", required=True)
+    client_id = Id(
+        "The client's ID (id in createClient's result).",
+        data_key="clientId",
+        required=True,
+        example="cc9fec913fe65",
+    )
 
 
 def sorting():
     """The optional sorting arguments of the list calls: ``sort_by, sort_order``."""
     return (
-        String("The field to sort the list by.", data_key="sortBy"),
+        # Free text on purpose: neither the InstaMsg docs nor the RapidAPI package name the
+        # fields a list can be sorted by, so a Select would refuse what InstaMsg may accept.
+        String(
+            "The field to sort the list by, e.g. created_at (InstaMsg's docs do not list them).",
+            data_key="sortBy",
+            example="created_at",
+        ),
         Select("The sort direction.", options=["asc", "desc"], data_key="sortOrder"),
     )
 
@@ -128,6 +152,14 @@ def sorting():
 def time_window():
     """The optional ``start, end`` of a time window (see BlockSchema's order check)."""
     return (
-        Datepicker("The beginning of the time window (date and time, or unix time)."),
-        Datepicker("The end of the time window (date and time, or unix time)."),
+        Datepicker(
+            "The beginning of the time window: a date and time (ISO 8601), or unix time in "
+            "seconds or milliseconds. Sent to InstaMsg as unix milliseconds.",
+            example="2026-11-25T00:00:00Z",
+        ),
+        Datepicker(
+            "The end of the time window, not before start: a date and time (ISO 8601), or "
+            "unix time in seconds or milliseconds. Sent to InstaMsg as unix milliseconds.",
+            example="2026-11-26T00:00:00Z",
+        ),
     )

@@ -1,7 +1,7 @@
 """Arguments of the client blocks: the client itself, its tokens, logs and metrics."""
 
 from schemas.base import ClientScoped, TenantScoped, sorting, time_window
-from schemas.fields import Boolean, List, Select, String
+from schemas.fields import Boolean, Credentials, List, Select, String
 
 CLIENT_TYPE = ["device", "user"]
 PROVISIONING = "provisioning_params"
@@ -15,15 +15,17 @@ def client_fields(required: bool) -> dict:
             options=CLIENT_TYPE,
             required=required,
         ),
-        "name": String("The client's name.", required=required),
-        "description": String("A short description of the client."),
+        "name": String("The client's name.", required=required, example="pump-7"),
+        "description": String("A short description of the client.", example="Water pump"),
         "sub_topics": List(
             'Topics the client may subscribe to, e.g. ["sub1", "sub2"] or "sub1,sub2".',
             data_key="subTopics",
+            example=["sub1", "sub2"],
         ),
         "pub_topics": List(
             "Topics the client may publish to; publishMessage only accepts one of these.",
             data_key="pubTopics",
+            example=["pub1"],
         ),
         "secure_cert_enabled": Boolean(
             "true makes the client authenticate with a client certificate when it connects.",
@@ -33,16 +35,17 @@ def client_fields(required: bool) -> dict:
             "A globally unique ID of the device: its IMEI, MAC address, UUID or serial number.",
             data_key="provisioningId",
             required=required,
+            example="356938035643809",
             nonblank=True,
             group=PROVISIONING,
         ),
-        "provisioning_key": String(
+        "provisioning_key": Credentials(
             "A key of 6 to 12 letters and digits, case sensitive (KEY01 and key01 differ).",
             data_key="provisioningKey",
             pattern=r"[A-Za-z0-9]{6,12}",
             pattern_hint="Must be 6 to 12 letters and digits.",
-            secret=True,
             group=PROVISIONING,
+            example="Key0001",
         ),
         "gsm_msisdn": String(
             "The mobile number of the device's SIM, digits only, without the country code.",
@@ -50,24 +53,38 @@ def client_fields(required: bool) -> dict:
             pattern=r"[0-9]{1,15}",
             pattern_hint="Must be the mobile number in digits only, without the country code.",
             group=PROVISIONING,
+            example="9876543210",
         ),
         "gsm_apn": String(
-            "The Access Point Name of the mobile network.", data_key="gsmApn", group=PROVISIONING
+            "The Access Point Name of the mobile network.",
+            data_key="gsmApn",
+            group=PROVISIONING,
+            example="internet",
         ),
         "gsm_username": String(
-            "The user name for the APN.", data_key="gsmUsername", group=PROVISIONING
+            "The user name for the APN.", data_key="gsmUsername", group=PROVISIONING, example="apn"
         ),
-        "gsm_password": String(
-            "The password for the APN.", data_key="gsmPassword", secret=True, group=PROVISIONING
+        # Secrets, but optional text as before: nonblank=False keeps "  " as it was accepted.
+        "gsm_password": Credentials(
+            "The password for the APN.",
+            data_key="gsmPassword",
+            nonblank=False,
+            group=PROVISIONING,
+            example="apn-password",
         ),
-        "gsm_sim_pin": String(
-            "The PIN of the SIM.", data_key="gsmSimPin", secret=True, group=PROVISIONING
+        "gsm_sim_pin": Credentials(
+            "The PIN of the SIM.",
+            data_key="gsmSimPin",
+            nonblank=False,
+            group=PROVISIONING,
+            example="1234",
         ),
         "gsm_send_sms": Boolean(
             "1 (or true) sends the provisioning parameters to the device by SMS.",
             data_key="gsmSendSms",
             wire="str",
             group=PROVISIONING,
+            default=False,
         ),
         "gsm_isd_code": String(
             "The country calling code, e.g. +91 for India.",
@@ -75,6 +92,7 @@ def client_fields(required: bool) -> dict:
             pattern=r"\+?[0-9]{1,4}",
             pattern_hint="Must be a country calling code such as +91.",
             group=PROVISIONING,
+            example="+91",
         ),
     }
 
@@ -90,7 +108,12 @@ class UpdateClient(ClientScoped.from_dict(client_fields(required=False))):
 class GetClients(TenantScoped):
     type = Select("Only clients of this type.", options=CLIENT_TYPE)
     secure = Boolean("true: only clients with certificate authentication; false: only without.")
-    state = String("Only clients in this state.")
+    # Free text on purpose: InstaMsg's docs name no client states (the sandbox answers
+    # online and offline), so a Select would refuse states InstaMsg may have.
+    state = String(
+        "Only clients in this state, e.g. online or offline (InstaMsg's docs do not list them).",
+        example="online",
+    )
     sort_by, sort_order = sorting()
 
 
@@ -100,10 +123,18 @@ class OneClient(ClientScoped):
 
 class GetClientNetworkLogs(ClientScoped):
     start, end = time_window()
-    mac_id = String("Only this network interface: its MAC address in hex.", data_key="macId")
-    imei = String("Only this network interface: its IMEI.")
-    msisdn = String("Only this SIM, by mobile number (devices with several SIMs).")
-    iccid = String("Only this SIM, by its ICCID (devices with several SIMs).")
+    mac_id = String(
+        "Only this network interface: its MAC address in hex.",
+        data_key="macId",
+        example="a4c138f00d1e",
+    )
+    imei = String("Only this network interface: its IMEI.", example="356938035643809")
+    msisdn = String(
+        "Only this SIM, by mobile number (devices with several SIMs).", example="9876543210"
+    )
+    iccid = String(
+        "Only this SIM, by its ICCID (devices with several SIMs).", example="8991101200003204510"
+    )
     sort_by, sort_order = sorting()
 
 
@@ -116,6 +147,7 @@ class GetClientMetrics(ClientScoped):
     interval = Select(
         "day sums up the last 24 hours (InstaMsg's default), month the last 30 days.",
         options=["day", "month"],
+        default="day",
     )
 
 

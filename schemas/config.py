@@ -9,4 +9,5 @@ class UpdateClientConfig(ClientScoped):
         "The configuration as a JSON object of keys and values, defined by your client "
         'application, e.g. {"PING_REQ_INTERVAL": 180}.',
         required=True,
+        example={"PING_REQ_INTERVAL": 180},
     )

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from marshmallow import Schema, ValidationError, fields
+from marshmallow.utils import missing as _MISSING
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -37,14 +38,25 @@ class ArgField:
     ``secret``    never logged, echoed or kept in an error;
     ``into``      where the value goes upstream when the method's default is wrong
                   (``"query"``, ``"body"``, ``"file"``, ``"auth"``, ``"local"``);
-    ``group``     the JSON body object the value is nested in (``provisioning_params``).
+    ``group``     the JSON body object the value is nested in (``provisioning_params``);
+    ``example``   a value to show in forms and documents (else the type's own example);
+    ``default``   what InstaMsg does when the argument is left out, where the docs say so
+                  and the connector sends nothing (a ``load_default`` is shown as it is).
     """
 
     manifest_type = "String"
+    #: the type's example, for arguments that name none of their own.
+    example = "text"
 
-    def __init__(self, info, *, secret=False, into=None, group=None, **kwargs):
+    def __init__(
+        self, info, *, secret=False, into=None, group=None, example=None, default=None, **kwargs
+    ):
         metadata = dict(kwargs.pop("metadata", None) or {})
         metadata.update(info=info, secret=secret, into=into, group=group)
+        if example is not None:
+            metadata["example"] = example
+        if default is not None:
+            metadata["default"] = default
         super().__init__(metadata=metadata, **kwargs)
 
     def to_wire(self, value):
@@ -53,8 +65,29 @@ class ArgField:
     def openapi_schema(self) -> dict:
         return {"type": "string"}
 
+    def form_schema(self) -> dict:
+        """What the argument looks like as a form field: always text (the string branch of
+        what it accepts, where it has one)."""
+        schema = self.openapi_schema()
+        for branch in [schema, *schema.get("anyOf", ())]:
+            if branch.get("type") == "string":
+                return dict(branch)
+        return {"type": "string"}
+
     def manifest_extra(self) -> dict:
         return {}
+
+    @property
+    def shown_example(self):
+        return self.metadata.get("example", self.example)
+
+    @property
+    def shown_default(self):
+        """The default to show, or None: a ``load_default`` first, else the documented one."""
+        value = getattr(self, "load_default", None)
+        if value is not None and not callable(value) and value is not _MISSING:
+            return value
+        return self.metadata.get("default")
 
 
 def _is_number(value) -> bool:
@@ -109,21 +142,85 @@ class String(ArgField, fields.String):
         schema = {"type": "string"}
         if self.pattern is not None:
             schema["pattern"] = "^" + self.pattern.pattern + "$"
+        if self.nonblank:
+            schema["minLength"] = 1
+        if self.max_bytes is not None:
+            # Characters, not bytes: the byte limit is checked on loading.
+            schema["maxLength"] = self.max_bytes
         return schema
 
 
 class Credentials(String):
-    """An account credential (clientKey, clientSecret): non-empty, always secret."""
+    """A secret: an account credential, an access token, a password or key. Never logged or
+    echoed; non-empty unless ``nonblank=False`` keeps an optional secret as it was."""
 
     manifest_type = "credentials"
     nonblank = True
+    example = "demo-secret"
 
     def __init__(self, info, **kwargs):
         super().__init__(info, secret=True, **kwargs)
 
 
+class AccessToken(Credentials):
+    """An OAuth2 access token. It travels in an ``Authorization: Bearer`` header, so it must
+    be visible ASCII, and a value that already starts with ``Bearer `` is refused with a
+    sentence saying to drop the prefix (a common paste from curl examples)."""
+
+    default_error_messages = {
+        "bearer": (
+            'Give the access token without the "Bearer " prefix: drop "Bearer " and keep '
+            "the rest (the connector adds the prefix itself)."
+        ),
+    }
+    example = "pxlsbzDwv42Uw5WS9yq7OD0vQJtb67ET"
+
+    def __init__(self, info, **kwargs):
+        kwargs.setdefault("pattern", r"[\x21-\x7e]+")
+        kwargs.setdefault(
+            "pattern_hint", "Must be an access token: letters, digits and symbols, no spaces."
+        )
+        super().__init__(info, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and value.lstrip()[:7].lower() == "bearer ":
+            raise self.make_error("bearer")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class JSONText(String):
+    """Text, where a JSON object or array is taken as its JSON text: a flow builder maps an
+    earlier step's object straight into it (publishMessage's payload)."""
+
+    default_error_messages = {
+        "invalid": "Must be text, or a JSON object or array (sent as its JSON text).",
+        "not_json": "Must be a JSON object or array without NaN or Infinity.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, (Mapping, list)):
+            try:
+                value = json.dumps(
+                    value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+                )
+            except (TypeError, ValueError, RecursionError):
+                raise self.make_error("not_json") from None
+        return super()._deserialize(value, attr, data, **kwargs)
+
+    def openapi_schema(self):
+        return {
+            "anyOf": [
+                super().openapi_schema(),
+                {"type": "object", "additionalProperties": True},
+                {"type": "array", "items": {}},
+            ]
+        }
+
+
 class Id(String):
     """An identifier placed in a URL path: one segment, never ``.`` or ``..``."""
+
+    example = "t494609aaec00"
 
     default_error_messages = {
         "dot": "Must be an identifier; '.' and '..' are not allowed.",
@@ -147,6 +244,7 @@ class Number(ArgField, fields.Field):
     """A number, or a string holding one. ``integer`` refuses fractions."""
 
     manifest_type = "Number"
+    example = 1
     default_error_messages = {
         "invalid": "Must be a number.",
         "whole": "Must be a whole number.",
@@ -201,7 +299,22 @@ class Number(ArgField, fields.Field):
             num["minimum"] = self.minimum
         if self.maximum is not None:
             num["maximum"] = self.maximum
-        return {"anyOf": [num, {"type": "string", "pattern": r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"}]}
+        return {"anyOf": [num, {"type": "string", "pattern": self.text_pattern()}]}
+
+    def text_pattern(self) -> str:
+        """The number as text, no wider than the range allows at its low end: with a minimum
+        of 0 no minus sign, with a minimum of 1 no zero (the maximum is left to loading)."""
+        if self.choices is not None:
+            digits = "|".join(str(c) for c in self.choices)
+            return rf"^\s*({digits})\s*$"
+        if not self.integer:
+            sign = "" if self.minimum is not None and self.minimum >= 0 else "-?"
+            return rf"^\s*{sign}[0-9]+(\.[0-9]+)?\s*$"
+        if self.minimum is not None and self.minimum >= 1:
+            return r"^\s*0*[1-9][0-9]*\s*$"
+        if self.minimum is not None and self.minimum >= 0:
+            return r"^\s*[0-9]+\s*$"
+        return r"^\s*-?[0-9]+\s*$"
 
     def manifest_extra(self):
         return {"options": self.choices} if self.choices is not None else {}
@@ -215,6 +328,7 @@ class Boolean(ArgField, fields.Field):
     """
 
     manifest_type = "Boolean"
+    example = True
     TRUE = frozenset({"true", "1", "yes"})
     FALSE = frozenset({"false", "0", "no"})
     default_error_messages = {"invalid": "Must be true or false (also accepted: 1/0, yes/no)."}
@@ -264,6 +378,10 @@ class Select(ArgField, fields.String):
     manifest_type = "Select"
     default_error_messages = {"invalid": "Must be one of: {options}."}
 
+    @property
+    def example(self):
+        return self.options[0]
+
     def __init__(self, info, *, options, **kwargs):
         super().__init__(info, **kwargs)
         self.options = list(options)
@@ -287,6 +405,7 @@ class List(ArgField, fields.Field):
     """A list of strings: a JSON array, a string holding one, or ``"a, b, c"``."""
 
     manifest_type = "List"
+    example = ["topic1", "topic2"]
     default_error_messages = {
         "invalid": "Must be a list of strings: a JSON array or comma-separated text.",
         "item": "Every item must be text (item {index} is not).",
@@ -321,6 +440,7 @@ class JSON(ArgField, fields.Field):
     """A JSON object, or a string holding one."""
 
     manifest_type = "JSON"
+    example = {"PING_REQ_INTERVAL": 180}
     default_error_messages = {
         "invalid": "Must be a JSON object (or a string holding one).",
         "syntax": "Is not valid JSON: {reason}.",
@@ -350,6 +470,7 @@ class Datepicker(ArgField, fields.Field):
     """
 
     manifest_type = "Datepicker"
+    example = "2026-11-25T10:00:00Z"
     default_error_messages = {
         "invalid": (
             "Must be a date and time: ISO 8601 such as 2026-11-25T10:00:00Z, "
@@ -383,13 +504,26 @@ class Datepicker(ArgField, fields.Field):
         return millis
 
     def openapi_schema(self):
-        return {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}
+        return {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "integer", "minimum": 0},
+            ],
+            "x-unit": "unix-ms",
+        }
+
+    def form_schema(self):
+        return {"type": "string"}
+
+    def manifest_extra(self):
+        return {"format": "date-time", "unit": "unix-ms"}
 
 
 class Map(ArgField, fields.Field):
     """A point on the map, written as ``"lat,lng"``."""
 
     manifest_type = "Map"
+    example = "12.97,77.59"
     default_error_messages = {
         "invalid": (
             'Must be a location: "lat,lng", {{"lat": .., "lng": ..}}, '
@@ -438,6 +572,7 @@ class Array(ArgField, fields.Field):
     """A list of objects, each validated by the block's ``structure`` schema."""
 
     manifest_type = "Array"
+    example = [{"name": "a"}]
     default_error_messages = {
         "invalid": "Must be a list of objects (or a string holding one).",
     }
@@ -478,12 +613,23 @@ class Array(ArgField, fields.Field):
 
 
 class Base64(String):
-    """Bytes written as base64 text; becomes the decoded bytes."""
+    """Bytes written as base64 text, or as a ``data:<type>;base64,<data>`` URL (what a
+    browser's FileReader gives); becomes the decoded bytes."""
 
-    default_error_messages = {"base64": "Must be base64-encoded bytes."}
+    default_error_messages = {
+        "base64": "Must be base64-encoded bytes.",
+        "data_url": "A data: URL must be base64-encoded: data:<type>;base64,<data>.",
+    }
+    example = "aGVsbG8="
+    DATA_URL = re.compile(r"(?is)\s*data:([^,]*),")
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
+        found = self.DATA_URL.match(text)
+        if found:
+            if not found.group(1).strip().lower().endswith(";base64"):
+                raise self.make_error("data_url")
+            text = text[found.end() :]
         try:
             return base64.b64decode("".join(text.split()), validate=True)
         except (binascii.Error, ValueError):
@@ -494,6 +640,7 @@ class File(ArgField, fields.Field):
     """A file to send: an http(s) URL to fetch, or a multipart part named like the arg."""
 
     manifest_type = "File"
+    example = "https://example.com/firmware.bin"
     default_error_messages = {
         "invalid": "Must be an http:// or https:// URL, or a multipart file part.",
     }
@@ -511,6 +658,10 @@ class File(ArgField, fields.Field):
 
     def openapi_schema(self):
         return {"type": "string", "format": "uri"}
+
+    def form_schema(self):
+        # A multipart part (the bytes) or a URL to fetch: both are text to a form.
+        return {"type": "string", "format": "binary"}
 
 
 #: Every argument type a block may use, as the manifest names them.

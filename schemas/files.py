@@ -9,12 +9,15 @@ SOURCES = {"file_content": "fileContent", "file": "file"}
 
 
 class OneFile(ClientScoped):
-    filename = Id("The file's name.", required=True)
+    filename = Id("The file's name.", required=True, example="firmware.bin")
 
 
 class UploadFile(OneFile):
+    one_of = (*ClientScoped.one_of, (("file_content",), ("file",)))
+
     file_content = Base64(
-        "The file's bytes, base64-encoded. Give this or file, not both.",
+        "The file's bytes, base64-encoded (a data:<type>;base64, URL is read too). Give this "
+        "or file, not both.",
         data_key="fileContent",
         into="file",
     )

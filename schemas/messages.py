@@ -1,18 +1,20 @@
 """Arguments of the message blocks."""
 
 from schemas.base import ClientScoped, time_window
-from schemas.fields import Boolean, Id, Number, Select, String
+from schemas.fields import Boolean, Id, JSONText, Number, Select, String
 
 MESSAGE_TYPE = ["pub", "p2p"]
 
 
 class PublishMessage(ClientScoped):
     id = Number(
-        "The message ID: a whole number from 1 to 65535, unique among this client's "
-        "messages still in flight.",
+        "Your number for the message: a whole number from 1 to 65535, unique among this "
+        "client's messages still in flight. It is not the messageId this block answers, "
+        "which is what releaseMessage takes.",
         minimum=1,
         maximum=65535,
         required=True,
+        example=1,
     )
     type = Select(
         "pub publishes on a topic; p2p sends to one client.", options=MESSAGE_TYPE, required=True
@@ -21,15 +23,19 @@ class PublishMessage(ClientScoped):
         "The topic: case-sensitive UTF-8 text up to 65,535 bytes, one of the client's pubTopics.",
         max_bytes=65535,
         required=True,
+        example="pub1",
     )
-    payload = String(
-        "The message as UTF-8 text; encode binary content as base64 or hex yourself.",
+    payload = JSONText(
+        "The message as UTF-8 text; encode binary content as base64 or hex yourself. A JSON "
+        "object or array is sent as its JSON text.",
         required=True,
+        example='{"temperature": 21.5}',
     )
     qos = Number(
         "Quality of service: 1 at most once, 2 at least once, 3 exactly once.",
         choices=[1, 2, 3],
         required=True,
+        example=1,
     )
     duplicate = Boolean(
         "true only when re-sending a message that was sent before. Default false.",
@@ -49,4 +55,10 @@ class GetMessages(ClientScoped):
 
 
 class ReleaseMessage(ClientScoped):
-    message_id = Id("The ID of the message to release.", data_key="messageId", required=True)
+    message_id = Id(
+        "The ID of the message to release: the messageId that publishMessage answered (id in "
+        "getMessages' list), not the id argument you gave publishMessage.",
+        data_key="messageId",
+        required=True,
+        example="1",
+    )

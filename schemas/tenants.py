@@ -7,13 +7,14 @@ from schemas.fields import Boolean, Id, Number, String
 def tenant_fields(required: bool):
     """``name, description, max_clients, max_messages``: required to create, optional to update."""
     return (
-        String("The tenant's name, for example Company 1.", required=required),
-        String("A short description of the tenant."),
+        String("The tenant's name, for example Company 1.", required=required, example="Company 1"),
+        String("A short description of the tenant.", example="Sensors of the north farm"),
         Number(
             "How many clients this tenant may create: a whole number, 0 or more.",
             minimum=0,
             data_key="maxClients",
             required=required,
+            example=10,
         ),
         Number(
             "How many messages all clients of this tenant may send together: a whole number, "
@@ -21,6 +22,7 @@ def tenant_fields(required: bool):
             minimum=0,
             data_key="maxMessages",
             required=required,
+            example=10000,
         ),
     )
 
@@ -37,7 +39,7 @@ class GetTenants(Bearer):
 
 
 class OneTenant(Bearer):
-    id = Id("The tenant's ID.", required=True)
+    id = Id("The tenant's ID (id in createTenant's result).", required=True)
 
 
 class UpdateTenant(OneTenant):

@@ -244,3 +244,68 @@ def test_a_datepicker_refuses_digits_that_are_not_ascii(given):
     # Found by schemathesis: "²".isdigit() is true and int("²") raised: a 500.
     with pytest.raises(ValidationError):
         FIELDS["Datepicker"].deserialize(given)
+
+
+# -- issue 9: new messages, word for word ------------------------------------------------
+
+NEW_MESSAGES = [
+    (
+        f.AccessToken("A token."),
+        "Bearer abc123",
+        'Give the access token without the "Bearer " prefix: drop "Bearer " and keep the '
+        "rest (the connector adds the prefix itself).",
+    ),
+    (
+        f.AccessToken("A token."),
+        "abc 123",
+        "Must be an access token: letters, digits and symbols, no spaces.",
+    ),
+    (
+        f.Base64("Bytes."),
+        "data:text/plain,hello",
+        "A data: URL must be base64-encoded: data:<type>;base64,<data>.",
+    ),
+    (
+        f.JSONText("Payload."),
+        {"x": float("nan")},
+        "Must be a JSON object or array without NaN or Infinity.",
+    ),
+    (
+        f.JSONText("Payload."),
+        True,
+        "Must be text, or a JSON object or array (sent as its JSON text).",
+    ),
+]
+
+
+@pytest.mark.parametrize("field, value, message", NEW_MESSAGES)
+def test_new_messages_word_for_word(field, value, message):
+    with pytest.raises(ValidationError) as refused:
+        field.deserialize(value)
+    assert refused.value.messages == [message]
+
+
+@pytest.mark.parametrize(
+    "field, value, loaded",
+    [
+        (f.Base64("Bytes."), "data:text/plain;base64,aGVsbG8=", b"hello"),
+        (f.Base64("Bytes."), "DATA:application/octet-stream;BASE64,aGk=", b"hi"),
+        (f.JSONText("Payload."), {"t": 21.5, "ok": True}, '{"t":21.5,"ok":true}'),
+        (f.JSONText("Payload."), [1, "ü"], '[1,"ü"]'),
+        (f.JSONText("Payload."), "plain text", "plain text"),
+        (f.AccessToken("A token."), "abc123", "abc123"),
+    ],
+)
+def test_data_urls_and_json_payloads_are_read(field, value, loaded):
+    assert field.deserialize(value) == loaded
+
+
+def test_secrets_are_credentials_and_stay_secret():
+    from schemas.clients import CreateClient
+
+    fields = CreateClient().fields
+    for name in ("provisioning_key", "gsm_password", "gsm_sim_pin", "access_token"):
+        assert isinstance(fields[name], f.Credentials), name
+        assert fields[name].metadata["secret"] is True
+    # optional APN secrets are text as before: blank spaces are kept, not refused
+    assert fields["gsm_password"].deserialize("  ") == "  "
