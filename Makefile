@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8080
 
-.PHONY: run test check lint format manifest bench clean sandbox sandbox-reset
+.PHONY: run test check lint format manifest samples bench clean sandbox sandbox-reset
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ format: $(VENV)/.dev
 bench: $(VENV)/.dev
 	bench/install-tools.sh
 	$(BIN)/python -m bench.run
+
+## samples: run every block against the sandbox and record its result (blocks/samples.json)
+samples: $(VENV)/.runtime
+	$(BIN)/python -m connector.manifest --record-samples
 
 ## manifest: regenerate manifest.json and openapi.json from the schemas
 manifest: $(VENV)/.runtime

@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, request
 
 import blocks  # noqa: F401  (registers every block)
+
 # cli first: under `flask --app app`, it makes sandbox mode the default before create_app().
 from connector import cli, dispatch, logs, playground, ratelimit
 from connector.config import ConfigError, Settings

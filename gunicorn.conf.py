@@ -64,6 +64,21 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
 
 
+def when_ready(server):
+    """Say where the connector listens, once, in the connector's own log format."""
+    from connector import logs
+
+    for listener in server.LISTENERS:
+        host, port = listener.sock.getsockname()[:2]
+        shown = "localhost" if host in ("0.0.0.0", "::") else host
+        logs.event(
+            f"listening on http://{shown}:{port} (bound to {host}): POST /blocks/<name> runs a "
+            f"block; open http://{shown}:{port}/ for the playground",
+            address=f"{host}:{port}",
+            workers=server.cfg.workers,
+        )
+
+
 def on_starting(server):
     """Values left by an earlier run in an operator's directory would be summed in: clear it."""
     METRICS_DIR.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,9 @@
 import base64
 import mimetypes
 
-from blocks.declare import block
 from connector.errors import PayloadTooLarge
 from connector.fetch import fetch_file
+from connector.registry import block
 from connector.upstream import json_result
 from schemas import clients
 from schemas import files as s

@@ -125,10 +125,33 @@ def describe(entry: dict) -> str:
             lines.append("  " + "  ".join(head).rstrip())
             lines += wrap(arg.get("info", ""), " " * 6)
             lines += [" " * 6 + line for line in nested]
+    lines += rules(entry)
+    outputs = entry.get("outputs")
+    if isinstance(outputs, dict) and outputs.get("fields"):
+        lines += ["", f"Answers (under contextWrites.{outputs.get('key', 'to')}):"]
+        for out in outputs["fields"]:
+            lines.append(
+                f"    {out['name']}  {out.get('type', '?')}  sample: {shown(out.get('sample'))}"
+            )
+            lines += wrap(out.get("info", ""), " " * 8)
+    known = ("name", "description", "args", "callbacks", "outputs", "oneOf", "atLeastOne", "tag")
     for key, value in entry.items():
-        if key not in ("name", "description", "args", "callbacks"):
-            lines += ["", f"{key}:", textwrap.indent(pretty(value), "  ")]
+        if key not in known:
+            lines += ["", f"{key}: {json.dumps(value, ensure_ascii=False)}"]
     return "\n".join(lines)
+
+
+def rules(entry: dict) -> list[str]:
+    """The block's argument rules (one of several groups; at least one of) as sentences."""
+    lines = []
+    for group in entry.get("oneOf") or []:
+        choices = [" and ".join(names) for names in group]
+        lines.append("Give " + ", or ".join(choices) + ".")
+    if entry.get("atLeastOne"):
+        lines.append("Give at least one of: " + ", ".join(entry["atLeastOne"]) + ".")
+    if entry.get("tag"):
+        lines.append(f"Resource: {entry['tag']}.")
+    return ["", "Rules:", *("    " + line for line in lines)] if lines else []
 
 
 def shown(value) -> str:

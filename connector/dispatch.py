@@ -50,8 +50,10 @@ NOT_KEPT = frozenset(
     }
 )
 RAPID_PREFIX = "/api/InstaMsg/"
-#: Routes open without an API key (liveness and readiness probes).
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+#: Routes open without an API key: the probes, and the playground page with its assets
+#: (the page asks for the key itself; the manifest and the blocks stay behind it).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+OPEN_PREFIXES = ("/playground/",)
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 REDACTED = "[redacted]"
 CHUNK = 64 * 1024
@@ -129,7 +131,7 @@ def authenticate() -> None:
     """With CONNECTOR_API_KEYS set, every route but the probes needs one of them."""
     settings = connector().settings
     keys = settings.api_keys
-    if not keys or request.path in OPEN_PATHS:
+    if not keys or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
         return
     given = request.headers.get("X-API-Key", "").encode()
     if given and any(hmac.compare_digest(given, key.encode()) for key in keys):
@@ -496,7 +498,8 @@ def error_response(error: ConnectorError) -> Response:
     body["request_id"] = g.get("request_id")
     response = json_response(
         envelope("error", body),
-        200 if g.get("rapid") else error.http_status,
+        # The RapidAPI twin answers every block call with 200; a wrong method is no call.
+        200 if g.get("rapid") and error.http_status != 405 else error.http_status,
     )
     if error.retry_after_s is not None:
         response.headers["Retry-After"] = str(max(1, round(error.retry_after_s)))

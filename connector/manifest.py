@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_FILE = ROOT / "manifest.json"
 OPENAPI_FILE = ROOT / "openapi.json"
 SAMPLES_FILE = ROOT / "blocks" / "samples.json"
+BLOCKS_DOC = ROOT / "docs" / "blocks.md"
 
 PACKAGE = {
     "package": "InstaMsg",
@@ -558,7 +559,7 @@ def _json(schema) -> dict:
 #: Catalogue routes of the contract this branch does not serve yet (the playground, readiness,
 #: metrics). A documented path that answers 404 fails schemathesis, so each is left out of
 #: the document until its route lands; then it leaves this set.
-PENDING_ROUTES = frozenset({"/", "/readyz", "/metrics"})
+PENDING_ROUTES = frozenset()
 
 
 def catalogue_paths() -> dict:
@@ -615,7 +616,7 @@ def catalogue_paths() -> dict:
 #: /api/InstaMsg/{name} as a path item. Off while that route answers 200 to every method
 #: (TRACE included): a documented path must answer 405 to undocumented methods, which
 #: schemathesis checks. Until then the route is documented by x-rapidapi on each block.
-DOCUMENT_RAPID_PATH = False
+DOCUMENT_RAPID_PATH = True
 RAPID_NOTE = (
     "The same block runs at POST /api/InstaMsg/{name} (RapidAPI-compatible): the same body "
     '({"args": {...}, "to": "key"} or the arguments) and envelope, always HTTP 200.'
@@ -843,6 +844,72 @@ def render(document: dict) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _limits(arg: dict) -> str:
+    parts = []
+    if "options" in arg:
+        parts.append("one of " + ", ".join(f"`{o}`" for o in arg["options"]))
+    for key, label in (("minimum", "min"), ("maximum", "max"), ("default", "default")):
+        if key in arg:
+            parts.append(f"{label} `{json.dumps(arg[key])}`")
+    return "; ".join(parts)
+
+
+def blocks_markdown(document: dict) -> str:
+    """docs/blocks.md: every block, its arguments and its result, from the manifest."""
+    lines = [
+        "# Blocks",
+        "",
+        "Generated from the schemas by `make manifest` (do not edit; a test checks it is fresh).",
+        "Every block runs with `POST /blocks/<name>`; see the README for bodies and envelopes.",
+        "",
+    ]
+    by_tag: dict[str, list] = {}
+    for blk in document["blocks"]:
+        by_tag.setdefault(blk.get("tag", "other"), []).append(blk)
+    for tag, blks in by_tag.items():
+        lines += [
+            f"- **{tag}**: " + ", ".join(f"[{b['name']}](#{b['name'].lower()})" for b in blks)
+        ]
+    for blk in document["blocks"]:
+        lines += ["", f"## {blk['name']}", "", blk["description"]]
+        rules = [
+            "Give " + ", or ".join(" and ".join(f"`{n}`" for n in g) for g in group) + "."
+            for group in blk.get("oneOf") or []
+        ]
+        if blk.get("atLeastOne"):
+            rules.append(
+                "Give at least one of: " + ", ".join(f"`{n}`" for n in blk["atLeastOne"]) + "."
+            )
+        if rules:
+            lines += ["", *rules]
+        lines += [
+            "",
+            "| argument | type | required | allowed | description |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for arg in blk["args"]:
+            lines.append(
+                f"| `{arg['name']}` | {arg['type']} | {'yes' if arg.get('required') else 'no'} "
+                f"| {_cell(_limits(arg))} | {_cell(arg.get('info', ''))} |"
+            )
+        outputs = blk.get("outputs") or {}
+        if outputs.get("fields"):
+            kind = "a list of objects with" if outputs.get("type") == "array" else "an object with"
+            lines += ["", f"Answers, under `contextWrites.{outputs.get('key', 'to')}`, {kind}:", ""]
+            lines += ["| field | type | sample | description |", "| --- | --- | --- | --- |"]
+            for out in outputs["fields"]:
+                sample = json.dumps(out.get("sample"), ensure_ascii=False)
+                lines.append(
+                    f"| `{out['name']}` | {out.get('type', '')} | `{_cell(sample)[:60]}` "
+                    f"| {_cell(out.get('info', ''))} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     import blocks  # noqa: F401  (registers every block)
 
@@ -851,13 +918,18 @@ def main(argv=None) -> int:
         SAMPLES_FILE.write_text(render(record_samples()))
         samples.cache_clear()
         print(f"wrote {SAMPLES_FILE.relative_to(ROOT)}")
-    outputs = {MANIFEST_FILE: render(build_manifest()), OPENAPI_FILE: render(build_openapi())}
+    document = build_manifest()
+    outputs = {
+        MANIFEST_FILE: render(document),
+        OPENAPI_FILE: render(build_openapi()),
+        BLOCKS_DOC: blocks_markdown(document),
+    }
     if "--check" in argv:
         stale = [p.name for p, text in outputs.items() if not p.exists() or p.read_text() != text]
         if stale:
             print("stale: " + ", ".join(stale) + " (run: make manifest)", file=sys.stderr)
             return 1
-        print("manifest.json and openapi.json are up to date")
+        print("manifest.json, openapi.json and docs/blocks.md are up to date")
         return 0
     for path, text in outputs.items():
         path.write_text(text)

@@ -61,6 +61,8 @@ class Block:
     streamable: bool = False
     #: safe to send again after a 429, 5xx or lost connection; None: GET, PUT and DELETE are.
     repeatable: bool | None = None
+    #: what the block answers under contextWrites.to: a result schema, or [Schema] for a list.
+    returns: Any = None
 
     def __post_init__(self):
         self.method = self.method.upper()

@@ -14,7 +14,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from app import create_app
 from connector import fetch
@@ -139,7 +139,12 @@ def test_the_openapi_document_against_the_sandbox(case):
     # JSON written in a string), so data it allows may still be refused with a 422: the
     # check that calls that a failure is left out. Every other default check runs: no 5xx,
     # documented statuses, content types, headers, and bodies that match their schemas.
-    case.validate_response(response, excluded_checks=[positive_data_acceptance])
+    # The RapidAPI twin answers every block call with 200 by contract (the envelope says what
+    # happened), so "invalid data must get a 4xx" cannot hold there.
+    excluded = [positive_data_acceptance]
+    if case.path.startswith("/api/InstaMsg/"):
+        excluded.append(negative_data_rejection)
+    case.validate_response(response, excluded_checks=excluded)
 
 
 def test_zz_report_what_the_fuzzers_saw(capsys):

@@ -53,6 +53,19 @@ def test_committed_file_is_fresh(path):
     assert path.read_text() == manifest.render(built), "stale: run `make manifest`"
 
 
+def test_the_blocks_reference_is_fresh():
+    expected = manifest.blocks_markdown(manifest.build_manifest())
+    assert manifest.BLOCKS_DOC.read_text() == expected, "stale: run `make manifest`"
+
+
+def test_the_blocks_reference_lists_every_block_and_its_result():
+    text = manifest.BLOCKS_DOC.read_text()
+    for name in REGISTRY.names():
+        assert f"\n## {name}\n" in text
+    assert "Give at least one of: `name`, `description`, `maxClients`, `maxMessages`." in text
+    assert "| `messageId` | String |" in text
+
+
 def test_check_command_reports_fresh_files(capsys):
     assert manifest.main(["--check"]) == 0
 

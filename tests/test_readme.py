@@ -1,0 +1,136 @@
+"""The README's commands, run as written against `make run`'s server on a free port.
+
+Not run here: `make test` (it is this suite; .ci/run runs it) and the Docker lines (no Docker
+engine on these machines; tests/test_packaging.py checks the image runs `make run`'s command).
+"""
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+import requests
+
+from tests.server import ROOT, free_port, stop, wait_until_up
+
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```sh\n(.*?)```", README, re.S)
+
+
+def block_with(marker: str) -> str:
+    found = [b for b in BLOCKS if marker in b]
+    assert len(found) == 1, f"one ```sh block with {marker!r} in README.md"
+    return found[0]
+
+
+WALK_THROUGH = block_with("to() {")
+CALLING = block_with("# the RapidAPI package form")
+CLI = block_with("blocks describe")
+
+
+def test_every_sh_block_is_run_or_named_as_not_run():
+    run = {WALK_THROUGH, CALLING, CLI}
+    not_run = [b for b in BLOCKS if b not in run]
+    assert len(not_run) == 2
+    assert "make run" in not_run[0] and "make test" in not_run[0]
+    assert "docker build" in not_run[1]
+
+
+@pytest.fixture(scope="module")
+def make_run(tmp_path_factory):
+    """`make run` itself, on a free port, with its data in a temporary directory."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("data")
+    log = open(data / "make-run.log", "w+b")  # noqa: SIM115  (read after the server stops)
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "INSTAMSG_DATA_DIR": str(data),
+        "WEB_CONCURRENCY": "1",
+    }
+    env.pop("INSTAMSG_SANDBOX", None)
+    process = subprocess.Popen(
+        ["make", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def output() -> str:
+        log.seek(0)
+        return log.read().decode("utf-8", "replace")
+
+    process.output = output
+    try:
+        yield wait_until_up(f"http://127.0.0.1:{port}", process, 60), output
+    finally:
+        stop(process)
+        log.close()
+
+
+def bash(script: str, cwd, base: str, data=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "B": base}
+    if data is not None:
+        env["INSTAMSG_DATA_DIR"] = str(data)
+    env.pop("INSTAMSG_SANDBOX", None)
+    return subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def envelopes(text: str) -> list[dict]:
+    """The JSON answers curl printed one after another (curl adds no newline)."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        if text[at].isspace():
+            at += 1
+            continue
+        value, at = decoder.raw_decode(text, at)
+        found.append(value)
+    return found
+
+
+def test_make_run_says_sandbox_mode_and_where_it_listens(make_run):
+    base, output = make_run
+    assert requests.get(base + "/healthz", timeout=5).json() == {"status": "ok"}
+    log = output()
+    assert "SANDBOX MODE" in log
+    assert f"listening on http://127.0.0.1:{base.rsplit(':', 1)[1]}" in log
+
+
+def test_the_walk_through_runs_as_written_and_again(make_run, tmp_path):
+    base, _ = make_run
+    for _ in range(2):  # fresh IDs each run: the second run works too
+        done = bash(WALK_THROUGH, tmp_path, base)
+        assert done.returncode == 0, done.stderr
+        published, listed = envelopes(done.stdout)
+        assert published["callback"] == "success"  # the README shows the first run's
+        assert published["contextWrites"]["to"]["messageId"].isdigit()
+        assert listed["callback"] == "success"
+        assert [m["payload"] for m in listed["contextWrites"]["to"]] == ["21.5"]
+
+
+def test_calling_a_block_runs_as_written(make_run, tmp_path):
+    base, _ = make_run
+    done = bash(WALK_THROUGH + CALLING, tmp_path, base)
+    assert done.returncode == 0, done.stderr
+    answers = envelopes(done.stdout)[2:]
+    assert len(answers) == 4
+    assert all(a["callback"] == "success" for a in answers), answers
+    assert answers[0] == answers[1] == answers[2]  # the three body kinds: the same answer
+    assert answers[3]["contextWrites"]["to"]["filename"] == "hello.txt"
+
+
+def test_the_command_line_runs_as_written(tmp_path):
+    done = bash(CLI, ROOT, "unused", data=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "createClient" in done.stdout and '"access_token"' in done.stdout
