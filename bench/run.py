@@ -9,6 +9,7 @@ says which). Writes bench/results.json and prints a table.
 
 Scenarios (each repeated, medians reported; the 31-second S2 run once unless --s2-repeat):
   S1  fast upstream, 32 connections, a mix of four blocks: req/s, p50, p99 beside the floor's
+  S1x S1's load on the connector with REDIS_URL, with RATE_LIMIT (never reached) and both
   S2  concurrency: 1,024 connections on a 1 s upstream, answers counted over the 30 s after
       the first second, as a share of the ideal (1,024 req/s); 100 ms / 256 reported
   S3  200 MB through downloadFile?stream=1 and uploadFile: RSS growth and MB/s
@@ -473,6 +474,49 @@ def s1(procs, ctx, opts) -> dict:
     return out
 
 
+#: S1's connector again, with what issues 10 and 11 add switched on, in the same run: the
+#: shared state (REDIS_URL) and the rate limiter (a limit the load never reaches, so what is
+#: measured is its cost), each alone and both.
+VARIANTS = {
+    "plain": {},
+    "redis": {"REDIS_URL": "{redis}"},
+    "rate_limit": {"RATE_LIMIT": "1000000/second"},
+    "redis+rate_limit": {"REDIS_URL": "{redis}", "RATE_LIMIT": "1000000/second"},
+}
+
+
+def s1x(procs, ctx, opts) -> dict:
+    """S1's load on the connector plain, with REDIS_URL, with RATE_LIMIT, and with both."""
+    tsv = requests_file(ctx["workdir"], "mix", block_lines(MIX))
+    port = free_port()
+    redis_dir = ctx["workdir"] / "redis"
+    redis_dir.mkdir(exist_ok=True)
+    redis = procs.start(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(redis_dir)]
+    )  # fmt: skip
+    wait_port(port)
+    url = f"redis://127.0.0.1:{port}/0"
+    runs: dict = {name: [] for name in VARIANTS}
+    servers = {}
+    for name, extra in VARIANTS.items():
+        env = {"INSTAMSG_API_URL": ctx["up"]["fast"]}
+        env.update({k: v.replace("{redis}", url) for k, v in extra.items()})
+        servers[name] = gunicorn(procs, "app:app", env)[:2]
+        load(servers[name][1], tsv, 32, opts.warmup)
+    for _ in range(opts.repeat):
+        for name, (_, base) in servers.items():
+            runs[name].append(load(base, tsv, 32, opts.duration))
+    for process, _ in servers.values():
+        procs.stop(process)
+    procs.stop(redis)
+    out = {name: median_of(r) for name, r in runs.items()}
+    plain = out["plain"]["rps"]
+    for name in VARIANTS:
+        out[name]["ratio_to_plain"] = round(out[name]["rps"] / plain, 3) if plain else None
+    return out
+
+
 def s2(procs, ctx, opts) -> dict:
     """Concurrency: many connections held on a slow upstream; the target run and the reported one.
 
@@ -640,7 +684,7 @@ def s5(procs, ctx, opts) -> dict:
     return out
 
 
-SCENARIOS = {"S1": s1, "S2": s2, "S3": s3, "S4": s4, "S5": s5}
+SCENARIOS = {"S1": s1, "S1x": s1x, "S2": s2, "S3": s3, "S4": s4, "S5": s5}
 
 
 # -- targets and report -----------------------------------------------------------------
@@ -746,6 +790,12 @@ def table(report: dict) -> str:
                 f"S3 {res['S3']['file_mb']} MB {way:<8} {v['mb_s']:>6.0f} MB/s, RSS growth "
                 f"{v['rss_growth_mb']} MB"
             )
+    if "S1x" in res:
+        for name, v in res["S1x"].items():
+            lines.append(
+                f"S1x {name:<17}{v['rps']:>6.0f} req/s p50 {v['p50_ms']:.2f} ms "
+                f"p99 {v['p99_ms']:.2f} ms  x{v['ratio_to_plain']} of plain"
+            )
     if "S4" in res:
         lines.append(f"S4 cold start {res['S4']['seconds']:.3f} s to the first /healthz")
     if "S5" in res:
@@ -779,6 +829,7 @@ def estimate_seconds(opts) -> float:
     report_window = opts.duration - opts.s2_report_delay
     per = {
         "S1": 2 * start + 2 * d(opts.warmup) + opts.repeat * 2 * d(opts.duration),
+        "S1x": 5 * start + 4 * d(opts.warmup) + opts.repeat * 4 * d(opts.duration),
         "S2": slow(opts.s2_delay, opts.s2_window, opts.s2_repeat)
         + slow(
             opts.s2_report_delay,
@@ -820,7 +871,7 @@ def gunicorn_settings() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="S1,S2,S3,S4,S5", help="comma-separated scenarios")
+    parser.add_argument("--only", default="S1,S1x,S2,S3,S4,S5", help="comma-separated scenarios")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (medians)")
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds per measurement (not S2's target)"
