@@ -108,37 +108,74 @@ def json_response(payload, status=200) -> Response:
     return Response(jsonx.dumps(payload), status=status, mimetype=JSON)
 
 
+class Call:
+    """What one request carries from arrival to its log line. Kept as ``g.call`` and read
+    once per function: each ``g.x`` is a context look-up, and they added up (bench/README)."""
+
+    __slots__ = (
+        "started",
+        "request_id",
+        "rapid",
+        "block",
+        "code",
+        "upstream_status",
+        "claim",
+        "context_key",
+        "secrets",
+        "warnings",
+        "ignored",
+        "counted",
+    )
+
+    def __init__(self, request_id: str, rapid: bool):
+        self.started = time.perf_counter()
+        self.request_id = request_id
+        self.rapid = rapid
+        self.block = self.code = self.upstream_status = self.claim = None
+        self.context_key = "to"
+        self.secrets: list[str] = []
+        self.warnings: list[str] = []
+        self.ignored: list[str] = []
+        self.counted = False
+
+
+def current_call() -> Call:
+    """This request's Call (made here when the request failed before start_call ran)."""
+    call = g.get("call")
+    if call is None:
+        call = g.call = Call(os.urandom(16).hex(), request.path.startswith(RAPID_PREFIX))
+    return call
+
+
 # -- every request: its id, the API key, and what is written after ------------------------
 
 
 @bp.before_app_request
 def start_call():
-    g.started = time.perf_counter()
+    headers, path = request.headers, request.path
+    given = headers.get("X-Request-Id", "")
+    call = Call(
+        given if REQUEST_ID.fullmatch(given) else os.urandom(16).hex(),
+        path.startswith(RAPID_PREFIX),
+    )
+    g.call = call
     metrics.IN_FLIGHT.inc()
-    g.counted = True
-    given = request.headers.get("X-Request-Id", "")
-    g.request_id = given if REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
-    g.rapid = request.path.startswith(RAPID_PREFIX)
-    g.block = g.code = g.upstream_status = g.claim = None
-    g.context_key = "to"
-    g.secrets = []
-    g.warnings = []
-    g.ignored = []
-    authenticate()
+    call.counted = True
+    authenticate(call, headers, path)
 
 
-def authenticate() -> None:
+def authenticate(call: Call, headers, path: str) -> None:
     """With CONNECTOR_API_KEYS set, every route but the probes needs one of them."""
     settings = connector().settings
     keys = settings.api_keys
-    if not keys or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
+    if not keys or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
         return
-    given = request.headers.get("X-API-Key", "").encode()
+    given = headers.get("X-API-Key", "").encode()
     if given and any(hmac.compare_digest(given, key.encode()) for key in keys):
         return
     proxy = settings.rapidapi_proxy_secret
-    if proxy and g.rapid:
-        secret = request.headers.get("X-RapidAPI-Proxy-Secret", "").encode()
+    if proxy and call.rapid:
+        secret = headers.get("X-RapidAPI-Proxy-Secret", "").encode()
         if secret and hmac.compare_digest(secret, proxy.encode()):
             return
     raise Unauthorized(
@@ -149,33 +186,34 @@ def authenticate() -> None:
 
 @bp.after_app_request
 def finish_call(response: Response) -> Response:
-    if g.get("claim") is not None:
-        keep_answer(response)
-    response.headers["X-Request-Id"] = g.request_id
-    duration = time.perf_counter() - g.started
-    if g.block is not None or request.endpoint == "connector.run_block":
-        block = g.block or "(unknown)"
-        metrics.CALLS.labels(block, g.code or "UNKNOWN").inc()
-        metrics.CALL_SECONDS.labels(block).observe(duration)
+    call = current_call()
+    if call.claim is not None:
+        keep_answer(call, response)
+    response.headers["X-Request-Id"] = call.request_id
+    duration = time.perf_counter() - call.started
+    if call.block is not None or request.endpoint == "connector.run_block":
+        metrics.count_call(call.block or "(unknown)", call.code or "UNKNOWN", duration)
     logs.access(
-        g.request_id,
+        call.request_id,
         request.method,
         request.path[:200],
         response.status_code,
         duration * 1000,
-        g.block,
-        g.code,
-        g.upstream_status,
-        g.ignored,
+        call.block,
+        call.code,
+        call.upstream_status,
+        call.ignored,
     )
     return response
 
 
 @bp.teardown_app_request
 def end_call(exc=None):
-    if g.pop("counted", False):
+    call = current_call()
+    if call.counted:
+        call.counted = False
         metrics.IN_FLIGHT.dec()
-    claim = g.pop("claim", None)
+    claim, call.claim = call.claim, None
     if claim is not None:
         # The answer never reached finish_call (the worker is stopping, or a bug): free the
         # key for a retry rather than leave it held until its lease runs out.
@@ -256,15 +294,18 @@ def read_form() -> dict:
 MAX_WARNINGS = 20
 
 
-def ignored_warnings(blk, args) -> list[str]:
+def ignored_warnings(call: Call, blk, args) -> list[str]:
     """A sentence for each argument the block does not take (accepted, and ignored),
     with the closest argument name where one is near."""
-    known = [key for key, _ in blk.args]
+    known = blk.arg_names
     strangers = [key for key in args if key not in known]
-    g.ignored = [str(key)[:80] for key in strangers[:MAX_WARNINGS]]
-    lowered = {key.lower(): key for key in known}
+    if not strangers:
+        return []
+    call.ignored = [str(key)[:80] for key in strangers[:MAX_WARNINGS]]
+    lowered = blk.arg_names_folded
+    known = [key for key, _ in blk.args]  # in declaration order, for the closest match
     warnings = []
-    for key in g.ignored:
+    for key in call.ignored:
         same = lowered.get(key.lower())
         close = [same] if same else difflib.get_close_matches(key, known, n=1, cutoff=0.75)
         where = f'"{key}" is not an argument of {blk.name}'
@@ -320,38 +361,39 @@ def wants_stream(args: dict) -> bool:
 @bp.post(RAPID_PREFIX + "<name>")
 def run_block(name):
     """Run one block: validate, call InstaMsg, answer the envelope."""
+    call = current_call()
     blk = REGISTRY.get(name)
-    g.block = blk.name
+    call.block = blk.name
     args = read_args()
-    g.secrets = secret_values(blk, args)
-    g.context_key = take_context_key(args)
+    call.secrets = secret_values(blk, args)
+    call.context_key = take_context_key(args)
     streamed = blk.streamable and wants_stream(args)
-    g.warnings = ignored_warnings(blk, args)
+    call.warnings = ignored_warnings(call, blk, args)
     raw_args = args
     loaded = blk.load(args)
     key = request.headers.get("Idempotency-Key")
     if key is not None:
-        replay = claim_key(blk, raw_args, key)
+        replay = claim_key(call, blk, raw_args, key)
         if replay is not None:
             return replay
     state = connector()
-    ctx = Context(upstream=state.upstream, settings=state.settings, request_id=g.request_id)
+    ctx = Context(upstream=state.upstream, settings=state.settings, request_id=call.request_id)
     if blk.prepare is not None:
         loaded = blk.prepare(loaded, ctx)
-    reply = state.tokens.send(blk, loaded, g.request_id, g.secrets)
-    g.upstream_status = reply.status_code
-    g.code = "SUCCESS"
+    reply = state.tokens.send(blk, loaded, call.request_id, call.secrets)
+    call.upstream_status = reply.status_code
+    call.code = "SUCCESS"
     if streamed:
         return stream(reply, loaded["filename"])
     result = blk.result(reply, loaded, ctx)
-    return json_response(envelope("success", result))
+    return json_response(envelope(call, "success", result))
 
 
-def envelope(callback: str, result) -> dict:
+def envelope(call: Call, callback: str, result) -> dict:
     """The envelope; ``warnings`` names arguments that were ignored."""
-    body = {"callback": callback, "contextWrites": {g.get("context_key", "to"): result}}
-    if g.get("warnings"):
-        body["warnings"] = g.warnings
+    body = {"callback": callback, "contextWrites": {call.context_key: result}}
+    if call.warnings:
+        body["warnings"] = call.warnings
     return body
 
 
@@ -433,7 +475,7 @@ def stream(reply, filename) -> Response:
 # -- Idempotency-Key ----------------------------------------------------------------------
 
 
-def claim_key(blk, args, key):
+def claim_key(call: Call, blk, args, key):
     """Claim ``key`` for this call, or answer from what the key already holds."""
     if not 1 <= len(key) <= MAX_KEY:
         raise InvalidRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY} characters.")
@@ -441,7 +483,7 @@ def claim_key(blk, args, key):
         scope = fingerprint("token", str(args["accessToken"]))
     else:
         scope = fingerprint("app", str(args.get("clientKey")), str(args.get("clientSecret")))
-    digest = request_digest(blk.name, args, g.context_key, g.rapid)
+    digest = request_digest(blk.name, args, call.context_key, call.rapid)
     try:
         claim = connector().idempotency.claim(scope, key, blk.name, digest)
     except ConnectorError:
@@ -460,21 +502,21 @@ def claim_key(blk, args, key):
             "same call again to get its answer."
         )
     if claim.kind == "replay":
-        g.code = "REPLAYED"
+        call.code = "REPLAYED"
         response = Response(claim.body, status=claim.status, headers=claim.headers)
         response.headers["Idempotent-Replayed"] = "true"
         return response
-    g.claim = (scope, key)
+    call.claim = (scope, key)
     return None
 
 
-def keep_answer(response: Response) -> None:
+def keep_answer(call: Call, response: Response) -> None:
     """Keep a finished call's answer under its key, or free the key for a retry when the
     call was refused before it ran (or its answer is a stream, too large to keep)."""
-    scope, key = g.claim
-    g.claim = None
+    scope, key = call.claim
+    call.claim = None
     store = connector().idempotency
-    if g.code in NOT_KEPT or response.is_streamed:
+    if call.code in NOT_KEPT or response.is_streamed:
         store.release(scope, key)
         return
     headers = [[k, v] for k, v in response.headers.items()]
@@ -486,20 +528,21 @@ def keep_answer(response: Response) -> None:
 
 def error_response(error: ConnectorError) -> Response:
     """The error envelope: on /blocks with the error's status, on /api/InstaMsg with 200."""
-    g.code = error.code
+    call = current_call()
+    call.code = error.code
     body = error.to_dict()
-    secrets = g.get("secrets")
+    secrets = call.secrets
     if secrets:
         # Only the free text: the codes, field names and ids are the envelope's own words
         # (a secret that reads like one of them must not rewrite it).
         for part in ("status_msg", "errors", "upstream"):
             if part in body:
                 body[part] = scrub(body[part], secrets)
-    body["request_id"] = g.get("request_id")
+    body["request_id"] = call.request_id
     response = json_response(
-        envelope("error", body),
+        envelope(call, "error", body),
         # The RapidAPI twin answers every block call with 200; a wrong method is no call.
-        200 if g.get("rapid") and error.http_status != 405 else error.http_status,
+        200 if call.rapid and error.http_status != 405 else error.http_status,
     )
     if error.retry_after_s is not None:
         response.headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
@@ -545,7 +588,7 @@ def unexpected_error(exc: Exception) -> Response:
     logs.LOGGER.error(
         "unexpected error",
         exc_info=exc,
-        extra={"fields": {"request_id": g.get("request_id"), "block": g.get("block")}},
+        extra={"fields": {"request_id": current_call().request_id, "block": current_call().block}},
     )
     return error_response(
         InternalError(

@@ -70,6 +70,23 @@ IN_FLIGHT = Gauge(
 )
 
 
+_calls: dict = {}
+_call_seconds: dict = {}
+
+
+def count_call(block: str, code: str, seconds: float) -> None:
+    """One answered block call. The labelled children are kept: looking them up costs a lock
+    and a tuple on every call otherwise."""
+    counter = _calls.get((block, code))
+    if counter is None:
+        counter = _calls[(block, code)] = CALLS.labels(block, code)
+    histogram = _call_seconds.get(block)
+    if histogram is None:
+        histogram = _call_seconds[block] = CALL_SECONDS.labels(block)
+    counter.inc()
+    histogram.observe(seconds)
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from flask import Flask, g, request
+from flask import Flask, request
 from flask_limiter import Limiter, RateLimitExceeded
 
 from connector import dispatch
@@ -51,10 +51,11 @@ def install(app: Flask, settings) -> Limiter | None:
 
     def refused(error: RateLimitExceeded):
         name = (request.view_args or {}).get("name", "")
+        call = dispatch.current_call()
         try:
-            g.block = REGISTRY.get(name).name
+            call.block = REGISTRY.get(name).name
         except Exception:  # noqa: BLE001  (an unknown name: counted without a block)
-            g.block = None
+            call.block = None
         window = limiter.current_limit
         wait = max(1.0, window.reset_at - time.time()) if window is not None else 1.0
         return dispatch.error_response(

@@ -85,6 +85,9 @@ class Block:
             else:
                 place = "query" if self.method in ("GET", "DELETE") else "body"
             self.routes[place].append(name)
+        #: the argument names, and the same by lower case (for warnings' case hints)
+        self.arg_names = frozenset(key for key, _ in self.args)
+        self.arg_names_folded = {key.lower(): key for key in self.arg_names}
         missing = placeholders - set(self.routes["path"])
         if missing:
             raise ValueError(f"block {self.name}: path names {missing} are not arguments")
