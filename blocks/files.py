@@ -6,7 +6,7 @@ import mimetypes
 from connector.errors import PayloadTooLarge
 from connector.fetch import fetch_file
 from connector.registry import block
-from connector.upstream import json_result
+from connector.upstream import TRANSPORT_ERRORS, exception_error, json_result
 from schemas import clients
 from schemas import files as s
 from schemas import results as r
@@ -59,14 +59,17 @@ def file_as_json(response, args, ctx):
     limit = ctx.settings.max_download_bytes
     chunks, size = [], 0
     with response:
-        for chunk in response.iter_content(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"The file is larger than {limit} bytes, the most downloadFile returns as "
-                    "base64. Call POST /blocks/downloadFile?stream=1 to get the raw bytes."
-                )
-            chunks.append(chunk)
+        try:
+            for chunk in response.iter_content(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(
+                        f"The file is larger than {limit} bytes, the most downloadFile returns "
+                        "as base64. Call POST /blocks/downloadFile?stream=1 to get the raw bytes."
+                    )
+                chunks.append(chunk)
+        except TRANSPORT_ERRORS as exc:  # the body broke off or stalled: InstaMsg's fault
+            raise exception_error(exc) from None
     data = b"".join(chunks)
     return {
         "filename": args["filename"],

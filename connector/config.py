@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ def _number(env, name, default, cast=float, minimum=0):
         return default
     try:
         value = cast(raw)
+        if not math.isfinite(value):
+            raise ValueError(raw)
     except ValueError:
         kind = "a whole number" if cast is int else "a number"
         raise ConfigError(f"{name} must be {kind}, not {raw[:40]!r}") from None
@@ -99,7 +102,8 @@ class Settings:
     upload_url_allowlist: frozenset = field(default_factory=frozenset)
     #: where the sandbox and the idempotency store keep their SQLite files.
     data_dir: str = "data"
-    #: inbound keys: when set, every route but /healthz needs X-API-Key with one of them.
+    #: inbound keys: when set, every route but the probes and the playground page needs
+    #: X-API-Key with one of them.
     api_keys: tuple = ()
     #: RapidAPI's proxy secret, accepted on /api/InstaMsg routes (X-RapidAPI-Proxy-Secret).
     rapidapi_proxy_secret: str = ""

@@ -125,6 +125,7 @@ class Call:
         "warnings",
         "ignored",
         "counted",
+        "nothing_sent",
     )
 
     def __init__(self, request_id: str, rapid: bool):
@@ -137,6 +138,7 @@ class Call:
         self.warnings: list[str] = []
         self.ignored: list[str] = []
         self.counted = False
+        self.nothing_sent = False
 
 
 def current_call() -> Call:
@@ -174,7 +176,7 @@ def authenticate(call: Call, headers, path: str) -> None:
     if given and any(hmac.compare_digest(given, key.encode()) for key in keys):
         return
     proxy = settings.rapidapi_proxy_secret
-    if proxy and call.rapid:
+    if proxy and (call.rapid or path == RAPID_PREFIX.rstrip("/")):
         secret = headers.get("X-RapidAPI-Proxy-Secret", "").encode()
         if secret and hmac.compare_digest(secret, proxy.encode()):
             return
@@ -516,7 +518,10 @@ def keep_answer(call: Call, response: Response) -> None:
     scope, key = call.claim
     call.claim = None
     store = connector().idempotency
-    if call.code in NOT_KEPT or response.is_streamed:
+    # A bug after InstaMsg answered keeps its answer (the call took effect: a retry must not
+    # repeat it); a call InstaMsg never got frees the key for a retry.
+    ran = call.code == "INTERNAL_PACKAGE_ERROR" and call.upstream_status is not None
+    if (call.code in NOT_KEPT and not ran) or call.nothing_sent or response.is_streamed:
         store.release(scope, key)
         return
     headers = [[k, v] for k, v in response.headers.items()]
@@ -530,6 +535,7 @@ def error_response(error: ConnectorError) -> Response:
     """The error envelope: on /blocks with the error's status, on /api/InstaMsg with 200."""
     call = current_call()
     call.code = error.code
+    call.nothing_sent = error.nothing_sent
     body = error.to_dict()
     secrets = call.secrets
     if secrets:

@@ -13,6 +13,9 @@ class ConnectorError(Exception):
     code = "INTERNAL_PACKAGE_ERROR"
     http_status = 500
     retryable = False
+    #: InstaMsg certainly never got the call (no connection was made): an Idempotency-Key
+    #: is freed for a retry rather than keep this answer.
+    nothing_sent = False
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -31,11 +32,30 @@ def refused(message: str) -> InvalidFields:
     return InvalidFields(message, fields=["file"], errors={"file": [message]})
 
 
+#: NAT64's well-known prefix: the last 32 bits are an IPv4 address (RFC 6052).
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64, or the old
+    IPv4-compatible form): a way to reach 127.0.0.1 that reads as a global IPv6 address."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in NAT64 or (int(ip) >> 32 == 0 and int(ip) > 0xFFFF):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def public_address(address: str) -> bool:
-    """True only for a globally routable unicast address."""
+    """True only for a globally routable unicast address, looking through IPv6 forms that
+    embed an IPv4 address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None and not (inner.is_global and not inner.is_multicast):
+            return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -157,7 +177,7 @@ def fetch_file(url: str, settings) -> tuple[bytes, str]:
                     if response.is_redirect:
                         url = urljoin(url, response.headers.get("Location", ""))
                         continue
-                    return read_capped(response, limit)
+                    return read_capped(response, limit, time.monotonic() + settings.deadline)
             except requests.RequestException:
                 raise refused(
                     "The file URL could not be fetched (no connection, or it broke off)."
@@ -165,8 +185,9 @@ def fetch_file(url: str, settings) -> tuple[bytes, str]:
     raise refused(f"The file URL redirected more than {MAX_REDIRECTS} times.")
 
 
-def read_capped(response, limit: int) -> tuple[bytes, str]:
-    """The answer's bytes and type, refusing a non-200 or more than ``limit`` bytes."""
+def read_capped(response, limit: int, deadline: float) -> tuple[bytes, str]:
+    """The answer's bytes and type, refusing a non-200, more than ``limit`` bytes, or a body
+    still arriving at ``deadline`` (a server dripping a byte per read timeout)."""
     if response.status_code != 200:
         raise refused(f"The file URL answered HTTP {response.status_code}, not 200.")
     declared = response.headers.get("Content-Length", "")
@@ -177,6 +198,8 @@ def read_capped(response, limit: int) -> tuple[bytes, str]:
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
+        if time.monotonic() > deadline:
+            raise refused("The file URL was too slow: it had not sent the whole file in time.")
         chunks.append(chunk)
     kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
     return b"".join(chunks), kind or "application/octet-stream"

@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from connector import logs
 from connector.sqlite import SQLiteFile
 
 SCHEMA = """
@@ -105,6 +107,16 @@ def open_idempotency_store(settings) -> IdempotencyStore:
     )
 
 
+def lost(step: str, exc: BaseException) -> None:
+    """The call ran and its answer goes out; only keeping it failed: say so, and let the
+    claim's lease free the key."""
+    logs.event(
+        f"idempotency store: {step} failed; the key frees itself when its lease runs out",
+        logging.WARNING,
+        error=type(exc).__name__,
+    )
+
+
 class SQLiteIdempotencyStore(IdempotencyStore):
     """The store of one machine: a SQLite file shared by its gunicorn workers."""
 
@@ -146,16 +158,22 @@ class SQLiteIdempotencyStore(IdempotencyStore):
             return Claim("replay", row["status"], json.loads(row["headers"]), bytes(row["body"]))
 
     def complete(self, scope, key, status, headers, body) -> None:
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE idempotency SET state = 'done', status = ?, headers = ?, body = ? "
-                "WHERE scope = ? AND key = ?",
-                (status, json.dumps(headers), body, scope, key),
-            )
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "UPDATE idempotency SET state = 'done', status = ?, headers = ?, body = ? "
+                    "WHERE scope = ? AND key = ?",
+                    (status, json.dumps(headers), body, scope, key),
+                )
+        except sqlite3.Error as exc:
+            lost("complete", exc)
 
     def release(self, scope, key) -> None:
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
+        try:
+            with self.db.transaction() as conn:
+                conn.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
+        except sqlite3.Error as exc:
+            lost("release", exc)
 
     def check(self) -> str | None:
         """None when the file takes a write, else what failed. The probe row is written and

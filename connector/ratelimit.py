@@ -24,9 +24,11 @@ BLOCK_ENDPOINT = "connector.run_block"
 
 
 def caller_key() -> str:
-    """Whom a call is counted against: its API key (hashed), else its address."""
+    """Whom a call is counted against: its API key (hashed), else its address. A key counts
+    only where CONNECTOR_API_KEYS is set, so it was checked before this runs: an unchecked
+    header would let a caller draw a new allowance with every made-up key."""
     given = request.headers.get("X-API-Key")
-    if given:
+    if given and dispatch.connector().settings.api_keys:
         return "key:" + hashlib.sha256(given.encode("utf-8", "replace")).hexdigest()[:32]
     return "addr:" + (request.remote_addr or "unknown")
 

@@ -25,6 +25,9 @@ from connector import logs, metrics
 from connector.errors import ApiError
 from connector.upstream import json_result
 
+#: how many locks the per-process token cache spreads credential pairs over
+LOCK_STRIPES = 64
+
 
 def fingerprint(*parts: str) -> str:
     """A stable, one-way name for credentials (cache keys, idempotency scopes)."""
@@ -53,15 +56,15 @@ class TokenManager:
         self.clock = clock
         self.shared = shared
         self._held: dict[str, Held] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        # A fixed set of locks, picked by the credentials' fingerprint: a lock per pair ever
+        # tried (wrong ones too) would grow without end.
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self.fetches = 0
         #: Redis failed on the last try: logged once, and again when it answers
         self._shared_down = False
 
     def _lock(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
+        return self._locks[int(key[:8], 16) % LOCK_STRIPES]
 
     def _fresh(self, key: str, stale: str | None) -> str | None:
         held = self._held.get(key)

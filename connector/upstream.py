@@ -132,7 +132,11 @@ def exception_error(exc: BaseException) -> ConnectorError:
             exc = cause
     for kind, error, message, options in EXCEPTION_TABLE:
         if isinstance(exc, kind):
-            return error(message, **options)
+            made = error(message, **options)
+            # A connection never made (refused, connect timeout, TLS, proxy) sent nothing;
+            # one that broke after sending (a ProtocolError, unwrapped above) may have.
+            made.nothing_sent = isinstance(exc, requests.ConnectionError)
+            return made
     return UpstreamUnavailable(EXCEPTION_TABLE[-1][2])
 
 
@@ -304,7 +308,10 @@ def upstream_session(settings) -> requests.Session:
 
 
 def multipart(field_name: str, filename: str, content_type: str, source) -> MultipartEncoder:
-    """uploadFile's body: one file part, streamed from ``source`` with a random boundary."""
+    """uploadFile's body: one file part, streamed from ``source`` with a random boundary.
+    A file is read from its start: a call sent again (a renewed token) sends it whole."""
+    if hasattr(source, "seek"):
+        source.seek(0)
     return MultipartEncoder(fields={field_name: (filename, source, content_type)})
 
 

@@ -35,6 +35,12 @@ NOT_PUBLIC = [
     "::ffff:127.0.0.1",
     "::ffff:169.254.169.254",
     "240.0.0.1",
+    # IPv6 forms that carry a loopback or link-local IPv4 address: NAT64, 6to4, IPv4-compatible
+    "64:ff9b::7f00:1",
+    "64:ff9b::a9fe:a9fe",
+    "2002:7f00:1::",
+    "2002:a9fe:a9fe::1",
+    "::7f00:1",
 ]
 
 
