@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from marshmallow import EXCLUDE, Schema, ValidationError, pre_load, validates_schema
 
-from schemas.fields import AccessToken, Credentials, Datepicker, Id, Select, String
+from schemas.fields import AccessToken, Credentials, Datepicker, Id, Select
 
 
 def _given(value) -> bool:
@@ -135,15 +135,17 @@ class ClientScoped(TenantScoped):
     )
 
 
-def sorting():
-    """The optional sorting arguments of the list calls: ``sort_by, sort_order``."""
+def sorting(*by: str):
+    """The optional sorting arguments of the list calls: ``sort_by, sort_order``.
+
+    InstaMsg's docs name no sort fields; the options are the fields of the list's items
+    that it can be sorted by (the sandbox sorts by exactly these), so that a misspelt one
+    is refused before it leaves rather than by InstaMsg."""
     return (
-        # Free text on purpose: neither the InstaMsg docs nor the RapidAPI package name the
-        # fields a list can be sorted by, so a Select would refuse what InstaMsg may accept.
-        String(
-            "The field to sort the list by, e.g. created_at (InstaMsg's docs do not list them).",
+        Select(
+            "The field of the listed items to sort by.",
+            options=list(by),
             data_key="sortBy",
-            example="created_at",
         ),
         Select("The sort direction.", options=["asc", "desc"], data_key="sortOrder"),
     )

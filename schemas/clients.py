@@ -108,13 +108,9 @@ class UpdateClient(ClientScoped.from_dict(client_fields(required=False))):
 class GetClients(TenantScoped):
     type = Select("Only clients of this type.", options=CLIENT_TYPE)
     secure = Boolean("true: only clients with certificate authentication; false: only without.")
-    # Free text on purpose: InstaMsg's docs name no client states (the sandbox answers
-    # online and offline), so a Select would refuse states InstaMsg may have.
-    state = String(
-        "Only clients in this state, e.g. online or offline (InstaMsg's docs do not list them).",
-        example="online",
-    )
-    sort_by, sort_order = sorting()
+    # The states a client's result shows (its state field): online or offline.
+    state = Select("Only clients in this state.", options=["online", "offline"])
+    sort_by, sort_order = sorting("id", "name", "type", "created_at", "updated_at")
 
 
 class OneClient(ClientScoped):
@@ -135,12 +131,12 @@ class GetClientNetworkLogs(ClientScoped):
     iccid = String(
         "Only this SIM, by its ICCID (devices with several SIMs).", example="8991101200003204510"
     )
-    sort_by, sort_order = sorting()
+    sort_by, sort_order = sorting("ts", "network")
 
 
 class GetClientSessions(ClientScoped):
     start, end = time_window()
-    sort_by, sort_order = sorting()
+    sort_by, sort_order = sorting("start", "end", "messages")
 
 
 class GetClientMetrics(ClientScoped):

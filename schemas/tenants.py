@@ -35,7 +35,9 @@ class GetTenants(Bearer):
     active = Boolean(
         "true lists only active tenants, false only inactive ones; leave it empty for both."
     )
-    sort_by, sort_order = sorting()
+    sort_by, sort_order = sorting(
+        "id", "name", "created_at", "updated_at", "max_clients", "max_messages"
+    )
 
 
 class OneTenant(Bearer):

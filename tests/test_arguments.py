@@ -152,3 +152,28 @@ def test_the_stream_switch_is_read_from_a_json_body(switch, client, mocked):
     assert answer.status_code == 200
     assert answer.data == b"\x00raw"
     assert answer.headers["Content-Disposition"].startswith("attachment;")
+
+
+@pytest.mark.parametrize(
+    "block, args, field, says",
+    [
+        (
+            "getTenants",
+            {"sortBy": "password"},
+            "sortBy",
+            "Must be one of: id, name, created_at, updated_at, max_clients, max_messages.",
+        ),
+        (
+            "getClients",
+            {"tenantId": "t-1", "state": "asleep"},
+            "state",
+            "Must be one of: online, offline.",
+        ),
+    ],
+)
+def test_a_fixed_set_value_outside_it_never_leaves(block, args, field, says, client, mocked):
+    answer = client.post(f"/blocks/{block}", json={"accessToken": TOKEN, **args})
+    assert answer.status_code == 422
+    error = answer.json["contextWrites"]["to"]
+    assert error["status_code"] == "INVALID_FIELDS" and error["errors"] == {field: [says]}
+    assert len(mocked.calls) == 0

@@ -237,9 +237,22 @@ def test_fixed_sets_are_selects_with_their_options(block, arg, options):
     assert args_of(block)[arg]["options"] == options
 
 
-@pytest.mark.parametrize("block, arg", [("getClients", "state"), ("getTenants", "sortBy")])
-def test_sets_the_docs_do_not_name_stay_free_text(block, arg):
-    assert args_of(block)[arg]["type"] == "String"
+SORTS = {
+    "getTenants": ["id", "name", "created_at", "updated_at", "max_clients", "max_messages"],
+    "getClients": ["id", "name", "type", "created_at", "updated_at"],
+    "getClientNetworkLogs": ["ts", "network"],
+    "getClientSessions": ["start", "end", "messages"],
+}
+
+
+@pytest.mark.parametrize("block", SORTS)
+def test_sort_fields_are_selects_of_the_listed_items_fields(block):
+    assert args_of(block)["sortBy"]["type"] == "Select"
+    assert args_of(block)["sortBy"]["options"] == SORTS[block]
+
+
+def test_a_client_state_is_a_select():
+    assert args_of("getClients")["state"]["options"] == ["online", "offline"]
 
 
 @pytest.mark.parametrize(

@@ -289,7 +289,9 @@ def test_sorting(flow):
         flow.tenant(name=name)
     names = [t["name"] for t in flow("getTenants", sortBy="name", sortOrder="desc")]
     assert names == ["c", "b", "a"]
-    assert flow("getTenants", 400, sortBy="password")["upstream"]["status"] == 400
+    # A field the list cannot be sorted by is refused before it leaves the connector.
+    refused = flow("getTenants", 422, sortBy="password")
+    assert refused["status_code"] == "INVALID_FIELDS" and refused["fields"] == ["sortBy"]
 
 
 # -- fault injection ------------------------------------------------------------------
