@@ -24,8 +24,10 @@ def basic_app() -> str:
         except (binascii.Error, UnicodeDecodeError):
             key, secret = "", None
         known = settings().apps.get(key)
-        if known is not None and secret is not None and secrets.compare_digest(known, secret):
-            return key
+        # As bytes: compare_digest refuses str with non-ASCII characters (found by fuzzing).
+        if known is not None and secret is not None:
+            if secrets.compare_digest(known.encode(), secret.encode()):
+                return key
     raise SandboxError(
         401,
         "invalid_client",

@@ -418,3 +418,16 @@ def test_reset_empties_the_sandbox(flow, sandbox_app):
     flow.tenant()
     sandbox_app.test_client().post("/_sandbox/reset")
     flow("getTenants", 401)
+
+
+@pytest.mark.parametrize("secret", ["\x80", "s\u00e9cret", "\u65e5\u672c"])
+def test_a_non_ascii_secret_is_a_wrong_secret_not_a_crash(secret, tmp_path):
+    from app import create_app
+
+    client = create_app({"sandbox": True, "data_dir": str(tmp_path)}).test_client()
+    answer = client.post(
+        "/blocks/getClients",
+        json={"tenantId": "0", "clientKey": "demo-key", "clientSecret": secret},
+    )
+    assert answer.status_code == 401
+    assert answer.json["contextWrites"]["to"]["upstream"]["status"] == 401
