@@ -25,9 +25,12 @@ def basic_app() -> str:
             key, secret = "", None
         known = settings().apps.get(key)
         # As bytes: compare_digest refuses str with non-ASCII characters (found by fuzzing).
-        if known is not None and secret is not None:
-            if secrets.compare_digest(known.encode(), secret.encode()):
-                return key
+        if (
+            known is not None
+            and secret is not None
+            and secrets.compare_digest(known.encode(), secret.encode())
+        ):
+            return key
     raise SandboxError(
         401,
         "invalid_client",
