@@ -13,22 +13,12 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from tests.conftest import TOKEN
+from tests.conftest import PUBLISH, TOKEN
 from tests.fake_upstream import FakeUpstream
 from tests.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
 from tests.server import gunicorn
 
 CLIENT = "/api/v1/tenants/t-1/clients/c-1"
-PUBLISH = {
-    "accessToken": TOKEN,
-    "tenantId": "t-1",
-    "clientId": "c-1",
-    "id": "1",
-    "type": "pub",
-    "topic": "telemetry",
-    "payload": "21.5C",
-    "qos": 1,
-}
 APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 
 

@@ -16,18 +16,22 @@ def value(name, **labels):
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_a_known_sequence_of_calls_is_counted_exactly(client, settings):
-    before = {
-        "ok": value("instamsg_connector_calls_total", block="getSingleTenant", code="SUCCESS"),
-        "404": value("instamsg_connector_calls_total", block="getSingleTenant", code="API_ERROR"),
-        "bad": value(
-            "instamsg_connector_calls_total", block="getSingleTenant", code="REQUIRED_FIELDS"
-        ),
+def counts() -> dict:
+    """The figures the known sequence below moves, read now."""
+    calls = "instamsg_connector_calls_total"
+    return {
+        "ok": value(calls, block="getSingleTenant", code="SUCCESS"),
+        "404": value(calls, block="getSingleTenant", code="API_ERROR"),
+        "bad": value(calls, block="getSingleTenant", code="REQUIRED_FIELDS"),
         "s200": value("instamsg_connector_upstream_responses_total", status="200"),
         "s503": value("instamsg_connector_upstream_responses_total", status="503"),
         "retries": value("instamsg_connector_retries_total", block="getSingleTenant"),
         "seconds": value("instamsg_connector_call_seconds_count", block="getSingleTenant"),
     }
+
+
+def test_a_known_sequence_of_calls_is_counted_exactly(client, settings):
+    before = counts()
     policy = client.application.extensions["instamsg"].upstream.policy
     policy.sleep = lambda seconds: None
     with responses.RequestsMock() as mock:
@@ -41,17 +45,7 @@ def test_a_known_sequence_of_calls_is_counted_exactly(client, settings):
         client.post("/blocks/getSingleTenant", json=ARGS)
     client.post("/blocks/getSingleTenant", json={"accessToken": TOKEN})
 
-    after = {
-        "ok": value("instamsg_connector_calls_total", block="getSingleTenant", code="SUCCESS"),
-        "404": value("instamsg_connector_calls_total", block="getSingleTenant", code="API_ERROR"),
-        "bad": value(
-            "instamsg_connector_calls_total", block="getSingleTenant", code="REQUIRED_FIELDS"
-        ),
-        "s200": value("instamsg_connector_upstream_responses_total", status="200"),
-        "s503": value("instamsg_connector_upstream_responses_total", status="503"),
-        "retries": value("instamsg_connector_retries_total", block="getSingleTenant"),
-        "seconds": value("instamsg_connector_call_seconds_count", block="getSingleTenant"),
-    }
+    after = counts()
     delta = {k: after[k] - before[k] for k in before}
     assert delta == {"ok": 2, "404": 1, "bad": 1, "s200": 2, "s503": 1, "retries": 1, "seconds": 4}
 

@@ -6,20 +6,10 @@ import pytest
 import responses
 
 from app import create_app
-from tests.conftest import TOKEN, UPSTREAM
+from tests.conftest import PUBLISH, UPSTREAM
 from tests.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
 
 MESSAGES = UPSTREAM + "/api/v1/tenants/t-1/clients/c-1/messages"
-PUBLISH = {
-    "accessToken": TOKEN,
-    "tenantId": "t-1",
-    "clientId": "c-1",
-    "id": "1",
-    "type": "pub",
-    "topic": "telemetry",
-    "payload": "21.5C",
-    "qos": 1,
-}
 
 
 @pytest.fixture
