@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import blocks  # noqa: F401  (registers every block)
 
@@ -65,6 +66,9 @@ def create_app(config: Settings | dict | None = None) -> Flask:
     logs.setup()
     app = Flask(__name__)
     app.request_class = dispatch.ConnectorRequest
+    if settings.proxy_hops:
+        # werkzeug's ProxyFix: trust exactly that many X-Forwarded-For hops, no more.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         # Form fields may be as large as the body (fileContent in a form).

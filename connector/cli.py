@@ -56,6 +56,7 @@ blocks = AppGroup("blocks", help="List, describe and call the connector's blocks
 
 
 def pretty(value) -> str:
+    """``value`` as indented JSON, for a person to read."""
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
@@ -155,6 +156,7 @@ def rules(entry: dict) -> list[str]:
 
 
 def shown(value) -> str:
+    """A manifest value on one line: a list of plain values comma-separated."""
     if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
         return ", ".join(str(v) for v in value)
     if isinstance(value, str):
@@ -163,6 +165,7 @@ def shown(value) -> str:
 
 
 def wrap(text: str, indent: str) -> list[str]:
+    """``text`` wrapped to the terminal width used here, indented."""
     return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent) or []
 
 
@@ -238,6 +241,7 @@ def call_command(name, pairs, json_args, to, api_key):
 
 
 def listed(value) -> list:
+    """``value`` as a list (a key given once or several times)."""
     return value if isinstance(value, list) else [value]
 
 

@@ -120,6 +120,9 @@ class Settings:
     redis_url: str = ""
     #: the namespace of every key the connector writes to Redis.
     redis_prefix: str = "instamsg-connector:"
+    #: proxies in front that set X-Forwarded-For (a load balancer: 1). The client address
+    #: (rate limits without API keys, logs) is then the one the nearest proxy saw.
+    proxy_hops: int = 0
     #: how fast one caller may run blocks, in Flask-Limiter's syntax (``50/second;2000/minute``);
     #: counted per X-API-Key, or per client address where no keys are set. Empty: no limit.
     rate_limit: str = ""
@@ -162,6 +165,7 @@ class Settings:
             redis_url=_redis_url(env),
             redis_prefix=env.get("REDIS_PREFIX", "").strip() or cls.redis_prefix,
             rate_limit=_rate_limit(env),
+            proxy_hops=_number(env, "PROXY_HOPS", cls.proxy_hops, int),
             sandbox_apps=_apps(env.get("SANDBOX_APPS", "")),
             sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
         )

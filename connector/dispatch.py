@@ -101,10 +101,12 @@ class Connector:
 
 
 def connector() -> Connector:
+    """The process's shared state, from the app serving this request."""
     return current_app.extensions["instamsg"]
 
 
 def json_response(payload, status=200) -> Response:
+    """``payload`` as a JSON response (orjson)."""
     return Response(jsonx.dumps(payload), status=status, mimetype=JSON)
 
 
@@ -401,6 +403,7 @@ def envelope(call: Call, callback: str, result) -> dict:
 
 @bp.get("/blocks/<name>")
 def describe_block(name):
+    """One block's manifest entry; with a query, a 405 saying blocks run with POST."""
     blk = REGISTRY.get(name)
     if request.args:
         refusal = InvalidRequest(
@@ -415,17 +418,20 @@ def describe_block(name):
 
 @bp.get("/blocks")
 def list_blocks():
+    """Every block's manifest entry."""
     return json_response(manifest.manifest()["blocks"])
 
 
 @bp.get("/manifest.json")
 @bp.get("/api/InstaMsg")
 def whole_manifest():
+    """The manifest flow builders draw their forms from."""
     return json_response(manifest.manifest())
 
 
 @bp.get("/openapi.json")
 def openapi():
+    """The OpenAPI document, generated from the same schemas."""
     return json_response(manifest.openapi())
 
 

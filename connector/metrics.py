@@ -88,6 +88,7 @@ def count_call(block: str, code: str, seconds: float) -> None:
 
 
 def multiprocess_dir() -> str | None:
+    """Where gunicorn's workers keep their values, when run under gunicorn.conf.py."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 

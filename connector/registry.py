@@ -37,6 +37,7 @@ class Context:
 
 
 def default_result(response, args, ctx):
+    """Most blocks answer InstaMsg's JSON body as it is."""
     return json_result(response)
 
 
@@ -143,6 +144,7 @@ class Block:
 
 
 def query_value(value):
+    """A query parameter as InstaMsg reads it: booleans as 1 and 0."""
     if isinstance(value, bool):
         return "1" if value else "0"
     return value

@@ -109,3 +109,33 @@ def test_a_rate_limit_is_read_from_the_environment():
     assert Settings.from_env({"RATE_LIMIT": "50/second;2000/minute"}).rate_limit == (
         "50/second;2000/minute"
     )
+
+
+def test_behind_a_proxy_each_caller_is_counted_by_its_forwarded_address(settings):
+    client = create_app(replace(settings, rate_limit="3/minute", proxy_hops=1)).test_client()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(TENANT, json={"id": "t-1"})
+        first = [
+            client.post(
+                "/blocks/getSingleTenant", json=ARGS, headers={"X-Forwarded-For": "198.51.100.7"}
+            ).status_code
+            for _ in range(4)
+        ]
+        other = client.post(
+            "/blocks/getSingleTenant", json=ARGS, headers={"X-Forwarded-For": "198.51.100.8"}
+        )
+    assert first == [200, 200, 200, 429]
+    assert other.status_code == 200
+
+
+def test_without_proxy_hops_a_forwarded_address_is_not_trusted(settings):
+    client = create_app(replace(settings, rate_limit="2/minute")).test_client()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(TENANT, json={"id": "t-1"})
+        statuses = [
+            client.post(
+                "/blocks/getSingleTenant", json=ARGS, headers={"X-Forwarded-For": f"203.0.113.{n}"}
+            ).status_code
+            for n in range(3)
+        ]
+    assert statuses == [200, 200, 429]

@@ -156,6 +156,17 @@ def is_open(sock):
     return not select.select([sock], [], [], 0)[0]
 
 
+def states_once_closed(socks, closed: int, within: float = 10.0) -> list[bool]:
+    """Which of ``socks`` are open, read once ``closed`` of them have been closed by the
+    server (or ``within`` seconds passed): the server's pace, not a guessed sleep, decides."""
+    deadline = time.monotonic() + within
+    while True:
+        states = [is_open(s) for s in socks]
+        if states.count(False) >= closed or time.monotonic() > deadline:
+            return states
+        time.sleep(0.02)
+
+
 def test_near_the_connection_limit_idle_connections_go_first_then_the_slowest_heads(tmp_path):
     # 10 connections a worker: past 9 open, each newcomer closes one that waits on its client.
     env = sandbox(tmp_path, GUNICORN_WORKER_CONNECTIONS="10", CLIENT_HEADER_TIMEOUT="30")
@@ -178,14 +189,13 @@ def test_near_the_connection_limit_idle_connections_go_first_then_the_slowest_he
         time.sleep(0.3)  # all nine accepted: at the mark, nothing closed yet
         states = [[is_open(s) for s in idle + heads]]
         newcomers = []
-        for _ in range(7):  # each newcomer stays, half-sent, and closes one older connection
+        for n in range(1, 8):  # each newcomer stays, half-sent, and closes one older connection
             newcomers.append(connect(HALF_A_HEAD))
-            time.sleep(0.2)
-            states.append([is_open(s) for s in idle + heads])
+            states.append(states_once_closed(idle + heads, n))
         # (Connection: close, or requests keeps it open while `health` lives, and the server
         # would wait for it when it stops.)
         health = requests.get(base + "/healthz", headers={"Connection": "close"}, timeout=5)
-        time.sleep(0.2)
+        states_once_closed(heads[2:] + newcomers, 1)
         idle_ends = [s.recv(4096) for s in idle]
         head_ends = [s.recv(4096).split(b"\r\n", 1)[0] for s in heads[:2]]
         still_waiting = [is_open(s) for s in heads[2:] + newcomers]
