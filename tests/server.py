@@ -25,15 +25,20 @@ def free_port() -> int:
 @contextmanager
 def gunicorn(env=None, workers=2, timeout=20.0):
     """Yield the base URL of a running `gunicorn -c gunicorn.conf.py app:app`."""
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": str(workers),
-        **(env or {}),
-    }
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"]
+    with serve(command, {"WEB_CONCURRENCY": str(workers), **(env or {})}, timeout) as running:
+        yield running
+
+
+@contextmanager
+def serve(command, env, timeout=20.0, drop=()):
+    """Run ``command`` (a server of this repo that reads HOST and PORT) on a free loopback
+    port; yield its base URL and the process, whose ``output()`` is what it printed.
+    ``drop`` names environment variables it must not inherit."""
+    port = free_port()
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
+    for name in drop:
+        full_env.pop(name, None)
     # Output goes to a file: a pipe nobody reads would fill up and stall the server.
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import requests
 
-from tests.server import ROOT, free_port, stop, wait_until_up
+from tests.server import ROOT, serve
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```sh\n(.*?)```", README, re.S)
@@ -40,36 +40,9 @@ def test_every_sh_block_is_run_or_named_as_not_run():
 @pytest.fixture(scope="module")
 def make_run(tmp_path_factory):
     """`make run` itself, on a free port, with its data in a temporary directory."""
-    port = free_port()
-    data = tmp_path_factory.mktemp("data")
-    log = open(data / "make-run.log", "w+b")  # noqa: SIM115  (read after the server stops)
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "INSTAMSG_DATA_DIR": str(data),
-        "WEB_CONCURRENCY": "1",
-    }
-    env.pop("INSTAMSG_SANDBOX", None)
-    process = subprocess.Popen(
-        ["make", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def output() -> str:
-        log.seek(0)
-        return log.read().decode("utf-8", "replace")
-
-    process.output = output
-    try:
-        yield wait_until_up(f"http://127.0.0.1:{port}", process, 60), output
-    finally:
-        stop(process)
-        log.close()
+    env = {"INSTAMSG_DATA_DIR": str(tmp_path_factory.mktemp("data")), "WEB_CONCURRENCY": "1"}
+    with serve(["make", "run"], env, timeout=60, drop=["INSTAMSG_SANDBOX"]) as (base, process):
+        yield base, process.output
 
 
 def bash(script: str, cwd, base: str, data=None) -> subprocess.CompletedProcess:
