@@ -424,7 +424,7 @@ def test_extra_manifest_keys_are_tolerated_and_used_where_they_help(sandbox_app)
             "Give one of: accessToken, or clientKey and clientSecret."
         )
         assert "Default: 10." in page.locator(".field-number").first.inner_text()
-        assert field(page, "description").get_attribute("placeholder") == "Sensors of hall 3"
+        assert field(page, "description").get_attribute("placeholder") == "e.g. Sensors of hall 3"
         drawn = {d["label"]: (d["tag"], d["type"]) for d in page.evaluate(DRAWN)}
         assert drawn["where"] == drawn["items"] == ("textarea", None)
         assert drawn["kind"] == ("input", "text")

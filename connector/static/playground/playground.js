@@ -257,7 +257,9 @@
   }
 
   function makeInput(arg, kind) {
-    const example = arg.example !== undefined && arg.example !== null ? shown(arg.example) : "";
+    // "e.g." so that an example is not taken for a value already filled in.
+    const example =
+      arg.example !== undefined && arg.example !== null ? "e.g. " + shown(arg.example) : "";
     switch (kind) {
       case "credentials":
         return el("input", { type: "password", autocomplete: "off", spellcheck: false });
