@@ -198,8 +198,8 @@ def validation_error(messages: dict, given: Mapping, block: Block):
     told = set(missing) | (set(group) if none_of_group else set())
     invalid = {k: v for k, v in messages.items() if k not in told}
     if invalid:
-        text = "; ".join(_flatten(invalid))
-        sentences.append("Invalid arguments: " + text + ("" if text.endswith(".") else "."))
+        parts = [part if part.endswith(".") else part + "." for part in _flatten(invalid)]
+        sentences.append("Invalid arguments: " + " ".join(parts))
     error = RequiredFields if missing or none_of_group else InvalidFields
     names = [key for key in messages if key != "_schema"]
     return error(" ".join(sentences), fields=names, errors=messages)

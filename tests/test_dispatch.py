@@ -650,3 +650,11 @@ def test_a_multipart_part_without_a_readable_name_is_ignored(client, upstream):
         headers={"Idempotency-Key": "nameless-1"},
     )
     assert answer.status_code == 200 and context(answer) == {"id": "t-1"}
+
+
+def test_several_invalid_arguments_read_as_sentences(client, no_upstream):
+    args = {"accessToken": TOKEN, "name": "n", "maxClients": "x", "maxMessages": "-1"}
+    error = context(client.post("/blocks/createTenant", json=args))
+    assert error["status_msg"] == (
+        "Invalid arguments: maxClients: Must be a number. maxMessages: Must be 0 or more."
+    )
