@@ -200,9 +200,10 @@ def test_a_whole_flow_by_clicks_and_typing(tmp_path, sandbox_app):
         assert '"name": "<b>x</b>"' in page.locator("#result").inner_text()
         assert page.locator("#result-section b").count() == 0
 
-        # createClient with pubTopics, run from the keyboard (Ctrl+Enter in a field).
+        # createClient with pubTopics, run from the keyboard (Ctrl+Enter in a field); the
+        # tenant createTenant made is carried over, like the token.
         choose(page, "createClient")
-        field(page, "tenantId").fill(tenant["id"])
+        assert field(page, "tenantId").input_value() == tenant["id"]
         field(page, "type").select_option("device")
         field(page, "name").fill("thermostat")
         field(page, "pubTopics").fill("devices/out, devices/alerts")
@@ -215,8 +216,8 @@ def test_a_whole_flow_by_clicks_and_typing(tmp_path, sandbox_app):
 
         # publishMessage: a markup payload, then the same call as curl.
         choose(page, "publishMessage")
-        field(page, "tenantId").fill(tenant["id"])
-        field(page, "clientId").fill(client["id"])
+        assert field(page, "tenantId").input_value() == tenant["id"]
+        assert field(page, "clientId").input_value() == client["id"]
         field(page, "id").fill("1")
         field(page, "type").select_option("pub")
         field(page, "topic").fill("devices/out")
@@ -230,8 +231,7 @@ def test_a_whole_flow_by_clicks_and_typing(tmp_path, sandbox_app):
 
         # getMessages lists the message; its payload is text in the Result region.
         choose(page, "getMessages")
-        field(page, "tenantId").fill(tenant["id"])
-        field(page, "clientId").fill(client["id"])
+        assert field(page, "clientId").input_value() == client["id"]
         status, envelope = run(page)
         assert status.startswith("HTTP 200")
         messages = envelope["contextWrites"]["to"]
@@ -357,6 +357,11 @@ def test_a_block_runs_from_the_keyboard_and_an_error_shows_its_status(sandbox_ap
         assert status.startswith("HTTP 422") and "error" in status
         assert envelope["contextWrites"]["to"]["status_code"] == "REQUIRED_FIELDS"
         assert page.get_by_role("region", name="Result").get_attribute("data-callback") == "error"
+        # The arguments the error names are marked on the form; the others are not.
+        named = envelope["contextWrites"]["to"]["fields"]
+        assert "name" in named and "description" not in named
+        assert field(page, "name").get_attribute("aria-invalid") == "true"
+        assert field(page, "description").get_attribute("aria-invalid") == "false"
 
 
 def test_with_api_keys_the_page_asks_for_the_key_and_keeps_it_in_session_storage(

@@ -41,6 +41,7 @@
     blocks: new Map(), // name -> manifest entry
     fields: [], // [{arg, input, touched}] of the block on show
     accessToken: "", // from the last getAccessToken answer, in memory only
+    ids: {}, // tenantId and clientId from the last calls that named or made them
   };
 
   // -- small helpers ----------------------------------------------------------------------
@@ -185,6 +186,7 @@
     });
     ui.args.hidden = args.length === 0;
     offerToken();
+    offerIds();
     history.replaceState(null, "", "#" + encodeURIComponent(entry.name));
   }
 
@@ -329,6 +331,54 @@
     ui.tokenNote.hidden = !offered;
   }
 
+  // The tenant and client a flow works on, carried to the next blocks like the token: the
+  // ids the last successful call named, or the one it answered. Which argument an answered id
+  // fills comes from the manifest: a block tagged "tenants" answers a tenant, so its id is
+  // the tenantId of the next blocks.
+  const CARRIED = ["tenantId", "clientId"];
+
+  function takeIds(name, sent, envelope) {
+    if (!envelope || envelope.callback !== "success") {
+      return;
+    }
+    for (const key of CARRIED) {
+      if (typeof sent[key] === "string" && sent[key]) {
+        state.ids[key] = sent[key];
+      }
+    }
+    const entry = state.blocks.get(name) || {};
+    const answered = typeof entry.tag === "string" ? entry.tag.replace(/s$/, "") + "Id" : "";
+    const result = Object.values(envelope.contextWrites || {})[0];
+    const id = result && !Array.isArray(result) ? result.id : undefined;
+    if (CARRIED.includes(answered) && (typeof id === "string" || typeof id === "number")) {
+      if (answered === "tenantId" && state.ids.tenantId !== String(id)) {
+        delete state.ids.clientId; // another tenant: its clients are others
+      }
+      state.ids[answered] = String(id);
+    }
+  }
+
+  function offerIds() {
+    for (const field of state.fields) {
+      const known = state.ids[field.arg.name];
+      if (known && !field.input.value) {
+        field.input.value = known;
+      }
+    }
+  }
+
+  // The arguments an error envelope names are marked on the form.
+  function markFields(envelope) {
+    const error = envelope && envelope.callback === "error"
+      ? Object.values(envelope.contextWrites || {})[0] : null;
+    const named = new Set(error && Array.isArray(error.fields) ? error.fields : []);
+    for (const field of state.fields) {
+      if (field.kind !== "JSON" && field.kind !== "Map" && field.kind !== "Array") {
+        field.input.setAttribute("aria-invalid", named.has(field.arg.name) ? "true" : "false");
+      }
+    }
+  }
+
   function takeToken(envelope) {
     if (!envelope || envelope.callback !== "success" || typeof envelope.contextWrites !== "object") {
       return;
@@ -453,7 +503,10 @@
       });
       const text = await reply.text();
       const took = Math.round(performance.now() - started);
-      show(reply, text, took);
+      const envelope = show(reply, text, took);
+      takeIds(name, call.args, envelope);
+      markFields(envelope);
+      offerIds();
     } catch (e) {
       ui.status.textContent = "The call did not complete: " + e.message;
       ui.result.textContent = "";
@@ -483,6 +536,7 @@
     if (state.accessToken) {
       offerToken();
     }
+    return envelope;
   }
 
   // -- copy as curl -----------------------------------------------------------------------
