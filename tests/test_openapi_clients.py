@@ -8,14 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from app import create_app
 from connector import manifest
+from tests.browser import serve
 
 GENERATOR = shutil.which("openapi-python-client") or str(
     Path(sys.executable).parent / "openapi-python-client"
@@ -58,13 +57,8 @@ def generated(tmp_path_factory):
 def base_url(tmp_path_factory):
     """The sandbox-mode connector on a loopback port, served by werkzeug in a thread."""
     app = create_app({"sandbox": True, "data_dir": str(tmp_path_factory.mktemp("sandbox"))})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
+    with serve(app) as base:
+        yield base
 
 
 def test_a_generated_client_runs_blocks_and_reads_typed_results(generated, base_url):
