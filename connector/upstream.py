@@ -13,6 +13,7 @@ import http.cookiejar
 import json
 import random
 import re
+import select
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -21,8 +22,11 @@ from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers, get_environ_proxies
 from requests_toolbelt import MultipartEncoder
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError
 
 from connector import __version__, jsonx, logs, metrics
@@ -290,6 +294,100 @@ class RejectAll(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
+def _system_poll():
+    """select.poll as the system has it. Under gevent's patching, ``select.poll`` is a
+    cooperative stand-in that sets up an event watcher for every call: for a poll that never
+    waits (below), that is all cost and no use."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a requirement
+        return select.poll
+    return monkey.get_original("select", "poll")
+
+
+_POLL = _system_poll()
+
+
+class _CheckedConnection:
+    """urllib3 asks each pooled connection, before reusing it, whether its socket is readable
+    (an answer to nothing means the server closed it). The same question, asked with the
+    system's poll and a zero wait."""
+
+    @property
+    def is_connected(self) -> bool:
+        if self.sock is None:
+            return False
+        poller = _POLL()
+        poller.register(self.sock, select.POLLIN)
+        return not poller.poll(0)
+
+
+class _HTTPConnection(_CheckedConnection, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_CheckedConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class UpstreamAdapter(HTTPAdapter):
+    """requests' HTTPAdapter for the one InstaMsg origin, less two per-call costs we measured.
+
+    - **The pool.** For every request, HTTPAdapter parses the URL twice more (the proxy choice,
+      then the pool's key) and builds a pool key, to find the same pool each time: every call of
+      a process goes to INSTAMSG_API_URL. The pool found is kept per origin, TLS settings and
+      proxies until the adapter is closed (a pool urllib3's manager lets go of stays usable).
+    - **Cookies.** The session keeps no cookies (RejectAll), so filling each response's own cookie
+      jar from its Set-Cookie headers is work nobody reads: the headers themselves stay whole.
+    - **The reuse check** of a pooled connection polls without gevent's machinery
+      (``_CheckedConnection``), through urllib3's own ``ConnectionCls`` setting.
+
+    These are HTTPAdapter's documented hooks for subclasses (bench/README.md has the figures).
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._pools: dict = {}
+        super().__init__(*args, **kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        # "https://host:port" from "https://host:port/path?query": the part a pool depends on.
+        origin = request.url.split("/", 3)[:3]
+        key = (*origin, verify, cert, tuple(proxies.items()) if proxies else ())
+        pool = self._pools.get(key)
+        if pool is None or pool.pool is None:  # .pool is None once the pool is closed
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            self._pools[key] = pool
+        return pool
+
+    def build_response(self, req, resp):
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url
+        response.request = req
+        response.connection = self
+        return response
+
+    def close(self):
+        self._pools.clear()
+        super().close()
+
+
 def upstream_session(settings) -> requests.Session:
     """The process's one session to InstaMsg (live mode).
 
@@ -300,7 +398,7 @@ def upstream_session(settings) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     session.cookies.set_policy(RejectAll())
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.upstream_pool_size)
+    adapter = UpstreamAdapter(pool_connections=1, pool_maxsize=settings.upstream_pool_size)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.proxies = get_environ_proxies(settings.api_url)
@@ -380,13 +478,17 @@ class Upstream:
         prepared = self.prepare(call, request_id)
         started = time.perf_counter()
         try:
-            reply = self.session.send(
+            session = self.session
+            reply = session.get_adapter(prepared.url).send(
                 prepared,
-                timeout=self.timeout,
                 stream=call.stream,
-                allow_redirects=False,
+                timeout=self.timeout,
+                verify=session.verify,
+                cert=session.cert,
                 proxies=self.proxies,
             )
+            if not call.stream:
+                reply.content  # noqa: B018  (read whole now, as Session.send does)
         except TRANSPORT_ERRORS as exc:
             metrics.UPSTREAM_RESPONSES.labels("none").inc()
             raise exception_error(exc) from None

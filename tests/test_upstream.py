@@ -13,7 +13,7 @@ from flask import Flask, Response
 from app import create_app
 from connector.config import Settings
 from connector.sandbox_adapter import SANDBOX_URL, SandboxAdapter
-from connector.upstream import Call, Upstream, upstream_session
+from connector.upstream import Call, Upstream, _HTTPConnection, upstream_session
 from tests.conftest import TOKEN
 
 
@@ -123,6 +123,38 @@ def test_a_connection_the_server_hung_up_is_not_reused(server, method):
         assert reply.status_code == 200
         time.sleep(0.1)  # the server has hung up by now
     assert up.connections == 3 and len(up.requests) == 3
+
+
+def test_the_reuse_check_tells_an_idle_connection_from_a_closed_or_talkative_one():
+    # urllib3 asks before reusing a pooled connection; the connector answers with the
+    # system's poll (connector/upstream.py): readable means closed, or data nobody asked for.
+    conn = _HTTPConnection("127.0.0.1", 9)
+    assert not conn.is_connected  # no socket yet
+    for then, expected in ((None, True), ("send", False), ("close", False)):
+        ours, theirs = socket.socketpair()
+        conn.sock = ours
+        if then == "send":
+            theirs.sendall(b"HTTP/1.1 200 OK\r\n")
+        elif then == "close":
+            theirs.close()
+        assert conn.is_connected is expected, then
+        ours.close()
+        theirs.close()
+
+
+def test_the_pool_is_found_once_per_origin_and_again_after_the_adapter_closes(server):
+    up = server()
+    upstream = upstream_for(up.url)
+    adapter = upstream.session.get_adapter(up.url)
+    upstream.send(get())
+    upstream.send(get("/b?x=1"))
+    (pool,) = adapter._pools.values()
+    assert up.connections == 1
+    adapter.close()  # as Session.close does
+    assert adapter._pools == {}
+    assert upstream.send(get()).status_code == 200
+    (renewed,) = adapter._pools.values()
+    assert renewed is not pool and up.connections == 2 and len(up.requests) == 3
 
 
 def test_a_stream_read_to_the_end_returns_its_connection(server):
@@ -302,5 +334,5 @@ def test_live_and_sandbox_differ_only_by_the_adapter_mounted(tmp_path):
     live_session = live.extensions["instamsg"].upstream.session
     sandbox_session = sandboxed.extensions["instamsg"].upstream.session
     assert type(live_session) is type(sandbox_session) is requests.Session
-    assert type(live_session.get_adapter("https://api.instamsg.io/x")).__name__ == "HTTPAdapter"
+    assert type(live_session.get_adapter("https://api.instamsg.io/x")).__name__ == "UpstreamAdapter"
     assert isinstance(sandbox_session.get_adapter(SANDBOX_URL + "/x"), SandboxAdapter)
