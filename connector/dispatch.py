@@ -236,6 +236,8 @@ def read_args() -> dict:
 
 def query_args() -> dict:
     """Arguments in a POST's query string; ``stream`` there is a switch, not an argument."""
+    if not request.environ.get("QUERY_STRING"):
+        return {}
     return {k: v[0] if len(v) == 1 else v for k, v in request.args.lists() if k != "stream"}
 
 

@@ -87,6 +87,26 @@ def count_call(block: str, code: str, seconds: float) -> None:
     histogram.observe(seconds)
 
 
+_upstream_seconds: dict = {}
+_upstream_responses: dict = {}
+
+
+def upstream_seconds(block: str):
+    """The upstream latency histogram of ``block`` (kept, like count_call's children)."""
+    child = _upstream_seconds.get(block)
+    if child is None:
+        child = _upstream_seconds[block] = UPSTREAM_SECONDS.labels(block)
+    return child
+
+
+def upstream_response(status: str):
+    """The counter of upstream answers with ``status`` ("none": no answer)."""
+    child = _upstream_responses.get(status)
+    if child is None:
+        child = _upstream_responses[status] = UPSTREAM_RESPONSES.labels(status)
+    return child
+
+
 def multiprocess_dir() -> str | None:
     """Where gunicorn's workers keep their values, when run under gunicorn.conf.py."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None

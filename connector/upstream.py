@@ -349,6 +349,7 @@ class UpstreamAdapter(HTTPAdapter):
       jar from its Set-Cookie headers is work nobody reads: the headers themselves stay whole.
     - **The reuse check** of a pooled connection polls without gevent's machinery
       (``_CheckedConnection``), through urllib3's own ``ConnectionCls`` setting.
+    - **The request line** of a call sent without a proxy is its path, taken as is.
 
     These are HTTPAdapter's documented hooks for subclasses (bench/README.md has the figures).
     """
@@ -370,6 +371,10 @@ class UpstreamAdapter(HTTPAdapter):
             pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
             self._pools[key] = pool
         return pool
+
+    def request_url(self, request, proxies):
+        # Without a proxy, the path: requests would parse the whole URL twice to find that out.
+        return request.path_url if not proxies else super().request_url(request, proxies)
 
     def build_response(self, req, resp):
         response = requests.Response()
@@ -422,8 +427,6 @@ class Upstream:
         self.timeout = (connect_timeout, read_timeout)
         self.proxies = dict(session.proxies)
         self.policy = policy or RetryPolicy()
-        #: an empty jar that keeps nothing: no call carries or collects cookies
-        self.no_cookies = requests.cookies.RequestsCookieJar(policy=RejectAll())
 
     def send(self, call: Call, request_id: str | None = None) -> requests.Response:
         """One block call: the first attempt and, for a repeatable call, the retries."""
@@ -464,13 +467,13 @@ class Upstream:
             headers["Content-Type"] = data.content_type
         # PreparedRequest's own steps, less prepare_url: the URL is already built from the
         # checked base URL, percent-encoded path segments and an encoded query, and
-        # re-parsing it cost a sixth of a call (bench/README.md).
+        # re-parsing it cost a sixth of a call (bench/README.md). Less prepare_cookies too:
+        # no call carries a cookie, and the adapter's send (below) reads no cookie jar.
         prepared = requests.PreparedRequest()
         prepared.prepare_method(call.method)
         prepared.url = url
         prepared.prepare_headers(headers)
         prepared.prepare_body(data, None)
-        prepared.prepare_cookies(self.no_cookies)
         prepared.prepare_hooks(None)
         return prepared
 
@@ -490,13 +493,11 @@ class Upstream:
             if not call.stream:
                 reply.content  # noqa: B018  (read whole now, as Session.send does)
         except TRANSPORT_ERRORS as exc:
-            metrics.UPSTREAM_RESPONSES.labels("none").inc()
+            metrics.upstream_response("none").inc()
             raise exception_error(exc) from None
         finally:
-            metrics.UPSTREAM_SECONDS.labels(call.block or "(none)").observe(
-                time.perf_counter() - started
-            )
-        metrics.UPSTREAM_RESPONSES.labels(str(reply.status_code)).inc()
+            metrics.upstream_seconds(call.block or "(none)").observe(time.perf_counter() - started)
+        metrics.upstream_response(str(reply.status_code)).inc()
         if not 200 <= reply.status_code < 300:
             try:
                 raise response_error(reply)
