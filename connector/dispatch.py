@@ -231,7 +231,9 @@ def read_args() -> dict:
     """The arguments: the body's (any accepted kind) over the query string's."""
     args = query_args()
     args.update(body_args())
-    return {unbracket(key): value for key, value in args.items()}
+    if any(isinstance(key, str) and key.endswith("[]") for key in args):
+        return {unbracket(key): value for key, value in args.items()}
+    return args
 
 
 def query_args() -> dict:
@@ -252,10 +254,11 @@ def looks_like_json(raw: bytes) -> bool:
 
 
 def body_args() -> dict:
-    if request.mimetype == "multipart/form-data":
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
         return read_form()
     raw = request.get_data()
-    if request.mimetype == "application/x-www-form-urlencoded" and not looks_like_json(raw):
+    if mimetype == "application/x-www-form-urlencoded" and not looks_like_json(raw):
         return read_form()
     # JSON, or JSON sent with a form content type (curl -d '{...}' without -H).
     if not raw.strip():

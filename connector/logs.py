@@ -81,6 +81,18 @@ def event(msg: str, level: int = logging.INFO, **fields) -> None:
     LOGGER.log(level, msg, extra={"fields": fields})
 
 
+_seconds: dict[int, str] = {}
+
+
+def _second(whole: int) -> str:
+    """``2026-11-26T15:18:48`` for a whole unix second, formatted once per second."""
+    text = _seconds.get(whole)
+    if text is None:
+        _seconds.clear()
+        text = _seconds[whole] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return text
+
+
 def access(
     request_id, method, path, status, duration_ms, block, code, upstream_status, ignored=None
 ) -> None:
@@ -88,7 +100,7 @@ def access(
     less than PIPE_BUF bytes, so lines from threads and workers never interleave)."""
     now = time.time()
     entry = {
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+        "ts": _second(int(now)) + f".{int(now % 1 * 1000):03d}Z",
         "level": "info",
         "msg": "request",
         "request_id": request_id,
