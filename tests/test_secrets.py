@@ -1,6 +1,8 @@
 """Secret hygiene: a whole sandbox flow over HTTP, then every secret it used is looked
 for in everything the server wrote (its log) and in every error it answered."""
 
+import json
+
 import requests
 
 from tests.server import gunicorn
@@ -101,3 +103,19 @@ def test_library_log_lines_lose_any_url_query(capfd):
     assert "tok-secret-77" not in err
     assert '"msg": "Failed to parse headers (url=http://api.test/oauth2/invalidate_token' in err
     assert "?[redacted]" in err
+
+
+def test_the_access_line_is_stamped_with_the_time_in_utc_to_the_millisecond(capfd, monkeypatch):
+    from datetime import UTC, datetime
+
+    from connector import logs
+
+    moments = [1795705128.999, 1795705129.0004, 1795705129.5]  # across a second boundary
+    for moment in moments:
+        monkeypatch.setattr(logs.time, "time", lambda moment=moment: moment)
+        logs.access("r", "POST", "/blocks/x", 200, 1.0, "x", "SUCCESS", 200)
+    stamps = [json.loads(line)["ts"] for line in capfd.readouterr().err.splitlines()]
+    expected = [
+        datetime.fromtimestamp(m, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for m in moments
+    ]
+    assert stamps == expected
