@@ -1,10 +1,10 @@
 """The one InstaMsg client: builds the wire request, sends it with requests, and decides
 in one table what each outcome means for the caller.
 
-One ``requests.Session`` per process carries every call: live, through an ``HTTPAdapter``
-pool sized by INSTAMSG_POOL_SIZE; in sandbox mode, through ``SandboxAdapter``
-(connector/sandbox_adapter.py), which hands the same prepared requests to the sandbox
-app in this process. Nothing else differs between the two.
+One ``requests.Session`` per process carries every call: live, through ``UpstreamAdapter``
+(requests' ``HTTPAdapter`` for the one InstaMsg origin) with a pool sized by INSTAMSG_POOL_SIZE;
+in sandbox mode, through ``SandboxAdapter`` (connector/sandbox_adapter.py), which hands the same
+prepared requests to the sandbox app in this process. Nothing else differs between the two.
 """
 
 from __future__ import annotations

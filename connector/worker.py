@@ -25,8 +25,10 @@ The deadlines live in ``recv()`` of a thin wrapper around the client socket, the
 through which gunicorn reads a request, and are plain ``gevent.Timeout`` timers.
 
 The same wrapper writes an answer's head and the first part of its body with one ``sendall``:
-gunicorn writes them one after the other, which cost a system call and a packet more per answer
-(bench/README.md has the figures).
+gunicorn writes them one after the other, which cost a system call and a packet more per answer.
+And a request during which the event loop never turned (its client and InstaMsg had every byte
+ready) gives the other connections a turn before the next one: without it, a client that
+pipelines requests keeps the worker to itself (bench/README.md has the figures).
 """
 
 from __future__ import annotations
