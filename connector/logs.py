@@ -98,9 +98,9 @@ def access(
 ) -> None:
     """The one line per request: written straight to stderr, cheaply (a single write of
     less than PIPE_BUF bytes, so lines from threads and workers never interleave)."""
-    now = time.time()
+    whole, ms = divmod(time.time_ns() // 1_000_000, 1000)
     entry = {
-        "ts": _second(int(now)) + f".{int(now % 1 * 1000):03d}Z",
+        "ts": f"{_second(whole)}.{ms:03d}Z",
         "level": "info",
         "msg": "request",
         "request_id": request_id,

@@ -22,12 +22,12 @@ from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
-from requests.utils import get_encoding_from_headers, get_environ_proxies
+from requests.utils import get_environ_proxies
 from requests_toolbelt import MultipartEncoder
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError
+from urllib3.poolmanager import ProxyManager
 
 from connector import __version__, jsonx, logs, metrics
 from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
@@ -338,17 +338,19 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+CHECKED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class UpstreamAdapter(HTTPAdapter):
-    """requests' HTTPAdapter for the one InstaMsg origin, less two per-call costs we measured.
+    """requests' HTTPAdapter for the one InstaMsg origin, less per-call work we measured.
 
     - **The pool.** For every request, HTTPAdapter parses the URL twice more (the proxy choice,
       then the pool's key) and builds a pool key, to find the same pool each time: every call of
       a process goes to INSTAMSG_API_URL. The pool found is kept per origin, TLS settings and
       proxies until the adapter is closed (a pool urllib3's manager lets go of stays usable).
-    - **Cookies.** The session keeps no cookies (RejectAll), so filling each response's own cookie
-      jar from its Set-Cookie headers is work nobody reads: the headers themselves stay whole.
     - **The reuse check** of a pooled connection polls without gevent's machinery
-      (``_CheckedConnection``), through urllib3's own ``ConnectionCls`` setting.
+      (``_CheckedConnection``), through urllib3's own pool classes, direct or through an HTTP
+      proxy (a SOCKS proxy keeps urllib3's own).
     - **The request line** of a call sent without a proxy is its path, taken as is.
 
     These are HTTPAdapter's documented hooks for subclasses (bench/README.md has the figures).
@@ -360,7 +362,13 @@ class UpstreamAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(CHECKED_POOLS)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, ProxyManager):  # not SOCKSProxyManager: its pools are its own
+            manager.pool_classes_by_scheme = dict(CHECKED_POOLS)
+        return manager
 
     def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
         # "https://host:port" from "https://host:port/path?query": the part a pool depends on.
@@ -375,18 +383,6 @@ class UpstreamAdapter(HTTPAdapter):
     def request_url(self, request, proxies):
         # Without a proxy, the path: requests would parse the whole URL twice to find that out.
         return request.path_url if not proxies else super().request_url(request, proxies)
-
-    def build_response(self, req, resp):
-        response = requests.Response()
-        response.status_code = resp.status
-        response.headers = CaseInsensitiveDict(resp.headers)
-        response.encoding = get_encoding_from_headers(response.headers)
-        response.raw = resp
-        response.reason = resp.reason
-        response.url = req.url
-        response.request = req
-        response.connection = self
-        return response
 
     def close(self):
         self._pools.clear()

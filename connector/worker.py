@@ -169,19 +169,23 @@ class Connection:
             self._sock.sendall(held)
         return self._sock.sendall(data, *args)
 
-    def flush(self) -> None:
-        """Send a held head now (before any other way of writing, and when a request ends)."""
-        self.hold = False
+    def release(self) -> None:
+        """Send a held head now: before any other way of writing goes out."""
         held, self.held = self.held, None
         if held is not None:
             self._sock.sendall(held)
 
-    def send(self, data, *args):  # gunicorn's "100 Continue" goes out this way
-        self.flush()
+    def flush(self) -> None:
+        """The request ends: send what is held, and hold nothing more."""
+        self.hold = False
+        self.release()
+
+    def send(self, data, *args):  # gunicorn's "100 Continue" goes out this way, before the head
+        self.release()
         return self._sock.send(data, *args)
 
     def sendfile(self, file, offset=0, count=None):  # a file answer's body, after its head
-        self.flush()
+        self.release()
         return self._sock.sendfile(file, offset, count)
 
     def shutdown(self, how):  # an answer that failed half-way: what was written goes first
@@ -232,8 +236,12 @@ class DeadlineWorker(GeventWorker):
             # This request never waited (its client and InstaMsg had every byte ready), so no
             # other connection has had a turn since it began: give them one before the next
             # request on this connection. A timer, not sleep(0): it resumes after the loop
-            # has polled for the others' input.
-            gevent.sleep(TURN_S)
+            # has polled for the others' input. (gevent's libuv loop counts no iterations:
+            # there every request takes the turn, which costs a little and is as fair.)
+            try:
+                gevent.sleep(TURN_S)
+            except gevent.GreenletExit:  # the worker is stopping: this connection ends here
+                raise StopIteration from None
 
     def timeout_ctx(self):
         # The keep-alive wait is the idle phase's deadline in Connection.recv.

@@ -110,12 +110,16 @@ def test_the_access_line_is_stamped_with_the_time_in_utc_to_the_millisecond(capf
 
     from connector import logs
 
-    moments = [1795705128.999, 1795705129.0004, 1795705129.5]  # across a second boundary
-    for moment in moments:
-        monkeypatch.setattr(logs.time, "time", lambda moment=moment: moment)
+    # Across a second boundary, and whole milliseconds that float arithmetic would shave.
+    moments_ns = [1795705128_998_000_000, 1795705128_999_999_999, 1795705129_000_400_000]
+    for moment in moments_ns:
+        monkeypatch.setattr(logs.time, "time_ns", lambda moment=moment: moment)
         logs.access("r", "POST", "/blocks/x", 200, 1.0, "x", "SUCCESS", 200)
     stamps = [json.loads(line)["ts"] for line in capfd.readouterr().err.splitlines()]
     expected = [
-        datetime.fromtimestamp(m, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for m in moments
+        datetime.fromtimestamp(ns // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        + f".{ns // 10**6 % 1000:03d}Z"
+        for ns in moments_ns
     ]
     assert stamps == expected
+    assert stamps[0].endswith(":48.998Z") and stamps[2].endswith(":49.000Z")

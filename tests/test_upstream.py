@@ -9,9 +9,12 @@ import time
 import pytest
 import requests
 from flask import Flask, Response
+from gevent import monkey
 
 from app import create_app
+from connector import upstream as upstream_module
 from connector.config import Settings
+from connector.errors import ApiError
 from connector.sandbox_adapter import SANDBOX_URL, SandboxAdapter
 from connector.upstream import Call, Upstream, _HTTPConnection, upstream_session
 from tests.conftest import TOKEN
@@ -125,21 +128,54 @@ def test_a_connection_the_server_hung_up_is_not_reused(server, method):
     assert up.connections == 3 and len(up.requests) == 3
 
 
-def test_the_reuse_check_tells_an_idle_connection_from_a_closed_or_talkative_one():
+@pytest.mark.parametrize(
+    "then, expected", [(None, True), ("send", False), ("close", False)], ids=str
+)
+def test_the_reuse_check_tells_an_idle_connection_from_a_talkative_or_closed_one(then, expected):
     # urllib3 asks before reusing a pooled connection; the connector answers with the
     # system's poll (connector/upstream.py): readable means closed, or data nobody asked for.
     conn = _HTTPConnection("127.0.0.1", 9)
     assert not conn.is_connected  # no socket yet
-    for then, expected in ((None, True), ("send", False), ("close", False)):
-        ours, theirs = socket.socketpair()
-        conn.sock = ours
-        if then == "send":
-            theirs.sendall(b"HTTP/1.1 200 OK\r\n")
-        elif then == "close":
-            theirs.close()
-        assert conn.is_connected is expected, then
+    ours, theirs = socket.socketpair()
+    conn.sock = ours
+    if then == "send":
+        theirs.sendall(b"HTTP/1.1 200 OK\r\n")
+    elif then == "close":
+        theirs.close()
+    try:
+        assert conn.is_connected is expected
+    finally:
         ours.close()
         theirs.close()
+
+
+def test_the_reuse_check_polls_with_the_system_not_with_gevent():
+    assert upstream_module._POLL is monkey.get_original("select", "poll")
+
+
+@pytest.mark.parametrize("proxy", [None, "http://127.0.0.1:9"])
+def test_pools_direct_or_through_a_proxy_use_the_checked_connections(proxy, monkeypatch):
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+    session = upstream_session(Settings(api_url="https://api.instamsg.io"))
+    prepared = requests.Request("GET", "https://api.instamsg.io/api/v1/tenants").prepare()
+    adapter = session.get_adapter(prepared.url)
+    pool = adapter.get_connection_with_tls_context(prepared, True, session.proxies)
+    assert pool.ConnectionCls is upstream_module._HTTPSConnection  # nothing is connected
+    assert bool(session.proxies) is bool(proxy)
+
+
+def test_a_redirect_from_instamsg_is_an_error_that_names_it(server):
+    up = server(raw=b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
+    upstream = upstream_for(up.url)
+    for call in (get(), Call("POST", "/a", json={"x": 1}, block="test")):
+        with pytest.raises(ApiError) as raised:
+            upstream.send(call)
+        assert raised.value.upstream["status"] == 302
+        assert "unexpected redirect" in str(raised.value)
+    assert [line for line, _ in up.requests] == [b"GET /a HTTP/1.1", b"POST /a HTTP/1.1"]
 
 
 def test_the_pool_is_found_once_per_origin_and_again_after_the_adapter_closes(server):

@@ -101,6 +101,17 @@ class FakeFile:
         return self.data
 
 
+def test_after_100_continue_the_head_still_leaves_with_the_body():
+    conn = answering()
+    conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+    conn.sendall(HEAD)
+    conn.sendall(b"{}")
+    assert conn._sock.calls == [
+        ("send", b"HTTP/1.1 100 Continue\r\n\r\n"),
+        ("sendall", HEAD + b"{}"),
+    ]
+
+
 def test_nothing_is_held_outside_a_request():
     conn = Connection(RecordingSocket(), worker=None)  # e.g. gunicorn's own 400 or 408 writer
     conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
@@ -187,4 +198,6 @@ def test_a_connection_whose_requests_never_wait_does_not_starve_the_others(tmp_p
         ]
     assert other.startswith(b"HTTP/1.1 200 OK")
     assert "other-one" in order
-    assert order.index("other-one") < pipelined // 2, order.index("other-one")
+    # Without turns it is answered after all of them; with turns, as soon as it is accepted
+    # (not asserted: how soon depends on when this process got to connect).
+    assert order.index("other-one") < pipelined, order.index("other-one")
