@@ -17,12 +17,10 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from connector.errors import InvalidFields, PayloadTooLarge
-from connector.upstream import USER_AGENT, RejectAll
+from connector.upstream import USER_AGENT, RejectAll, pools_with
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
@@ -109,20 +107,7 @@ class _PinnedConnectionMixin:
             raise NewConnectionError(self, "The connection failed.") from exc
 
 
-class _PinnedHTTP(_PinnedConnectionMixin, HTTPConnection):
-    pass
-
-
-class _PinnedHTTPS(_PinnedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class _PinnedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _PinnedHTTP
-
-
-class _PinnedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _PinnedHTTPS
+PINNED_POOLS = pools_with(_PinnedConnectionMixin)
 
 
 class PinnedAdapter(HTTPAdapter):
@@ -134,10 +119,7 @@ class PinnedAdapter(HTTPAdapter):
     def __init__(self, address: str):
         self.address = address
         super().__init__(max_retries=0)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _PinnedHTTPPool,
-            "https": _PinnedHTTPSPool,
-        }
+        self.poolmanager.pool_classes_by_scheme = dict(PINNED_POOLS)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(

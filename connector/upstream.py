@@ -24,7 +24,6 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 from requests_toolbelt import MultipartEncoder
-from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError
 from urllib3.poolmanager import ProxyManager
@@ -322,23 +321,23 @@ class _CheckedConnection:
         return not poller.poll(0)
 
 
-class _HTTPConnection(_CheckedConnection, HTTPConnection):
-    pass
+def pools_with(mixin: type) -> dict:
+    """urllib3's pool classes by scheme, whose connections take ``mixin``'s methods first:
+    what a PoolManager's ``pool_classes_by_scheme`` takes (urllib3's ``ConnectionCls``)."""
+    classes = {}
+    for scheme, pool in (("http", HTTPConnectionPool), ("https", HTTPSConnectionPool)):
+        connection = type(
+            mixin.__name__ + pool.ConnectionCls.__name__, (mixin, pool.ConnectionCls), {}
+        )
+        classes[scheme] = type(
+            mixin.__name__ + pool.__name__, (pool,), {"ConnectionCls": connection}
+        )
+    return classes
 
 
-class _HTTPSConnection(_CheckedConnection, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-CHECKED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+CHECKED_POOLS = pools_with(_CheckedConnection)
+_HTTPConnection = CHECKED_POOLS["http"].ConnectionCls
+_HTTPSConnection = CHECKED_POOLS["https"].ConnectionCls
 
 
 class UpstreamAdapter(HTTPAdapter):
