@@ -5,7 +5,7 @@ Every value can be changed through the environment. The defaults are what
 worker per core, each serving up to 2,048 connections, so that hundreds of
 calls waiting on a slow InstaMsg cost greenlets, not threads.
 
-The worker is gevent's with deadlines for slow clients (connector/worker.py):
+The worker is gevent's with deadlines for slow clients (connector/server/worker.py):
 a request head must arrive within CLIENT_HEADER_TIMEOUT (15 s), a body may not
 stall for more than CLIENT_BODY_TIMEOUT (30 s) between reads, and a worker
 near its connection limit closes idle keep-alive connections first. This holds
@@ -28,7 +28,7 @@ if OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="instamsg-metrics-")
 METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
-DEADLINE_WORKER = "connector.worker.DeadlineWorker"
+DEADLINE_WORKER = "connector.server.worker.DeadlineWorker"
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or DEADLINE_WORKER
 if worker_class in ("gevent", DEADLINE_WORKER):
     # Patch before the app is imported (preload_app below), so that every socket,
@@ -38,7 +38,7 @@ if worker_class in ("gevent", DEADLINE_WORKER):
     monkey.patch_all()
 
 from connector.config import ConfigError  # noqa: E402
-from connector.worker import client_timeouts  # noqa: E402
+from connector.server.worker import client_timeouts  # noqa: E402
 
 try:
     # Read again by each worker; checked here so that a bad value stops the start at once.
@@ -66,7 +66,7 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
 
 def when_ready(server):
     """Say where the connector listens, once, in the connector's own log format."""
-    from connector import logs
+    from connector.server import logs
 
     for listener in server.LISTENERS:
         host, port = listener.sock.getsockname()[:2]
@@ -88,7 +88,7 @@ def on_starting(server):
 
 def child_exit(server, worker):
     """A worker that exited no longer counts in the gauge of calls in flight."""
-    from connector.metrics import worker_exited
+    from connector.server.metrics import worker_exited
 
     worker_exited(worker.pid)
 

@@ -1,6 +1,6 @@
 """OAuth2: getting and revoking access tokens."""
 
-from connector.registry import block
+from connector.engine.registry import block
 from schemas import auth as s
 from schemas import results as r
 

@@ -1,6 +1,6 @@
 """Clients: the devices and users of a tenant, their tokens, logs, sessions and metrics."""
 
-from connector.registry import block
+from connector.engine.registry import block
 from schemas import clients as s
 from schemas import results as r
 

@@ -1,6 +1,6 @@
 """A client's configuration: a JSON object of keys and values the client application defines."""
 
-from connector.registry import block
+from connector.engine.registry import block
 from schemas import clients
 from schemas import config as s
 from schemas import results as r

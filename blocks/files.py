@@ -3,10 +3,10 @@
 import base64
 import mimetypes
 
+from connector.engine.registry import block
 from connector.errors import PayloadTooLarge
-from connector.fetch import fetch_file
-from connector.registry import block
-from connector.upstream import TRANSPORT_ERRORS, exception_error, json_result
+from connector.upstream.client import TRANSPORT_ERRORS, exception_error, json_result
+from connector.upstream.fetch import fetch_file
 from schemas import clients
 from schemas import files as s
 from schemas import results as r
@@ -31,11 +31,6 @@ def file_source(args, ctx):
     if isinstance(source, str):
         return fetch_file(source, ctx.settings)
     return source.stream, source.mimetype or guessed
-
-
-def upload(args, ctx):
-    args["upload"] = file_source(args, ctx)
-    return args
 
 
 def camel_content_type(item):
@@ -96,7 +91,7 @@ block(
     "Uploads a file for a client, given as base64 (fileContent), as a URL to fetch (file), "
     "or as a multipart part named file.",
     body="multipart",
-    prepare=upload,
+    file_part=file_source,
     result=uploaded,
     returns=r.FileInfo,
 )

@@ -1,7 +1,7 @@
 """Messages: publishing to a topic, listing what a client exchanged, releasing a message."""
 
+from connector.engine.registry import block
 from connector.errors import ApiError
-from connector.registry import block
 from schemas import messages as s
 from schemas import results as r
 

@@ -1,6 +1,6 @@
 """Tenants: the accounts that own clients and share out message quotas."""
 
-from connector.registry import block
+from connector.engine.registry import block
 from schemas import results as r
 from schemas import tenants as s
 

@@ -1,16 +1,14 @@
 """The ``flask --app app blocks`` commands: list the blocks, describe one, call one.
 
-``call`` runs a block in this process through the connector's own route
-(``POST /blocks/<name>`` on Flask's test client), so validation, the envelope, the error
-handlers and the API key check are the server's, not a copy of them. stdout carries only
-what the command answers (the envelope, the list, the description); the connector's JSON
-log lines go to stderr.
+``call`` is a face of the engine, like the HTTP blueprint: it turns KEY=VALUE pairs into
+arguments, runs the block with ``Engine.run`` in this process, and prints the same envelope
+an HTTP caller gets (validation, tokens, errors and the scrubbing of secrets are the
+engine's, not a copy of them). stdout carries only what the command answers (the envelope,
+the list, the description); the connector's JSON log lines go to stderr.
 
 Under the ``flask`` command the connector runs in sandbox mode unless INSTAMSG_SANDBOX is
-set, like ``make run``. app.py builds its ``app`` when it is imported, reading the
-environment then, so the default is set when this module is imported (app.py imports it at
-the top, before it calls ``create_app()``), and only when Flask's command line is running:
-gunicorn and the tests import this module too and keep their own defaults.
+set, like ``make run``: ``create_app`` reads the environment through
+``with_sandbox_default``, which changes nothing in the process's environment.
 """
 
 from __future__ import annotations
@@ -18,22 +16,22 @@ from __future__ import annotations
 import io
 import json
 import mimetypes
-import os
 import re
 import sys
 import textwrap
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import quote
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import FileStorage
 
-from connector import manifest
-from connector.errors import UnknownBlock
-from connector.registry import REGISTRY
+from connector.docs import manifest
+from connector.engine import Invocation
+from connector.engine.registry import REGISTRY
+from connector.errors import ConnectorError, InternalError, Unauthorized, UnknownBlock
+from connector.server import logs
 
 #: Lines of ``describe`` are wrapped to this width, whatever the terminal's.
 WIDTH = 100
@@ -42,15 +40,16 @@ SHOWN_FIRST = ("options", "default")
 FIRST_SENTENCE = re.compile(r"(.+?[.!?])(?=\s|$)", re.S)
 
 
-def sandbox_by_default(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Under Flask's command line (which sets FLASK_RUN_FROM_CLI before it imports the app),
-    INSTAMSG_SANDBOX defaults to 1: ``make run``'s ``$${INSTAMSG_SANDBOX-1}``, so a value
-    set in the environment, even an empty one, is kept."""
-    if environ.get("FLASK_RUN_FROM_CLI") == "true":
-        environ.setdefault("INSTAMSG_SANDBOX", "1")
+def with_sandbox_default(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """``environ`` as the connector reads it under Flask's command line (which sets
+    FLASK_RUN_FROM_CLI before it imports the app): INSTAMSG_SANDBOX defaults to 1, as
+    ``make run``'s ``$${INSTAMSG_SANDBOX-1}`` does, so a value set, even an empty one, is
+    kept. Elsewhere (gunicorn, the tests) ``environ`` as it is. ``create_app`` applies it;
+    nothing here changes the process's environment."""
+    if environ.get("FLASK_RUN_FROM_CLI") == "true" and "INSTAMSG_SANDBOX" not in environ:
+        return {**environ, "INSTAMSG_SANDBOX": "1"}
+    return environ
 
-
-sandbox_by_default()
 
 blocks = AppGroup("blocks", help="List, describe and call the connector's blocks.")
 
@@ -172,16 +171,10 @@ def wrap(text: str, indent: str) -> list[str]:
 # -- call ---------------------------------------------------------------------------------
 
 
-class FilePart:
-    """A file read for a File argument, sent as a multipart file part."""
-
-    def __init__(self, data: bytes, filename: str):
-        self.data = data
-        self.filename = filename
-
-    def part(self):
-        kind = mimetypes.guess_type(self.filename)[0] or "application/octet-stream"
-        return (io.BytesIO(self.data), self.filename, kind)
+def file_part(data: bytes, filename: str) -> FileStorage:
+    """A file read for a File argument, as the HTTP face would receive its multipart part."""
+    kind = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return FileStorage(io.BytesIO(data), filename, content_type=kind)
 
 
 @blocks.command("call", short_help="Run a block and print its envelope as JSON.")
@@ -214,21 +207,27 @@ def call_command(name, pairs, json_args, to, api_key):
     args.update(read_pairs(name, pairs, stdin))
     if to is not None:
         args["to"] = to
-    headers = {"X-API-Key": api_key} if api_key else {}
-    client, path = current_app.test_client(), "/blocks/" + quote(name, safe="")
-    if any(isinstance(v, FilePart) for value in args.values() for v in listed(value)):
-        reply = client.post(
-            path,
-            data=multipart(args),
-            headers=headers,
-            content_type="multipart/form-data",
+    engine = current_app.extensions["instamsg"]
+    inv = Invocation(face="cli")
+    try:
+        if not engine.open and not engine.admits(api_key):
+            raise Unauthorized("This connector needs an API key (CONNECTOR_API_KEYS is set).")
+        outcome = engine.run(inv, name, args)
+    except ConnectorError as error:
+        envelope = engine.error_envelope(inv, error)
+    except Exception as exc:  # noqa: BLE001  (a bug: its type and place logged, never its text)
+        logs.LOGGER.error("unexpected error", exc_info=exc, extra={"fields": {"block": inv.block}})
+        envelope = engine.error_envelope(
+            inv, InternalError("The connector failed while running this block. It was logged.")
         )
     else:
-        reply = client.post(path, json={"args": args}, headers=headers)
-    envelope = reply.get_json(silent=True)
-    if not isinstance(envelope, dict):
-        click.echo(reply.get_data(as_text=True))
-        click.get_current_context().exit(1)
+        if outcome.reply is not None:  # downloadFile with stream: the bytes themselves
+            with outcome.reply as reply:
+                for chunk in reply.iter_content(64 * 1024):
+                    sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        envelope = engine.envelope(inv, "success", outcome.result)
     click.echo(pretty(envelope))
     if envelope.get("callback") == "success":
         return
@@ -301,7 +300,7 @@ def read_pairs(name: str, pairs, stdin: StdinOnce) -> dict:
             data = read_source(pair, value[1:], stdin)
             if key in files:
                 path = value[1:]
-                value = FilePart(data, "stdin" if path == "-" else Path(path).name)
+                value = file_part(data, "stdin" if path == "-" else Path(path).name)
             else:
                 value = as_text(pair, data)
         if key not in args:
@@ -330,17 +329,3 @@ def as_text(who: str, data: bytes) -> str:
             f"{who}: the file is not UTF-8 text. Only a File argument (uploadFile's file) is "
             "sent as bytes; give fileContent as base64."
         ) from None
-
-
-def multipart(args: dict) -> MultiDict:
-    """The arguments as form fields and file parts: a list of texts or files as repeated
-    parts, any other value that is not text (from --json) as its JSON text, which the
-    connector parses; null as not given."""
-    fields = MultiDict()
-    for key, value in args.items():
-        items = listed(value)
-        if not all(isinstance(item, (str, FilePart)) for item in items):
-            items = [] if value is None else [json.dumps(value)]
-        for item in items:
-            fields.add(key, item.part() if isinstance(item, FilePart) else item)
-    return fields

@@ -12,6 +12,8 @@ class ConnectorError(Exception):
 
     code = "INTERNAL_PACKAGE_ERROR"
     http_status = 500
+    #: what the code means, in a few words, for the generated documents
+    summary = "the connector failed (a bug, logged with the request id)"
     retryable = False
     #: InstaMsg certainly never got the call (no connection was made): an Idempotency-Key
     #: is freed for a retry rather than keep this answer.
@@ -56,50 +58,61 @@ class ConnectorError(Exception):
 
 class RequiredFields(ConnectorError):
     code, http_status = "REQUIRED_FIELDS", 422
+    summary = "required arguments are missing"
 
 
 class InvalidFields(ConnectorError):
     code, http_status = "INVALID_FIELDS", 422
+    summary = "an argument has a value the block does not accept"
 
 
 class InvalidRequest(ConnectorError):
     code, http_status = "INVALID_REQUEST", 400
+    summary = "the body is not JSON, form or multipart, or not an object"
 
 
 class UnknownBlock(ConnectorError):
     code, http_status = "UNKNOWN_BLOCK", 404
+    summary = "there is no block of that name"
 
 
 class PayloadTooLarge(ConnectorError):
     code, http_status = "PAYLOAD_TOO_LARGE", 413
+    summary = "the body, or a file, is over its limit"
 
 
 class ApiError(ConnectorError):
     """InstaMsg answered with an error; ``http_status`` is its 4xx, or 502 for a 5xx."""
 
     code, http_status = "API_ERROR", 502
+    summary = "InstaMsg refused or failed the call; its status and answer are under upstream"
 
 
 class UpstreamTimeout(ConnectorError):
     code, http_status = "UPSTREAM_TIMEOUT", 504
+    summary = "InstaMsg did not answer in time"
     retryable = True
 
 
 class UpstreamUnavailable(ConnectorError):
     code, http_status = "UPSTREAM_UNAVAILABLE", 502
+    summary = "InstaMsg could not be reached, or the connection broke"
     retryable = True
 
 
 class Unauthorized(ConnectorError):
     code, http_status = "UNAUTHORIZED", 401
+    summary = "no valid X-API-Key was sent"
 
 
 class IdempotencyKeyReused(ConnectorError):
     code, http_status = "IDEMPOTENCY_KEY_REUSED", 422
+    summary = "the Idempotency-Key was used for another call"
 
 
 class IdempotencyKeyInUse(ConnectorError):
     code, http_status = "IDEMPOTENCY_KEY_IN_USE", 409
+    summary = "the first call with this Idempotency-Key still runs"
     retryable = True
 
 
@@ -107,6 +120,7 @@ class IdempotencyUnavailable(ConnectorError):
     """The shared idempotency store (Redis) cannot be reached: nothing was sent."""
 
     code, http_status = "IDEMPOTENCY_UNAVAILABLE", 503
+    summary = "the idempotency store does not answer; nothing was sent"
     retryable = True
 
 
@@ -114,6 +128,7 @@ class RateLimited(ConnectorError):
     """This caller ran more blocks than RATE_LIMIT allows; nothing was sent."""
 
     code, http_status = "RATE_LIMITED", 429
+    summary = "this caller ran more blocks than RATE_LIMIT allows; nothing was sent"
     retryable = True
 
 

@@ -1,16 +1,21 @@
 """The sandbox's state: one SQLite file that every worker process shares.
 
 Each thread of each process opens its own connection (SQLite connections must
-not cross threads or a fork); WAL mode lets readers and a writer work at once.
+not cross threads or a fork); WAL mode lets readers and a writer work at once;
+IMMEDIATE transactions make check-then-write atomic across workers. The sandbox
+keeps its own handle on the file: it imports nothing of the connector, which it
+stands in for.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import threading
 import time
-
-from connector.sqlite import SQLiteFile
+from contextlib import contextmanager
+from pathlib import Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -76,11 +81,48 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Store(SQLiteFile):
-    """The sandbox's state."""
+class Store:
+    """The sandbox's state, in the SQLite file at ``path``."""
 
     def __init__(self, path: str | os.PathLike):
-        super().__init__(path, SCHEMA)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with sqlite3.connect(self.path) as setup:
+            setup.execute("PRAGMA journal_mode=WAL")
+            setup.executescript(SCHEMA)
+        setup.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (a new one after a fork: the parent's is not ours)."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            local.conn.row_factory = sqlite3.Row
+            local.conn.executescript(
+                "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;"
+            )
+            local.pid = os.getpid()
+        return local.conn
+
+    @contextmanager
+    def transaction(self):
+        """A write transaction, IMMEDIATE: the write lock is taken before the first read."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def one(self, sql, *params):
+        return self.conn.execute(sql, params).fetchone()
+
+    def all(self, sql, *params):
+        return self.conn.execute(sql, params).fetchall()
 
     def reset(self) -> None:
         with self.transaction() as conn:

@@ -22,8 +22,9 @@ from urllib.parse import quote
 
 from marshmallow import ValidationError
 
-from connector.errors import InvalidFields, RequiredFields, UnknownBlock
-from connector.upstream import Call, json_result
+from connector.engine.validation import validation_error
+from connector.errors import UnknownBlock
+from connector.upstream.client import UpstreamRequest, json_result
 from schemas.base import BlockSchema
 
 
@@ -56,8 +57,10 @@ class Block:
     body: str = "json"
     #: turns the upstream response into the block's result.
     result: Callable = default_result
-    #: prepares arguments that need work before the call (fetching a file).
-    prepare: Callable | None = None
+    #: for a multipart body (uploadFile): ``(arguments, context) -> (data, content type)``,
+    #: the file part's bytes or seekable stream, found once before the call (a file URL is
+    #: fetched here) and sent again whole if the call is sent again.
+    file_part: Callable | None = None
     #: the block's result can be streamed raw with ?stream=1.
     streamable: bool = False
     #: safe to send again after a 429, 5xx or lost connection; None: GET, PUT and DELETE are.
@@ -109,14 +112,18 @@ class Block:
 
     # -- the upstream request ------------------------------------------------
 
-    def build(self, args: dict) -> Call:
+    def build(self, args: dict, file_part: tuple | None = None) -> UpstreamRequest:
+        """The request to InstaMsg for loaded ``args`` (and, for a multipart body, the
+        ``(data, content type)`` that ``file_part`` found)."""
         fields = self.loader.fields
         path = self.path.format(**{n: quote(str(args[n]), safe="") for n in self.routes["path"]})
         params = dict(self.query)
         for name in self.routes["query"]:
             if name in args:
                 params[name] = query_value(args[name])
-        call = Call(self.method, path, repeatable=self.repeatable, params=params, block=self.name)
+        call = UpstreamRequest(
+            self.method, path, repeatable=self.repeatable, params=params, block=self.name
+        )
         if self.auth == "basic":
             pair = f"{args['client_key']}:{args['client_secret']}".encode()
             call.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
@@ -137,7 +144,7 @@ class Block:
                     target[name] = fld.to_wire(args[name])
             call.json = body
         elif self.body == "multipart":
-            data, content_type = args["upload"]
+            data, content_type = file_part
             call.file = ("uploadedfile", args["filename"], content_type, data)
         call.stream = self.streamable
         return call
@@ -148,73 +155,6 @@ def query_value(value):
     if isinstance(value, bool):
         return "1" if value else "0"
     return value
-
-
-def _flatten(messages, prefix="") -> list[str]:
-    """Marshmallow's nested messages as 'where: what' sentences."""
-    if isinstance(messages, Mapping):
-        out = []
-        for key, value in messages.items():
-            where = (
-                f"{prefix}[{key}]"
-                if isinstance(key, int)
-                else (f"{prefix}.{key}" if prefix else str(key))
-            )
-            out.extend(_flatten(value, where))
-        return out
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [f"{prefix}: {m}" if prefix else m for m in messages]
-    if isinstance(messages, list):
-        return [line for m in messages for line in _flatten(m, prefix)]
-    return [f"{prefix}: {messages}"]
-
-
-def validation_error(messages: dict, given: Mapping, block: Block):
-    """REQUIRED_FIELDS when anything required is missing, else INVALID_FIELDS.
-
-    Told apart by structure, not by marshmallow's wording: an argument with an error that
-    the caller did not give (absent, ``""`` or ``null``) is missing; one that was given is
-    invalid. When none of an update's ``at_least_one`` arguments was given, the answer
-    says to give at least one of them."""
-    messages = dict(messages)
-    present = {k for k, v in given.items() if isinstance(k, str) and v is not None and v != ""}
-    known = {key for key, _ in block.args}
-    missing = [key for key in messages if key in known and key not in present]
-    fields = block.loader.fields
-    group = [fields[name].data_key or name for name in block.loader.at_least_one]
-    none_of_group = bool(group) and all(key in missing for key in group)
-    if none_of_group:
-        missing = [key for key in missing if key not in group]
-    strangers = [key for key in given if isinstance(key, str) and key not in known]
-    sentences = []
-    if missing:
-        sentences.append(
-            "Missing required arguments: "
-            + ", ".join(missing_hint(key, strangers) for key in missing)
-            + "."
-        )
-    if none_of_group:
-        sentences.append("Give at least one of: " + ", ".join(group) + ".")
-    told = set(missing) | (set(group) if none_of_group else set())
-    invalid = {k: v for k, v in messages.items() if k not in told}
-    if invalid:
-        parts = [part if part.endswith(".") else part + "." for part in _flatten(invalid)]
-        sentences.append("Invalid arguments: " + " ".join(parts))
-    error = RequiredFields if missing or none_of_group else InvalidFields
-    names = [key for key in messages if key != "_schema"]
-    return error(" ".join(sentences), fields=names, errors=messages)
-
-
-def missing_hint(key: str, strangers: list[str]) -> str:
-    """``key``, with what the caller seems to have sent instead: the same name in another
-    case, or a name a typo or two away."""
-    for stranger in strangers:
-        if stranger.lower() == key.lower():
-            return f"{key} (you sent {stranger!r}; names are case-sensitive)"
-    close = difflib.get_close_matches(key, strangers, n=1, cutoff=0.75)
-    if close:
-        return f"{key} (you sent {close[0]!r}; did you mean {key!r}?)"
-    return key
 
 
 class Registry:

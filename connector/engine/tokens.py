@@ -5,7 +5,7 @@ by a hash of the credentials, never the secret itself) until shortly before it
 expires, lets one refresh run at a time per credential pair, and after an upstream
 401 renews once and sends the call once more.
 
-With a shared cache (``connector.redis_state.RedisTokenCache``, when REDIS_URL is set) the
+With a shared cache (``connector.state.redis_store.RedisTokenCache``, when REDIS_URL is set) the
 token is also kept in Redis and one fetch per credential pair serves every instance: the
 fetch runs under a Redis lock, and the others wait for it and read what it stored. When
 Redis does not answer, the call goes on with the per-process cache and lock alone; the
@@ -15,23 +15,18 @@ next call tries Redis again, so it is used again as soon as it answers.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
 
-from connector import logs, metrics
 from connector.errors import ApiError
-from connector.upstream import json_result
+from connector.server import logs, metrics
+from connector.state.fingerprint import fingerprint
+from connector.upstream.client import json_result
 
 #: how many locks the per-process token cache spreads credential pairs over
 LOCK_STRIPES = 64
-
-
-def fingerprint(*parts: str) -> str:
-    """A stable, one-way name for credentials (cache keys, idempotency scopes)."""
-    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -181,16 +176,17 @@ class TokenManager:
         )
         return token, lifetime
 
-    def send(self, blk, args: dict, request_id, secrets: list):
-        """Send a block's call; with managed credentials, get the token and renew once on 401."""
+    def send(self, blk, args: dict, request_id, secrets: list, file_part=None):
+        """Send a block's call; with managed credentials, get the token and renew once on 401.
+        ``file_part`` is the multipart body's file (``Block.build``)."""
         managed = blk.auth == "bearer" and "access_token" not in args
         if not managed:
-            return self.upstream.send(blk.build(args), request_id)
+            return self.upstream.send(blk.build(args, file_part), request_id)
         key, secret = args["client_key"], args["client_secret"]
         args["access_token"] = self.token(key, secret, request_id)
         secrets.append(args["access_token"])
         try:
-            return self.upstream.send(blk.build(args), request_id)
+            return self.upstream.send(blk.build(args, file_part), request_id)
         except ApiError as error:
             if not error.upstream or error.upstream.get("status") != 401:
                 raise
@@ -198,4 +194,4 @@ class TokenManager:
         # so one renewed token and one more try are safe for any method.
         args["access_token"] = self.token(key, secret, request_id, stale=args["access_token"])
         secrets.append(args["access_token"])
-        return self.upstream.send(blk.build(args), request_id)
+        return self.upstream.send(blk.build(args, file_part), request_id)

@@ -9,8 +9,8 @@ the first call still runs, IDEMPOTENCY_KEY_IN_USE. Calls refused before they ran
 
 ``IdempotencyStore`` is the interface; ``SQLiteIdempotencyStore`` is the one
 shared by all gunicorn workers of a machine, surviving restarts;
-``connector.redis_state.RedisIdempotencyStore`` is the one shared by every instance
-when REDIS_URL is set. ``open_idempotency_store`` picks between them.
+``connector.state.redis_store.RedisIdempotencyStore`` is the one shared by every instance
+when REDIS_URL is set. ``connector.state.stores.open_idempotency_store`` picks between them.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from connector import logs
-from connector.sqlite import SQLiteFile
+from connector.server import logs
+from connector.state.sqlite import SQLiteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -86,25 +86,6 @@ class IdempotencyStore:
     def check(self) -> str | None:
         """Readiness: None when the store answers, else a short text naming what failed."""
         raise NotImplementedError
-
-
-def open_idempotency_store(settings) -> IdempotencyStore:
-    """The store these settings ask for: Redis, shared by every instance, when
-    ``redis_url`` is set; else the SQLite file in ``data_dir``, shared by this machine's
-    workers. Opening it connects to nothing: Redis is first reached by the first call."""
-    lease = settings.deadline + 30  # a call ends within its deadline; past this it is abandoned
-    if settings.redis_url:
-        from connector.redis_state import RedisIdempotencyStore, shared_client  # needs redis
-
-        return RedisIdempotencyStore(
-            shared_client(settings.redis_url),
-            settings.redis_prefix,
-            ttl=settings.idempotency_ttl,
-            lease=lease,
-        )
-    return SQLiteIdempotencyStore(
-        Path(settings.data_dir) / "idempotency.sqlite3", ttl=settings.idempotency_ttl, lease=lease
-    )
 
 
 def lost(step: str, exc: BaseException) -> None:

@@ -15,7 +15,7 @@ Every key the connector writes starts with ``REDIS_PREFIX`` and has an expiry:
 Redis faults are answered, never guessed around: a claim that cannot reach Redis raises
 ``IdempotencyUnavailable`` (nothing is sent upstream); an answer that cannot be kept is
 logged and its claim left to its lease; tokens fall back to the per-process cache
-(see ``connector.tokens``).
+(see ``connector.engine.tokens``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from connector import logs
 from connector.errors import IdempotencyUnavailable
-from connector.idempotency import Claim, IdempotencyStore
+from connector.server import logs
+from connector.state.idempotency import Claim, IdempotencyStore
 
 #: A dead Redis must answer fast: the caller is waiting, and a keyed call is refused anyway.
 CONNECT_TIMEOUT = 1.0
@@ -224,7 +224,7 @@ class RedisIdempotencyStore(IdempotencyStore):
 
 class RedisTokenCache:
     """Managed tokens shared by every instance, under the SHA-256 fingerprint of their
-    credential pair. ``connector.tokens.TokenManager`` decides when to read, lock and write;
+    credential pair. ``connector.engine.tokens.TokenManager`` decides when to read, lock and write;
     every method here may raise one of ``faults``, which the manager answers by falling
     back to its per-process cache."""
 
@@ -269,14 +269,3 @@ class RedisTokenCache:
 
     def describe(self) -> str:
         return describe(self.client)
-
-
-def open_token_cache(settings) -> RedisTokenCache | None:
-    """The shared token cache when ``settings.redis_url`` is set, else None (per process)."""
-    if not settings.redis_url:
-        return None
-    # One token fetch is one POST, never retried: it ends within the upstream timeouts.
-    fetch = settings.connect_timeout + settings.read_timeout + 5
-    return RedisTokenCache(
-        shared_client(settings.redis_url), settings.redis_prefix, lock_timeout=fetch, wait=fetch
-    )

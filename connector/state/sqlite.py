@@ -3,7 +3,7 @@
 Each thread (or greenlet) of each process opens its own connection: SQLite
 connections must not cross threads or a fork. WAL lets readers and a writer
 work at once; IMMEDIATE transactions make check-then-write atomic across workers.
-Used by the sandbox's state and by the connector's idempotency store.
+Used by the idempotency store.
 """
 
 from __future__ import annotations

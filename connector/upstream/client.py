@@ -3,7 +3,7 @@ in one table what each outcome means for the caller.
 
 One ``requests.Session`` per process carries every call: live, through ``UpstreamAdapter``
 (requests' ``HTTPAdapter`` for the one InstaMsg origin) with a pool sized by INSTAMSG_POOL_SIZE;
-in sandbox mode, through ``SandboxAdapter`` (connector/sandbox_adapter.py), which hands the same
+in sandbox mode, through ``SandboxAdapter`` (connector/upstream/sandbox.py), which hands the same
 prepared requests to the sandbox app in this process. Nothing else differs between the two.
 """
 
@@ -28,8 +28,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError
 from urllib3.poolmanager import ProxyManager
 
-from connector import __version__, jsonx, logs, metrics
+from connector import __version__, jsonx
 from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
+from connector.server import logs, metrics
 
 USER_AGENT = f"instamsg-connector/{__version__}"
 #: How much of an upstream error body an envelope keeps.
@@ -37,7 +38,7 @@ BODY_LIMIT = 4096
 
 
 @dataclass
-class Call:
+class UpstreamRequest:
     """One request to InstaMsg, built from a block and its loaded arguments."""
 
     method: str
@@ -414,7 +415,7 @@ def multipart(field_name: str, filename: str, content_type: str, source) -> Mult
 
 
 class Upstream:
-    """Sends Calls to InstaMsg with a requests session and classifies what comes back."""
+    """Sends UpstreamRequests to InstaMsg with a requests session and classifies what comes back."""
 
     def __init__(self, session, base_url, connect_timeout=5.0, read_timeout=30.0, policy=None):
         self.session = session
@@ -423,7 +424,7 @@ class Upstream:
         self.proxies = dict(session.proxies)
         self.policy = policy or RetryPolicy()
 
-    def send(self, call: Call, request_id: str | None = None) -> requests.Response:
+    def send(self, call: UpstreamRequest, request_id: str | None = None) -> requests.Response:
         """One block call: the first attempt and, for a repeatable call, the retries."""
         started, attempt = self.policy.clock(), 0
         while True:
@@ -446,7 +447,9 @@ class Upstream:
             self.policy.sleep(wait)
             attempt += 1
 
-    def prepare(self, call: Call, request_id: str | None = None) -> requests.PreparedRequest:
+    def prepare(
+        self, call: UpstreamRequest, request_id: str | None = None
+    ) -> requests.PreparedRequest:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **call.headers}
         if request_id:
             headers["X-Request-Id"] = request_id
@@ -472,7 +475,7 @@ class Upstream:
         prepared.prepare_hooks(None)
         return prepared
 
-    def send_once(self, call: Call, request_id: str | None = None) -> requests.Response:
+    def send_once(self, call: UpstreamRequest, request_id: str | None = None) -> requests.Response:
         prepared = self.prepare(call, request_id)
         started = time.perf_counter()
         try:

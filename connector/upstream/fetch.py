@@ -20,7 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from connector.errors import InvalidFields, PayloadTooLarge
-from connector.upstream import USER_AGENT, RejectAll, pools_with
+from connector.upstream.client import USER_AGENT, RejectAll, pools_with
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024

@@ -9,6 +9,8 @@ WSGI environ and runs the app), and its answer comes back as an ordinary
 from __future__ import annotations
 
 import io
+from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -99,3 +101,19 @@ class SandboxAdapter(BaseAdapter):
 
     def close(self):
         pass
+
+
+def sandbox_session(settings):
+    """A session whose calls the sandbox app answers inside this process, and the sandbox's
+    data file (the one module of the connector that knows the sandbox)."""
+    from connector.upstream.client import upstream_session
+    from sandbox.app import create_sandbox_app
+    from sandbox.store import Store
+
+    store = Store(Path(settings.data_dir) / "sandbox.sqlite3")
+    app = create_sandbox_app(
+        store, apps=settings.sandbox_apps, token_ttl=settings.sandbox_token_ttl
+    )
+    session = upstream_session(replace(settings, api_url=SANDBOX_URL))
+    session.mount(SANDBOX_URL + "/", SandboxAdapter(app))
+    return session, store.path

@@ -16,11 +16,9 @@ import time
 from flask import Flask, request
 from flask_limiter import Limiter, RateLimitExceeded
 
-from connector import dispatch
 from connector.errors import RateLimited
-from connector.registry import REGISTRY
-
-BLOCK_ENDPOINT = "connector.run_block"
+from connector.web.blueprint import BLOCK_ENDPOINT
+from connector.web.envelope import current_invocation, engine, error_response
 
 
 def caller_key() -> str:
@@ -28,7 +26,7 @@ def caller_key() -> str:
     only where CONNECTOR_API_KEYS is set, so it was checked before this runs: an unchecked
     header would let a caller draw a new allowance with every made-up key."""
     given = request.headers.get("X-API-Key")
-    if given and dispatch.connector().settings.api_keys:
+    if given and not engine().open:
         return "key:" + hashlib.sha256(given.encode("utf-8", "replace")).hexdigest()[:32]
     return "addr:" + (request.remote_addr or "unknown")
 
@@ -53,14 +51,14 @@ def install(app: Flask, settings) -> Limiter | None:
 
     def refused(error: RateLimitExceeded):
         name = (request.view_args or {}).get("name", "")
-        call = dispatch.current_call()
+        inv = current_invocation()
         try:
-            call.block = REGISTRY.get(name).name
+            inv.block = engine().registry.get(name).name
         except Exception:  # noqa: BLE001  (an unknown name: counted without a block)
-            call.block = None
+            inv.block = None
         window = limiter.current_limit
         wait = max(1.0, window.reset_at - time.time()) if window is not None else 1.0
-        return dispatch.error_response(
+        return error_response(
             RateLimited(
                 f"Too many calls: this caller may run {settings.rate_limit} (RATE_LIMIT). "
                 "Wait for Retry-After seconds, then send the call again; nothing was sent "

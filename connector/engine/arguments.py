@@ -1,0 +1,61 @@
+"""The arguments every block takes besides its own: ``to`` (where the result goes) and
+``stream`` (downloadFile's raw bytes), and the warnings for arguments a block does not take."""
+
+from __future__ import annotations
+
+import difflib
+
+from connector.engine.invocation import Invocation
+from connector.errors import InvalidFields
+
+#: How many ignored arguments one answer names, at most.
+MAX_WARNINGS = 20
+SWITCH_ON = ("1", "true", "yes")
+
+
+def ignored_warnings(inv: Invocation, blk, args) -> list[str]:
+    """A sentence for each argument the block does not take (accepted, and ignored),
+    with the closest argument name where one is near."""
+    known = blk.arg_names
+    strangers = [key for key in args if key not in known]
+    if not strangers:
+        return []
+    inv.ignored = [str(key)[:80] for key in strangers[:MAX_WARNINGS]]
+    lowered = blk.arg_names_folded
+    known = [key for key, _ in blk.args]  # in declaration order, for the closest match
+    warnings = []
+    for key in inv.ignored:
+        same = lowered.get(key.lower())
+        close = [same] if same else difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        where = f'"{key}" is not an argument of {blk.name}'
+        if same:
+            warnings.append(f'{where}; names are case-sensitive: did you mean "{same}"?')
+        elif close:
+            warnings.append(f'{where}; did you mean "{close[0]}"?')
+        else:
+            warnings.append(f"{where}; it was ignored.")
+    if len(strangers) > MAX_WARNINGS:
+        warnings.append(f"{len(strangers) - MAX_WARNINGS} more arguments were ignored.")
+    return warnings
+
+
+def take_context_key(args: dict) -> str:
+    """The optional ``to`` argument: the contextWrites key of the answer."""
+    to = args.pop("to", None)
+    if to is None or to == "":
+        return "to"
+    if not isinstance(to, str) or len(to) > 100 or not to.strip():
+        why = "Must be the name (text, at most 100 characters) of the result's key."
+        raise InvalidFields("to: " + why, fields=["to"], errors={"to": [why]})
+    return to
+
+
+def take_stream_switch(args: dict, default: bool = False) -> bool:
+    """downloadFile's ``stream`` switch, from the arguments, else ``default`` (what the face
+    was told elsewhere, such as ``?stream=1`` on the URL)."""
+    given = args.pop("stream", None)
+    if isinstance(given, bool):
+        return given
+    if given is not None and str(given).strip().lower() in SWITCH_ON:
+        return True
+    return default

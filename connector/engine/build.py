@@ -1,0 +1,31 @@
+"""An engine from settings: the upstream client for InstaMsg itself, or for the sandbox in
+this process. ``create_app`` and the sample recorder build theirs here."""
+
+from __future__ import annotations
+
+from connector.config import Settings
+from connector.engine.core import Engine
+from connector.server import logs
+from connector.upstream.client import RetryPolicy, Upstream, upstream_session
+from connector.upstream.sandbox import SANDBOX_URL, sandbox_session
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The engine for these settings: InstaMsg itself, or the sandbox in this process."""
+    policy = RetryPolicy(
+        settings.retries, settings.retry_base, settings.retry_cap, settings.deadline
+    )
+    if settings.sandbox:
+        session, data = sandbox_session(settings)
+        base_url = SANDBOX_URL
+        logs.event(
+            "SANDBOX MODE: every block is answered by the embedded InstaMsg sandbox; no request "
+            "leaves this process. Set INSTAMSG_SANDBOX=0 to call InstaMsg.",
+            mode="sandbox",
+            data=str(data),
+        )
+    else:
+        session, base_url = upstream_session(settings), settings.api_url
+        logs.event("live mode", mode="live", upstream=settings.api_url)
+    upstream = Upstream(session, base_url, settings.connect_timeout, settings.read_timeout, policy)
+    return Engine(settings, upstream)

@@ -1,0 +1,151 @@
+"""The engine: runs one block, from the caller's arguments to its result or a ConnectorError.
+
+No web framework here. Each face (the Flask blueprint, the CLI, the MCP server, the sample
+recorder) turns what it received into arguments and an ``Invocation``, calls ``Engine.run``
+and renders the ``Outcome`` or the error with ``envelope`` / ``error_envelope``. Validation,
+managed tokens, retries, Idempotency-Keys and the scrubbing of secrets happen here once, for
+every face.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from connector.engine import keys
+from connector.engine.arguments import ignored_warnings, take_context_key, take_stream_switch
+from connector.engine.invocation import Invocation
+from connector.engine.redaction import scrub, secret_values
+from connector.engine.registry import REGISTRY, Context
+from connector.engine.tokens import TokenManager
+from connector.errors import ConnectorError
+from connector.state.idempotency import Claim
+from connector.state.stores import open_idempotency_store, open_token_cache
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a block run answered: its result; or, when the caller asked for downloadFile's
+    raw bytes, InstaMsg's open answer to pass through; or the answer an Idempotency-Key
+    already holds."""
+
+    result: Any = None
+    reply: Any = None
+    filename: str | None = None
+    replay: Claim | None = None
+
+
+class Engine:
+    """What every call shares in one process: settings, the upstream client, the managed
+    token cache and the idempotency store. With REDIS_URL both live in Redis, shared by
+    every instance; without, in a SQLite file and this process. Nothing connects before
+    the first call that needs it (gunicorn forks workers after the app is built)."""
+
+    def __init__(self, settings, upstream, registry=REGISTRY):
+        self.settings = settings
+        self.upstream = upstream
+        self.registry = registry
+        self.tokens = TokenManager(upstream, registry, shared=open_token_cache(settings))
+        self._idempotency = None
+
+    @property
+    def idempotency(self):
+        if self._idempotency is None:
+            self._idempotency = open_idempotency_store(self.settings)
+        return self._idempotency
+
+    def readiness(self) -> list[str]:
+        """What keeps this instance from serving: an empty list when its stores answer."""
+        try:
+            store = self.idempotency
+        except Exception as exc:  # noqa: BLE001  (an unusable data dir, say: report it)
+            return [f"the idempotency store cannot be opened ({type(exc).__name__})"]
+        failed = store.check()
+        return [failed] if failed else []
+
+    # -- who may call ---------------------------------------------------------------------
+
+    @property
+    def open(self) -> bool:
+        """No CONNECTOR_API_KEYS: anyone who reaches a face may run blocks."""
+        return not self.settings.api_keys
+
+    def admits(self, api_key: str | None) -> bool:
+        """``api_key`` is one of CONNECTOR_API_KEYS (compared in constant time)."""
+        given = (api_key or "").encode()
+        return bool(given) and any(
+            hmac.compare_digest(given, key.encode()) for key in self.settings.api_keys
+        )
+
+    def admits_proxy(self, secret: str | None) -> bool:
+        """``secret`` is RAPIDAPI_PROXY_SECRET (the face decides where that one counts)."""
+        proxy = self.settings.rapidapi_proxy_secret
+        given = (secret or "").encode()
+        return bool(proxy and given) and hmac.compare_digest(given, proxy.encode())
+
+    # -- running a block ------------------------------------------------------------------
+
+    def run(
+        self, inv: Invocation, name: str, args: dict, *, key: str | None = None, stream=False
+    ) -> Outcome:
+        """Run block ``name`` with the caller's ``args`` (a dict this call may change).
+
+        ``key`` is an Idempotency-Key; ``stream`` asks for downloadFile's raw bytes (the
+        ``stream`` argument says the same). Raises a ConnectorError for anything that is
+        not a success; ``inv`` says what happened either way."""
+        blk = self.registry.get(name)
+        inv.block = blk.name
+        inv.secrets = secret_values(blk, args)
+        inv.context_key = take_context_key(args)
+        streamed = blk.streamable and take_stream_switch(args, stream)
+        inv.warnings = ignored_warnings(inv, blk, args)
+        loaded = blk.load(args)
+        if key is not None:
+            replay = keys.claim(self.idempotency, inv, blk, args, key)
+            if replay is not None:
+                return Outcome(replay=replay)
+        ctx = Context(upstream=self.upstream, settings=self.settings, request_id=inv.request_id)
+        part = blk.file_part(loaded, ctx) if blk.file_part is not None else None
+        reply = self.tokens.send(blk, loaded, inv.request_id, inv.secrets, part)
+        inv.upstream_status = reply.status_code
+        inv.code = "SUCCESS"
+        if streamed:
+            return Outcome(reply=reply, filename=loaded["filename"])
+        return Outcome(result=blk.result(reply, loaded, ctx))
+
+    def keep(self, inv: Invocation, status: int, headers: list, body: bytes, streamed=False):
+        """The face rendered ``inv``'s answer: keep it under its Idempotency-Key (or free the
+        key, as ``keys.keep`` decides)."""
+        if inv.claim is not None:
+            keys.keep(self.idempotency, inv, status, headers, body, streamed)
+
+    def abandon(self, inv: Invocation) -> None:
+        """The face never rendered an answer (the worker is stopping, or a bug)."""
+        if inv.claim is not None:
+            keys.abandon(self.idempotency, inv)
+
+    # -- what every face answers ----------------------------------------------------------
+
+    @staticmethod
+    def envelope(inv: Invocation, callback: str, result) -> dict:
+        """The envelope; ``warnings`` names arguments that were ignored."""
+        body = {"callback": callback, "contextWrites": {inv.context_key: result}}
+        if inv.warnings:
+            body["warnings"] = inv.warnings
+        return body
+
+    def error_envelope(self, inv: Invocation, error: ConnectorError) -> dict:
+        """The error envelope for ``error``, with no secret of the call's in its text."""
+        inv.code = error.code
+        inv.nothing_sent = error.nothing_sent
+        body = error.to_dict()
+        secrets = inv.secrets
+        if secrets:
+            # Only the free text: the codes, field names and ids are the envelope's own words
+            # (a secret that reads like one of them must not rewrite it).
+            for part in ("status_msg", "errors", "upstream"):
+                if part in body:
+                    body[part] = scrub(body[part], secrets)
+        body["request_id"] = inv.request_id
+        return self.envelope(inv, "error", body)

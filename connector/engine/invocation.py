@@ -1,0 +1,49 @@
+"""One run of a block, from the moment a face receives it to its log line."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+class Invocation:
+    """What one run of a block carries: who asked (its request id and face), what ran, what
+    InstaMsg answered, the secrets to keep out of the answer and the key it holds.
+
+    A face makes one per call and passes it to the engine, which fills it in; the face reads
+    it afterwards for its log line and metrics. Kept as one object with slots: per-request
+    attribute look-ups added up (bench/README.md)."""
+
+    __slots__ = (
+        "started",
+        "request_id",
+        "face",
+        "block",
+        "code",
+        "upstream_status",
+        "claim",
+        "context_key",
+        "secrets",
+        "warnings",
+        "ignored",
+        "counted",
+        "nothing_sent",
+    )
+
+    def __init__(self, request_id: str | None = None, face: str = "blocks"):
+        self.started = time.perf_counter()
+        self.request_id = request_id or os.urandom(16).hex()
+        #: "blocks", "rapid" (/api/InstaMsg, always 200), "cli", "mcp" or "samples"
+        self.face = face
+        self.block = self.code = self.upstream_status = self.claim = None
+        self.context_key = "to"
+        self.secrets: list[str] = []
+        self.warnings: list[str] = []
+        self.ignored: list[str] = []
+        self.counted = False
+        self.nothing_sent = False
+
+    @property
+    def rapid(self) -> bool:
+        """The RapidAPI-compatible face, whose answers are always HTTP 200."""
+        return self.face == "rapid"

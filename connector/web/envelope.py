@@ -1,0 +1,124 @@
+"""Envelopes as HTTP responses: every answer of the blueprint, and every error that leaves
+Flask (one error handler per error class, registered by ``register_errors``)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from connector import jsonx
+from connector.engine import Engine, Invocation
+from connector.errors import ConnectorError, InternalError, InvalidRequest, PayloadTooLarge
+from connector.server import logs
+from connector.web.auth import RAPID_PREFIX
+
+JSON = "application/json"
+CHUNK = 64 * 1024
+
+
+def engine() -> Engine:
+    """The engine of the app serving this request."""
+    return current_app.extensions["instamsg"]
+
+
+def current_invocation() -> Invocation:
+    """This request's Invocation (made here when the request failed before it was begun)."""
+    inv = g.get("inv")
+    if inv is None:
+        face = "rapid" if request.path.startswith(RAPID_PREFIX) else "blocks"
+        inv = g.inv = Invocation(face=face)
+    return inv
+
+
+def json_response(payload, status=200) -> Response:
+    """``payload`` as a JSON response (orjson)."""
+    return Response(jsonx.dumps(payload), status=status, mimetype=JSON)
+
+
+def stream_response(reply, filename) -> Response:
+    """The upstream's bytes, passed through as they arrive."""
+    headers = {
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}",
+    }
+    length = reply.headers.get("Content-Length")
+    if length and length.isascii() and length.isdigit():
+        headers["Content-Length"] = length
+    response = Response(
+        reply.iter_content(CHUNK),
+        headers=headers,
+        content_type=reply.headers.get("Content-Type") or "application/octet-stream",
+        direct_passthrough=True,
+    )
+    response.call_on_close(reply.close)
+    return response
+
+
+def error_response(error: ConnectorError) -> Response:
+    """The error envelope: on /blocks with the error's status, on /api/InstaMsg with 200."""
+    inv = current_invocation()
+    response = json_response(
+        engine().error_envelope(inv, error),
+        # The RapidAPI twin answers every block call with 200; a wrong method is no call.
+        200 if inv.rapid and error.http_status != 405 else error.http_status,
+    )
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
+    elif error.http_status == 429:
+        response.headers["Retry-After"] = "1"  # InstaMsg said to slow down, not for how long
+    for name, value in error.headers:
+        response.headers[name] = value
+    return response
+
+
+def http_error(error: HTTPException) -> Response:
+    """Flask's own refusals (no route, wrong method, body too large) as envelopes."""
+    if isinstance(error, RequestEntityTooLarge):
+        limit = engine().settings.max_request_bytes
+        return error_response(
+            PayloadTooLarge(
+                f"The request body is larger than the {limit}-byte limit (MAX_REQUEST_BYTES)."
+            )
+        )
+    if isinstance(error, MethodNotAllowed):
+        allow = ", ".join(sorted(error.valid_methods or ()))
+        refusal = InvalidRequest(
+            f"{request.method} is not allowed here (allowed: {allow}). Blocks run with POST; "
+            "lists are read with GET.",
+            http_status=405,
+        )
+        refusal.headers = [("Allow", allow)]
+        return error_response(refusal)
+    if isinstance(error, NotFound):
+        return error_response(
+            InvalidRequest(
+                "There is no such route. POST /blocks/<name> runs a block; GET /blocks lists them.",
+                http_status=404,
+            )
+        )
+    return error_response(
+        InvalidRequest(f"The request was refused: {error.name}.", http_status=error.code or 400)
+    )
+
+
+def unexpected_error(exc: Exception) -> Response:
+    """A bug: answer, log its type and place, never its text."""
+    inv = current_invocation()
+    logs.LOGGER.error(
+        "unexpected error",
+        exc_info=exc,
+        extra={"fields": {"request_id": inv.request_id, "block": inv.block}},
+    )
+    return error_response(
+        InternalError(
+            "The connector failed while handling this call. It was logged with the request "
+            "id; please report it."
+        )
+    )
+
+
+def register_errors(app: Flask) -> None:
+    app.register_error_handler(ConnectorError, error_response)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)
