@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8080
 
-.PHONY: run test check lint format manifest samples bench clean sandbox sandbox-reset
+.PHONY: run test test-fast check lint format manifest samples bench clean sandbox sandbox-reset
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +37,16 @@ test: $(VENV)/.dev
 	bash .ci/system-packages
 	$(BIN)/python -m pytest
 
+## test-fast: the unit tests only (no real server, browser or third-party tool), under a minute
+test-fast: $(VENV)/.dev
+	$(BIN)/python -m pytest -m "not slow" -q
+
 ## check: fast lint and generated-file freshness
 check: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m connector.manifest --check
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m connector.docs --check
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
@@ -54,11 +59,11 @@ bench: $(VENV)/.dev
 
 ## samples: run every block against the sandbox and record its result (blocks/samples.json)
 samples: $(VENV)/.runtime
-	$(BIN)/python -m connector.manifest --record-samples
+	$(BIN)/python -m connector.docs --record-samples
 
 ## manifest: regenerate manifest.json and openapi.json from the schemas
 manifest: $(VENV)/.runtime
-	$(BIN)/python -m connector.manifest
+	$(BIN)/python -m connector.docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
