@@ -1,5 +1,5 @@
 """Shared fixtures. The upstream of every test app is a recording stand-in on
-127.0.0.1 (tests/fake_upstream.py): the real transport is exercised, and even a
+127.0.0.1 (tests/support/fake_upstream.py): the real transport is exercised, and even a
 test that forgot to register an answer could only ever reach this machine."""
 
 import os
@@ -9,28 +9,13 @@ from hypothesis import settings as hypothesis_settings
 
 from app import create_app
 from connector.config import Settings
-from tests.fake_upstream import FakeUpstream
+from tests.support.upstream import FAKE, UPSTREAM
 
 # In CI the fuzzers run the same examples every time (and keep no example database), so a
 # red run can be replayed exactly; on a developer's machine they explore anew each run.
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
-
-FAKE = FakeUpstream()
-UPSTREAM = FAKE.url
-TOKEN = "tok-3f9a8c7e"
-#: A publishMessage call for tenant t-1, client c-1 (the multi-instance and Redis tests).
-PUBLISH = {
-    "accessToken": TOKEN,
-    "tenantId": "t-1",
-    "clientId": "c-1",
-    "id": "1",
-    "type": "pub",
-    "topic": "telemetry",
-    "payload": "21.5C",
-    "qos": 1,
-}
 
 
 @pytest.fixture
@@ -72,7 +57,7 @@ def loopback_only(monkeypatch):
     and every attempt is recorded for the test to assert on."""
     import ipaddress
 
-    from connector import fetch
+    from connector.upstream import fetch
 
     real = fetch.open_socket
     attempts = []

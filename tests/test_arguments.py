@@ -8,7 +8,7 @@ import pytest
 import responses
 from responses import matchers
 
-from tests.conftest import TOKEN, UPSTREAM
+from tests.support.upstream import TOKEN, UPSTREAM
 
 TENANTS = UPSTREAM + "/api/v1/tenants"
 CLIENT = UPSTREAM + "/api/v1/tenants/t-1/clients/c-1"

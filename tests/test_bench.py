@@ -11,7 +11,10 @@ import sys
 import pytest
 
 from bench.run import S2_MIN_WINDOW_S, targets
-from tests.server import ROOT
+from tests.support.servers import ROOT
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("tools", [[], ["--no-nginx", "--no-wrk"]], ids=["default", "fallbacks"])

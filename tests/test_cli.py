@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from connector import cli, manifest
+from connector import cli
 from connector.config import Settings
-from connector.registry import REGISTRY
-from tests.server import ROOT, free_port
+from connector.docs import manifest
+from connector.engine.registry import REGISTRY
+from tests.support.servers import ROOT, free_port
 
 APP = ["clientKey=demo-key", "clientSecret=demo-secret"]
 FLASK = str(Path(sys.executable).with_name("flask"))
@@ -64,8 +65,9 @@ def result_of(result, key="to"):
     ],
 )
 def test_the_flask_command_defaults_to_the_sandbox(environ, sandbox):
-    cli.sandbox_by_default(environ)
-    assert environ.get("INSTAMSG_SANDBOX") == sandbox
+    before = dict(environ)
+    assert cli.with_sandbox_default(environ).get("INSTAMSG_SANDBOX") == sandbox
+    assert environ == before  # the process's environment is left as it was
 
 
 # -- list and describe ---------------------------------------------------------------------
@@ -405,6 +407,7 @@ def flask(*args, env=None, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_flask_blocks_call_runs_in_the_sandbox_by_default(tmp_path):
     args = ["call", "getAccessToken", "clientKey=demo-key", "clientSecret=demo-secret"]
     done = flask(*args, tmp_path=tmp_path)
@@ -415,6 +418,7 @@ def test_flask_blocks_call_runs_in_the_sandbox_by_default(tmp_path):
     assert (tmp_path / "sandbox.sqlite3").exists()
 
 
+@pytest.mark.slow
 def test_flask_blocks_call_is_live_when_instamsg_sandbox_is_0(tmp_path):
     env = {
         "INSTAMSG_SANDBOX": "0",
@@ -450,6 +454,7 @@ def test_flask_blocks_call_is_live_when_instamsg_sandbox_is_0(tmp_path):
         (["call", "getTenants"], 1, None, None),
     ],
 )
+@pytest.mark.slow
 def test_flask_blocks_exit_statuses(tmp_path, args, returncode, stdout_lines, stderr_last):
     done = flask(*args, tmp_path=tmp_path)
     assert done.returncode == returncode, done.stderr

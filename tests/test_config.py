@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from connector.config import ConfigError, Settings
-from tests.server import ROOT
+from tests.support.servers import ROOT
 
 
 @pytest.mark.parametrize(
@@ -49,6 +49,7 @@ def test_redis_settings_are_read():
     assert settings.redis_prefix == "instamsg-connector:"
 
 
+@pytest.mark.slow
 def test_a_typo_in_a_setting_stops_the_process_with_a_message_and_no_traceback(tmp_path):
     env = {**os.environ, "INSTAMSG_SANDBOX": "ture", "INSTAMSG_DATA_DIR": str(tmp_path)}
     done = subprocess.run(

@@ -7,8 +7,8 @@ import pytest
 import requests
 
 from app import create_app
-from connector.registry import REGISTRY
-from tests.conftest import TOKEN, UPSTREAM
+from connector.engine.registry import REGISTRY
+from tests.support.upstream import TOKEN, UPSTREAM
 
 TENANT_URL = UPSTREAM + "/api/v1/tenants/t-1"
 ARGS = {"accessToken": TOKEN, "id": "t-1"}
@@ -387,7 +387,7 @@ EXCEPTIONS = [
 
 @pytest.mark.parametrize("exc, code, retryable", EXCEPTIONS, ids=lambda v: type(v).__name__)
 def test_the_exception_table_maps_subclasses_first(exc, code, retryable):
-    from connector.upstream import exception_error
+    from connector.upstream.client import exception_error
 
     error = exception_error(exc)
     assert (error.code, error.retryable) == (code, retryable)
@@ -396,7 +396,7 @@ def test_the_exception_table_maps_subclasses_first(exc, code, retryable):
 def test_a_connection_broken_after_sending_is_told_from_one_never_made():
     from urllib3.exceptions import ProtocolError
 
-    from connector.upstream import exception_error
+    from connector.upstream.client import exception_error
 
     broken = exception_error(requests.ConnectionError(ProtocolError("aborted")))
     assert "failed before a complete answer arrived" in broken.message

@@ -10,7 +10,7 @@ import pytest
 
 from app import create_app
 from connector.config import ConfigError, Settings
-from tests.conftest import TOKEN
+from tests.support.upstream import TOKEN
 
 CLIENT = "/api/v1/tenants/t-1/clients/c-1"
 FILE_ARGS = {"accessToken": TOKEN, "tenantId": "t-1", "clientId": "c-1", "filename": "a.bin"}

@@ -10,9 +10,9 @@ import pytest
 
 from app import create_app
 from connector.errors import InvalidFields
-from connector.fetch import check_destination, public_address
-from tests.conftest import TOKEN, UPSTREAM
-from tests.localserver import serve
+from connector.upstream.fetch import check_destination, public_address
+from tests.support.loopback import serve
+from tests.support.upstream import TOKEN, UPSTREAM
 
 UPLOAD = UPSTREAM + "/api/v1/tenants/t/clients/c/files/a.bin"
 ARGS = {"accessToken": TOKEN, "tenantId": "t", "clientId": "c", "filename": "a.bin"}
@@ -99,6 +99,7 @@ def test_upload_from_a_non_public_url_is_refused_before_any_request(
     assert answer.json["contextWrites"]["to"]["fields"] == ["file"]
 
 
+@pytest.mark.slow
 def test_upload_from_an_allowlisted_local_server(upstream, loopback_only):
     data = b"\x89PNG" + bytes(5000)
     upstream.post(UPLOAD, json={"ok": True})
@@ -113,6 +114,7 @@ def test_upload_from_an_allowlisted_local_server(upstream, loopback_only):
     assert data in sent and b'name="uploadedfile"; filename="a.bin"' in sent
 
 
+@pytest.mark.slow
 def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused(no_upstream, loopback_only):
     with serve({"/secret": (200, {}, b"internal")}) as (inner, inner_hits):
         moved = {"/go": (302, {"Location": f"http://{inner}/secret"}, b"")}
@@ -125,6 +127,7 @@ def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused(no_upstream, l
     assert outer_hits == ["/go"] and inner_hits == []
 
 
+@pytest.mark.slow
 def test_a_file_over_the_upload_limit_is_refused(no_upstream, loopback_only):
     with serve({"/big": (200, {}, b"x" * 5000)}) as (where, _):
         app = create_app(
@@ -141,6 +144,7 @@ def test_a_file_over_the_upload_limit_is_refused(no_upstream, loopback_only):
     assert answer.json["contextWrites"]["to"]["status_code"] == "PAYLOAD_TOO_LARGE"
 
 
+@pytest.mark.slow
 def test_a_url_that_fails_is_the_callers_error(no_upstream, loopback_only):
     with serve({}) as (where, _):
         app = create_app({"api_url": UPSTREAM, "upload_url_allowlist": frozenset({where})})
@@ -163,8 +167,8 @@ def test_base64_content_needs_no_fetch(upstream):
 def test_the_connection_goes_to_the_checked_address_no_second_lookup(monkeypatch, loopback_only):
     """DNS rebinding: the name is resolved once, checked, and the connection is pinned to
     that address; a later answer pointing at 127.0.0.1 is never asked for."""
-    from connector import fetch
     from connector.config import Settings
+    from connector.upstream import fetch
 
     lookups = []
 

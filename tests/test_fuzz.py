@@ -17,10 +17,13 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from app import create_app
-from connector import fetch
-from connector.registry import REGISTRY
-from tests.conftest import FAKE, UPSTREAM
-from tests.test_blocks import CASES
+from connector.engine.registry import REGISTRY
+from connector.upstream import fetch
+from tests.support.block_cases import CASES
+from tests.support.upstream import FAKE, UPSTREAM
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 SEEN = Counter()
 

@@ -1,10 +1,14 @@
 """The connector under gunicorn, over real HTTP on loopback, as `make run` starts it."""
 
+import pytest
 import requests
 
-from tests.conftest import TOKEN
-from tests.localserver import serve
-from tests.server import gunicorn
+from tests.support.loopback import serve
+from tests.support.servers import gunicorn
+from tests.support.upstream import TOKEN
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def live(where):

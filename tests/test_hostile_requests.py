@@ -1,14 +1,17 @@
 """Malformed and oversized requests get a clean answer from gunicorn's parser (under the
-connector's own worker, connector/worker.py) and never reach a block or the upstream."""
+connector's own worker, connector/server/worker.py) and never reach a block or the upstream."""
 
 import json
 import socket
 
 import pytest
 
-from tests.conftest import TOKEN
-from tests.fake_upstream import FakeUpstream
-from tests.server import gunicorn
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.servers import gunicorn
+from tests.support.upstream import TOKEN
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 BODY = json.dumps({"accessToken": TOKEN, "id": "t-1"}).encode()
 PATH = "/blocks/getSingleTenant"

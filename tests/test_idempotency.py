@@ -5,8 +5,8 @@ import threading
 import pytest
 import requests
 
-from tests.conftest import FAKE, TOKEN, UPSTREAM
-from tests.server import gunicorn
+from tests.support.servers import gunicorn
+from tests.support.upstream import FAKE, TOKEN, UPSTREAM
 
 MESSAGES = UPSTREAM + "/api/v1/tenants/t/clients/c/messages"
 PUBLISH = {
@@ -64,7 +64,8 @@ def test_the_same_key_with_other_arguments_or_block_is_refused(client, upstream)
 
 
 def test_a_key_still_running_answers_in_use(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION, delay=0.4)
+    held = threading.Event()
+    upstream.post(MESSAGES, status=201, headers=LOCATION, hold=held)
     app = client.application
     answers = []
 
@@ -73,10 +74,9 @@ def test_a_key_still_running_answers_in_use(client, upstream):
 
     thread = threading.Thread(target=first)
     thread.start()
-    import time
-
-    time.sleep(0.15)
+    upstream.wait_for_calls(1)  # the first call is at InstaMsg, held there
     second = publish(client, "k-3")
+    held.set()
     thread.join()
     assert second.status_code == 409 and envelope(second)["status_code"] == "IDEMPOTENCY_KEY_IN_USE"
     assert envelope(second)["retryable"] is True
@@ -130,6 +130,7 @@ def test_the_rapidapi_route_replays_too(client, upstream):
     assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
 
 
+@pytest.mark.slow
 def test_two_workers_one_key_one_publish(tmp_path):
     """Two concurrent calls with one key against gunicorn with two workers: exactly one
     upstream publish; the other call answers 409 (still running) or replays the first."""

@@ -13,10 +13,13 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from tests.conftest import PUBLISH, TOKEN
-from tests.fake_upstream import FakeUpstream
-from tests.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
-from tests.server import gunicorn
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
+from tests.support.servers import gunicorn
+from tests.support.upstream import PUBLISH, TOKEN
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 CLIENT = "/api/v1/tenants/t-1/clients/c-1"
 APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
@@ -127,6 +130,19 @@ def test_a_redis_outage_mid_run_is_answered_and_recovered_without_a_restart(
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
 
 
+def in_flight(base: str) -> float:
+    """The requests the instance at ``base`` is handling, less the /metrics call asking."""
+    text = requests.get(base + "/metrics", timeout=5).text
+    return metric_values(text, "instamsg_connector_in_flight")[()] - 1
+
+
+def wait_until(condition, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.05)
+
+
 def metric_values(text: str, name: str) -> dict:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -181,7 +197,7 @@ def test_sigterm_lets_ten_slow_calls_finish(tmp_path):
         for thread in threads:
             thread.start()
         started.wait()
-        time.sleep(1.0)  # the ten calls are in the sandbox's slow fault now
+        wait_until(lambda: in_flight(base) == 10)  # the ten calls are in the slow fault now
         process.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(timeout=30)

@@ -2,8 +2,9 @@
 
 import pytest
 
-from connector import manifest
-from connector.registry import REGISTRY
+from connector.docs import __main__ as docs_main
+from connector.docs import manifest, markdown, openapi, samples
+from connector.engine.registry import REGISTRY
 
 DOCUMENTED = [
     "getAccessToken",
@@ -44,22 +45,22 @@ def test_the_registry_holds_exactly_the_documented_blocks():
 
 
 @pytest.mark.parametrize(
-    "path", [manifest.MANIFEST_FILE, manifest.OPENAPI_FILE], ids=lambda p: p.name
+    "path", [docs_main.MANIFEST_FILE, docs_main.OPENAPI_FILE], ids=lambda p: p.name
 )
 def test_committed_file_is_fresh(path):
     built = (
-        manifest.build_manifest() if path == manifest.MANIFEST_FILE else manifest.build_openapi()
+        manifest.build_manifest() if path == docs_main.MANIFEST_FILE else openapi.build_openapi()
     )
     assert path.read_text() == manifest.render(built), "stale: run `make manifest`"
 
 
 def test_the_blocks_reference_is_fresh():
-    expected = manifest.blocks_markdown(manifest.build_manifest())
-    assert manifest.BLOCKS_DOC.read_text() == expected, "stale: run `make manifest`"
+    expected = markdown.blocks_markdown(manifest.build_manifest())
+    assert docs_main.BLOCKS_DOC.read_text() == expected, "stale: run `make manifest`"
 
 
 def test_the_blocks_reference_lists_every_block_and_its_result():
-    text = manifest.BLOCKS_DOC.read_text()
+    text = docs_main.BLOCKS_DOC.read_text()
     for name in REGISTRY.names():
         assert f"\n## {name}\n" in text
     assert "Give at least one of: `name`, `description`, `maxClients`, `maxMessages`." in text
@@ -67,7 +68,7 @@ def test_the_blocks_reference_lists_every_block_and_its_result():
 
 
 def test_check_command_reports_fresh_files(capsys):
-    assert manifest.main(["--check"]) == 0
+    assert docs_main.main(["--check"]) == 0
 
 
 def test_manifest_shape_and_every_arg_documented():
@@ -129,7 +130,7 @@ def test_manifest_reflects_the_schemas():
 
 
 def test_openapi_has_one_operation_per_block():
-    doc = manifest.build_openapi()
+    doc = openapi.build_openapi()
     operations = {
         item["post"]["operationId"]
         for path, item in doc["paths"].items()
@@ -153,7 +154,7 @@ def test_openapi_has_one_operation_per_block():
 
 
 def test_openapi_documents_the_api_key_and_idempotency_key():
-    doc = manifest.build_openapi()
+    doc = openapi.build_openapi()
     assert doc["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
     assert doc["security"] == [{}, {"apiKey": []}]
     publish = doc["paths"]["/blocks/publishMessage"]["post"]
@@ -300,7 +301,7 @@ def test_outputs_carry_the_fields_a_later_step_maps():
 def test_recorded_samples_match_the_declared_results(block):
     blk = REGISTRY.get(block)
     schema, many = manifest.result_of(blk)
-    sample = manifest.samples()[block]
+    sample = samples.recorded()[block]
     items = sample if many else [sample]
     for item in items:
         assert schema().validate(item) == {}, (block, item)
@@ -308,15 +309,15 @@ def test_recorded_samples_match_the_declared_results(block):
 
 def test_the_sandbox_still_answers_what_was_recorded():
     """Recorded again now, every block's sample has the same fields as the committed one."""
-    fresh = manifest.record_samples()
-    for name, sample in manifest.samples().items():
+    fresh = samples.record_samples()
+    for name, sample in samples.recorded().items():
         old = sample[0] if isinstance(sample, list) and sample else sample
         new = fresh[name][0] if isinstance(fresh[name], list) and fresh[name] else fresh[name]
         assert set(new) == set(old), name
 
 
 def test_openapi_tags_servers_and_routes():
-    doc = manifest.build_openapi()
+    doc = openapi.build_openapi()
     assert [t["name"] for t in doc["tags"]][:6] == [
         "token",
         "tenants",
@@ -330,7 +331,7 @@ def test_openapi_tags_servers_and_routes():
     for route in ("/blocks", "/manifest.json", "/api/InstaMsg", "/openapi.json", "/healthz"):
         assert route in paths, route
     # Written, and documented as soon as their routes are served.
-    assert set(manifest.catalogue_paths()) >= {"/", "/readyz", "/metrics"}
+    assert set(openapi.catalogue_paths()) >= {"/", "/readyz", "/metrics"}
     assert paths["/blocks/getTenants"]["post"]["tags"] == ["tenants"]
     assert paths["/blocks/getTenants"]["post"]["x-rapidapi"]["path"] == "/api/InstaMsg/getTenants"
     assert paths["/blocks/getAccessToken"]["post"]["tags"] == ["token"]
@@ -351,7 +352,7 @@ def test_openapi_tags_servers_and_routes():
 
 
 def test_openapi_results_are_typed_under_to():
-    doc = manifest.build_openapi()
+    doc = openapi.build_openapi()
     schemas = doc["components"]["schemas"]
     to = schemas["getAccessTokenSuccess"]["properties"]["contextWrites"]["properties"]["to"]
     assert to == {"$ref": "#/components/schemas/AccessToken"}
@@ -361,7 +362,7 @@ def test_openapi_results_are_typed_under_to():
 
 
 def test_json_and_form_bodies_have_their_own_schemas():
-    doc = manifest.build_openapi()
+    doc = openapi.build_openapi()
     content = doc["paths"]["/blocks/createClient"]["post"]["requestBody"]["content"]
     assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/CreateClient"}
     form = content["application/x-www-form-urlencoded"]["schema"]
@@ -386,14 +387,14 @@ def test_json_and_form_bodies_have_their_own_schemas():
 def test_number_text_patterns_match_the_minimum(block, arg, pattern):
     import re
 
-    schema = manifest.build_openapi()["components"]["schemas"][REGISTRY.get(block).schema.__name__]
+    schema = openapi.build_openapi()["components"]["schemas"][REGISTRY.get(block).schema.__name__]
     text = [b for b in schema["properties"][arg]["anyOf"] if b["type"] == "string"][0]
     assert text["pattern"] == pattern
     assert not re.match(pattern, "-1")
 
 
 def test_datepickers_document_date_time_and_the_unit():
-    schema = manifest.build_openapi()["components"]["schemas"]["GetMessages"]["properties"]["start"]
+    schema = openapi.build_openapi()["components"]["schemas"]["GetMessages"]["properties"]["start"]
     assert schema["anyOf"][0] == {"type": "string", "format": "date-time"}
     assert schema["x-unit"] == "unix-ms"
 
@@ -402,3 +403,32 @@ def test_message_ids_are_told_apart():
     assert "not the id argument" in BLOCKS["releaseMessage"]["description"]
     assert "releaseMessage takes that one" in BLOCKS["publishMessage"]["description"]
     assert "not the messageId" in args_of("publishMessage")["id"]["info"]
+
+
+def test_every_error_code_is_documented_under_each_status_it_answers_with():
+    from connector.errors import ALL, ApiError
+    from connector.upstream.client import STATUS_HINTS
+
+    responses = openapi.build_openapi()["paths"]["/blocks/publishMessage"]["post"]["responses"]
+    for error in ALL:
+        assert error.code in responses[str(error.http_status)]["description"], error.code
+    for status in STATUS_HINTS:  # InstaMsg's own 4xx pass through as API_ERROR
+        assert ApiError.code in responses[str(status)]["description"], status
+    assert "RATE_LIMITED" in responses["429"]["description"]
+    assert "Retry-After" in responses["429"]["headers"]
+
+
+def test_a_success_envelope_requires_its_result_under_to():
+    schemas = openapi.build_openapi()["components"]["schemas"]
+    success = schemas["getTenantsSuccess"]
+    assert success["required"] == ["callback", "contextWrites"]
+    writes = success["properties"]["contextWrites"]
+    assert writes["required"] == ["to"]
+    assert writes["properties"]["to"]["type"] == "array"
+    assert schemas["ErrorWrites"]["required"] == ["to"]
+
+
+def test_list_results_read_as_lists_in_the_blocks_doc():
+    text = docs_main.BLOCKS_DOC.read_text()
+    section = text.split("## getTenants\n", 1)[1].split("\n## ", 1)[0]
+    assert "a list of objects with" in section

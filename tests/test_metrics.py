@@ -6,7 +6,7 @@ import responses
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TOKEN, UPSTREAM
+from tests.support.upstream import TOKEN, UPSTREAM
 
 TENANT = UPSTREAM + "/api/v1/tenants/t-1"
 ARGS = {"accessToken": TOKEN, "id": "t-1"}

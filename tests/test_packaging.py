@@ -3,7 +3,7 @@
 import json
 import re
 
-from tests.server import ROOT
+from tests.support.servers import ROOT
 
 
 def make_run_command():

@@ -1,5 +1,5 @@
 """The playground page at ``/``: served with its assets under a strict CSP, drawn from the
-manifest, and driven end to end in a real Chromium (tests/browser.py)."""
+manifest, and driven end to end in a real Chromium (tests/support/browser.py)."""
 
 import json
 import re
@@ -10,27 +10,17 @@ import pytest
 import requests
 
 from app import create_app
-from connector import dispatch, playground
-from connector.registry import REGISTRY
-from tests.browser import browser_page, copy_screenshot, expect, serve
+from connector.engine.registry import REGISTRY
+from connector.web import playground
+from tests.support.browser import browser_page, copy_screenshot, expect, serve
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 STATIC = Path(playground.__file__).parent / "static" / "playground"
 ASSETS = sorted(path.name for path in STATIC.iterdir())
 KEY = "pk-7d41c0aa"
 DEMO = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
-
-
-class PlaygroundOpen(frozenset):
-    """The open set once the playground is wired in: the probes, ``/`` and ``/playground/*``.
-    (What dispatch.authenticate needs; see the integration note in the report.)"""
-
-    def __contains__(self, path):
-        return super().__contains__(path) or path == "/" or path.startswith("/playground/")
-
-
-@pytest.fixture
-def open_playground(monkeypatch):
-    monkeypatch.setattr(dispatch, "OPEN_PATHS", PlaygroundOpen(dispatch.OPEN_PATHS))
 
 
 def make_app(tmp_path, **overrides):
@@ -122,18 +112,14 @@ def test_the_page_draws_blocks_from_the_manifest_not_its_own_html():
         ({"sandbox": False}, {"sandbox": False, "api_keys": False}),
     ],
 )
-def test_config_says_sandbox_and_api_keys_and_never_a_key(
-    tmp_path, open_playground, overrides, facts
-):
+def test_config_says_sandbox_and_api_keys_and_never_a_key(tmp_path, overrides, facts):
     reply = make_app(tmp_path, **overrides).test_client().get("/playground/config.json")
     assert reply.status_code == 200
     assert reply.json == facts
     assert KEY not in reply.get_data(as_text=True)
 
 
-def test_with_api_keys_the_page_loads_without_one_and_the_manifest_does_not(
-    tmp_path, open_playground
-):
+def test_with_api_keys_the_page_loads_without_one_and_the_manifest_does_not(tmp_path):
     client = make_app(tmp_path, api_keys=(KEY,)).test_client()
     for path in ["/", "/playground/config.json", "/playground/static/playground.js"]:
         assert client.get(path).status_code == 200, path
@@ -364,9 +350,7 @@ def test_a_block_runs_from_the_keyboard_and_an_error_shows_its_status(sandbox_ap
         assert field(page, "description").get_attribute("aria-invalid") == "false"
 
 
-def test_with_api_keys_the_page_asks_for_the_key_and_keeps_it_in_session_storage(
-    tmp_path, open_playground
-):
+def test_with_api_keys_the_page_asks_for_the_key_and_keeps_it_in_session_storage(tmp_path):
     app = make_app(tmp_path, api_keys=(KEY,))
     with serve(app) as base, browser_page(base) as (page, refused):
         page.goto(base + "/")

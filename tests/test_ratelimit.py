@@ -8,8 +8,8 @@ from prometheus_client import REGISTRY as METRICS
 
 from app import create_app
 from connector.config import ConfigError, Settings
-from tests.conftest import TOKEN, UPSTREAM
-from tests.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
+from tests.support.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
+from tests.support.upstream import TOKEN, UPSTREAM
 
 TENANT = UPSTREAM + "/api/v1/tenants/t-1"
 ARGS = {"accessToken": TOKEN, "id": "t-1"}
@@ -83,6 +83,7 @@ def test_refusals_are_counted_in_metrics(settings):
     assert after - (before or 0) == 3
 
 
+@pytest.mark.slow
 def test_with_redis_two_instances_share_the_count(settings, redisd):
     first = limited(settings, redis_url=redisd.url)
     second = limited(settings, redis_url=redisd.url)

@@ -12,7 +12,10 @@ import subprocess
 import pytest
 import requests
 
-from tests.server import ROOT, serve
+from tests.support.servers import ROOT, serve
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```sh\n(.*?)```", README, re.S)

@@ -15,9 +15,12 @@ import redis
 
 import blocks  # noqa: F401  (registers getAccessToken)
 from connector.config import Settings
+from connector.engine.registry import REGISTRY
+from connector.engine.tokens import TokenManager
 from connector.errors import ApiError, IdempotencyUnavailable
-from connector.idempotency import SQLiteIdempotencyStore, open_idempotency_store
-from connector.redis_state import (
+from connector.state.fingerprint import fingerprint
+from connector.state.idempotency import SQLiteIdempotencyStore
+from connector.state.redis_store import (
     CONNECT_TIMEOUT,
     HEALTH_CHECK_INTERVAL,
     RETRY_AFTER,
@@ -25,12 +28,13 @@ from connector.redis_state import (
     RedisIdempotencyStore,
     RedisTokenCache,
     new_client,
-    open_token_cache,
     shared_client,
 )
-from connector.registry import REGISTRY
-from connector.tokens import TokenManager, fingerprint
-from tests.redisd import redis_server, redisd_fixture  # noqa: F401  (redisd)
+from connector.state.stores import open_idempotency_store, open_token_cache
+from tests.support.redisd import redis_server, redisd_fixture  # noqa: F401  (redisd)
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 PREFIX = "test-connector:"
 SCOPE = fingerprint("token", "tok-3f9a8c7e")

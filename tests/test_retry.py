@@ -3,8 +3,8 @@
 import pytest
 
 from app import create_app
-from connector.upstream import RetryPolicy
-from tests.conftest import TOKEN, UPSTREAM
+from connector.upstream.client import RetryPolicy
+from tests.support.upstream import TOKEN, UPSTREAM
 
 TENANT = UPSTREAM + "/api/v1/tenants/t-1"
 GET_ARGS = {"accessToken": TOKEN, "id": "t-1"}
@@ -107,7 +107,7 @@ def test_validation_errors_say_they_are_not_retryable(client, no_upstream):
 def test_an_http_date_retry_after_is_understood():
     from email.utils import formatdate
 
-    from connector.upstream import retry_after
+    from connector.upstream.client import retry_after
 
     assert 8 <= retry_after(formatdate(__import__("time").time() + 10, usegmt=True)) <= 10
     assert retry_after("3") == 3.0 and retry_after("soon") is None and retry_after(None) is None

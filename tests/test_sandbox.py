@@ -9,7 +9,8 @@ import base64
 import pytest
 import requests
 
-from app import SANDBOX_URL, create_app
+from app import create_app
+from connector.upstream.sandbox import SANDBOX_URL
 from sandbox.app import create_sandbox_app
 from sandbox.store import Store
 

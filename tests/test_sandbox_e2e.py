@@ -9,7 +9,10 @@ import time
 import pytest
 import requests
 
-from tests.server import ROOT, free_port, gunicorn
+from tests.support.servers import ROOT, free_port, gunicorn
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 

@@ -6,8 +6,11 @@ import pytest
 import responses
 
 from app import create_app
-from tests.conftest import PUBLISH, UPSTREAM
-from tests.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
+from tests.support.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
+from tests.support.upstream import PUBLISH, UPSTREAM
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 MESSAGES = UPSTREAM + "/api/v1/tenants/t-1/clients/c-1/messages"
 

@@ -1,4 +1,4 @@
-"""Slow clients against the connector as `make run` starts it (connector/worker.py).
+"""Slow clients against the connector as `make run` starts it (connector/server/worker.py).
 
 Thousands of half-sent requests are opened as non-blocking sockets from one thread, so the
 flood itself takes well under a second; the deadlines are shortened to keep the suite fast.
@@ -10,14 +10,16 @@ import select
 import selectors
 import socket
 import time
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from connector.config import ConfigError
-from connector.worker import BODY_TIMEOUT, HEADER_TIMEOUT, client_timeouts
-from tests.server import gunicorn
+from connector.server.worker import BODY_TIMEOUT, HEADER_TIMEOUT, client_timeouts
+from tests.support.servers import address, gunicorn, sandbox
+
+#: Starts real servers, processes or tools: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 DEADLINE = 2  # seconds, for both CLIENT_HEADER_TIMEOUT and CLIENT_BODY_TIMEOUT
 APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
@@ -27,24 +29,6 @@ HALF_A_BODY = (
     b"POST /blocks/getAccessToken HTTP/1.1\r\nHost: connector\r\n"
     b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + b'{"args": {'
 )
-
-
-def sandbox(tmp_path, **more):
-    return {
-        "INSTAMSG_SANDBOX": "1",
-        "INSTAMSG_DATA_DIR": str(tmp_path),
-        "CLIENT_HEADER_TIMEOUT": str(DEADLINE),
-        "CLIENT_BODY_TIMEOUT": str(DEADLINE),
-        # The embedded default, whatever the machine running the tests has set.
-        "GUNICORN_WORKER_CLASS": "",
-        "GUNICORN_LOGLEVEL": "info",
-        **more,
-    }
-
-
-def address(base):
-    parts = urlsplit(base)
-    return parts.hostname, parts.port
 
 
 def open_stalled(where, count, payload, within=20.0):
@@ -128,7 +112,7 @@ def test_stalled_requests_starve_nobody_and_are_closed_with_a_408(tmp_path, coun
     assert len(answers) == count, f"{count - len(answers)} stalled connections are still open"
     assert set(answers) <= {b"HTTP/1.1 408 Request Timeout", b""}
     assert answers.count(b"HTTP/1.1 408 Request Timeout") > count * 0.9
-    assert "Using worker: connector.worker.DeadlineWorker" in log
+    assert "Using worker: connector.server.worker.DeadlineWorker" in log
     assert "Traceback" not in log
 
 

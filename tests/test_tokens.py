@@ -7,7 +7,7 @@ import pytest
 
 from app import create_app
 from sandbox.store import Store
-from tests.conftest import UPSTREAM
+from tests.support.upstream import UPSTREAM
 
 APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 BASIC = "Basic " + base64.b64encode(b"demo-key:demo-secret").decode()

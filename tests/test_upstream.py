@@ -12,12 +12,12 @@ from flask import Flask, Response
 from gevent import monkey
 
 from app import create_app
-from connector import upstream as upstream_module
 from connector.config import Settings
 from connector.errors import ApiError
-from connector.sandbox_adapter import SANDBOX_URL, SandboxAdapter
-from connector.upstream import Call, Upstream, _HTTPConnection, upstream_session
-from tests.conftest import TOKEN
+from connector.upstream import client as upstream_module
+from connector.upstream.client import Upstream, UpstreamRequest, _HTTPConnection, upstream_session
+from connector.upstream.sandbox import SANDBOX_URL, SandboxAdapter
+from tests.support.upstream import TOKEN
 
 
 class RawServer:
@@ -106,7 +106,7 @@ def upstream_for(url, **settings) -> Upstream:
 
 
 def get(path="/a", stream=False):
-    return Call("GET", path, stream=stream, block="test")
+    return UpstreamRequest("GET", path, stream=stream, block="test")
 
 
 def test_connections_are_kept_alive_and_reused(server):
@@ -122,7 +122,7 @@ def test_a_connection_the_server_hung_up_is_not_reused(server, method):
     up = server(hang_up=True)
     upstream = upstream_for(up.url)
     for _ in range(3):
-        reply = upstream.send(Call(method, "/a", json={}))
+        reply = upstream.send(UpstreamRequest(method, "/a", json={}))
         assert reply.status_code == 200
         time.sleep(0.1)  # the server has hung up by now
     assert up.connections == 3 and len(up.requests) == 3
@@ -133,7 +133,7 @@ def test_a_connection_the_server_hung_up_is_not_reused(server, method):
 )
 def test_the_reuse_check_tells_an_idle_connection_from_a_talkative_or_closed_one(then, expected):
     # urllib3 asks before reusing a pooled connection; the connector answers with the
-    # system's poll (connector/upstream.py): readable means closed, or data nobody asked for.
+    # system's poll (connector/upstream/client.py): readable means closed, or data nobody asked for.
     conn = _HTTPConnection("127.0.0.1", 9)
     assert not conn.is_connected  # no socket yet
     ours, theirs = socket.socketpair()
@@ -170,7 +170,7 @@ def test_pools_direct_or_through_a_proxy_use_the_checked_connections(proxy, monk
 def test_a_redirect_from_instamsg_is_an_error_that_names_it(server):
     up = server(raw=b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
     upstream = upstream_for(up.url)
-    for call in (get(), Call("POST", "/a", json={"x": 1}, block="test")):
+    for call in (get(), UpstreamRequest("POST", "/a", json={"x": 1}, block="test")):
         with pytest.raises(ApiError) as raised:
             upstream.send(call)
         assert raised.value.upstream["status"] == 302
@@ -229,13 +229,13 @@ CHUNKED = (
 def test_chunked_bodies_interim_answers_and_repeated_headers(server):
     up = server(raw=CHUNKED)
     upstream = upstream_for(up.url)
-    reply = upstream.send(Call("POST", "/m", json={}))
+    reply = upstream.send(UpstreamRequest("POST", "/m", json={}))
     assert (reply.status_code, reply.content) == (201, b"hello world")
     assert reply.headers["location"] == "/m/1"
     # A header that repeats keeps every value (the old pool kept only the last one).
     assert reply.raw.headers.getlist("Warning") == ["199 - first", "199 - second"]
     assert reply.headers["Warning"] == "199 - first, 199 - second"
-    upstream.send(Call("POST", "/m", json={}))
+    upstream.send(UpstreamRequest("POST", "/m", json={}))
     assert up.connections == 1  # a chunked answer read to its end keeps the connection
 
 

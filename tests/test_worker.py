@@ -1,4 +1,5 @@
-"""How the connector's gunicorn worker writes answers and shares its turns (connector/worker.py).
+"""How the connector's gunicorn worker writes answers and shares its turns
+(connector/server/worker.py).
 
 The unit tests hand the client-socket wrapper a recording socket; the others run gunicorn as
 `make run` starts it, in sandbox mode, on loopback.
@@ -10,9 +11,8 @@ import time
 
 import pytest
 
-from connector.worker import COALESCE_MAX, Connection
-from tests.server import gunicorn
-from tests.test_slow_clients import address, sandbox
+from connector.server.worker import COALESCE_MAX, Connection
+from tests.support.servers import address, gunicorn, sandbox
 
 
 class RecordingSocket:
@@ -134,6 +134,7 @@ def exchange(where, raw: bytes, until: bytes, within=10.0) -> bytes:
     return got
 
 
+@pytest.mark.slow
 def test_heads_bodies_files_and_100_continue_arrive_whole_and_in_order(tmp_path):
     with gunicorn(sandbox(tmp_path), workers=1) as (base, process):
         where = address(base)
@@ -174,6 +175,7 @@ def test_heads_bodies_files_and_100_continue_arrive_whole_and_in_order(tmp_path)
     assert "Traceback" not in log
 
 
+@pytest.mark.slow
 def test_a_connection_whose_requests_never_wait_does_not_starve_the_others(tmp_path):
     # In sandbox mode InstaMsg answers in process: a call never waits on a socket, and a
     # client that sends many requests at once has every byte ready. Without turns, the worker

@@ -53,6 +53,8 @@ class Rule:
     headers: dict = field(default_factory=dict)
     fault: str | None = None
     delay: float = 0.0
+    #: answer only once this is set (a test holds a call in flight as long as it needs)
+    hold: threading.Event | None = None
     #: how many requests this answer serves (None: all of them)
     times: int | None = None
     used: int = 0
@@ -68,7 +70,7 @@ class FakeUpstream:
         self.rules: list[Rule] = []
         self.calls: list[Recorded] = []
         self.unmatched: list[str] = []
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,6 +111,7 @@ class FakeUpstream:
         fault=None,
         delay=0.0,
         times=None,
+        hold=None,
     ):
         path = urlsplit(url).path if url.startswith("http") else url
         headers = dict(headers or {})
@@ -120,7 +123,7 @@ class FakeUpstream:
         if content_type:
             headers["Content-Type"] = content_type
         with self.lock:
-            self.rules.append(Rule(method, path, status, body, headers, fault, delay, times))
+            self.rules.append(Rule(method, path, status, body, headers, fault, delay, hold, times))
 
     def get(self, url, **kw):
         self.add("GET", url, **kw)
@@ -133,6 +136,12 @@ class FakeUpstream:
 
     def delete(self, url, **kw):
         self.add("DELETE", url, **kw)
+
+    def wait_for_calls(self, count: int, timeout: float = 10.0) -> None:
+        """Return once ``count`` requests have arrived (a held one counts on arrival)."""
+        with self.lock:
+            if not self.lock.wait_for(lambda: len(self.calls) >= count, timeout):
+                raise AssertionError(f"{count} upstream requests expected, {len(self.calls)} came")
 
     def reset(self):
         with self.lock:
@@ -148,6 +157,7 @@ class FakeUpstream:
         path = urlsplit(raw_path).path
         with self.lock:
             self.calls.append(Recorded(sent))
+            self.lock.notify_all()
             rule = next(
                 (
                     r
@@ -171,6 +181,8 @@ class FakeUpstream:
             handler.close_connection = True
             handler.connection.shutdown(2)
             return
+        if rule.hold is not None:
+            rule.hold.wait(timeout=30)
         if rule.delay:
             time.sleep(rule.delay)
         if rule.fault == "cut":

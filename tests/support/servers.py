@@ -10,10 +10,11 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -85,3 +86,23 @@ def wait_until_up(base, process, timeout) -> str:
         if time.monotonic() > deadline:
             raise RuntimeError("gunicorn did not answer /healthz in time")
         time.sleep(0.05)
+
+
+def sandbox(tmp_path, deadline=2, **more):
+    """The environment of a sandbox-mode connector whose clients get ``deadline`` seconds
+    for their head and between body reads."""
+    return {
+        "INSTAMSG_SANDBOX": "1",
+        "INSTAMSG_DATA_DIR": str(tmp_path),
+        "CLIENT_HEADER_TIMEOUT": str(deadline),
+        "CLIENT_BODY_TIMEOUT": str(deadline),
+        # The embedded default, whatever the machine running the tests has set.
+        "GUNICORN_WORKER_CLASS": "",
+        "GUNICORN_LOGLEVEL": "info",
+        **more,
+    }
+
+
+def address(base):
+    parts = urlsplit(base)
+    return parts.hostname, parts.port
