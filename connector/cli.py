@@ -344,3 +344,41 @@ def multipart(args: dict) -> MultiDict:
         for item in items:
             fields.add(key, item.part() if isinstance(item, FilePart) else item)
     return fields
+
+
+# -- mcp ----------------------------------------------------------------------------------
+
+
+@blocks.command("mcp", short_help="Serve every block as a tool of an MCP server, on stdio.")
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Run the blocks on the connector deployed at URL (its base URL) instead of in this "
+    "process.",
+)
+@click.option(
+    "--api-key",
+    envvar="CONNECTOR_API_KEY",
+    show_envvar=True,
+    help="Sent as X-API-Key, for a connector with CONNECTOR_API_KEYS set.",
+)
+def mcp_command(url, api_key):
+    """Serve the Model Context Protocol on stdin and stdout, for AI agents: one tool per
+    block. Blocks run in this process (sandbox mode unless INSTAMSG_SANDBOX=0), or with
+    --url on a deployed connector. stdout is the protocol; logs go to stderr (docs/mcp.md).
+    """
+    # Imported here: the SDK loads only for this command, never for gunicorn's workers.
+    from connector.mcp import runners, server
+
+    if url:
+        if not re.match(r"(?i)^https?://[^/\s]", url):
+            raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--url")
+        remote = runners.Remote(url, api_key)
+        server.serve_stdio(remote, where=remote.shown)
+        return
+    app = current_app._get_current_object()
+    mode = "sandbox" if app.extensions["instamsg"].settings.sandbox else "live"
+    server.serve_stdio(
+        lambda name, args: runners.run_in_process(app, name, args, api_key),
+        where=f"this process ({mode})",
+    )

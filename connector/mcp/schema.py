@@ -1,0 +1,130 @@
+"""A block's MCP ``inputSchema`` and ``outputSchema``, from the OpenAPI document.
+
+The OpenAPI document (connector/manifest.py's ``openapi()``) already holds each block's
+argument schema and its typed result as components; MCP wants plain JSON Schema (Draft
+2020-12) with nothing to look up elsewhere. ``portable()`` rewrites an OpenAPI 3.0 schema
+object into that:
+
+* ``$ref`` into ``#/components/schemas`` is inlined (``allOf`` around a lone ``$ref``, the
+  way apispec wraps a described nested schema, collapses into the schema itself);
+* ``nullable: true`` becomes ``null`` among the ``type``\\s (3.0 has no type arrays);
+* ``example`` becomes ``examples: [example]`` (2020-12 has no ``example``);
+* vendor keys (``x-secret``, ``x-oneOf``, ``x-unit``...) are dropped: the rules they
+  carry are already in the schema's ``description``, which the agent reads.
+
+Results keep whatever InstaMsg adds (schemas/results.py: "more fields than listed may
+come"), and the SDK's client checks every result against ``outputSchema``, so an output
+schema never says ``additionalProperties: false``. A list result is an object too: the
+list under ``items``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from connector import manifest
+
+#: The OpenAPI 3.0 keywords that mean nothing (or something else) in JSON Schema 2020-12.
+OPENAPI_ONLY = frozenset({"nullable", "example", "discriminator", "xml", "externalDocs"})
+COMPONENTS = "#/components/schemas/"
+
+
+def portable(schema, components: dict, *, closed: bool = True):
+    """``schema`` (an OpenAPI schema object) as self-contained JSON Schema 2020-12.
+    ``closed=False`` drops ``additionalProperties: false`` wherever it is."""
+    if isinstance(schema, list):
+        return [portable(item, components, closed=closed) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        ref = schema["$ref"]
+        if not ref.startswith(COMPONENTS):
+            raise ValueError(f"cannot inline {ref!r}: only {COMPONENTS}* is known")
+        merged = {**components[ref.removeprefix(COMPONENTS)], **without(schema, "$ref")}
+        return portable(merged, components, closed=closed)
+    all_of = schema.get("allOf")
+    if isinstance(all_of, list) and len(all_of) == 1:
+        return portable({**all_of[0], **without(schema, "allOf")}, components, closed=closed)
+    out = {}
+    for key, value in schema.items():
+        if key in OPENAPI_ONLY or key.startswith("x-"):
+            continue
+        if key == "additionalProperties" and value is False and not closed:
+            continue
+        if key in ("properties", "patternProperties", "$defs"):
+            out[key] = {
+                name: portable(sub, components, closed=closed) for name, sub in value.items()
+            }
+        elif key in ("items", "additionalProperties", "not", "anyOf", "oneOf", "allOf"):
+            out[key] = portable(value, components, closed=closed)
+        else:
+            out[key] = copy.deepcopy(value)
+    if "example" in schema and "examples" not in schema:
+        out["examples"] = [copy.deepcopy(schema["example"])]
+    if schema.get("nullable") is True:
+        out.update(nullable_type(out))
+    return out
+
+
+def without(schema: dict, key: str) -> dict:
+    return {k: v for k, v in schema.items() if k != key}
+
+
+def nullable_type(schema: dict) -> dict:
+    """What makes ``schema`` accept null as well."""
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {"type": [kind, "null"]}
+    if isinstance(kind, list):
+        return {"type": kind if "null" in kind else [*kind, "null"]}
+    if "anyOf" in schema:
+        return {"anyOf": [*schema["anyOf"], {"type": "null"}]}
+    return {}
+
+
+def input_schema(blk, document: dict | None = None) -> dict:
+    """The block's arguments: its OpenAPI request schema (application/json), made portable.
+    Arguments are checked by the connector when the block runs, not by this schema."""
+    document = document or manifest.openapi()
+    components = document["components"]["schemas"]
+    request = document["paths"][f"/blocks/{blk.name}"]["post"]["requestBody"]
+    schema = portable(request["content"]["application/json"]["schema"], components)
+    schema.setdefault("type", "object")
+    schema.setdefault("properties", {})
+    # The OpenAPI wording points at its x- keys and at HTTP statuses; say the rules plainly.
+    schema.pop("description", None)
+    text = rules(blk)
+    if text:
+        schema["description"] = text
+    return schema
+
+
+def rules(blk) -> str:
+    """The block's argument rules (one group of several; at least one of) as sentences."""
+    sentences = []
+    for rule in blk.loader.one_of:
+        groups = [" and ".join(manifest.field_names(blk, group)) for group in rule]
+        sentences.append("Give " + ", or ".join(groups) + ".")
+    if blk.loader.at_least_one:
+        names = manifest.field_names(blk, blk.loader.at_least_one)
+        sentences.append("Give at least one of: " + ", ".join(names) + ".")
+    return " ".join(sentences)
+
+
+def output_schema(blk, document: dict | None = None) -> dict:
+    """The block's typed result (what its success answers under ``contextWrites.to``) as an
+    object: a list result sits under ``items``."""
+    document = document or manifest.openapi()
+    components = document["components"]["schemas"]
+    success = document["components"]["schemas"][f"{blk.name}Success"]
+    result = portable(
+        success["properties"]["contextWrites"]["properties"]["to"], components, closed=False
+    )
+    if result.get("type") == "object":
+        return result
+    return {
+        "type": "object",
+        "description": f"What {blk.name} answers: the list under items.",
+        "properties": {"items": result},
+        "required": ["items"],
+    }

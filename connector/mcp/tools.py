@@ -1,0 +1,78 @@
+"""The tool list (one tool per block) and a block's envelope as a tool result."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
+
+from connector import jsonx, manifest
+from connector.mcp import schema
+from connector.registry import REGISTRY
+
+#: What the server tells an agent when it connects (MCP's ``instructions``).
+INSTRUCTIONS = (
+    "Each tool is a block of the InstaMsg connector: tenants, clients (devices and users), "
+    "messages, files and configuration of an InstaMsg IoT account. Authenticate each call "
+    "with accessToken (from getAccessToken), or give clientKey and clientSecret instead: the "
+    "connector then gets and renews the token itself. IDs come from earlier results: "
+    "tenantId is createTenant's id, clientId is createClient's id. A failed call answers "
+    "isError with status_code, status_msg (what to do next) and the fields at fault."
+)
+
+
+def annotations(blk) -> ToolAnnotations:
+    """What the block does to InstaMsg, from its method and declaration: a GET only reads;
+    PUT and DELETE overwrite or remove (destructive) and are idempotent unless the block
+    says otherwise (a new token on every call); a POST adds."""
+    read_only = blk.method == "GET"
+    return ToolAnnotations(
+        read_only_hint=read_only,
+        destructive_hint=False if read_only else blk.destructive,
+        idempotent_hint=blk.idempotent,
+        open_world_hint=True,
+    )
+
+
+def tool(blk, document: dict | None = None) -> Tool:
+    """The block as an MCP tool: its name, the manifest's description, its schemas."""
+    description = manifest.block_entry(blk)["description"]
+    rules = schema.rules(blk)
+    if rules:
+        description += " " + rules
+    return Tool(
+        name=blk.name,
+        description=description,
+        input_schema=schema.input_schema(blk, document),
+        output_schema=schema.output_schema(blk, document),
+        annotations=annotations(blk),
+    )
+
+
+@lru_cache(maxsize=1)
+def tool_list() -> tuple[Tool, ...]:
+    document = manifest.openapi()
+    return tuple(tool(blk, document) for blk in REGISTRY)
+
+
+def text(value) -> str:
+    return jsonx.dumps(value).decode("utf-8")
+
+
+def tool_result(envelope: dict) -> CallToolResult:
+    """A block's envelope as the tool's result. Success: the result as structured content
+    (a list under ``items``, as ``outputSchema`` says) and as JSON text, with a warning
+    for each argument the block ignored. Error: ``isError``, and the connector's error
+    (status_code, status_msg, fields, errors, request_id) as JSON text; the connector
+    already took every secret of the call out of it."""
+    ((_, value),) = envelope["contextWrites"].items()
+    warnings = envelope.get("warnings") or []
+    if envelope["callback"] == "success":
+        structured = value if isinstance(value, dict) else {"items": value}
+        content = [TextContent(text=text(structured))]
+        content += [TextContent(text="Warning: " + warning) for warning in warnings]
+        return CallToolResult(content=content, structured_content=structured)
+    error = dict(value) if isinstance(value, dict) else {"status_msg": str(value)}
+    if warnings:
+        error["warnings"] = warnings
+    return CallToolResult(content=[TextContent(text=text(error))], is_error=True)
