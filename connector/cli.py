@@ -365,20 +365,29 @@ def multipart(args: dict) -> MultiDict:
 def mcp_command(url, api_key):
     """Serve the Model Context Protocol on stdin and stdout, for AI agents: one tool per
     block. Blocks run in this process (sandbox mode unless INSTAMSG_SANDBOX=0), or with
-    --url on a deployed connector. stdout is the protocol; logs go to stderr (docs/mcp.md).
+    --url on a deployed connector. stdout is the protocol; logs go to stderr. With
+    INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET set, the server holds the app's
+    credentials and the agent never sees them (docs/mcp.md).
     """
     # Imported here: the SDK loads only for this command, never for gunicorn's workers.
     from connector.mcp import runners, server
 
+    key, secret = os.environ.get("INSTAMSG_CLIENT_KEY"), os.environ.get("INSTAMSG_CLIENT_SECRET")
+    if bool(key) != bool(secret):
+        raise click.UsageError(
+            "Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither."
+        )
+    credentials = {"clientKey": key, "clientSecret": secret} if key else None
     if url:
         if not re.match(r"(?i)^https?://[^/\s]", url):
             raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--url")
         remote = runners.Remote(url, api_key)
-        server.serve_stdio(remote, where=remote.shown)
+        server.serve_stdio(remote, where=remote.shown, credentials=credentials)
         return
     app = current_app._get_current_object()
     mode = "sandbox" if app.extensions["instamsg"].settings.sandbox else "live"
     server.serve_stdio(
         lambda name, args: runners.run_in_process(app, name, args, api_key),
         where=f"this process ({mode})",
+        credentials=credentials,
     )

@@ -192,6 +192,36 @@ def test_the_rules_are_said_in_the_description_of_the_tool_and_of_its_input():
     assert token.input_schema["required"] == ["clientKey", "clientSecret"]
 
 
+@pytest.mark.parametrize("name", BLOCKS)
+def test_with_held_credentials_no_tool_takes_them_and_none_asks_for_them(name):
+    blk = REGISTRY.get(name)
+    given = schema.input_schema(blk, held=True)
+    Draft202012Validator.check_schema(given)
+    assert not {"clientKey", "clientSecret"} & set(given["properties"])
+    assert not {"clientKey", "clientSecret"} & set(given.get("required", []))
+    assert "clientKey" not in given.get("description", "")
+    if "accessToken" in given["properties"]:
+        assert given["properties"]["accessToken"]["description"].startswith("Leave it out")
+    others = set(schema.input_schema(blk)["properties"]) - {"clientKey", "clientSecret"}
+    assert set(given["properties"]) == others
+
+
+@pytest.mark.parametrize(
+    ("args", "filled"),
+    [
+        ({"tenantId": "t1"}, True),
+        ({"tenantId": "t1", "accessToken": ""}, True),
+        ({"tenantId": "t1", "accessToken": "tok-1"}, False),
+        ({"tenantId": "t1", "clientKey": "other-key", "clientSecret": "other"}, False),
+        ({"tenantId": "t1", "clientSecret": "other"}, False),
+    ],
+)
+def test_held_credentials_fill_only_a_call_that_gives_no_way_to_authenticate(args, filled):
+    held = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+    assert tools.with_credentials(args, held) == ({**args, **held} if filled else args)
+    assert tools.with_credentials(args, None) == args
+
+
 # -- annotations --------------------------------------------------------------------------
 
 READ = {"read_only_hint": True, "destructive_hint": False, "idempotent_hint": True}
@@ -269,6 +299,10 @@ def in_process(app, api_key=None):
     return server.build_server(lambda name, args: runners.run_in_process(app, name, args, api_key))
 
 
+def texts(result) -> str:
+    return "\n".join(c.text for c in result.content)
+
+
 def run_with_client(target, scenario):
     """``scenario(client)`` with the SDK's client connected to ``target``."""
     answers = []
@@ -334,6 +368,49 @@ def test_the_connectors_api_key_applies_in_process_too(tmp_path):
     assert not accepted.is_error and accepted.structured_content["token_type"] == "bearer"
 
 
+def test_with_held_credentials_an_agent_runs_blocks_without_ever_seeing_them(sandbox_app):
+    held = server.build_server(
+        lambda name, args: runners.run_in_process(sandbox_app, name, args), credentials=APP
+    )
+
+    async def scenario(client):
+        listed = (await client.list_tools()).tools
+        token = await client.call_tool("getAccessToken", {})
+        tenant = await client.call_tool(
+            "createTenant", {"name": "Farm", "maxClients": 1, "maxMessages": 10}
+        )
+        # A token of the agent's own still wins over the held credentials.
+        bad = await client.call_tool("getTenants", {"accessToken": "not-a-token"})
+        return listed, token, tenant, bad
+
+    listed, token, tenant, bad = run_with_client(held, scenario)
+    assert all("clientSecret" not in t.input_schema["properties"] for t in listed)
+    assert token.structured_content["token_type"] == "bearer"
+    assert tenant.structured_content["name"] == "Farm"
+    error = json.loads(bad.content[0].text)
+    assert error["status_code"] == "API_ERROR" and error["upstream"]["status"] == 401
+    for result in (token, tenant, bad):
+        assert "demo-secret" not in texts(result)
+
+
+@pytest.mark.parametrize(
+    "env", [{"INSTAMSG_CLIENT_KEY": "demo-key"}, {"INSTAMSG_CLIENT_SECRET": "demo-secret"}]
+)
+def test_held_credentials_need_both_the_key_and_the_secret(sandbox_app, env, monkeypatch):
+    from connector import cli
+
+    for name in ("INSTAMSG_CLIENT_KEY", "INSTAMSG_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    sandbox_app.cli.add_command(cli.blocks)
+    result = sandbox_app.test_cli_runner().invoke(args=["blocks", "mcp"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither."
+    )
+
+
 def test_a_call_that_fails_inside_the_server_is_an_internal_error_without_its_text():
     def broken(name, args):
         raise RuntimeError("demo-secret leaked into an exception")
@@ -396,10 +473,6 @@ def stdio(tmp_path, scenario, *args, **env):
 
     anyio.run(main)
     return answers[0]
-
-
-def texts(result) -> str:
-    return "\n".join(c.text for c in result.content)
 
 
 @pytest.mark.slow
@@ -541,6 +614,26 @@ def test_over_stdio_with_url_the_blocks_run_on_a_deployed_connector(tmp_path):
     assert not [e for e in logged if e["msg"] == "request"]
     for result in (token, tenants, bad, refused):
         assert "key-7f3a91" not in texts(result) and "demo-secret" not in texts(result)
+
+
+@pytest.mark.slow
+def test_over_stdio_the_server_can_hold_the_apps_credentials(tmp_path):
+    async def scenario(client):
+        listed = (await client.list_tools()).tools
+        tenant = await client.call_tool(
+            "createTenant", {"name": "Farm", "maxClients": 1, "maxMessages": 10}
+        )
+        tenants = await client.call_tool("getTenants", {})
+        return listed, tenant, tenants
+
+    held = {"INSTAMSG_CLIENT_KEY": "demo-key", "INSTAMSG_CLIENT_SECRET": "demo-secret"}
+    listed, tenant, tenants = stdio(tmp_path, scenario, **held)
+    assert not any("clientKey" in t.input_schema["properties"] for t in listed)
+    assert [t["id"] for t in tenants.structured_content["items"]] == [
+        tenant.structured_content["id"]
+    ]
+    logged = (tmp_path / "mcp-stderr.log").read_text()
+    assert '"credentials": "held by the server"' in logged and "demo-secret" not in logged
 
 
 @pytest.mark.slow

@@ -82,27 +82,51 @@ def nullable_type(schema: dict) -> dict:
     return {}
 
 
-def input_schema(blk, document: dict | None = None) -> dict:
+#: The app's credentials: arguments of every block, left out when the server holds them.
+CREDENTIALS = ("clientKey", "clientSecret")
+HELD_TOKEN = (
+    "Leave it out: this server holds the app's credentials, and the connector gets and "
+    "renews access tokens itself. Or give an access token from getAccessToken "
+    '(access_token in its result), without a "Bearer " prefix.'
+)
+
+
+def input_schema(blk, document: dict | None = None, *, held: bool = False) -> dict:
     """The block's arguments: its OpenAPI request schema (application/json), made portable.
-    Arguments are checked by the connector when the block runs, not by this schema."""
+    Arguments are checked by the connector when the block runs, not by this schema.
+    ``held``: the server holds the app's credentials, so they are no arguments here."""
     document = document or manifest.openapi()
     components = document["components"]["schemas"]
     request = document["paths"][f"/blocks/{blk.name}"]["post"]["requestBody"]
     schema = portable(request["content"]["application/json"]["schema"], components)
     schema.setdefault("type", "object")
     schema.setdefault("properties", {})
+    if held:
+        for name in CREDENTIALS:
+            schema["properties"].pop(name, None)
+        required = [name for name in schema.get("required", []) if name not in CREDENTIALS]
+        if required:
+            schema["required"] = required
+        else:
+            schema.pop("required", None)
+        token = schema["properties"].get("accessToken")
+        if token is not None:
+            token["description"] = HELD_TOKEN
     # The OpenAPI wording points at its x- keys and at HTTP statuses; say the rules plainly.
     schema.pop("description", None)
-    text = rules(blk)
+    text = rules(blk, held=held)
     if text:
         schema["description"] = text
     return schema
 
 
-def rules(blk) -> str:
-    """The block's argument rules (one group of several; at least one of) as sentences."""
+def rules(blk, *, held: bool = False) -> str:
+    """The block's argument rules (one group of several; at least one of) as sentences;
+    with ``held`` credentials, the choice of a token or the credentials is no rule."""
     sentences = []
     for rule in blk.loader.one_of:
+        if held and any(CREDENTIALS[0] in manifest.field_names(blk, group) for group in rule):
+            continue
         groups = [" and ".join(manifest.field_names(blk, group)) for group in rule]
         sentences.append("Give " + ", or ".join(groups) + ".")
     if blk.loader.at_least_one:

@@ -31,12 +31,15 @@ Runner = Callable[[str, dict], dict]
 NAME = "instamsg-connector"
 
 
-def build_server(run: Runner) -> Server:
+def build_server(run: Runner, credentials: dict | None = None) -> Server:
     """An MCP server whose tools are the blocks, each call run by ``run`` (in a worker
-    thread: a block may wait on InstaMsg, and the protocol must keep answering)."""
+    thread: a block may wait on InstaMsg, and the protocol must keep answering).
+    ``credentials`` (clientKey and clientSecret) are the app's, held by the server for
+    every call that gives none: the agent then never sees them."""
+    held = bool(credentials)
 
     async def list_tools(ctx, params) -> ListToolsResult:
-        return ListToolsResult(tools=list(tools.tool_list()))
+        return ListToolsResult(tools=list(tools.tool_list(held)))
 
     async def call_tool(ctx, params: CallToolRequestParams) -> CallToolResult:
         try:
@@ -47,7 +50,7 @@ def build_server(run: Runner) -> Server:
             raise MCPError(INVALID_PARAMS, error.message) from None
         if blk.name != params.name:  # "InstaMsg.getTenants": the tool's name is the block's
             raise MCPError(INVALID_PARAMS, f"There is no tool named {params.name[:80]!r}.")
-        args = dict(params.arguments or {})
+        args = tools.with_credentials(dict(params.arguments or {}), credentials)
         try:
             envelope = await anyio.to_thread.run_sync(functools.partial(run, blk.name, args))
             return tools.tool_result(envelope)
@@ -67,7 +70,7 @@ def build_server(run: Runner) -> Server:
         NAME,
         version=__version__,
         title="InstaMsg connector",
-        instructions=tools.INSTRUCTIONS,
+        instructions=tools.HELD_INSTRUCTIONS if held else tools.INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
@@ -78,7 +81,7 @@ async def serve(server: Server) -> None:
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
-def serve_stdio(run: Runner, where: str) -> None:
+def serve_stdio(run: Runner, where: str, credentials: dict | None = None) -> None:
     """Serve MCP on stdin and stdout until the client closes stdin. stdout carries the
     protocol only: the connector's log lines go to stderr (connector/logs.py writes to fd
     2), and while it serves the SDK points fd 1 at stderr, so a stray print cannot break a
@@ -87,6 +90,11 @@ def serve_stdio(run: Runner, where: str) -> None:
     # The SDK's own loggers, quiet unless something goes wrong; Python's last-resort
     # handler writes those to stderr.
     logging.getLogger("mcp").setLevel(logging.WARNING)
-    tools.tool_list()  # built before the first request, so tools/list answers at once
-    logs.event("MCP server on stdio", blocks=len(REGISTRY), runs=where)
-    anyio.run(serve, build_server(run))
+    tools.tool_list(bool(credentials))  # built now, so tools/list answers at once
+    logs.event(
+        "MCP server on stdio",
+        blocks=len(REGISTRY),
+        runs=where,
+        credentials="held by the server" if credentials else "given by the agent",
+    )
+    anyio.run(serve, build_server(run, credentials))

@@ -19,6 +19,13 @@ INSTRUCTIONS = (
     "tenantId is createTenant's id, clientId is createClient's id. A failed call answers "
     "isError with status_code, status_msg (what to do next) and the fields at fault."
 )
+#: The same, when the server holds the app's credentials (INSTAMSG_CLIENT_KEY and _SECRET).
+HELD_INSTRUCTIONS = INSTRUCTIONS.replace(
+    "Authenticate each call with accessToken (from getAccessToken), or give clientKey and "
+    "clientSecret instead: the connector then gets and renews the token itself.",
+    "This server holds the app's credentials: leave accessToken, clientKey and clientSecret "
+    "out, and the connector gets and renews access tokens itself.",
+)
 
 
 def annotations(blk) -> ToolAnnotations:
@@ -34,25 +41,37 @@ def annotations(blk) -> ToolAnnotations:
     )
 
 
-def tool(blk, document: dict | None = None) -> Tool:
-    """The block as an MCP tool: its name, the manifest's description, its schemas."""
+def tool(blk, document: dict | None = None, *, held: bool = False) -> Tool:
+    """The block as an MCP tool: its name, the manifest's description, its schemas.
+    ``held``: the server holds the app's credentials (no clientKey, clientSecret)."""
     description = manifest.block_entry(blk)["description"]
-    rules = schema.rules(blk)
+    rules = schema.rules(blk, held=held)
     if rules:
         description += " " + rules
     return Tool(
         name=blk.name,
         description=description,
-        input_schema=schema.input_schema(blk, document),
+        input_schema=schema.input_schema(blk, document, held=held),
         output_schema=schema.output_schema(blk, document),
         annotations=annotations(blk),
     )
 
 
-@lru_cache(maxsize=1)
-def tool_list() -> tuple[Tool, ...]:
+@lru_cache(maxsize=2)
+def tool_list(held: bool = False) -> tuple[Tool, ...]:
     document = manifest.openapi()
-    return tuple(tool(blk, document) for blk in REGISTRY)
+    return tuple(tool(blk, document, held=held) for blk in REGISTRY)
+
+
+def with_credentials(args: dict, credentials: dict | None) -> dict:
+    """``args``, with the app's credentials the server holds when the call gives no way to
+    authenticate of its own (a token, or a key and secret: those win)."""
+    if not credentials or any(args.get(name) not in (None, "") for name in AUTH_ARGS):
+        return args
+    return {**args, **credentials}
+
+
+AUTH_ARGS = ("accessToken", *schema.CREDENTIALS)
 
 
 def text(value) -> str:
