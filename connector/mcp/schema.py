@@ -7,7 +7,9 @@ object into that:
 
 * ``$ref`` into ``#/components/schemas`` is inlined (``allOf`` around a lone ``$ref``, the
   way apispec wraps a described nested schema, collapses into the schema itself);
-* ``nullable: true`` becomes ``null`` among the ``type``\\s (3.0 has no type arrays);
+* ``nullable: true`` becomes ``anyOf`` the schema and ``{"type": "null"}``;
+* an empty schema (anything) under ``additionalProperties`` becomes ``true``, and under
+  ``items`` is left out;
 * ``example`` becomes ``examples: [example]`` (2020-12 has no ``example``);
 * vendor keys (``x-secret``, ``x-oneOf``, ``x-unit``...) are dropped: the rules they
   carry are already in the schema's ``description``, which the agent reads.
@@ -55,6 +57,11 @@ def portable(schema, components: dict, *, closed: bool = True):
             out[key] = {
                 name: portable(sub, components, closed=closed) for name, sub in value.items()
             }
+        elif key in ("items", "additionalProperties") and value == {}:
+            # "anything": true says it plainly, and an array's items are anything unless
+            # ``items`` says otherwise (the Inspector's --strict flags a bare {}).
+            if key == "additionalProperties":
+                out[key] = True
         elif key in ("items", "additionalProperties", "not", "anyOf", "oneOf", "allOf"):
             out[key] = portable(value, components, closed=closed)
         else:
@@ -62,7 +69,7 @@ def portable(schema, components: dict, *, closed: bool = True):
     if "example" in schema and "examples" not in schema:
         out["examples"] = [copy.deepcopy(schema["example"])]
     if schema.get("nullable") is True:
-        out.update(nullable_type(out))
+        out = nullable(out)
     return out
 
 
@@ -70,16 +77,24 @@ def without(schema: dict, key: str) -> dict:
     return {k: v for k, v in schema.items() if k != key}
 
 
-def nullable_type(schema: dict) -> dict:
-    """What makes ``schema`` accept null as well."""
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        return {"type": [kind, "null"]}
-    if isinstance(kind, list):
-        return {"type": kind if "null" in kind else [*kind, "null"]}
-    if "anyOf" in schema:
-        return {"anyOf": [*schema["anyOf"], {"type": "null"}]}
-    return {}
+def nullable(schema: dict) -> dict:
+    """``schema``, accepting null as well: ``anyOf`` its own branch (or branches) and
+    ``{"type": "null"}``. Not ``"type": [..., "null"]``: legal, but clients that map tool
+    schemas onto a one-type dialect refuse it (the MCP Inspector's --strict says so)."""
+    notes = {k: v for k, v in schema.items() if k in ANNOTATIONS}
+    rest = {k: v for k, v in schema.items() if k not in ANNOTATIONS}
+    if not rest:
+        return schema  # it accepts anything already
+    branches = rest["anyOf"] if list(rest) == ["anyOf"] else [rest]
+    if {"type": "null"} not in branches:
+        branches = [*branches, {"type": "null"}]
+    return {**notes, "anyOf": branches}
+
+
+#: Keywords that describe a schema without constraining it: they stay outside its branches.
+ANNOTATIONS = frozenset(
+    {"title", "description", "examples", "default", "readOnly", "writeOnly", "deprecated"}
+)
 
 
 #: The app's credentials: arguments of every block, left out when the server holds them.
