@@ -825,3 +825,82 @@ def test_the_inspector_calls_a_tool_and_sees_a_refusal_as_is_error(inspector, tm
     assert answer["isError"] is True
     error = json.loads(answer["content"][0]["text"])
     assert error["status_code"] == "INVALID_FIELDS" and error["fields"] == ["maxClients"]
+
+
+# -- the README's configuration and conversation, as written (slow) ---------------------------
+
+README = (ROOT / "README.md").read_text()
+AGENT_SECTION = README.split("## Use it from an AI agent\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_section_has_one_configuration_and_one_conversation():
+    assert AGENT_SECTION.count("```json\n") == 1 and AGENT_SECTION.count("```text\n") == 1
+
+
+@pytest.mark.slow
+def test_the_readme_configuration_runs_the_readme_conversation(tmp_path):
+    config = json.loads(AGENT_SECTION.split("```json\n", 1)[1].split("```", 1)[0])
+    (entry,) = config["mcpServers"].values()
+    here = lambda text: text.replace("/path/to/instamsg-connector", str(ROOT))  # noqa: E731
+    assert here(entry["command"]) == FLASK
+    env = {**{k: here(v) for k, v in entry["env"].items()}}
+    assert env == {"INSTAMSG_DATA_DIR": str(ROOT / "data")}
+    # Its own data folder here, and the credentials held by the server, as the text says.
+    env.update(
+        INSTAMSG_DATA_DIR=str(tmp_path / "data"),
+        INSTAMSG_CLIENT_KEY="demo-key",
+        INSTAMSG_CLIENT_SECRET="demo-secret",
+    )
+    params = StdioServerParameters(
+        command=here(entry["command"]),
+        args=[here(a) for a in entry["args"]],
+        env=env,
+        cwd=str(tmp_path),
+    )
+    conversation = AGENT_SECTION.split("```text\n", 1)[1].split("```", 1)[0]
+    called = [line.split()[0] for line in conversation.splitlines() if line[:1].isalpha()]
+
+    async def scenario(client):
+        calls = []
+
+        async def call(name, args):
+            result = await client.call_tool(name, args)
+            calls.append(name)
+            return result
+
+        tenant = await call("createTenant", {"name": "Farm", "maxClients": 5, "maxMessages": 1000})
+        device = await call(
+            "createClient",
+            {
+                "tenantId": tenant.structured_content["id"],
+                "type": "device",
+                "name": "pump-7",
+                "provisioningId": "356938035643809",
+                "pubTopics": ["telemetry"],
+            },
+        )
+        one = {
+            "tenantId": tenant.structured_content["id"],
+            "clientId": device.structured_content["id"],
+        }
+        message = {**one, "id": 1, "type": "pub", "payload": "21.5", "qos": 1}
+        refused = await call("publishMessage", {**message, "topic": "alerts"})
+        published = await call("publishMessage", {**message, "topic": "telemetry"})
+        messages = await call("getMessages", one)
+        return calls, refused, published, messages
+
+    answers = []
+
+    async def main():
+        async with Client(params) as client:
+            answers.append(await scenario(client))
+
+    anyio.run(main)
+    calls, refused, published, messages = answers[0]
+    assert calls == called
+    assert refused.is_error
+    error = json.loads(refused.content[0].text)
+    assert error["status_code"] == "API_ERROR" and "'alerts' is not among" in error["status_msg"]
+    assert published.structured_content == {"messageId": "1"}
+    (message,) = messages.structured_content["items"]
+    assert (message["topic"], message["payload"], message["qos"]) == ("telemetry", "21.5", 1)
