@@ -49,11 +49,14 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
             # with the connector's did-you-mean sentence.
             raise MCPError(INVALID_PARAMS, error.message) from None
         if blk.name != params.name:  # "InstaMsg.getTenants": the tool's name is the block's
-            raise MCPError(INVALID_PARAMS, f"There is no tool named {params.name[:80]!r}.")
+            raise MCPError(
+                INVALID_PARAMS,
+                f"There is no tool named {params.name[:80]!r}. Did you mean: {blk.name}?",
+            )
         args = tools.with_credentials(dict(params.arguments or {}), credentials)
         try:
             envelope = await anyio.to_thread.run_sync(functools.partial(run, blk.name, args))
-            return tools.tool_result(envelope)
+            return tools.tool_result(envelope, blk.name)
         except Exception as exc:  # noqa: BLE001  (a bug here must not end the session)
             logs.LOGGER.error(
                 "mcp tool call failed", exc_info=exc, extra={"fields": {"block": blk.name}}

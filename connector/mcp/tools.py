@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 
@@ -78,18 +78,58 @@ def text(value) -> str:
     return jsonx.dumps(value).decode("utf-8")
 
 
-def tool_result(envelope: dict) -> CallToolResult:
+#: The code of a success whose result does not have the documented shape.
+UNEXPECTED_RESULT = "UNEXPECTED_RESULT"
+
+
+@cache
+def result_validator(name: str):
+    """A compiled check of block ``name``'s results against its ``outputSchema`` (jsonschema
+    is imported at the first result, not at start-up)."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema.output_schema(REGISTRY.get(name)))
+
+
+def misfit(name: str, structured) -> str | None:
+    """Where ``structured`` breaks the tool's ``outputSchema``, in words (the place and the
+    rule, never the value), or None when it fits."""
+    from jsonschema.exceptions import best_match
+
+    error = best_match(result_validator(name).iter_errors(structured))
+    if error is None:
+        return None
+    rule = error.validator
+    expected = error.validator_value if rule in ("type", "required", "enum") else None
+    return f"at {error.json_path}: {rule}" + (f" {text(expected)}" if expected else "")
+
+
+def tool_result(envelope: dict, name: str | None = None) -> CallToolResult:
     """A block's envelope as the tool's result. Success: the result as structured content
     (a list under ``items``, as ``outputSchema`` says) and as JSON text, with a warning
     for each argument the block ignored. Error: ``isError``, and the connector's error
     (status_code, status_msg, fields, errors, request_id) as JSON text; the connector
-    already took every secret of the call out of it."""
+    already took every secret of the call out of it.
+
+    With the tool's ``name``, a success is checked against its ``outputSchema`` first: the
+    SDK's client refuses a result that does not fit (a host would show the agent a bare
+    failure), so one that does not is ``isError`` UNEXPECTED_RESULT, saying where, with the
+    result as text after it."""
     ((_, value),) = envelope["contextWrites"].items()
     warnings = envelope.get("warnings") or []
     if envelope["callback"] == "success":
         structured = value if isinstance(value, dict) else {"items": value}
         content = [TextContent(text=text(structured))]
         content += [TextContent(text="Warning: " + warning) for warning in warnings]
+        where = misfit(name, structured) if name is not None else None
+        if where is not None:
+            error = {
+                "status_code": UNEXPECTED_RESULT,
+                "status_msg": f"{name} succeeded, but InstaMsg's answer does not have the "
+                f"documented shape ({where}); it follows as text.",
+                "retryable": False,
+            }
+            return CallToolResult(content=[TextContent(text=text(error)), *content], is_error=True)
         return CallToolResult(content=content, structured_content=structured)
     error = dict(value) if isinstance(value, dict) else {"status_msg": str(value)}
     if warnings:
