@@ -471,6 +471,17 @@ def test_held_credentials_need_both_the_key_and_the_secret(sandbox_app, env, mon
     )
 
 
+def test_a_url_that_is_not_http_is_a_usage_error(sandbox_app):
+    from connector import cli
+
+    sandbox_app.cli.add_command(cli.blocks)
+    result = sandbox_app.test_cli_runner().invoke(args=["blocks", "mcp", "--url", "ftp://x"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for --url: must be an http:// or https:// URL."
+    )
+
+
 def test_a_call_that_fails_inside_the_server_is_an_internal_error_without_its_text():
     def broken(name, args):
         raise RuntimeError("demo-secret leaked into an exception")
