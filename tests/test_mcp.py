@@ -843,8 +843,10 @@ def inspector():
             *args,
         ]
         env = {**os.environ, "PATH": f"{node}:{os.environ['PATH']}", "HOME": home}
+        # As root a network namespace of its own; otherwise inside a user namespace too.
+        unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
         return subprocess.run(
-            ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command],
+            [*unshare, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command],
             cwd=tmp_path,
             env=env,
             capture_output=True,
