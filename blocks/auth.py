@@ -26,5 +26,6 @@ block(
     "Revokes an access token, so that it can no longer be used.",
     auth="basic",
     body="form",
+    destructive=True,  # the token stops working
     returns=r.Done,
 )

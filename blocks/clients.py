@@ -104,6 +104,7 @@ block(
     CLIENT + "/reset_auth_token",
     s.OneClient,
     "Gives a client a new auth token; the old one stops working.",
+    idempotent=False,  # each call makes a new one
     returns=r.ClientAuthToken,
 )
 block(
@@ -112,5 +113,6 @@ block(
     CLIENT + "/reset_certificate",
     s.OneClient,
     "Gives a client a new certificate; the old one stops working.",
+    idempotent=False,  # each call makes a new one
     returns=r.ClientCertificate,
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import mimetypes
+import os
 import re
 import sys
 import textwrap
@@ -30,8 +31,7 @@ from werkzeug.datastructures import FileStorage
 from connector.docs import manifest
 from connector.engine import Invocation
 from connector.engine.registry import REGISTRY
-from connector.errors import ConnectorError, InternalError, Unauthorized, UnknownBlock
-from connector.server import logs
+from connector.errors import UnknownBlock
 
 #: Lines of ``describe`` are wrapped to this width, whatever the terminal's.
 WIDTH = 100
@@ -208,26 +208,13 @@ def call_command(name, pairs, json_args, to, api_key):
     if to is not None:
         args["to"] = to
     engine = current_app.extensions["instamsg"]
-    inv = Invocation(face="cli")
-    try:
-        if not engine.open and not engine.admits(api_key):
-            raise Unauthorized("This connector needs an API key (CONNECTOR_API_KEYS is set).")
-        outcome = engine.run(inv, name, args)
-    except ConnectorError as error:
-        envelope = engine.error_envelope(inv, error)
-    except Exception as exc:  # noqa: BLE001  (a bug: its type and place logged, never its text)
-        logs.LOGGER.error("unexpected error", exc_info=exc, extra={"fields": {"block": inv.block}})
-        envelope = engine.error_envelope(
-            inv, InternalError("The connector failed while running this block. It was logged.")
-        )
-    else:
-        if outcome.reply is not None:  # downloadFile with stream: the bytes themselves
-            with outcome.reply as reply:
-                for chunk in reply.iter_content(64 * 1024):
-                    sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
-            return
-        envelope = engine.envelope(inv, "success", outcome.result)
+    envelope, reply = engine.call(Invocation(face="cli"), name, args, api_key=api_key)
+    if reply is not None:  # downloadFile with stream: the bytes themselves
+        with reply:
+            for chunk in reply.iter_content(64 * 1024):
+                sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
     click.echo(pretty(envelope))
     if envelope.get("callback") == "success":
         return
@@ -329,3 +316,50 @@ def as_text(who: str, data: bytes) -> str:
             f"{who}: the file is not UTF-8 text. Only a File argument (uploadFile's file) is "
             "sent as bytes; give fileContent as base64."
         ) from None
+
+
+# -- mcp ----------------------------------------------------------------------------------
+
+
+@blocks.command("mcp", short_help="Serve every block as a tool of an MCP server, on stdio.")
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Run the blocks on the connector deployed at URL (its base URL) instead of in this "
+    "process.",
+)
+@click.option(
+    "--api-key",
+    envvar="CONNECTOR_API_KEY",
+    show_envvar=True,
+    help="Sent as X-API-Key, for a connector with CONNECTOR_API_KEYS set.",
+)
+def mcp_command(url, api_key):
+    """Serve the Model Context Protocol on stdin and stdout, for AI agents: one tool per
+    block. Blocks run in this process (sandbox mode unless INSTAMSG_SANDBOX=0), or with
+    --url on a deployed connector. stdout is the protocol; logs go to stderr. With
+    INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET set, the server holds the app's
+    credentials and the agent never sees them (docs/mcp.md).
+    """
+    # Imported here: the SDK loads only for this command, never for gunicorn's workers.
+    from connector.mcp import runners, server
+
+    key, secret = os.environ.get("INSTAMSG_CLIENT_KEY"), os.environ.get("INSTAMSG_CLIENT_SECRET")
+    if bool(key) != bool(secret):
+        raise click.UsageError(
+            "Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither."
+        )
+    credentials = {"clientKey": key, "clientSecret": secret} if key else None
+    if url:
+        if not re.match(r"(?i)^https?://[^/\s]", url):
+            raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--url")
+        remote = runners.Remote(url, api_key)
+        server.serve_stdio(remote, where=remote.shown, credentials=credentials)
+        return
+    engine = current_app.extensions["instamsg"]
+    mode = "sandbox" if engine.settings.sandbox else "live"
+    server.serve_stdio(
+        lambda name, args: runners.run_in_process(engine, name, args, api_key),
+        where=f"this process ({mode})",
+        credentials=credentials,
+    )

@@ -10,6 +10,7 @@ every face.
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,8 @@ from connector.engine.invocation import Invocation
 from connector.engine.redaction import scrub, secret_values
 from connector.engine.registry import REGISTRY, Context
 from connector.engine.tokens import TokenManager
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, InternalError, Unauthorized
+from connector.server import logs
 from connector.state.idempotency import Claim
 from connector.state.stores import open_idempotency_store, open_token_cache
 
@@ -113,6 +115,43 @@ class Engine:
         if streamed:
             return Outcome(reply=reply, filename=loaded["filename"])
         return Outcome(result=blk.result(reply, loaded, ctx))
+
+    def call(
+        self, inv: Invocation, name: str, args: dict, *, api_key: str | None = None, stream=False
+    ) -> tuple[dict, Any]:
+        """For a face that runs blocks in this process and answers with the envelope (the
+        CLI, the MCP server): the API-key rule, the run, and every error as its envelope,
+        a bug's included (logged by type and place, never its text). Returns the envelope,
+        and downloadFile's open answer when the raw bytes were asked for (else None)."""
+        reply = None
+        try:
+            if not self.open and not self.admits(api_key):
+                raise Unauthorized("This connector needs an API key (CONNECTOR_API_KEYS is set).")
+            outcome = self.run(inv, name, args, stream=stream)
+            reply = outcome.reply
+            envelope = self.envelope(inv, "success", None if reply else outcome.result)
+        except ConnectorError as error:
+            envelope = self.error_envelope(inv, error)
+        except Exception as exc:  # noqa: BLE001  (a bug: answered, and logged without its text)
+            logs.LOGGER.error(
+                "unexpected error",
+                exc_info=exc,
+                extra={"fields": {"request_id": inv.request_id, "block": inv.block}},
+            )
+            failed = InternalError("The connector failed while running this block. It was logged.")
+            envelope = self.error_envelope(inv, failed)
+        # The line an HTTP call's access line would be, for the faces without one.
+        logs.event(
+            "block call",
+            request_id=inv.request_id,
+            face=inv.face,
+            block=inv.block,
+            code=inv.code,
+            upstream_status=inv.upstream_status,
+            ms=round((time.perf_counter() - inv.started) * 1000, 1),
+            ignored_args=inv.ignored or None,
+        )
+        return envelope, reply
 
     def keep(self, inv: Invocation, status: int, headers: list, body: bytes, streamed=False):
         """The face rendered ``inv``'s answer: keep it under its Idempotency-Key (or free the

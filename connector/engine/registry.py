@@ -65,6 +65,11 @@ class Block:
     streamable: bool = False
     #: safe to send again after a 429, 5xx or lost connection; None: GET, PUT and DELETE are.
     repeatable: bool | None = None
+    #: a second identical call changes nothing more (MCP's idempotentHint); None: GET, PUT
+    #: and DELETE do not. False for a PUT that makes something new each time (a new token).
+    idempotent: bool | None = None
+    #: may overwrite or remove what is there (MCP's destructiveHint); None: PUT and DELETE do.
+    destructive: bool | None = None
     #: what the block answers under contextWrites.to: a result schema, or [Schema] for a list.
     returns: Any = None
 
@@ -72,6 +77,10 @@ class Block:
         self.method = self.method.upper()
         if self.repeatable is None:
             self.repeatable = self.method in ("GET", "PUT", "DELETE")
+        if self.idempotent is None:
+            self.idempotent = self.method in ("GET", "PUT", "DELETE")
+        if self.destructive is None:
+            self.destructive = self.method in ("PUT", "DELETE")
         self.loader = self.schema()
         placeholders = {name for _, name, _, _ in string.Formatter().parse(self.path) if name}
         self.routes: dict[str, list[str]] = {k: [] for k in ("path", "query", "body", "file")}

@@ -1,0 +1,107 @@
+"""Where a tool call's block runs: in this process, or on a deployed connector.
+
+A runner takes a block's name and its arguments and answers the connector's envelope
+(``{"callback": "success" | "error", "contextWrites": {...}}``), whatever happened: the
+MCP server turns that one shape into a tool result. In process, the engine runs the block
+(``Engine.call``); remote, the deployed connector's ``POST /blocks/<name>`` does. Either way
+validation, managed tokens, retries and the scrubbing of secrets from errors are the
+engine's, not a copy of them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from connector.engine import Invocation
+
+#: Waiting for a deployed connector: to connect, and for its answer (its own deadline,
+#: INSTAMSG_DEADLINE, is 60 s by default, and retries wait within it).
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 120.0
+#: The one code this face adds to the connector's: the deployed connector did not answer
+#: with an envelope (it is down, or something in front of it answered instead).
+CONNECTOR_UNAVAILABLE = "CONNECTOR_UNAVAILABLE"
+
+
+def block_path(name: str) -> str:
+    return "/blocks/" + quote(name, safe="")
+
+
+def run_in_process(engine, name: str, args: dict, api_key: str | None = None) -> dict:
+    """Run block ``name`` with the engine of this process (as ``flask blocks call`` does).
+    The raw bytes of downloadFile are the HTTP face's alone: a tool gets them base64."""
+    envelope, reply = engine.call(Invocation(face="mcp"), name, dict(args), api_key=api_key)
+    if reply is not None:
+        reply.close()
+        return error_envelope(
+            "INVALID_FIELDS",
+            "stream: the raw bytes are served over HTTP only; leave stream out to get them "
+            "base64 in content.",
+        )
+    return envelope
+
+
+class Remote:
+    """Runs blocks on a deployed connector at ``url`` with requests (one Session)."""
+
+    def __init__(self, url: str, api_key: str | None = None):
+        self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        #: The URL as messages show it: no user, password, path or query.
+        self.shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        self.session = requests.Session()
+        # The environment's proxies and .netrc stay out: the URL is the one to call.
+        self.session.trust_env = False
+        if api_key:
+            self.session.headers["X-API-Key"] = api_key
+
+    def __call__(self, name: str, args: dict) -> dict:
+        try:
+            reply = self.session.post(
+                self.url + block_path(name),
+                json={"args": args},
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            )
+        except requests.Timeout:
+            return unavailable(
+                f"The connector at {self.shown} did not answer within {READ_TIMEOUT:g} s."
+            )
+        except requests.RequestException as error:
+            # The exception's class only: its text can quote the request.
+            return unavailable(
+                f"The connector at {self.shown} could not be reached ({type(error).__name__})."
+            )
+        try:
+            envelope = reply.json()
+        except ValueError:
+            envelope = None
+        if not is_envelope(envelope):
+            return unavailable(
+                f"The connector at {self.shown} answered HTTP {reply.status_code} without an "
+                "envelope: is the URL the connector's base URL?"
+            )
+        return envelope
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def is_envelope(value) -> bool:
+    return (
+        isinstance(value, dict)
+        and value.get("callback") in ("success", "error")
+        and isinstance(value.get("contextWrites"), dict)
+        and len(value["contextWrites"]) == 1
+    )
+
+
+def error_envelope(code: str, message: str, retryable: bool = False) -> dict:
+    """An error envelope of this face's own (the connector's are made by the connector)."""
+    body = {"status_code": code, "status_msg": message, "retryable": retryable}
+    return {"callback": "error", "contextWrites": {"to": body}}
+
+
+def unavailable(message: str) -> dict:
+    return error_envelope(CONNECTOR_UNAVAILABLE, message, retryable=True)

@@ -1,0 +1,104 @@
+"""The MCP server: the official SDK's low-level ``Server`` with one tool per block.
+
+The low-level server is used rather than the SDK's decorator-based ``MCPServer``: that one
+builds a pydantic model from each Python function and validates a call's arguments against
+it, so an agent would see pydantic's messages. Here nothing checks the arguments before the
+connector does (the SDK's low-level server validates only the request's envelope), and an
+agent sees the same REQUIRED_FIELDS or INVALID_FIELDS, with the same message and fields,
+as an HTTP caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+import anyio
+import anyio.to_thread
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, ListToolsResult
+
+from connector import __version__
+from connector.engine.registry import REGISTRY
+from connector.errors import UnknownBlock
+from connector.mcp import runners, tools
+from connector.server import logs
+
+#: A runner: a block's name and arguments in, the connector's envelope out.
+Runner = Callable[[str, dict], dict]
+NAME = "instamsg-connector"
+
+
+def build_server(run: Runner, credentials: dict | None = None) -> Server:
+    """An MCP server whose tools are the blocks, each call run by ``run`` (in a worker
+    thread: a block may wait on InstaMsg, and the protocol must keep answering).
+    ``credentials`` (clientKey and clientSecret) are the app's, held by the server for
+    every call that gives none: the agent then never sees them."""
+    held = bool(credentials)
+
+    async def list_tools(ctx, params) -> ListToolsResult:
+        return ListToolsResult(tools=list(tools.tool_list(held)))
+
+    async def call_tool(ctx, params: CallToolRequestParams) -> CallToolResult:
+        try:
+            blk = REGISTRY.get(params.name)
+        except UnknownBlock as error:
+            # A tool that does not exist is a protocol error (the spec's INVALID_PARAMS),
+            # with the connector's did-you-mean sentence.
+            raise MCPError(INVALID_PARAMS, error.message) from None
+        if blk.name != params.name:  # "InstaMsg.getTenants": the tool's name is the block's
+            raise MCPError(
+                INVALID_PARAMS,
+                f"There is no tool named {params.name[:80]!r}. Did you mean: {blk.name}?",
+            )
+        args = tools.with_credentials(dict(params.arguments or {}), credentials)
+        try:
+            envelope = await anyio.to_thread.run_sync(functools.partial(run, blk.name, args))
+            return tools.tool_result(envelope, blk.name)
+        except Exception as exc:  # noqa: BLE001  (a bug here must not end the session)
+            logs.LOGGER.error(
+                "mcp tool call failed", exc_info=exc, extra={"fields": {"block": blk.name}}
+            )
+            return tools.tool_result(
+                runners.error_envelope(
+                    "INTERNAL_PACKAGE_ERROR",
+                    "The MCP server failed while handling this call. It was logged; please "
+                    "report it.",
+                )
+            )
+
+    return Server(
+        NAME,
+        version=__version__,
+        title="InstaMsg connector",
+        instructions=tools.HELD_INSTRUCTIONS if held else tools.INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+async def serve(server: Server) -> None:
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+def serve_stdio(run: Runner, where: str, credentials: dict | None = None) -> None:
+    """Serve MCP on stdin and stdout until the client closes stdin. stdout carries the
+    protocol only: the connector's log lines go to stderr (connector/logs.py writes to fd
+    2), and while it serves the SDK points fd 1 at stderr, so a stray print cannot break a
+    frame."""
+    logs.setup()
+    # The SDK's own loggers, quiet unless something goes wrong; Python's last-resort
+    # handler writes those to stderr.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
+    tools.tool_list(bool(credentials))  # built now, so tools/list answers at once
+    logs.event(
+        "MCP server on stdio",
+        blocks=len(REGISTRY),
+        runs=where,
+        credentials="held by the server" if credentials else "given by the agent",
+    )
+    anyio.run(serve, build_server(run, credentials))
