@@ -309,7 +309,7 @@ def package_json(manifest: dict) -> str:
         "private": True,
         "main": "index.js",
         "scripts": {
-            "test": "node --test test/",
+            "test": "node --test test/*.test.js",
             "validate": "zapier-platform validate --without-style",
         },
         "engines": {"node": ">=22"},

@@ -87,8 +87,9 @@ const send = async (z, bundle, meta) => {
     url: `${baseUrl(bundle)}/blocks/${meta.block}`,
     method: 'POST',
     headers,
-    body: args,
-    // The body is the user's data: no {{curlies}} processing of it.
+    // Sent as text, and merge off: Zapier would otherwise drop or refuse {{...}} in the
+    // user's data (a payload is the user's, curly braces included).
+    body: JSON.stringify(args),
     merge: false,
     // Every status is read here, 429 included, so the connector's own message reaches the user.
     skipThrowForStatus: true,
@@ -184,6 +185,18 @@ const withId = (item, meta) => {
   return { id: `${when}${digest}`, ...item };
 };
 
+// Two identical items (two equal log lines in the same millisecond) stay two items: the
+// second gets -2 after its id, in the order the connector listed them.
+const distinct = (items) => {
+  const seen = new Map();
+  return items.map((item) => {
+    const key = String(item.id);
+    const count = (seen.get(key) || 0) + 1;
+    seen.set(key, count);
+    return count === 1 ? item : { ...item, id: `${key}-${count}` };
+  });
+};
+
 // Newest first, as Zapier expects of a polling trigger.
 const newestFirst = (items, meta) => {
   if (!meta.time) {
@@ -200,10 +213,7 @@ const trigger = (definition, meta) => {
   definition.operation.perform = async (z, bundle) => {
     const result = unwrap(z, await send(z, bundle, meta));
     const items = Array.isArray(result) ? result : given(result) ? [result] : [];
-    return newestFirst(
-      items.map((item) => withId(item, meta)),
-      meta,
-    );
+    return newestFirst(distinct(items.map((item) => withId(item, meta))), meta);
   };
   definition.operation.sample = withId(definition.operation.sample, meta);
   return definition;
