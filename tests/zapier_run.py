@@ -34,14 +34,17 @@ def main(node_bin: str) -> int:
         status = subprocess.run(command, cwd=APP, env=env, timeout=300).returncode
         if status:
             return status
-    with tempfile.TemporaryDirectory() as data, gunicorn(
-        {
-            "INSTAMSG_SANDBOX": "1",
-            "INSTAMSG_DATA_DIR": data,
-            "CONNECTOR_API_KEYS": API_KEY,
-        },
-        workers=1,
-    ) as (base, server):
+    with (
+        tempfile.TemporaryDirectory() as data,
+        gunicorn(
+            {
+                "INSTAMSG_SANDBOX": "1",
+                "INSTAMSG_DATA_DIR": data,
+                "CONNECTOR_API_KEYS": API_KEY,
+            },
+            workers=1,
+        ) as (base, server),
+    ):
         print(f"$ node --test test/app.test.js  (CONNECTOR_URL={base})", flush=True)
         status = subprocess.run(
             ["node", "--test", "--test-reporter=tap", "test/app.test.js"],

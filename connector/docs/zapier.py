@@ -223,12 +223,8 @@ def operation(block: dict) -> tuple[str, dict, dict]:
         "noun": noun,
         "display": {"label": label[:64], "description": description[:1000]},
         "operation": {
-            "inputFields": [
-                input_field(a) for a in block["args"] if a["name"] not in CREDENTIALS
-            ],
-            "outputFields": output_fields(
-                outputs, kind == "triggers" and "id" not in field_names
-            ),
+            "inputFields": [input_field(a) for a in block["args"] if a["name"] not in CREDENTIALS],
+            "outputFields": output_fields(outputs, kind == "triggers" and "id" not in field_names),
             "sample": sample_of(outputs),
         },
     }
