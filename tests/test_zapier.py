@@ -29,7 +29,7 @@ def generated(path: str) -> str:
 
 
 def definition(name: str) -> tuple[str, dict, dict]:
-    return zapier.operation(BLOCKS[name])
+    return zapier.operation(BLOCKS[name], zapier.dropdowns(MANIFEST))
 
 
 def test_the_committed_app_is_fresh():
@@ -98,6 +98,28 @@ def test_field_types_cover_each_kind_of_argument():
     assert fields["uploadFile.file"]["type"] == "file"
     assert fields["createClient.gsmPassword"]["type"] == "password"
     assert fields["getTenants.accessToken"]["required"] is False
+
+
+def test_id_fields_draw_their_dropdowns_from_list_triggers_that_exist():
+    lists = zapier.dropdowns(MANIFEST)
+    assert lists == {"tenantId": ("getTenants", []), "clientId": ("getClients", ["tenantId"])}
+    seen = 0
+    for name in BLOCKS:
+        fields = definition(name)[1]["operation"]["inputFields"]
+        keys = [f["key"] for f in fields]
+        for field in fields:
+            if "dynamic" not in field:
+                assert field["key"] not in lists or lists[field["key"]][0] == name
+                continue
+            seen += 1
+            trigger, value, label = field["dynamic"].split(".")
+            assert zapier.kind_of(BLOCKS[trigger]) == "triggers" and trigger != name
+            outputs = {f["name"] for f in BLOCKS[trigger]["outputs"]["fields"]}
+            assert {value, label} <= outputs
+            # What the dropdown's trigger needs is filled in before, in the same form.
+            for need in field.get("dependsOn", []):
+                assert keys.index(need) < keys.index(field["key"])
+    assert seen > 40
 
 
 def test_an_argument_type_without_a_zapier_field_is_refused():

@@ -148,7 +148,24 @@ def text_of(value) -> str | None:
     return str(value) or None
 
 
-def input_field(arg: dict) -> dict:
+def dropdowns(manifest: dict) -> dict[str, tuple[str, list[str]]]:
+    """An ID argument (tenantId, clientId) -> the list trigger that draws its dropdown
+    (getTenants, getClients: items with an id and a name) and the arguments that trigger needs
+    (the clients of which tenant)."""
+    out = {}
+    for block in manifest["blocks"]:
+        outputs = block.get("outputs") or {}
+        fields = {f["name"] for f in outputs.get("fields", [])}
+        match = re.fullmatch(r"get([A-Z][a-z]+)s", block["name"])
+        if match and kind_of(block) == "triggers" and {"id", "name"} <= fields:
+            needs = [
+                a["name"] for a in block["args"] if a.get("required") and a["type"] == "String"
+            ]
+            out[match.group(1).lower() + "Id"] = (block["name"], needs)
+    return out
+
+
+def input_field(arg: dict, dropdown: tuple[str, list[str]] | None = None) -> dict:
     if arg["type"] not in INPUT_TYPES:
         raise ValueError(f"argument {arg['name']}: no Zapier field type for {arg['type']!r}")
     zap_type, extra = INPUT_TYPES[arg["type"]]
@@ -168,6 +185,11 @@ def input_field(arg: dict) -> dict:
         text = ("true" if default else "false") if isinstance(default, bool) else text_of(default)
         if text:
             field["default"] = text
+    if dropdown and arg["type"] == "String":
+        trigger, needs = dropdown
+        field["dynamic"] = f"{trigger}.id.name"
+        if needs:
+            field["dependsOn"] = needs
     placeholder = text_of(arg.get("example"))
     if placeholder and arg["type"] not in ("credentials", "Boolean", "Select"):
         field["placeholder"] = placeholder
@@ -195,8 +217,10 @@ def sample_of(outputs: dict) -> dict:
     return sample or {"result": None}
 
 
-def operation(block: dict) -> tuple[str, dict, dict]:
-    """(kind, the Zapier definition without its perform, what the runtime needs)."""
+def operation(block: dict, lists: dict | None = None) -> tuple[str, dict, dict]:
+    """(kind, the Zapier definition without its perform, what the runtime needs); ``lists``
+    is dropdowns() of the manifest (an ID field of a block draws its choices from the list)."""
+    lists = {k: v for k, v in (lists or {}).items() if v[0] != block["name"]}
     kind = kind_of(block)
     name = block["name"]
     noun = noun_of(block, kind)
@@ -223,7 +247,11 @@ def operation(block: dict) -> tuple[str, dict, dict]:
         "noun": noun,
         "display": {"label": label[:64], "description": description[:1000]},
         "operation": {
-            "inputFields": [input_field(a) for a in block["args"] if a["name"] not in CREDENTIALS],
+            "inputFields": [
+                input_field(a, lists.get(a["name"]))
+                for a in block["args"]
+                if a["name"] not in CREDENTIALS
+            ],
             "outputFields": output_fields(outputs, kind == "triggers" and "id" not in field_names),
             "sample": sample_of(outputs),
         },
@@ -340,8 +368,9 @@ def files(manifest: dict) -> dict[str, str]:
     out: dict[str, str] = {}
     operations: dict[str, list[str]] = {kind: [] for kind in KINDS}
     helper = {"triggers": "trigger", "searches": "search", "creates": "create"}
+    lists = dropdowns(manifest)
     for block in sorted(manifest["blocks"], key=lambda b: b["name"]):
-        kind, definition, meta = operation(block)
+        kind, definition, meta = operation(block, lists)
         operations[kind].append(block["name"])
         out[f"{kind}/{block['name']}.js"] = module(helper[kind], definition, meta)
     out["authentication.js"] = authentication(manifest)

@@ -26,6 +26,7 @@ module.exports = create(
           "type": "string",
           "helpText": "The tenant's ID (id in createTenant's result).",
           "required": true,
+          "dynamic": "getTenants.id.name",
           "placeholder": "t494609aaec00"
         },
         {

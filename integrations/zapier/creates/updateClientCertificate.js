@@ -26,6 +26,7 @@ module.exports = create(
           "type": "string",
           "helpText": "The tenant's ID (id in createTenant's result).",
           "required": true,
+          "dynamic": "getTenants.id.name",
           "placeholder": "t494609aaec00"
         },
         {
@@ -34,6 +35,10 @@ module.exports = create(
           "type": "string",
           "helpText": "The client's ID (id in createClient's result).",
           "required": true,
+          "dynamic": "getClients.id.name",
+          "dependsOn": [
+            "tenantId"
+          ],
           "placeholder": "cc9fec913fe65"
         }
       ],
