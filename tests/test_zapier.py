@@ -8,6 +8,7 @@ with only loopback up.
 
 import copy
 import json
+import os
 import re
 import subprocess
 import sys
@@ -240,3 +241,28 @@ def test_the_real_zapier_cli_validates_and_createapptester_runs_every_operation(
     expected = len(re.findall(r"^test\(", node_tests, re.M))
     assert re.search(rf"^# pass {expected}$", output, re.M), output[-4000:]
     assert re.search(r"^# fail 0$", output, re.M)
+
+
+@pytest.mark.slow
+def test_the_real_zapier_cli_refuses_a_broken_app(tmp_path):
+    """The validate step has teeth: the same app with one operation key Zapier forbids."""
+    node_bin = subprocess.run(
+        ["bash", ".ci/zapier"], cwd=ROOT, capture_output=True, text=True, timeout=900
+    ).stdout.strip()
+    for path, text in FILES.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text.replace('"key": "getFiles"', '"key": "get-files"'))
+    (tmp_path / "node_modules").symlink_to(zapier.APP_DIR / "node_modules")
+    done = subprocess.run(
+        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+        + [str(tmp_path / "node_modules" / ".bin" / "zapier-platform"), "validate"]
+        + ["--without-style"],
+        cwd=tmp_path,
+        env={**os.environ, "PATH": f"{node_bin}:{os.environ['PATH']}"}
+        | {"DISABLE_ZAPIER_ANALYTICS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert "structurally invalid" in done.stdout and "get-files" in done.stdout

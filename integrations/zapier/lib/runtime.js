@@ -74,6 +74,14 @@ const argumentsFor = async (z, bundle, meta) => {
   return args;
 };
 
+const hostOf = (bundle) => {
+  try {
+    return new URL(baseUrl(bundle)).host;
+  } catch (error) {
+    return baseUrl(bundle);
+  }
+};
+
 // Runs one block; answers {status, envelope, retryAfter, managed}.
 const send = async (z, bundle, meta) => {
   const args = await argumentsFor(z, bundle, meta);
@@ -84,18 +92,28 @@ const send = async (z, bundle, meta) => {
   if (given(bundle.authData.apiKey)) {
     headers['X-API-Key'] = bundle.authData.apiKey;
   }
-  const response = await z.request({
-    url: `${baseUrl(bundle)}/blocks/${meta.block}`,
-    method: 'POST',
-    headers,
-    // Sent as text, and merge off: Zapier would otherwise drop or refuse {{...}} in the
-    // user's data (a payload is the user's, curly braces included).
-    body: JSON.stringify(args),
-    merge: false,
-    // Every status is read here, 429 included, so the connector's own message reaches the user.
-    skipThrowForStatus: true,
-    throwForThrottlingEarly: false,
-  });
+  const url = `${baseUrl(bundle)}/blocks/${meta.block}`;
+  const response = await z
+    .request({
+      url,
+      method: 'POST',
+      headers,
+      // Sent as text, and merge off: Zapier would otherwise drop or refuse {{...}} in the
+      // user's data (a payload is the user's, curly braces included).
+      body: JSON.stringify(args),
+      merge: false,
+      // Every status is read here, 429 included, so the connector's own message reaches the user.
+      skipThrowForStatus: true,
+      throwForThrottlingEarly: false,
+    })
+    .catch((error) => {
+      throw new z.errors.Error(
+        `Could not reach the connector at ${hostOf(bundle)} (${error.code || error.name}): ` +
+          "check the connection's Connector URL.",
+        'CONNECTOR_UNREACHABLE',
+        null,
+      );
+    });
   let envelope = null;
   try {
     envelope = JSON.parse(response.content);
@@ -244,13 +262,6 @@ const create = (definition, meta) => {
   return definition;
 };
 
-const hostOf = (bundle) => {
-  try {
-    return new URL(baseUrl(bundle)).host;
-  } catch (error) {
-    return baseUrl(bundle);
-  }
-};
 
 // The connection test gets a token with the connection's key and secret; the token itself is
 // not kept in the test's result.

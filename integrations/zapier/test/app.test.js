@@ -139,6 +139,21 @@ test('an address that is not the connector says so', async () => {
   assert.equal(status, 404);
 });
 
+test('a connector that does not answer says where it was looked for', async () => {
+  const closed = await listen(() => {});
+  const { port } = closed.address();
+  await new Promise((resolve) => closed.close(resolve));
+  const error = await failure(
+    appTester(App.authentication.test, {
+      authData: { ...authData, baseUrl: `http://127.0.0.1:${port}` },
+    }),
+  );
+  const { message, code } = appError(error);
+  assert.equal(code, 'CONNECTOR_UNREACHABLE');
+  assert.match(message, new RegExp(`127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
+  assert.doesNotMatch(message, /demo-secret|demo-key/);
+});
+
 test('every trigger, search and create against the sandbox', async () => {
   const called = new Set();
   const call = async (kind, key, inputData, auth) => {
