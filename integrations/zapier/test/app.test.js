@@ -120,6 +120,11 @@ test('the connection test fails with a wrong secret, with the connector\'s messa
   assert.equal(error.name, 'ExpiredAuthError', error.message);
   assert.match(error.message, /API_ERROR/);
   assert.doesNotMatch(error.message, /not-the-secret/);
+  // The same for any step that runs on the connection's key and secret (managed tokens).
+  const step = await failure(
+    run('triggers', 'getTenants', {}, { ...authData, clientSecret: 'not-the-secret' }),
+  );
+  assert.equal(step.name, 'ExpiredAuthError', step.message);
 });
 
 test('a wrong connector API key is an expired connection', async () => {
