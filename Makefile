@@ -67,3 +67,17 @@ manifest: $(VENV)/.runtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+.PHONY: integrations-zapier check-integrations-zapier test-zapier
+
+## integrations-zapier: regenerate the Zapier app (integrations/zapier/) from manifest.json
+integrations-zapier: $(VENV)/.runtime
+	$(BIN)/python -m connector.docs.zapier
+
+## check-integrations-zapier: fail when integrations/zapier/ is stale (for `make check`)
+check-integrations-zapier: $(VENV)/.runtime
+	$(BIN)/python -m connector.docs.zapier --check
+
+## test-zapier: the Zapier app's tests, the real CLI and createAppTester against the sandbox
+test-zapier: $(VENV)/.dev
+	$(BIN)/python -m pytest tests/test_zapier.py
