@@ -61,7 +61,7 @@ bench: $(VENV)/.dev
 samples: $(VENV)/.runtime
 	$(BIN)/python -m connector.docs --record-samples
 
-## manifest: regenerate manifest.json and openapi.json from the schemas
+## manifest: regenerate manifest.json, openapi.json, docs/blocks.md and integrations/ from the schemas
 manifest: $(VENV)/.runtime
 	$(BIN)/python -m connector.docs
 

@@ -17,8 +17,8 @@ import pytest
 
 import blocks  # noqa: F401  (registers every block)
 from connector.docs import zapier
-from connector.registry import REGISTRY
-from tests.server import ROOT
+from connector.engine.registry import REGISTRY
+from tests.support.servers import ROOT
 
 MANIFEST = json.loads((ROOT / "manifest.json").read_text())
 BLOCKS = {b["name"]: b for b in MANIFEST["blocks"]}
@@ -226,7 +226,7 @@ def test_the_real_zapier_cli_validates_and_createapptester_runs_every_operation(
             "sh",
             sys.executable,
             "-m",
-            "tests.zapier_run",
+            "tests.support.zapier_run",
             node_bin.stdout.strip(),
         ],
         cwd=ROOT,

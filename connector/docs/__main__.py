@@ -1,4 +1,4 @@
-"""Write or check every generated document: ``python -m connector.docs``.
+"""Write or check every generated document and integration package: ``python -m connector.docs``.
 
 ``--check`` fails when a committed file is stale (``make check``); ``--record-samples`` first
 runs every block against the sandbox and keeps what each answered (``make samples``).
@@ -9,7 +9,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from connector.docs import manifest, markdown, openapi, samples
+from connector.docs import manifest, markdown, openapi, samples, zapier
+
+#: The packages generated from manifest.json for the tools our users build in: each
+#: ``main([])`` writes its folder under integrations/, ``main(["--check"])`` checks it.
+INTEGRATIONS = (zapier,)
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_FILE = ROOT / "manifest.json"
@@ -44,12 +48,17 @@ def main(argv=None) -> int:
         ]
         if stale:
             print("stale: " + ", ".join(stale) + " (run: make manifest)", file=sys.stderr)
+        # Checked from the committed manifest.json, as they are generated from it.
+        failed = [package for package in INTEGRATIONS if package.main(["--check"]) != 0]
+        if stale or failed:
             return 1
         print("every generated document is up to date")
         return 0
     for path, text in outputs.items():
         path.write_text(text)
         print(f"wrote {path.relative_to(ROOT)}")
+    for package in INTEGRATIONS:
+        package.main([])
     return 0
 
 

@@ -6,7 +6,7 @@ connector (gunicorn, sandbox mode, an API key required), then runs
 `zapier-platform validate --without-style` and the app's node tests with zapier-platform-core's
 createAppTester, and exits with the first failure's status. Usage:
 
-    python -m tests.zapier_run NODE_BIN_DIR
+    python -m tests.support.zapier_run NODE_BIN_DIR
 """
 
 import os
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from tests.server import ROOT, gunicorn
+from tests.support.servers import ROOT, gunicorn
 
 APP = ROOT / "integrations" / "zapier"
 API_KEY = "zapier-test-key"
