@@ -107,8 +107,9 @@ class Loopback:
         #: the raw paths asked for, in order (answered or not)
         self.hits: list[str] = []
         self.unmatched: list[str] = []
-        #: TCP connections accepted so far
+        #: TCP connections accepted so far, and closed so far (by either side)
         self.connections = 0
+        self.closed = 0
         self.lock = threading.Condition()
         self.server: Server | None = None
         self.url = ""
@@ -120,7 +121,8 @@ class Loopback:
         self.server = Server(("127.0.0.1", 0), self.handler())
         self.where = f"127.0.0.1:{self.server.server_address[1]}"
         self.url = f"http://{self.where}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # serve_forever looks for shutdown() between waits: short waits, quick teardowns.
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
         return self
 
     def close(self) -> None:
@@ -142,8 +144,17 @@ class Loopback:
 
             def setup(self):
                 super().setup()
+                # The head and the body go out as two writes: without this, the second
+                # waits for the client's delayed ACK (about 40 ms an answer).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 with loopback.lock:
                     loopback.connections += 1
+
+            def finish(self):
+                super().finish()
+                with loopback.lock:
+                    loopback.closed += 1
+                    loopback.lock.notify_all()
 
             def handle_one_request(self):
                 try:
@@ -213,6 +224,13 @@ class Loopback:
         with self.lock:
             if not self.lock.wait_for(lambda: len(self.calls) >= count, timeout):
                 raise AssertionError(f"{count} upstream requests expected, {len(self.calls)} came")
+
+    def wait_for_closed(self, count: int, timeout: float = 10.0) -> None:
+        """Return once ``count`` connections have ended on the server's side (a hang-up has
+        then reached the client: on loopback the kernel delivers it at once)."""
+        with self.lock:
+            if not self.lock.wait_for(lambda: self.closed >= count, timeout):
+                raise AssertionError(f"{count} connections to end expected, {self.closed} did")
 
     def reset(self):
         with self.lock:
