@@ -1,15 +1,19 @@
-"""Shared fixtures. The upstream of every test app is a recording stand-in on
-127.0.0.1 (tests/support/fake_upstream.py): the real transport is exercised, and even a
-test that forgot to register an answer could only ever reach this machine."""
+"""Shared fixtures. InstaMsg is mocked with responses at requests' transport adapter
+(``mocked``, ``mocked_in_order``, ``nothing_sent``): every unit-test app calls
+https://instamsg.test, which no network answers, so a request nothing was registered for
+fails without a socket. What only a socket shows runs against ``loopback``
+(tests/support/loopback.py). Nothing here starts a server at import."""
 
 import os
 
 import pytest
+import responses
 from hypothesis import settings as hypothesis_settings
 
 from app import create_app
 from connector.config import Settings
-from tests.support.upstream import FAKE, UPSTREAM
+from tests.support.loopback import Loopback
+from tests.support.upstream import INSTAMSG, recording_upstream
 
 # In CI the fuzzers run the same examples every time (and keep no example database), so a
 # red run can be replayed exactly; on a developer's machine they explore anew each run.
@@ -18,11 +22,18 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
+def on_the_recording_upstream(request) -> bool:
+    """Tests not yet moved to responses: they ask for ``upstream`` / ``no_upstream``, or their
+    module registers answers under UPSTREAM, the recording server's URL."""
+    legacy = {"upstream", "no_upstream"} & set(request.fixturenames)
+    return bool(legacy) or "UPSTREAM" in vars(request.module)
+
+
 @pytest.fixture
-def settings(tmp_path):
+def settings(request, tmp_path):
     # Retries stay on, with waits too short to slow the suite down.
     return Settings(
-        api_url=UPSTREAM,
+        api_url=recording_upstream().url if on_the_recording_upstream(request) else INSTAMSG,
         connect_timeout=1,
         read_timeout=0.5,
         retry_base=0.001,
@@ -44,10 +55,11 @@ def client(app):
 @pytest.fixture
 def upstream():
     """The recording upstream, emptied; at the end, every registered answer was used
-    and nothing unregistered was asked for."""
-    FAKE.reset()
-    yield FAKE
-    FAKE.check()
+    and nothing unregistered was asked for. (For the modules not yet moved to ``mocked``.)"""
+    fake = recording_upstream()
+    fake.reset()
+    yield fake
+    fake.check()
 
 
 @pytest.fixture
@@ -74,7 +86,46 @@ def loopback_only(monkeypatch):
 
 @pytest.fixture
 def no_upstream():
-    """Fails the test if any upstream request is made."""
-    FAKE.reset()
-    yield FAKE
-    assert FAKE.calls == [], "an upstream request was made"
+    """Fails the test if any upstream request is made. (For the modules not yet moved to
+    ``nothing_sent``.)"""
+    fake = recording_upstream()
+    fake.reset()
+    yield fake
+    assert fake.calls == [], "an upstream request was made"
+
+
+@pytest.fixture
+def mocked():
+    """InstaMsg mocked with responses at requests' transport adapter. Every registered answer
+    must be asked for; a request nothing was registered for raises ConnectionError (no
+    socket), which the connector answers as UPSTREAM_UNAVAILABLE. Where several answers match
+    one request, the first registered serves it once and then steps aside."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def mocked_in_order():
+    """``mocked``, for sequences (a retry, a renewed token): the answers are served strictly
+    in the order registered, each once, and a request out of turn fails."""
+    with responses.RequestsMock(
+        assert_all_requests_are_fired=True, registry=responses.registries.OrderedRegistry
+    ) as mock:
+        yield mock
+
+
+@pytest.fixture
+def nothing_sent():
+    """Fails the test if any upstream request is made (answered by nothing, and recorded)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+        assert list(mock.calls) == [], "an upstream request was made"
+
+
+@pytest.fixture
+def loopback():
+    """A recording HTTP server on 127.0.0.1 (tests/support/loopback.py), for what only a real
+    socket shows; at the end, every registered answer was used and nothing else was asked."""
+    with Loopback() as server:
+        yield server
+        server.check()

@@ -5,19 +5,12 @@ every argument a block ignored."""
 import json
 
 import pytest
-import responses
 from responses import matchers
 
-from tests.support.upstream import TOKEN, UPSTREAM
+from tests.support.upstream import INSTAMSG, TOKEN
 
-TENANTS = UPSTREAM + "/api/v1/tenants"
-CLIENT = UPSTREAM + "/api/v1/tenants/t-1/clients/c-1"
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
+TENANTS = INSTAMSG + "/api/v1/tenants"
+CLIENT = INSTAMSG + "/api/v1/tenants/t-1/clients/c-1"
 
 
 def test_a_misspelled_optional_argument_is_named_in_the_warnings(client, mocked, capfd):

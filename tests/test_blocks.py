@@ -17,21 +17,13 @@ from tests.support.block_cases import (
     NO_BODY,
     C,
 )
-from tests.support.upstream import TOKEN, UPSTREAM
+from tests.support.upstream import INSTAMSG, TOKEN
 
 
 def test_the_tables_cover_every_block_once():
     covered = [case.block for case in CASES] + ["uploadFile"]  # uploadFile: its own test below
     assert sorted(covered) == sorted(REGISTRY.names())
     assert len(REGISTRY) == 30
-
-
-@pytest.fixture
-def mocked():
-    """InstaMsg mocked at requests' transport adapter: each registered answer must be asked
-    for, and a request nothing was registered for fails with ConnectionError (no socket)."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 def exact_body(expected):
@@ -64,7 +56,7 @@ def reply_of(case) -> dict:
 def test_block_sends_its_documented_request(case, client, mocked):
     mocked.add(
         case.method,
-        UPSTREAM + case.path,
+        INSTAMSG + case.path,
         match=[
             exact_query(case.query),
             matchers.header_matcher({**case.headers, "Accept": "application/json"}),
@@ -90,7 +82,7 @@ def test_a_responses_mock_intercepts_a_live_call_through_the_flask_test_client(a
 
     assert isinstance(app, Flask) and not app.extensions["instamsg"].settings.sandbox
     with responses.RequestsMock() as mock:
-        mock.get(UPSTREAM + "/api/v1/tenants/t-1", json={"id": "t-1", "name": "mocked"})
+        mock.get(INSTAMSG + "/api/v1/tenants/t-1", json={"id": "t-1", "name": "mocked"})
         answer = app.test_client().post(
             "/blocks/getSingleTenant", json={"accessToken": TOKEN, "id": "t-1"}
         )
@@ -140,7 +132,7 @@ UPLOADS = {
 def test_upload_file_sends_one_multipart_part_named_uploadedfile(how, client, mocked):
     data = UPLOADS[how]
     mocked.post(
-        UPSTREAM + UPLOAD_PATH,
+        INSTAMSG + UPLOAD_PATH,
         json={"name": "photo one.jpg"},
         status=201,
         match=[matchers.header_matcher(BEARER), uploaded("photo one.jpg", data)],
@@ -162,8 +154,8 @@ def test_upload_file_sends_one_multipart_part_named_uploadedfile(how, client, mo
 
 
 def test_each_upload_has_its_own_random_boundary(client, mocked):
-    mocked.post(UPSTREAM + UPLOAD_PATH, json={}, status=201)
-    mocked.post(UPSTREAM + UPLOAD_PATH, json={}, status=201)
+    mocked.post(INSTAMSG + UPLOAD_PATH, json={}, status=201)
+    mocked.post(INSTAMSG + UPLOAD_PATH, json={}, status=201)
     for _ in range(2):
         client.post(
             "/blocks/uploadFile", json={**C, "filename": "photo one.jpg", "fileContent": "aGk="}
@@ -175,7 +167,7 @@ def test_each_upload_has_its_own_random_boundary(client, mocked):
 
 def test_a_quote_in_a_filename_is_escaped_in_its_part(client, mocked):
     mocked.post(
-        UPSTREAM + CLIENT + "/files/a%22b.txt",
+        INSTAMSG + CLIENT + "/files/a%22b.txt",
         json={},
         status=201,
         match=[uploaded('a"b.txt', b"hi")],

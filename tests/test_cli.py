@@ -222,7 +222,9 @@ def test_describe_shows_defaults_nested_structures_and_other_entries():
         ),
     ],
 )
-def test_a_usage_error_says_what_is_wrong_and_exits_2(blocks, no_upstream, tmp_path, args, message):
+def test_a_usage_error_says_what_is_wrong_and_exits_2(
+    blocks, nothing_sent, tmp_path, args, message
+):
     (tmp_path / "binary").write_bytes(b"\xff\xfe\x00payload")
     tmp = str(tmp_path)
     result = blocks(

@@ -2,15 +2,17 @@
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
 import requests
 
 from app import create_app
 from connector.engine.registry import REGISTRY
-from tests.support.upstream import TOKEN, UPSTREAM
+from tests.support.loopback import closed_url
+from tests.support.upstream import INSTAMSG, TOKEN
 
-TENANT_URL = UPSTREAM + "/api/v1/tenants/t-1"
+TENANT_URL = INSTAMSG + "/api/v1/tenants/t-1"
 ARGS = {"accessToken": TOKEN, "id": "t-1"}
 
 
@@ -32,24 +34,24 @@ BODIES = {
 
 
 @pytest.mark.parametrize("kind", BODIES)
-def test_every_body_kind_runs_the_block(kind, client, upstream):
-    upstream.get(TENANT_URL, json={"id": "t-1"})
+def test_every_body_kind_runs_the_block(kind, client, mocked):
+    mocked.get(TENANT_URL, json={"id": "t-1"})
     answer = client.post("/blocks/getSingleTenant", **BODIES[kind])
     assert answer.status_code == 200
     assert answer.json == {"callback": "success", "contextWrites": {"to": {"id": "t-1"}}}
-    assert upstream.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert mocked.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
 @pytest.mark.parametrize(
     "path", ["/blocks/InstaMsg.getSingleTenant", "/api/InstaMsg/getSingleTenant"]
 )
-def test_documented_names_and_the_rapidapi_route(path, client, upstream):
-    upstream.get(TENANT_URL, json={"id": "t-1"})
+def test_documented_names_and_the_rapidapi_route(path, client, mocked):
+    mocked.get(TENANT_URL, json={"id": "t-1"})
     assert client.post(path, json={"args": ARGS}).json["callback"] == "success"
 
 
-def test_form_fields_given_twice_become_a_list(client, upstream):
-    upstream.put(UPSTREAM + "/api/v1/tenants/t-1/clients/c-1", json={})
+def test_form_fields_given_twice_become_a_list(client, mocked):
+    mocked.put(INSTAMSG + "/api/v1/tenants/t-1/clients/c-1", json={})
     form = [("accessToken", TOKEN), ("tenantId", "t-1"), ("clientId", "c-1")]
     form += [("pubTopics", "a"), ("pubTopics", "b")]
     body = "&".join(f"{k}={v}" for k, v in form)
@@ -57,30 +59,30 @@ def test_form_fields_given_twice_become_a_list(client, upstream):
         "/blocks/updateClient", data=body, content_type="application/x-www-form-urlencoded"
     )
     assert answer.status_code == 200, answer.json
-    assert json.loads(upstream.calls[0].request.body) == {"pub_topics": ["a", "b"]}
+    assert json.loads(mocked.calls[0].request.body) == {"pub_topics": ["a", "b"]}
 
 
 # -- envelope details ------------------------------------------------------------------
 
 
-def test_to_renames_the_result_key(client, upstream):
-    upstream.get(TENANT_URL, json={"id": "t-1"})
+def test_to_renames_the_result_key(client, mocked):
+    mocked.get(TENANT_URL, json={"id": "t-1"})
     answer = client.post("/blocks/getSingleTenant", json={"args": {**ARGS, "to": "tenant"}})
     assert context(answer, "tenant") == {"id": "t-1"}
 
 
-def test_to_beside_args_renames_too_and_errors_use_it(client, no_upstream):
+def test_to_beside_args_renames_too_and_errors_use_it(client, nothing_sent):
     answer = client.post("/blocks/getSingleTenant", json={"args": {"id": "t-1"}, "to": "tenant"})
     assert context(answer, "tenant")["status_code"] == "REQUIRED_FIELDS"
 
 
-def test_a_to_that_is_not_text_is_refused(client, no_upstream):
+def test_a_to_that_is_not_text_is_refused(client, nothing_sent):
     answer = client.post("/blocks/getSingleTenant", json={**ARGS, "to": {"x": 1}})
     assert answer.status_code == 422
     assert context(answer)["fields"] == ["to"]
 
 
-def test_request_id_is_the_callers_or_a_new_one(client, no_upstream):
+def test_request_id_is_the_callers_or_a_new_one(client, nothing_sent):
     mine = client.post("/blocks/getSingleTenant", json={}, headers={"X-Request-Id": "flow-7.run:3"})
     assert mine.headers["X-Request-Id"] == "flow-7.run:3"
     assert context(mine)["request_id"] == "flow-7.run:3"
@@ -92,14 +94,14 @@ def test_request_id_is_the_callers_or_a_new_one(client, no_upstream):
     assert client.get("/healthz").headers["X-Request-Id"]
 
 
-def test_request_id_goes_upstream(client, upstream):
-    upstream.get(TENANT_URL, json={})
+def test_request_id_goes_upstream(client, mocked):
+    mocked.get(TENANT_URL, json={})
     client.post("/blocks/getSingleTenant", json=ARGS, headers={"X-Request-Id": "abc-1"})
-    assert upstream.calls[0].request.headers["X-Request-Id"] == "abc-1"
+    assert mocked.calls[0].request.headers["X-Request-Id"] == "abc-1"
 
 
-def test_empty_upstream_success_body_is_a_plain_success(client, upstream):
-    upstream.delete(TENANT_URL, status=204)
+def test_empty_upstream_success_body_is_a_plain_success(client, mocked):
+    mocked.delete(TENANT_URL, status=204)
     answer = client.post("/blocks/deleteTenant", json=ARGS)
     assert context(answer) == {"success": True}
 
@@ -192,7 +194,7 @@ INPUT_ERRORS = [
     "why, name, body, code, status", INPUT_ERRORS, ids=[e[0] for e in INPUT_ERRORS]
 )
 def test_bad_input_gets_its_code_and_no_upstream_call(
-    route, why, name, body, code, status, client, no_upstream
+    route, why, name, body, code, status, client, nothing_sent
 ):
     answer = client.post(route + name, **body)
     assert answer.status_code == (status if route == "/blocks/" else 200)
@@ -203,7 +205,7 @@ def test_bad_input_gets_its_code_and_no_upstream_call(
     assert "Traceback" not in answer.get_data(as_text=True)
 
 
-def test_required_fields_are_named(client, no_upstream):
+def test_required_fields_are_named(client, nothing_sent):
     error = context(
         client.post("/blocks/createTenant", json={"accessToken": TOKEN, "maxClients": "-1"})
     )
@@ -213,12 +215,12 @@ def test_required_fields_are_named(client, no_upstream):
     assert "name" in error["status_msg"] and "maxMessages" in error["status_msg"]
 
 
-def test_a_miscased_argument_is_pointed_out(client, no_upstream):
+def test_a_miscased_argument_is_pointed_out(client, nothing_sent):
     error = context(client.post("/blocks/getSingleTenant", json={"accessToken": TOKEN, "ID": "t"}))
     assert "you sent 'ID'" in error["status_msg"]
 
 
-def test_an_update_with_nothing_to_change_is_refused(client, no_upstream):
+def test_an_update_with_nothing_to_change_is_refused(client, nothing_sent):
     error = context(client.post("/blocks/updateTenant", json=ARGS))
     assert error["status_code"] == "REQUIRED_FIELDS"
     assert sorted(error["fields"]) == ["description", "maxClients", "maxMessages", "name"]
@@ -237,12 +239,12 @@ def test_an_update_with_nothing_to_change_is_refused(client, no_upstream):
         ),
     ],
 )
-def test_a_missing_argument_names_what_was_sent_instead(sent, says, client, no_upstream):
+def test_a_missing_argument_names_what_was_sent_instead(sent, says, client, nothing_sent):
     error = context(client.post("/blocks/getSingleTenant", json={"accessToken": TOKEN, **sent}))
     assert error["status_msg"] == says
 
 
-def test_a_typo_of_a_required_argument_is_pointed_out(client, no_upstream):
+def test_a_typo_of_a_required_argument_is_pointed_out(client, nothing_sent):
     args = {"accessToken": TOKEN, "tenantId": "t", "clientId": "c", "filenme": "a.txt"}
     error = context(client.post("/blocks/deleteFile", json=args))
     assert error["status_msg"] == (
@@ -251,7 +253,7 @@ def test_a_typo_of_a_required_argument_is_pointed_out(client, no_upstream):
 
 
 def test_missing_and_invalid_are_told_apart_by_structure_not_wording(
-    client, no_upstream, monkeypatch
+    client, nothing_sent, monkeypatch
 ):
     # Whatever marshmallow's wording (another version, a translation), the code holds.
     for field in REGISTRY.get("createTenant").loader.fields.values():
@@ -269,21 +271,21 @@ def test_missing_and_invalid_are_told_apart_by_structure_not_wording(
     assert error["status_code"] == "INVALID_FIELDS" and error["fields"] == ["maxClients"]
 
 
-def test_unknown_block_suggests_the_closest_names(client, no_upstream):
+def test_unknown_block_suggests_the_closest_names(client, nothing_sent):
     error = context(client.post("/blocks/publishMesage", json={}))
     assert "publishMessage" in error["status_msg"]
     assert client.get("/blocks/nope").status_code == 404
 
 
 @pytest.mark.parametrize("route, status", [("/blocks/", 413), ("/api/InstaMsg/", 200)])
-def test_a_body_over_the_limit_is_refused(route, status, no_upstream):
-    small = create_app({"api_url": UPSTREAM, "max_request_bytes": 1000})
+def test_a_body_over_the_limit_is_refused(route, status, nothing_sent):
+    small = create_app({"api_url": INSTAMSG, "max_request_bytes": 1000})
     answer = small.test_client().post(route + "getSingleTenant", json={**ARGS, "pad": "x" * 2000})
     assert answer.status_code == status
     assert context(answer)["status_code"] == "PAYLOAD_TOO_LARGE"
 
 
-UPSTREAM_FAULTS = [
+UPSTREAM_ANSWERS = [
     (
         "404 json",
         {"status": 404, "json": {"message": "Tenant not found"}},
@@ -321,7 +323,34 @@ UPSTREAM_FAULTS = [
         "not JSON",
     ),
     ("302", {"status": 302, "headers": {"Location": "/elsewhere"}}, "API_ERROR", 502, "redirect"),
-    # Real socket behaviour from the recording upstream (read timeout 0.5 s in tests).
+]
+
+
+def assert_documented(answer, route, code, status, says, upstream_status):
+    assert answer.status_code == (status if route == "/blocks/" else 200)
+    error = context(answer)
+    assert error["status_code"] == code
+    assert says in error["status_msg"]
+    if code == "API_ERROR":
+        assert error["upstream"]["status"] == upstream_status
+    else:
+        assert "upstream" not in error
+
+
+@pytest.mark.parametrize("route", ["/blocks/", "/api/InstaMsg/"])
+@pytest.mark.parametrize(
+    "why, reply, code, status, says", UPSTREAM_ANSWERS, ids=[f[0] for f in UPSTREAM_ANSWERS]
+)
+def test_upstream_outcomes_map_to_documented_errors(
+    route, why, reply, code, status, says, client, mocked
+):
+    mocked.get(TENANT_URL, **reply)
+    answer = client.post(route + "getSingleTenant", json=ARGS)
+    assert_documented(answer, route, code, status, says, reply["status"])
+
+
+# Real socket behaviour, from a loopback server (the read timeout is 0.5 s in tests).
+SOCKET_FAULTS = [
     ("timeout", {"delay": 1.0}, "UPSTREAM_TIMEOUT", 504, "in time"),
     ("dropped", {"fault": "drop"}, "UPSTREAM_UNAVAILABLE", 502, "failed"),
     ("cut body", {"fault": "cut", "body": b"x" * 50}, "UPSTREAM_UNAVAILABLE", 502, "failed"),
@@ -330,43 +359,29 @@ UPSTREAM_FAULTS = [
 
 @pytest.mark.parametrize("route", ["/blocks/", "/api/InstaMsg/"])
 @pytest.mark.parametrize(
-    "why, reply, code, status, says", UPSTREAM_FAULTS, ids=[f[0] for f in UPSTREAM_FAULTS]
+    "why, reply, code, status, says", SOCKET_FAULTS, ids=[f[0] for f in SOCKET_FAULTS]
 )
-def test_upstream_outcomes_map_to_documented_errors(
-    route, why, reply, code, status, says, client, upstream
+def test_socket_faults_map_to_documented_errors(
+    route, why, reply, code, status, says, settings, loopback
 ):
-    upstream.get(TENANT_URL, **reply)
+    loopback.get("/api/v1/tenants/t-1", **reply)
+    client = create_app(replace(settings, api_url=loopback.url)).test_client()
     answer = client.post(route + "getSingleTenant", json=ARGS)
-    assert answer.status_code == (status if route == "/blocks/" else 200)
-    error = context(answer)
-    assert error["status_code"] == code
-    assert says in error["status_msg"]
-    if code == "API_ERROR":
-        assert error["upstream"]["status"] == reply.get("status", 200)
-    else:
-        assert "upstream" not in error
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    assert_documented(answer, route, code, status, says, None)
 
 
 @pytest.mark.parametrize(
-    "api_url, code, says",
+    "where, code, says",
     [
         # nothing listens on a port just freed: connection refused
-        (f"http://127.0.0.1:{free_port()}", "UPSTREAM_UNAVAILABLE", "reached"),
+        (lambda server: closed_url(), "UPSTREAM_UNAVAILABLE", "reached"),
         # TLS spoken to a plain HTTP server: the handshake fails
-        (UPSTREAM.replace("http://", "https://"), "UPSTREAM_UNAVAILABLE", "TLS"),
+        (lambda server: server.url.replace("http://", "https://"), "UPSTREAM_UNAVAILABLE", "TLS"),
     ],
     ids=["refused", "tls"],
 )
-def test_unreachable_upstreams(api_url, code, says):
-    app = create_app({"api_url": api_url, "connect_timeout": 1, "read_timeout": 1})
+def test_unreachable_upstreams(where, code, says, loopback):
+    app = create_app({"api_url": where(loopback), "connect_timeout": 1, "read_timeout": 1})
     answer = app.test_client().post("/blocks/getSingleTenant", json=ARGS)
     assert answer.status_code == 502
     assert context(answer)["status_code"] == code
@@ -404,15 +419,15 @@ def test_a_connection_broken_after_sending_is_told_from_one_never_made():
     assert "could not be reached" in refused.message
 
 
-def test_upstream_error_body_is_kept_but_trimmed(client, upstream):
-    upstream.get(TENANT_URL, status=400, body="e" * 20000)
+def test_upstream_error_body_is_kept_but_trimmed(client, mocked):
+    mocked.get(TENANT_URL, status=400, body="e" * 20000)
     error = context(client.post("/blocks/getSingleTenant", json=ARGS))
     assert error["upstream"]["status"] == 400
     assert len(error["upstream"]["body"]) <= 4096
 
 
-def test_a_bug_answers_internal_error_without_details(client, upstream, monkeypatch):
-    upstream.get(TENANT_URL, json={})
+def test_a_bug_answers_internal_error_without_details(client, mocked, monkeypatch):
+    mocked.get(TENANT_URL, json={})
     blk = REGISTRY.get("getSingleTenant")
 
     def broken(response, args, ctx):
@@ -426,10 +441,10 @@ def test_a_bug_answers_internal_error_without_details(client, upstream, monkeypa
     assert "internal detail" not in text and TOKEN not in text and "Traceback" not in text
 
 
-def test_secrets_sent_by_the_caller_never_come_back(client, upstream):
+def test_secrets_sent_by_the_caller_never_come_back(client, mocked):
     echo = f"<html><title>bad token {TOKEN}</title> Basic ZGVtby1rZXk6ZGVtby1zZWNyZXQ= </html>"
-    upstream.get(TENANT_URL, status=401, body=echo)
-    upstream.post(UPSTREAM + "/oauth2/token", status=400, json={"message": "bad demo-secret"})
+    mocked.get(TENANT_URL, status=401, body=echo)
+    mocked.post(INSTAMSG + "/oauth2/token", status=400, json={"message": "bad demo-secret"})
     first = client.post("/blocks/getSingleTenant", json=ARGS).get_data(as_text=True)
     second = client.post(
         "/blocks/getAccessToken", json={"clientKey": "demo-key", "clientSecret": "demo-secret"}
@@ -438,7 +453,7 @@ def test_secrets_sent_by_the_caller_never_come_back(client, upstream):
     assert "demo-secret" not in second and "ZGVtby1rZXk6ZGVtby1zZWNyZXQ=" not in second
 
 
-def test_invalid_secret_arguments_are_not_echoed(client, no_upstream):
+def test_invalid_secret_arguments_are_not_echoed(client, nothing_sent):
     answer = client.post(
         "/blocks/createClient",
         json={
@@ -455,8 +470,8 @@ def test_invalid_secret_arguments_are_not_echoed(client, no_upstream):
     assert "bad key!" not in answer.get_data(as_text=True)
 
 
-def test_publish_without_location_is_an_upstream_error(client, upstream):
-    upstream.post(UPSTREAM + "/api/v1/tenants/t/clients/c/messages", status=201)
+def test_publish_without_location_is_an_upstream_error(client, mocked):
+    mocked.post(INSTAMSG + "/api/v1/tenants/t/clients/c/messages", status=201)
     answer = client.post(
         "/blocks/publishMessage",
         json={
@@ -476,13 +491,13 @@ def test_publish_without_location_is_an_upstream_error(client, upstream):
 
 # -- downloadFile ----------------------------------------------------------------------
 
-FILE_URL = UPSTREAM + "/api/v1/tenants/t/clients/c/files/r%C3%A9sum%C3%A9.pdf"
+FILE_URL = INSTAMSG + "/api/v1/tenants/t/clients/c/files/r%C3%A9sum%C3%A9.pdf"
 FILE_ARGS = {"accessToken": TOKEN, "tenantId": "t", "clientId": "c", "filename": "résumé.pdf"}
 
 
-def test_download_streams_raw_bytes_with_stream_1(client, upstream):
+def test_download_streams_raw_bytes_with_stream_1(client, mocked):
     data = bytes(range(256)) * 1000
-    upstream.get(FILE_URL, body=data, content_type="application/pdf")
+    mocked.get(FILE_URL, body=data, content_type="application/pdf")
     answer = client.post("/blocks/downloadFile?stream=1", json=FILE_ARGS)
     assert answer.status_code == 200
     assert answer.data == data
@@ -492,16 +507,16 @@ def test_download_streams_raw_bytes_with_stream_1(client, upstream):
     )
 
 
-def test_download_over_the_json_limit_points_to_streaming(upstream):
-    small = create_app({"api_url": UPSTREAM, "max_download_bytes": 100})
-    upstream.get(FILE_URL, body=b"x" * 101)
+def test_download_over_the_json_limit_points_to_streaming(mocked):
+    small = create_app({"api_url": INSTAMSG, "max_download_bytes": 100})
+    mocked.get(FILE_URL, body=b"x" * 101)
     answer = small.test_client().post("/blocks/downloadFile", json=FILE_ARGS)
     assert answer.status_code == 413
     assert "stream=1" in context(answer)["status_msg"]
 
 
-def test_download_stream_errors_are_still_envelopes(client, upstream):
-    upstream.get(FILE_URL, status=404, json={"message": "no such file"})
+def test_download_stream_errors_are_still_envelopes(client, mocked):
+    mocked.get(FILE_URL, status=404, json={"message": "no such file"})
     answer = client.post("/blocks/downloadFile?stream=1", json=FILE_ARGS)
     assert answer.status_code == 404
     assert context(answer)["status_code"] == "API_ERROR"
@@ -510,7 +525,7 @@ def test_download_stream_errors_are_still_envelopes(client, upstream):
 # -- uploadFile sources ----------------------------------------------------------------
 
 
-def test_upload_needs_exactly_one_source(client, no_upstream):
+def test_upload_needs_exactly_one_source(client, nothing_sent):
     base = {"accessToken": TOKEN, "tenantId": "t", "clientId": "c", "filename": "a.txt"}
     none = context(client.post("/blocks/uploadFile", json=base))
     both = context(
@@ -558,8 +573,8 @@ def test_other_routes_answer_envelopes(client, method, path, status):
         ("application/x-www-form-urlencoded", b"accessToken=" + b"x" * 5000),
     ],
 )
-def test_a_chunked_body_over_the_limit_is_refused_not_cut(content_type, body, no_upstream):
-    small = create_app({"api_url": UPSTREAM, "max_request_bytes": 1000})
+def test_a_chunked_body_over_the_limit_is_refused_not_cut(content_type, body, nothing_sent):
+    small = create_app({"api_url": INSTAMSG, "max_request_bytes": 1000})
     answer = small.test_client().post(
         "/blocks/getTenants",
         input_stream=io.BytesIO(body),
@@ -576,7 +591,7 @@ def test_a_chunked_body_over_the_limit_is_refused_not_cut(content_type, body, no
 @pytest.fixture
 def locked():
     app = create_app(
-        {"api_url": UPSTREAM, "api_keys": ("key-one", "key-two"), "rapidapi_proxy_secret": "rp-s"}
+        {"api_url": INSTAMSG, "api_keys": ("key-one", "key-two"), "rapidapi_proxy_secret": "rp-s"}
     )
     return app.test_client()
 
@@ -594,7 +609,9 @@ def locked():
         ("GET", "/healthz", {}, 200),
     ],
 )
-def test_api_keys_guard_every_route_but_healthz(locked, method, path, headers, status, no_upstream):
+def test_api_keys_guard_every_route_but_healthz(
+    locked, method, path, headers, status, nothing_sent
+):
     answer = locked.open(
         path, method=method, json={} if method == "POST" else None, headers=headers
     )
@@ -603,20 +620,20 @@ def test_api_keys_guard_every_route_but_healthz(locked, method, path, headers, s
         assert context(answer)["status_code"] == "UNAUTHORIZED"
 
 
-def test_a_rapidapi_call_without_a_key_is_an_error_envelope_with_200(locked, no_upstream):
+def test_a_rapidapi_call_without_a_key_is_an_error_envelope_with_200(locked, nothing_sent):
     answer = locked.post("/api/InstaMsg/getSingleTenant", json={})
     assert answer.status_code == 200
     assert context(answer)["status_code"] == "UNAUTHORIZED"
 
 
 def test_an_open_connector_says_so_at_start(capfd):
-    create_app({"api_url": UPSTREAM})
+    create_app({"api_url": INSTAMSG})
     assert "CONNECTOR_API_KEYS is not set" in capfd.readouterr().err
 
 
-def test_a_secret_that_reads_like_an_envelope_key_leaves_the_envelope_whole(client, upstream):
+def test_a_secret_that_reads_like_an_envelope_key_leaves_the_envelope_whole(client, mocked):
     # Found by schemathesis: an access token "contextWrites" once redacted the envelope itself.
-    upstream.get(TENANT_URL, status=401, json={"message": "bad token contextWrites"})
+    mocked.get(TENANT_URL, status=401, json={"message": "bad token contextWrites"})
     answer = client.post(
         "/blocks/getSingleTenant", json={"accessToken": "contextWrites", "id": "t-1"}
     )
@@ -625,18 +642,18 @@ def test_a_secret_that_reads_like_an_envelope_key_leaves_the_envelope_whole(clie
     assert "contextWrites" not in error["status_msg"] and "[redacted]" in error["status_msg"]
 
 
-def test_a_secret_that_reads_like_an_error_code_leaves_the_code_alone(client, upstream):
+def test_a_secret_that_reads_like_an_error_code_leaves_the_code_alone(client, mocked):
     # Found by schemathesis: an access token "API_ERROR" once redacted the status_code.
-    upstream.get(TENANT_URL, status=401, json={"message": "token API_ERROR refused"})
+    mocked.get(TENANT_URL, status=401, json={"message": "token API_ERROR refused"})
     answer = client.post("/blocks/getSingleTenant", json={"accessToken": "API_ERROR", "id": "t-1"})
     error = context(answer)
     assert error["status_code"] == "API_ERROR"
     assert error["upstream"]["body"]["message"] == "token [redacted] refused"
 
 
-def test_a_multipart_part_without_a_readable_name_is_ignored(client, upstream):
+def test_a_multipart_part_without_a_readable_name_is_ignored(client, mocked):
     # Found by schemathesis: a part named "\" reached the idempotency digest as a None key.
-    upstream.get(TENANT_URL, json={"id": "t-1"})
+    mocked.get(TENANT_URL, json={"id": "t-1"})
     body = (
         b'--b\r\nContent-Disposition: form-data; name="\\"\r\n\r\nx\r\n'
         b'--b\r\nContent-Disposition: form-data; name="accessToken"\r\n\r\n'
@@ -652,7 +669,7 @@ def test_a_multipart_part_without_a_readable_name_is_ignored(client, upstream):
     assert answer.status_code == 200 and context(answer) == {"id": "t-1"}
 
 
-def test_several_invalid_arguments_read_as_sentences(client, no_upstream):
+def test_several_invalid_arguments_read_as_sentences(client, nothing_sent):
     args = {"accessToken": TOKEN, "name": "n", "maxClients": "x", "maxMessages": "-1"}
     error = context(client.post("/blocks/createTenant", json=args))
     assert error["status_msg"] == (

@@ -10,7 +10,8 @@ import pytest
 
 from app import create_app
 from connector.config import ConfigError, Settings
-from tests.support.upstream import TOKEN
+from tests.support.loopback import closed_url
+from tests.support.upstream import INSTAMSG, TOKEN
 
 CLIENT = "/api/v1/tenants/t-1/clients/c-1"
 FILE_ARGS = {"accessToken": TOKEN, "tenantId": "t-1", "clientId": "c-1", "filename": "a.bin"}
@@ -20,19 +21,21 @@ def error_of(answer):
     return answer.json["contextWrites"]["to"]
 
 
-def test_a_download_broken_off_mid_body_is_an_upstream_error(client, upstream):
-    upstream.get(CLIENT + "/files/a.bin", fault="cut", body=b"x" * 5000)
+def test_a_download_broken_off_mid_body_is_an_upstream_error(settings, loopback):
+    loopback.get(CLIENT + "/files/a.bin", fault="cut", body=b"x" * 5000)
+    client = create_app(replace(settings, api_url=loopback.url)).test_client()
     answer = client.post("/blocks/downloadFile", json=FILE_ARGS)
     assert answer.status_code == 502
     assert error_of(answer)["status_code"] == "UPSTREAM_UNAVAILABLE"
 
 
-def test_an_upload_sent_again_after_a_renewed_token_sends_the_whole_file(client, upstream):
+def test_an_upload_sent_again_after_a_renewed_token_sends_the_whole_file(client, mocked_in_order):
     data = bytes(range(256)) * 20
-    upstream.post("/oauth2/token", json={"access_token": "old-1", "expires_in": 3600}, times=1)
-    upstream.post("/oauth2/token", json={"access_token": "new-2", "expires_in": 3600}, times=1)
-    upstream.post(CLIENT + "/files/a.bin", status=401, json={"message": "expired"}, times=1)
-    upstream.post(CLIENT + "/files/a.bin", status=201, json={"name": "a.bin"}, times=1)
+    upload, token = INSTAMSG + CLIENT + "/files/a.bin", INSTAMSG + "/oauth2/token"
+    mocked_in_order.post(token, json={"access_token": "old-1", "expires_in": 3600})
+    mocked_in_order.post(upload, status=401, json={"message": "expired"})
+    mocked_in_order.post(token, json={"access_token": "new-2", "expires_in": 3600})
+    mocked_in_order.post(upload, status=201, json={"name": "a.bin"})
     args = {k: v for k, v in FILE_ARGS.items() if k != "accessToken"}
     answer = client.post(
         "/blocks/uploadFile",
@@ -40,18 +43,14 @@ def test_an_upload_sent_again_after_a_renewed_token_sends_the_whole_file(client,
         content_type="multipart/form-data",
     )
     assert answer.status_code == 200, answer.json
-    uploads = [c.request for c in upstream.calls if c.request.url.endswith("/files/a.bin")]
+    # responses reads a streamed body as it is sent: each is the bytes that went out.
+    uploads = [c.request for c in mocked_in_order.calls if c.request.url == upload]
     assert len(uploads) == 2
     assert all(data in u.body for u in uploads)  # the retry is not empty or cut
 
 
 def test_a_keyed_call_that_never_reached_instamsg_frees_its_key(settings, tmp_path):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
-    client = create_app(replace(settings, api_url=closed, retries=0)).test_client()
+    client = create_app(replace(settings, api_url=closed_url(), retries=0)).test_client()
     args = {**FILE_ARGS, "fileContent": base64.b64encode(b"hi").decode()}
     first = client.post("/blocks/uploadFile", json=args, headers={"Idempotency-Key": "k-1"})
     again = client.post("/blocks/uploadFile", json=args, headers={"Idempotency-Key": "k-1"})
@@ -59,19 +58,20 @@ def test_a_keyed_call_that_never_reached_instamsg_frees_its_key(settings, tmp_pa
     assert "Idempotent-Replayed" not in again.headers  # sent again, not replayed
 
 
-def test_a_call_cut_after_sending_keeps_its_answer_under_the_key(client, upstream):
-    upstream.post(CLIENT + "/messages", fault="drop")
+def test_a_call_cut_after_sending_keeps_its_answer_under_the_key(settings, loopback):
+    loopback.post(CLIENT + "/messages", fault="drop")
+    client = create_app(replace(settings, api_url=loopback.url)).test_client()
     args = {**{k: v for k, v in FILE_ARGS.items() if k != "filename"}, "id": 1, "type": "pub"}
     args.update(topic="t", payload="p", qos=1)
     first = client.post("/blocks/publishMessage", json=args, headers={"Idempotency-Key": "k-2"})
     again = client.post("/blocks/publishMessage", json=args, headers={"Idempotency-Key": "k-2"})
     assert first.status_code == 502
     assert again.headers["Idempotent-Replayed"] == "true"  # it may have taken effect
-    assert len(upstream.calls) == 1
+    assert len(loopback.calls) == 1
 
 
-def test_made_up_api_keys_get_no_allowance_of_their_own(settings, upstream):
-    upstream.get("/api/v1/tenants/t-1", json={"id": "t-1"})
+def test_made_up_api_keys_get_no_allowance_of_their_own(settings, mocked):
+    mocked.get(INSTAMSG + "/api/v1/tenants/t-1", json={"id": "t-1"})
     client = create_app(replace(settings, rate_limit="5/minute")).test_client()
     statuses = [
         client.post(

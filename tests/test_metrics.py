@@ -2,13 +2,12 @@
 gunicorn's workers in tests/test_instances.py)."""
 
 import pytest
-import responses
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.upstream import TOKEN, UPSTREAM
+from tests.support.upstream import INSTAMSG, TOKEN
 
-TENANT = UPSTREAM + "/api/v1/tenants/t-1"
+TENANT = INSTAMSG + "/api/v1/tenants/t-1"
 ARGS = {"accessToken": TOKEN, "id": "t-1"}
 
 
@@ -30,19 +29,17 @@ def counts() -> dict:
     }
 
 
-def test_a_known_sequence_of_calls_is_counted_exactly(client, settings):
+def test_a_known_sequence_of_calls_is_counted_exactly(client, mocked_in_order):
     before = counts()
     policy = client.application.extensions["instamsg"].upstream.policy
     policy.sleep = lambda seconds: None
-    with responses.RequestsMock() as mock:
-        mock.get(TENANT, json={"id": "t-1"})
-        mock.get(TENANT, json={"id": "t-1"})
-        client.post("/blocks/getSingleTenant", json=ARGS)
-        client.post("/blocks/getSingleTenant", json=ARGS)
-    with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as mock:
-        mock.get(TENANT, status=503)
-        mock.get(TENANT, status=404, json={"message": "no"})
-        client.post("/blocks/getSingleTenant", json=ARGS)
+    mocked_in_order.get(TENANT, json={"id": "t-1"})
+    mocked_in_order.get(TENANT, json={"id": "t-1"})
+    mocked_in_order.get(TENANT, status=503)  # retried once:
+    mocked_in_order.get(TENANT, status=404, json={"message": "no"})
+    client.post("/blocks/getSingleTenant", json=ARGS)
+    client.post("/blocks/getSingleTenant", json=ARGS)
+    client.post("/blocks/getSingleTenant", json=ARGS)
     client.post("/blocks/getSingleTenant", json={"accessToken": TOKEN})
 
     after = counts()

@@ -3,8 +3,6 @@ server hung up, chunked and interim answers, repeated headers, proxies, and odd 
 and the sandbox adapter that stands in for the socket in sandbox mode."""
 
 import socket
-import threading
-import time
 
 import pytest
 import requests
@@ -17,87 +15,10 @@ from connector.errors import ApiError
 from connector.upstream import client as upstream_module
 from connector.upstream.client import Upstream, UpstreamRequest, _HTTPConnection, upstream_session
 from connector.upstream.sandbox import SANDBOX_URL, SandboxAdapter
-from tests.support.upstream import TOKEN
+from tests.support.loopback import Loopback
+from tests.support.upstream import INSTAMSG, TOKEN
 
-
-class RawServer:
-    """A bare HTTP/1.1 server on 127.0.0.1 that counts connections and can hang up
-    after each answer without saying so (as a server's idle timeout does)."""
-
-    def __init__(self, hang_up=False, body=b'{"ok": true}', raw=None):
-        self.hang_up, self.body, self.raw = hang_up, body, raw
-        self.connections = 0
-        self.requests = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn):
-        try:
-            self.exchange(conn)
-        except ConnectionError:
-            pass  # the client gave up on a connection: nothing to do
-        finally:
-            conn.close()
-
-    def exchange(self, conn):
-        data = b""
-        while True:
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, data = data.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(data) < length:
-                data += conn.recv(65536)
-            self.requests.append((head.split(b"\r\n")[0], data[:length]))
-            data = data[length:]
-            if self.raw is not None:
-                conn.sendall(self.raw)
-                if self.hang_up:
-                    return
-                continue
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(self.body)}\r\n\r\n".encode()
-                + self.body
-            )
-            if self.hang_up:
-                time.sleep(0.05)
-                return
-
-    def close(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def server():
-    made = []
-
-    def make(**kw):
-        made.append(RawServer(**kw))
-        return made[-1]
-
-    yield make
-    for s in made:
-        s.close()
+OK = b'{"ok": true}'
 
 
 def upstream_for(url, **settings) -> Upstream:
@@ -109,23 +30,25 @@ def get(path="/a", stream=False):
     return UpstreamRequest("GET", path, stream=stream, block="test")
 
 
-def test_connections_are_kept_alive_and_reused(server):
-    up = server()
-    upstream = upstream_for(up.url)
+def test_connections_are_kept_alive_and_reused(loopback):
+    loopback.get("/a", body=OK)
+    upstream = upstream_for(loopback.url)
     for _ in range(5):
-        assert upstream.send(get()).content == b'{"ok": true}'
-    assert up.connections == 1 and len(up.requests) == 5
+        assert upstream.send(get()).content == OK
+    assert loopback.connections == 1 and len(loopback.calls) == 5
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
-def test_a_connection_the_server_hung_up_is_not_reused(server, method):
-    up = server(hang_up=True)
-    upstream = upstream_for(up.url)
-    for _ in range(3):
+def test_a_connection_the_server_hung_up_is_not_reused(loopback, method):
+    # The server closes each connection after its answer without saying so (no
+    # "Connection: close"), as a server's idle timeout does.
+    loopback.add(method, "/a", body=OK, hang_up=True)
+    upstream = upstream_for(loopback.url)
+    for n in range(1, 4):
         reply = upstream.send(UpstreamRequest(method, "/a", json={}))
         assert reply.status_code == 200
-        time.sleep(0.1)  # the server has hung up by now
-    assert up.connections == 3 and len(up.requests) == 3
+        loopback.wait_for_closed(n)  # the server has hung up by now
+    assert loopback.connections == 3 and len(loopback.calls) == 3
 
 
 @pytest.mark.parametrize(
@@ -167,55 +90,58 @@ def test_pools_direct_or_through_a_proxy_use_the_checked_connections(proxy, monk
     assert bool(session.proxies) is bool(proxy)
 
 
-def test_a_redirect_from_instamsg_is_an_error_that_names_it(server):
-    up = server(raw=b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
-    upstream = upstream_for(up.url)
+def test_a_redirect_from_instamsg_is_an_error_that_names_it(loopback):
+    moved = b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n"
+    loopback.get("/a", raw=moved)
+    loopback.post("/a", raw=moved)
+    upstream = upstream_for(loopback.url)
     for call in (get(), UpstreamRequest("POST", "/a", json={"x": 1}, block="test")):
         with pytest.raises(ApiError) as raised:
             upstream.send(call)
         assert raised.value.upstream["status"] == 302
         assert "unexpected redirect" in str(raised.value)
-    assert [line for line, _ in up.requests] == [b"GET /a HTTP/1.1", b"POST /a HTTP/1.1"]
+    assert [c.request.line for c in loopback.calls] == ["GET /a HTTP/1.1", "POST /a HTTP/1.1"]
 
 
-def test_the_pool_is_found_once_per_origin_and_again_after_the_adapter_closes(server):
-    up = server()
-    upstream = upstream_for(up.url)
-    adapter = upstream.session.get_adapter(up.url)
+def test_the_pool_is_found_once_per_origin_and_again_after_the_adapter_closes(loopback):
+    loopback.get("/a", body=OK)
+    loopback.get("/b", body=OK)
+    upstream = upstream_for(loopback.url)
+    adapter = upstream.session.get_adapter(loopback.url)
     upstream.send(get())
     upstream.send(get("/b?x=1"))
     (pool,) = adapter._pools.values()
-    assert up.connections == 1
+    assert loopback.connections == 1
     adapter.close()  # as Session.close does
     assert adapter._pools == {}
     assert upstream.send(get()).status_code == 200
     (renewed,) = adapter._pools.values()
-    assert renewed is not pool and up.connections == 2 and len(up.requests) == 3
+    assert renewed is not pool and loopback.connections == 2 and len(loopback.calls) == 3
 
 
-def test_a_stream_read_to_the_end_returns_its_connection(server):
-    up = server(body=b"x" * 300_000)
-    upstream = upstream_for(up.url)
+def test_a_stream_read_to_the_end_returns_its_connection(loopback):
+    loopback.get("/f", body=b"x" * 300_000)
+    upstream = upstream_for(loopback.url)
     reply = upstream.send(get("/f", stream=True))
     assert sum(len(c) for c in reply.iter_content(65536)) == 300_000
     upstream.send(get("/f"))
-    assert up.connections == 1
+    assert loopback.connections == 1
 
 
-def test_a_stream_abandoned_halfway_closes_its_connection(server):
-    up = server(body=b"x" * 300_000)
-    upstream = upstream_for(up.url)
+def test_a_stream_abandoned_halfway_closes_its_connection(loopback):
+    loopback.get("/f", body=b"x" * 300_000)
+    upstream = upstream_for(loopback.url)
     reply = upstream.send(get("/f", stream=True))
     next(reply.iter_content(1000))
     reply.close()
     upstream.send(get("/f"))
-    assert up.connections == 2
+    assert loopback.connections == 2
 
 
-def test_a_base_path_is_kept(server):
-    up = server()
-    upstream_for(up.url + "/prefix").send(get("/api/v1/tenants"))
-    assert up.requests[0][0] == b"GET /prefix/api/v1/tenants HTTP/1.1"
+def test_a_base_path_is_kept(loopback):
+    loopback.get("/prefix/api/v1/tenants", body=OK)
+    upstream_for(loopback.url + "/prefix").send(get("/api/v1/tenants"))
+    assert loopback.calls[0].request.line == "GET /prefix/api/v1/tenants HTTP/1.1"
 
 
 CHUNKED = (
@@ -226,9 +152,9 @@ CHUNKED = (
 )
 
 
-def test_chunked_bodies_interim_answers_and_repeated_headers(server):
-    up = server(raw=CHUNKED)
-    upstream = upstream_for(up.url)
+def test_chunked_bodies_interim_answers_and_repeated_headers(loopback):
+    loopback.post("/m", raw=CHUNKED)
+    upstream = upstream_for(loopback.url)
     reply = upstream.send(UpstreamRequest("POST", "/m", json={}))
     assert (reply.status_code, reply.content) == (201, b"hello world")
     assert reply.headers["location"] == "/m/1"
@@ -236,22 +162,30 @@ def test_chunked_bodies_interim_answers_and_repeated_headers(server):
     assert reply.raw.headers.getlist("Warning") == ["199 - first", "199 - second"]
     assert reply.headers["Warning"] == "199 - first, 199 - second"
     upstream.send(UpstreamRequest("POST", "/m", json={}))
-    assert up.connections == 1  # a chunked answer read to its end keeps the connection
+    assert loopback.connections == 1  # a chunked answer read to its end keeps the connection
 
 
-def test_an_answer_without_length_ends_with_its_connection(server):
-    up = server(raw=b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it", hang_up=True)
-    upstream = upstream_for(up.url)
+def test_an_answer_without_length_ends_with_its_connection(loopback):
+    whole = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it"
+    loopback.get("/", raw=whole, hang_up=True)
+    upstream = upstream_for(loopback.url)
     assert upstream.send(get("/")).content == b"all of it"
     upstream.send(get("/"))
-    assert up.connections == 2
+    assert loopback.connections == 2
 
 
 # -- proxies ------------------------------------------------------------------------------
 
 
-def test_the_proxy_and_no_proxy_are_read_once_at_start(server, monkeypatch):
-    proxy, direct = server(), server()
+def test_the_proxy_and_no_proxy_are_read_once_at_start(loopback, monkeypatch):
+    with Loopback() as direct:
+        proxied_and_direct(loopback, direct, monkeypatch)
+        direct.check()
+
+
+def proxied_and_direct(proxy, direct, monkeypatch):
+    proxy.get("/api/v1/tenants/t-1", body=OK, content_type="application/json")
+    direct.get("/api/v1/tenants/t-1", body=OK, content_type="application/json")
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "direct.instamsg.test")
     # Never resolved: the proxy is asked for it, by its absolute URL.
@@ -263,11 +197,11 @@ def test_the_proxy_and_no_proxy_are_read_once_at_start(server, monkeypatch):
 
     answer = via_proxy.test_client().post("/blocks/getSingleTenant", json=args)
     assert answer.status_code == 200, answer.json
-    assert proxy.requests[0][0] == b"GET http://api.instamsg.test/api/v1/tenants/t-1 HTTP/1.1"
+    assert proxy.calls[0].request.line == "GET http://api.instamsg.test/api/v1/tenants/t-1 HTTP/1.1"
 
     answer = bypass.test_client().post("/blocks/getSingleTenant", json=args)
     assert answer.status_code == 200, answer.json
-    assert len(proxy.requests) == 1 and direct.requests[0][0].startswith(b"GET /api/v1/")
+    assert len(proxy.calls) == 1 and direct.calls[0].request.line.startswith("GET /api/v1/")
 
 
 @pytest.mark.parametrize(
@@ -291,8 +225,8 @@ def test_https_proxy_applies_unless_no_proxy_names_the_upstream(no_proxy, expect
     "status, line",
     [(418, "418 I'M A TEAPOT"), (451, "451 UNAVAILABLE FOR LEGAL REASONS"), (499, "499 UNKNOWN")],
 )
-def test_an_upstream_status_is_answered_with_its_own_reason(status, line, client, upstream):
-    upstream.get("/api/v1/tenants/t-1", status=status, json={"message": "no"})
+def test_an_upstream_status_is_answered_with_its_own_reason(status, line, client, mocked):
+    mocked.get(INSTAMSG + "/api/v1/tenants/t-1", status=status, json={"message": "no"})
     answer = client.post("/blocks/getSingleTenant", json={"accessToken": TOKEN, "id": "t-1"})
     assert answer.status == line
     assert answer.json["contextWrites"]["to"]["upstream"]["status"] == status

@@ -1,1 +1,9 @@
-"""Helpers the tests share: servers on loopback, a browser, Redis, the recording upstream."""
+"""Helpers the tests share.
+
+InstaMsg in unit tests is responses (the ``mocked``, ``mocked_in_order`` and ``nothing_sent``
+fixtures in tests/conftest.py; apps call https://instamsg.test, see upstream.py). What only a
+real socket shows (read timeouts, dropped connections, cut bodies, connection reuse, proxies,
+uploadFile's URL fetch, whole processes) runs against loopback.py, the one test server on
+127.0.0.1. Also here: gunicorn and other processes (servers.py), a browser, Redis, the block
+tables (block_cases.py).
+"""
