@@ -195,15 +195,15 @@ async function readEnvelope(context, operations, response) {
 	const envelope = parseBody(response.body);
 	if (!isEnvelope(envelope)) {
 		const error = notAnEnvelope(context, response.statusCode);
-		if (context.continueOnFail()) return [{ json: { error: { status_msg: error.message } }, error }];
+		if (context.continueOnFail()) return [{ json: { error: { status_msg: error.message } } }];
 		throw error;
 	}
 	if (envelope.callback !== 'success') {
 		const failure = envelope.contextWrites.to || {};
 		const error = envelopeError(context, failure, response.statusCode);
-		// Continue On Fail: the item carries the envelope's error, and n8n's error output, where
-		// the node has one, receives it.
-		if (context.continueOnFail()) return [{ json: { error: failure }, error }];
+		// Continue On Fail: the item carries the envelope's error as `error` (n8n's error output
+		// takes such items; an item with an error object would lose the envelope to its message).
+		if (context.continueOnFail()) return [{ json: { error: failure } }];
 		throw error;
 	}
 	const items = resultItems(envelope);
