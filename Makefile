@@ -62,3 +62,14 @@ manifest: $(VENV)/.runtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+.PHONY: integrations n8n
+
+## integrations: regenerate the n8n community node (integrations/n8n) from manifest.json
+integrations: $(VENV)/.runtime
+	$(BIN)/python -m connector.docs.n8n
+
+## n8n: install the real n8n the slow tests drive (once per machine, ~8 min and 2.9 GB; cached
+## outside the repository, in ~/.cache/instamsg-connector/n8n-<version>)
+n8n:
+	bash .ci/n8n >/dev/null

@@ -32,7 +32,9 @@ def _enter_new_namespace() -> None:
 
 class Netns:
     def __init__(self):
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="netns", initializer=_enter_new_namespace)
+        self._pool = ThreadPoolExecutor(
+            1, thread_name_prefix="netns", initializer=_enter_new_namespace
+        )
         self._contexts = []
 
     def run(self, fn, *args, **kwargs):

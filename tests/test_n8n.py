@@ -411,7 +411,7 @@ def test_continue_on_fail_carries_the_error_envelope(lab):
     assert error["fields"] == ["gsmMsisdn"] and "gsmMsisdn" in error["status_msg"]
 
 
-# -- the polling trigger -----------------------------------------------------------------------------
+# -- the polling trigger ---------------------------------------------------------------------------
 
 
 def call(base: str, block: str, **args):

@@ -181,6 +181,14 @@ def returns_file(block: dict) -> bool:
     return {"filename", "contentType", "content"} <= fields
 
 
+def alternatives_of(block: dict, name: str) -> list[str]:
+    """The arguments that may stand in for ``name`` (the other groups of its oneOf rule)."""
+    for rule in block.get("oneOf") or []:
+        if any(name in group for group in rule):
+            return [other for group in rule if name not in group for other in group]
+    return []
+
+
 def operation_spec(block: dict) -> dict:
     """What the runtime needs to send one block: each argument's kind and where it sits."""
     own, optional = split_arguments(block)
@@ -192,18 +200,7 @@ def operation_spec(block: dict) -> dict:
     }
     files = [a["name"] for a in block["args"] if kind_of(a) == "file"]
     if files:
-        # The File argument's alternative that carries the bytes as base64.
-        spec["fileAlternatives"] = {
-            name: [
-                other
-                for rule in block.get("oneOf") or []
-                for group in rule
-                if name not in group
-                for other in group
-                if any(name in g for g in rule)
-            ]
-            for name in files
-        }
+        spec["fileAlternatives"] = {name: alternatives_of(block, name) for name in files}
     if returns_file(block):
         spec["binaryOutput"] = BINARY_PROPERTY
     return spec
@@ -362,7 +359,7 @@ def credential_properties(manifest: dict) -> list[dict]:
     ]
 
 
-# -- the package ------------------------------------------------------------------------------------
+# -- the package ---------------------------------------------------------------------------------
 
 
 def package_json(manifest: dict) -> dict:
@@ -383,18 +380,16 @@ def package_json(manifest: dict) -> dict:
 
 
 def readme(manifest: dict) -> str:
-    node = node_data(manifest)
     lines = [
         f"# {PACKAGE_NAME}",
         "",
-        "Generated from the connector's manifest by `make integrations` (do not edit; a test checks",
-        "it is fresh). How to install it and what maps to what: docs/integrations.md in the",
-        "connector's repository.",
+        "Generated from the connector's manifest by `make integrations` (do not edit; a test",
+        "checks it is fresh). How to install it and what maps to what: docs/integrations.md in",
+        "the connector's repository.",
         "",
         f"- Credentials `{CREDENTIAL}`: the connector's URL, its API key, your app's client key "
         "and secret.",
-        f"- Node `{NODE[:1].lower()}{NODE[1:]}`: one operation per block, "
-        "`POST /blocks/<name>`.",
+        f"- Node `{NODE[:1].lower()}{NODE[1:]}`: one operation per block, `POST /blocks/<name>`.",
         f"- Trigger `{TRIGGER[:1].lower()}{TRIGGER[1:]}`: each new message of a client, once.",
         "",
         "| resource | operations |",
@@ -403,7 +398,6 @@ def readme(manifest: dict) -> str:
     for tag in resources(manifest):
         names = sorted(b["name"] for b in manifest["blocks"] if b["tag"] == tag["name"])
         lines.append(f"| {tag['name']} | {', '.join(names)} |")
-    assert node["operations"]
     return "\n".join(lines) + "\n"
 
 
@@ -426,18 +420,18 @@ def files(manifest: dict) -> dict[str, str]:
     out["README.md"] = readme(manifest)
     out[f"nodes/{NODE}/{NODE}.description.json"] = render_json(node_data(manifest))
     out[f"nodes/{TRIGGER}/{TRIGGER}.description.json"] = render_json(trigger_data(manifest))
-    out["credentials/InstaMsgApi.description.json"] = render_json(
-        credential_properties(manifest)
-    )
+    out["credentials/InstaMsgApi.description.json"] = render_json(credential_properties(manifest))
     return dict(sorted(out.items()))
 
 
 def stale(target: Path = TARGET, manifest: dict | None = None) -> list[str]:
     """The paths under ``target`` that differ from what the manifest makes, or are extra."""
     wanted = files(manifest if manifest is not None else load_manifest())
-    present = {
-        str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()
-    } if target.exists() else set()
+    present = (
+        {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()}
+        if target.exists()
+        else set()
+    )
     differ = [
         path
         for path, text in wanted.items()
@@ -465,8 +459,10 @@ def main(argv=None) -> int:
     if "--check" in argv:
         behind = stale()
         if behind:
-            print(f"stale in {where}: " + ", ".join(behind) + " (run: make integrations)",
-                  file=sys.stderr)
+            print(
+                f"stale in {where}: " + ", ".join(behind) + " (run: make integrations)",
+                file=sys.stderr,
+            )
             return 1
         print(f"{where} is up to date")
         return 0
