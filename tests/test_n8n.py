@@ -528,3 +528,126 @@ def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab)
         wait_for(["first", "second", "third", "while stopped"], output)
         time.sleep(65)  # one more poll
         assert seen() == ["first", "second", "third", "while stopped"], output()[-3000:]
+
+
+class Editor:
+    """n8n's own REST API, as its editor uses it, signed in as the owner it sets up."""
+
+    def __init__(self, lab, port):
+        self.lab, self.base = lab, f"http://127.0.0.1:{port}/rest"
+        self.session = requests.Session()
+        self.session.headers["browser-id"] = "tests"  # n8n ties its cookie to the browser
+
+    def call(self, method, path, body=None):
+        response = self.lab.ns.run(
+            self.session.request, method, self.base + path, json=body, timeout=60
+        )
+        assert response.status_code == 200, (path, response.status_code, response.text[:2000])
+        return response.json()["data"]
+
+    def sign_up(self):
+        owner = {
+            "email": "owner@example.com",
+            "firstName": "Test",
+            "lastName": "Owner",
+            "password": "Test-Password-1",
+        }
+        self.call("POST", "/owner/setup", owner)
+
+
+def test_the_credential_test_and_a_manual_trigger_test_from_the_editor(lab):
+    run = lab.ns.run
+    tenant = run(call, lab.base, "createTenant", name="Farm", maxClients=10, maxMessages=1000)
+    stamp = str(time.time_ns())
+    ids = {}
+    for name, topics in (("source", ["telemetry"]), ("sink", ["seen"])):
+        made = run(
+            call,
+            lab.base,
+            "createClient",
+            tenantId=tenant["id"],
+            type="device",
+            name=name,
+            provisioningId=f"{name}-{stamp}",
+            pubTopics=topics,
+        )
+        ids[name] = made["id"]
+    for number, payload in enumerate(["older", "latest"], start=1):
+        run(
+            call,
+            lab.base,
+            "publishMessage",
+            tenantId=tenant["id"],
+            clientId=ids["source"],
+            id=number,
+            type="pub",
+            topic="telemetry",
+            payload=payload,
+            qos=1,
+        )
+    lab.import_file(
+        "workflow",
+        "latest.json",
+        workflow(
+            "latest",
+            node(
+                "New message",
+                {
+                    "tenantId": tenant["id"],
+                    "clientId": ids["source"],
+                    "pollTimes": {"item": [{"mode": "everyMinute"}]},
+                },
+                kind=TRIGGER,
+            ),
+            node(
+                "Echo",
+                {
+                    "resource": "messages",
+                    "operation": "publishMessage",
+                    "tenantId": tenant["id"],
+                    "clientId": ids["sink"],
+                    "id": "={{ $json.message_id }}",
+                    "type": "pub",
+                    "topic": "seen",
+                    "payload": "={{ 'test: ' + $json.payload }}",
+                    "qos": 1,
+                },
+            ),
+        ),
+    )
+
+    def seen():
+        listed = run(call, lab.base, "getMessages", tenantId=tenant["id"], clientId=ids["sink"])
+        return [m["payload"] for m in listed]
+
+    def credential_test(editor, **data):
+        fields = {"baseUrl": lab.base, "apiKey": "", "clientKey": "", "clientSecret": "", **data}
+        # The stored credentials, tried with other values, as the editor does before saving.
+        document = {**CREDENTIALS["instaMsgApi"], "type": "instaMsgApi", "data": fields}
+        return editor.call("POST", "/credentials/test", {"credentials": document})
+
+    with lab.server() as (process, output):
+        ready(process, output)
+        editor = Editor(lab, lab.env["N8N_PORT"])
+        editor.sign_up()
+        # The credential test gets a token with the app's key and secret...
+        app = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+        assert credential_test(editor, **app)["status"] == "OK"
+        wrong = credential_test(editor, clientKey="demo-key", clientSecret="wrong")
+        assert wrong["status"] == "Error" and "HTTP 401" in wrong["message"]
+        half = credential_test(editor, clientKey="demo-key")
+        assert half["status"] == "Error" and "HTTP 422" in half["message"]
+        # ...and without an app, reads the connector's catalogue: only the URL is tested.
+        assert credential_test(editor)["status"] == "OK"
+        elsewhere = credential_test(editor, baseUrl="http://127.0.0.1:9", **app)
+        assert elsewhere["status"] == "Error"
+
+        # The editor's test run of the trigger emits the latest message.
+        started = editor.call(
+            "POST", "/workflows/latest/run", {"triggerToStartFrom": {"name": "New message"}}
+        )
+        assert started["executionId"]
+        deadline = time.monotonic() + 60
+        while seen() != ["test: latest"]:
+            assert time.monotonic() < deadline, (seen(), output()[-3000:])
+            time.sleep(1)

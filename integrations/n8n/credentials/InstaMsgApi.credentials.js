@@ -23,6 +23,24 @@ class InstaMsgApi {
 				},
 				json: true,
 			},
+			// n8n shows a fixed message per HTTP status here (else the status text alone).
+			rules: [
+				{
+					type: 'responseCode',
+					properties: {
+						value: 401,
+						message:
+							'Refused (HTTP 401): check the Connector API Key, and the Client Key and Client Secret of your InstaMsg app.',
+					},
+				},
+				{
+					type: 'responseCode',
+					properties: {
+						value: 422,
+						message: 'Give the Client Key together with its Client Secret (HTTP 422).',
+					},
+				},
+			],
 		};
 	}
 
