@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from connector.docs import n8n as n8n_package
 from tests.netns import Netns
 from tests.server import ROOT, free_port, gunicorn, stop
 
@@ -47,7 +48,7 @@ class N8n:
     """The n8n CLI with its own user folder, our package as its custom extensions, nothing sent
     home, run on the namespace's thread."""
 
-    def __init__(self, ns: Netns, folder: Path):
+    def __init__(self, ns: Netns, folder: Path, extensions: Path | None = PACKAGE):
         node, n8n_bin = tool_paths()
         self.ns = ns
         self.command = str(Path(n8n_bin) / "n8n")
@@ -55,7 +56,6 @@ class N8n:
             **os.environ,
             "PATH": f"{node}:{os.environ['PATH']}",
             "N8N_USER_FOLDER": str(folder),
-            "N8N_CUSTOM_EXTENSIONS": str(PACKAGE),
             "N8N_DIAGNOSTICS_ENABLED": "false",
             "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
             "N8N_TEMPLATES_ENABLED": "false",
@@ -67,6 +67,8 @@ class N8n:
             "N8N_SECURE_COOKIE": "false",
             "GENERIC_TIMEZONE": "UTC",
         }
+        if extensions is not None:
+            self.env["N8N_CUSTOM_EXTENSIONS"] = str(extensions)
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -78,6 +80,33 @@ class N8n:
             capture_output=True,
             text=True,
             timeout=timeout,
+        )
+
+    def npm(self, *args, cwd) -> subprocess.CompletedProcess:
+        done = self.ns.run(
+            subprocess.run,
+            ["npm", "--no-audit", "--no-fund", "--offline", *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def import_credentials(self, base: str) -> None:
+        """The sandbox demo app, as the credentials every node of these workflows uses."""
+        data = {
+            "baseUrl": base,
+            "apiKey": "",
+            "clientKey": "demo-key",
+            "clientSecret": "demo-secret",
+        }
+        self.import_file(
+            "credentials",
+            "credentials.json",
+            [{**CREDENTIALS["instaMsgApi"], "type": "instaMsgApi", "data": data}],
         )
 
     def version(self) -> str:
@@ -212,22 +241,7 @@ def lab(tmp_path_factory):
         )
         n8n = N8n(ns, folder / "user")
         n8n.base = base
-        n8n.import_file(
-            "credentials",
-            "credentials.json",
-            [
-                {
-                    **CREDENTIALS["instaMsgApi"],
-                    "type": "instaMsgApi",
-                    "data": {
-                        "baseUrl": base,
-                        "apiKey": "",
-                        "clientKey": "demo-key",
-                        "clientSecret": "demo-secret",
-                    },
-                }
-            ],
-        )
+        n8n.import_credentials(base)
         yield n8n
 
 
@@ -362,6 +376,33 @@ def test_a_file_goes_up_and_comes_back_as_binary_data(lab):
     assert downloaded["json"]["contentType"].startswith("text/plain")
     assert downloaded["binary"]["data"]["fileName"] == "notes.txt"
     assert items(data, "Read")[0]["json"]["text"] == text
+
+
+def test_a_packed_tarball_installs_and_warnings_reach_the_items(lab, tmp_path):
+    """The package as users install it from a tarball (README), generated here from a newer
+    manifest: createTenant takes an argument this connector does not know, so the connector
+    answers with a warning, which the item keeps."""
+    manifest = n8n_package.load_manifest()
+    tenant = next(b for b in manifest["blocks"] if b["name"] == "createTenant")
+    tenant["args"].append({"name": "colour", "type": "String", "info": "A colour."})
+    n8n_package.write(tmp_path / "package", manifest)
+    other = N8n(lab.ns, tmp_path / "user", extensions=None)
+    other.npm("pack", "--pack-destination", str(tmp_path), cwd=tmp_path / "package")
+    (tarball,) = tmp_path.glob("n8n-nodes-instamsg-*.tgz")
+    custom = tmp_path / "user" / ".n8n" / "custom"
+    custom.mkdir(parents=True)
+    other.npm("install", "--ignore-scripts", "--legacy-peer-deps", str(tarball), cwd=custom)
+    other.import_credentials(lab.base)
+    made = tenant_and_client()[0]
+    made["parameters"]["additionalFields"] = {"colour": "blue", "description": "barn"}
+    other.import_file("workflow", "warned.json", workflow("warned", START, made))
+    ok, data, printed = other.execute("warned")
+    assert ok, printed[-3000:]
+    (item,) = items(data, "Tenant")
+    assert item["json"]["name"] == "Farm" and item["json"]["description"] == "barn"
+    assert item["json"]["warnings"] == [
+        '"colour" is not an argument of createTenant; it was ignored.'
+    ]
 
 
 def bad_client(**extra) -> dict:

@@ -4,8 +4,8 @@
 //
 // What "new" means, kept in the workflow's static data (saved by n8n across polls and restarts):
 // the client it watches, the newest created_at seen, and the IDs seen at that instant. The first
-// poll after a user activates the workflow (or changes the client or topic) only notes where the
-// list ends, so nothing older than the activation is emitted; the first poll after n8n restarts
+// poll after a user activates the workflow (or changes the tenant, client or topic) only notes
+// where the list ends, so nothing older than the activation is emitted; after n8n restarts it
 // carries on where it was. A manual test emits the latest message.
 
 const description = require('./InstaMsgTrigger.description.json');
@@ -69,7 +69,9 @@ class InstaMsgTrigger {
 
 		const firstOfActivation = !polled.has(this);
 		polled.add(this);
-		const fresh = state.key !== key || (firstOfActivation && this.getActivationMode() !== 'init');
+		// Only a user's activation starts afresh; n8n starting ('init'), a saved edit ('update') or
+		// another main instance taking over carry on from the static data.
+		const fresh = state.key !== key || (firstOfActivation && this.getActivationMode() === 'activate');
 		const args = { tenantId, clientId };
 		if (!fresh && state.since) args.start = state.since;
 		const messages = (await callBlock(this, description.block, args)).filter(onTopic).sort(byAge);
