@@ -475,6 +475,14 @@ def ready(process, output, timeout=120):
         time.sleep(1)
 
 
+def wait_until(read, expected, output, seconds):
+    """Wait until ``read()`` answers ``expected``; else fail with what it answers and n8n's log."""
+    deadline = time.monotonic() + seconds
+    while (found := read()) != expected:
+        assert time.monotonic() < deadline, (found, output()[-3000:])
+        time.sleep(2)
+
+
 def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab):
     run = lab.ns.run
     tenant = run(call, lab.base, "createTenant", name="Farm", maxClients=10, maxMessages=1000)
@@ -596,7 +604,7 @@ class Editor:
         self.call("POST", "/owner/setup", owner)
 
 
-def test_the_credential_test_and_a_manual_trigger_test_from_the_editor(lab):
+def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
     run = lab.ns.run
     tenant = run(call, lab.base, "createTenant", name="Farm", maxClients=10, maxMessages=1000)
     stamp = str(time.time_ns())
@@ -613,7 +621,8 @@ def test_the_credential_test_and_a_manual_trigger_test_from_the_editor(lab):
             pubTopics=topics,
         )
         ids[name] = made["id"]
-    for number, payload in enumerate(["older", "latest"], start=1):
+
+    def say(number, payload):
         run(
             call,
             lab.base,
@@ -626,6 +635,9 @@ def test_the_credential_test_and_a_manual_trigger_test_from_the_editor(lab):
             payload=payload,
             qos=1,
         )
+
+    say(1, "older")
+    say(2, "latest")
     lab.import_file(
         "workflow",
         "latest.json",
@@ -688,7 +700,31 @@ def test_the_credential_test_and_a_manual_trigger_test_from_the_editor(lab):
             "POST", "/workflows/latest/run", {"triggerToStartFrom": {"name": "New message"}}
         )
         assert started["executionId"]
-        deadline = time.monotonic() + 60
-        while seen() != ["test: latest"]:
-            assert time.monotonic() < deadline, (seen(), output()[-3000:])
-            time.sleep(1)
+        wait_until(seen, ["test: latest"], output, 60)
+
+        # Activated by the user: nothing older is emitted, what comes next is; deactivated and
+        # activated again, what came while it was off is not emitted either.
+        # n8n applies a publication in the background: wait until its triggers are live (or
+        # gone), as the editor's status shows.
+        def live_version():
+            status = editor.call("GET", "/workflows/latest/publication-status")
+            return None if status["status"] == "in_progress" else status["liveVersionId"]
+
+        def activate():
+            version = editor.call("GET", "/workflows/latest")["versionId"]
+            editor.call("POST", "/workflows/latest/activate", {"versionId": version})
+            wait_until(live_version, version, output, 60)
+
+        def deactivate():
+            editor.call("POST", "/workflows/latest/deactivate", {})
+            wait_until(live_version, None, output, 60)
+
+        activate()
+        say(3, "after activation")
+        wait_until(seen, ["test: latest", "test: after activation"], output, 150)
+        deactivate()
+        say(4, "while off")
+        activate()
+        say(5, "back on")
+        expected = ["test: latest", "test: after activation", "test: back on"]
+        wait_until(seen, expected, output, 150)
