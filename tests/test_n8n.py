@@ -267,6 +267,16 @@ def test_a_flow_passes_results_from_block_to_block(lab):
                     "additionalFields": {"accessToken": "={{ $json.access_token }}"},
                 },
             },
+            # Only the name is given: the tenant's numbers are not sent, so they stay as they are.
+            node(
+                "Rename",
+                {
+                    "resource": "tenants",
+                    "operation": "updateTenant",
+                    "id": "={{ $json.id }}",
+                    "updateFields": {"name": "Barn"},
+                },
+            ),
             tenant_and_client()[1],
             publish("Publish", 1, "21.5"),
             publish("Publish again", 2, "={{ 22 + 0.5 }}"),
@@ -291,6 +301,9 @@ def test_a_flow_passes_results_from_block_to_block(lab):
     # Optional arguments left out are not sent: no description, as InstaMsg stores it.
     assert tenant["name"] == "Farm" and tenant["max_clients"] == 10
     assert tenant["description"] is None
+    renamed = items(data, "Rename")[0]["json"]
+    assert renamed["name"] == "Barn" and renamed["id"] == tenant["id"]
+    assert (renamed["max_clients"], renamed["max_messages"]) == (10, 1000)
     client = items(data, "Client")[0]["json"]
     assert client["tenant_id"] == tenant["id"] and client["pub_topics"] == ["telemetry"]
     assert items(data, "Publish")[0]["json"] == {"messageId": "1"}
@@ -405,13 +418,13 @@ def test_a_packed_tarball_installs_and_warnings_reach_the_items(lab, tmp_path):
     ]
 
 
-def bad_client(**extra) -> dict:
+def bad_client(name="Bad client", **extra) -> dict:
     return node(
-        "Bad client",
+        name,
         {
             "resource": "clients",
             "operation": "createClient",
-            "tenantId": "={{ $json.id }}",
+            "tenantId": "={{ $('Tenant').item.json.id }}",
             "type": "device",
             "name": "pump",
             "provisioningId": "bad-1",
@@ -434,7 +447,7 @@ def test_a_bad_argument_fails_the_node_with_the_connectors_message(lab):
     assert "INVALID_FIELDS" in error["description"]
 
 
-def test_continue_on_fail_carries_the_error_envelope(lab):
+def test_continue_on_fail_carries_the_error_envelope_on_either_output(lab):
     lab.import_file(
         "workflow",
         "bad-continue.json",
@@ -443,6 +456,7 @@ def test_continue_on_fail_carries_the_error_envelope(lab):
             START,
             tenant_and_client()[0],
             bad_client(onError="continueRegularOutput"),
+            bad_client("Bad client again", onError="continueErrorOutput"),
         ),
     )
     ok, data, printed = lab.execute("badcontinue")
@@ -450,6 +464,8 @@ def test_continue_on_fail_carries_the_error_envelope(lab):
     error = items(data, "Bad client")[0]["json"]["error"]
     assert error["status_code"] == "INVALID_FIELDS"
     assert error["fields"] == ["gsmMsisdn"] and "gsmMsisdn" in error["status_msg"]
+    regular, failed = data["data"]["resultData"]["runData"]["Bad client again"][-1]["data"]["main"]
+    assert regular == [] and failed[0]["json"]["error"]["fields"] == ["gsmMsisdn"]
 
 
 # -- the polling trigger ---------------------------------------------------------------------------
