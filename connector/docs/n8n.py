@@ -384,7 +384,7 @@ def readme(manifest: dict) -> str:
         f"# {PACKAGE_NAME}",
         "",
         "Generated from the connector's manifest by `make integrations` (do not edit; a test",
-        "checks it is fresh). How to install it: \"Use it from n8n\" in the connector's README;",
+        'checks it is fresh). How to install it: "Use it from n8n" in the connector\'s README;',
         "what maps to what, how it is tested and its limits: docs/integrations.md there.",
         "",
         f"- Credentials `{CREDENTIAL}`: the connector's URL, its API key, your app's client key "
