@@ -368,7 +368,6 @@ def package_json(manifest: dict) -> dict:
         "version": manifest["version"],
         "description": "n8n nodes for " + manifest["tagline"] + ", through the InstaMsg connector.",
         "keywords": ["n8n-community-node-package", *manifest["keywords"]],
-        "license": "MIT",
         "files": ["lib", "nodes", "credentials", "README.md"],
         "peerDependencies": {"n8n-workflow": "*"},
         "n8n": {
