@@ -32,9 +32,9 @@ def _enter_new_namespace() -> None:
 
 class Netns:
     def __init__(self):
-        self._pool = ThreadPoolExecutor(
-            1, thread_name_prefix="netns", initializer=_enter_new_namespace
-        )
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="netns")
+        # The pool's one thread enters the namespace first; an error (not root) surfaces here.
+        self.run(_enter_new_namespace)
         self._contexts = []
 
     def run(self, fn, *args, **kwargs):
