@@ -68,16 +68,18 @@ manifest: $(VENV)/.runtime
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-.PHONY: integrations-zapier check-integrations-zapier test-zapier
+.PHONY: integrations test-integrations n8n
 
-## integrations-zapier: regenerate the Zapier app (integrations/zapier/) from manifest.json
-integrations-zapier: $(VENV)/.runtime
+## integrations: regenerate the n8n node and the Zapier app (integrations/) from manifest.json
+integrations: $(VENV)/.runtime
+	$(BIN)/python -m connector.docs.n8n
 	$(BIN)/python -m connector.docs.zapier
 
-## check-integrations-zapier: fail when integrations/zapier/ is stale (for `make check`)
-check-integrations-zapier: $(VENV)/.runtime
-	$(BIN)/python -m connector.docs.zapier --check
+## test-integrations: the n8n node in the real n8n, the Zapier app in Zapier's CLI and runtime
+test-integrations: $(VENV)/.dev
+	$(BIN)/python -m pytest tests/test_n8n_package.py tests/test_n8n.py tests/test_zapier.py
 
-## test-zapier: the Zapier app's tests, the real CLI and createAppTester against the sandbox
-test-zapier: $(VENV)/.dev
-	$(BIN)/python -m pytest tests/test_zapier.py
+## n8n: install the real n8n the slow tests drive (once per machine, ~8 min and 2.9 GB; cached
+## outside the repository, in ~/.cache/instamsg-connector/n8n-<version>)
+n8n:
+	bash .ci/n8n >/dev/null

@@ -35,7 +35,7 @@ def definition(name: str) -> tuple[str, dict, dict]:
 
 def test_the_committed_app_is_fresh():
     changed, extra = zapier.stale(zapier.APP_DIR, FILES)
-    assert (changed, extra) == ([], []), "stale: run `make integrations-zapier`"
+    assert (changed, extra) == ([], []), "stale: run `make integrations`"
 
 
 def test_generation_is_deterministic_and_independent_of_block_order():

@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from connector.docs import manifest, markdown, openapi, samples, zapier
+from connector.docs import manifest, markdown, n8n, openapi, samples, zapier
 
 #: The packages generated from manifest.json for the tools our users build in: each
 #: ``main([])`` writes its folder under integrations/, ``main(["--check"])`` checks it.
-INTEGRATIONS = (zapier,)
+INTEGRATIONS = (n8n, zapier)
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_FILE = ROOT / "manifest.json"

@@ -405,7 +405,7 @@ def main(argv=None) -> int:
         if changed or extra:
             print(
                 "stale: integrations/zapier/ " + ", ".join(changed + extra) + " (run: make "
-                "integrations-zapier)",
+                "integrations)",
                 file=sys.stderr,
             )
             return 1

@@ -1,0 +1,473 @@
+"""The n8n community node package (integrations/n8n/), built from the manifest.
+
+``files(manifest)`` maps each path under integrations/n8n/ to its text. What depends on the
+blocks (the node's parameters, the operations, the credential fields, package.json) is generated
+here; the JavaScript that runs them is kept, hand-written, in connector/docs/n8n_package/ and
+copied as it is, so that the committed package loads in n8n with no build step.
+
+``python -m connector.docs.n8n`` writes the package; ``--check`` fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST_FILE = ROOT / "manifest.json"
+TARGET = ROOT / "integrations" / "n8n"
+TEMPLATES = Path(__file__).resolve().parent / "n8n_package"
+
+PACKAGE_NAME = "n8n-nodes-instamsg"
+CREDENTIAL = "instaMsgApi"
+NODE = "InstaMsg"
+TRIGGER = "InstaMsgTrigger"
+# The arguments the credentials stand in for: left empty, the node sends the credentials' own.
+APP_CREDENTIALS = ("clientKey", "clientSecret")
+TOKEN = "accessToken"
+# The binary property a File argument reads, and downloadFile's file is written to.
+BINARY_PROPERTY = "data"
+
+# Words that read better in capitals in a display name.
+ACRONYMS = {
+    "id": "ID",
+    "gsm": "GSM",
+    "sim": "SIM",
+    "pin": "PIN",
+    "apn": "APN",
+    "isd": "ISD",
+    "msisdn": "MSISDN",
+    "mac": "MAC",
+    "imei": "IMEI",
+    "iccid": "ICCID",
+    "sms": "SMS",
+    "qos": "QoS",
+}
+
+
+def words(name: str) -> list[str]:
+    return re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)
+
+
+def display_name(name: str) -> str:
+    """``tenantId`` -> ``Tenant ID``, ``gsmSimPin`` -> ``GSM SIM PIN``."""
+    return " ".join(ACRONYMS.get(w.lower(), w[:1].upper() + w[1:]) for w in words(name))
+
+
+def action_name(name: str) -> str:
+    """``createClient`` -> ``Create client`` (n8n's action text: only the first word capital)."""
+    parts = [ACRONYMS.get(w.lower(), w.lower()) for w in words(name)]
+    return " ".join([parts[0][:1].upper() + parts[0][1:], *parts[1:]])
+
+
+def load_manifest() -> dict:
+    return json.loads(MANIFEST_FILE.read_text())
+
+
+# -- the node's parameters ------------------------------------------------------------------------
+
+
+def kind_of(arg: dict) -> str:
+    """How the node takes and sends an argument (the runtime's switch, lib/instamsg.js)."""
+    kind = arg["type"]
+    if kind == "File":
+        return "file"
+    if kind == "credentials":
+        return "secret"
+    if "options" in arg:
+        return "options"
+    return {
+        "Number": "number",
+        "Boolean": "boolean",
+        "Datepicker": "dateTime",
+        "List": "list",
+        "JSON": "json",
+        "Array": "json",
+        "Map": "json",
+    }.get(kind, "string")
+
+
+def parameter(arg: dict, *, in_collection: bool) -> dict:
+    """One n8n parameter for one manifest argument, named exactly as the argument."""
+    name, kind = arg["name"], kind_of(arg)
+    param: dict = {"displayName": display_name(name), "name": name}
+    info = arg.get("info", "")
+    if name in APP_CREDENTIALS:
+        info += " Left out, the credentials' own is sent."
+    if kind == "options":
+        options = arg["options"]
+        param["type"] = "options"
+        param["options"] = [{"name": str(o), "value": o} for o in options]
+        param["default"] = arg.get("default", options[0])
+    elif kind == "number":
+        param["type"] = "number"
+        limits = {"minValue": arg.get("minimum"), "maxValue": arg.get("maximum")}
+        limits = {key: value for key, value in limits.items() if value is not None}
+        if limits:
+            param["typeOptions"] = limits
+        param["default"] = arg.get("default", arg.get("minimum", 0))
+    elif kind == "boolean":
+        param["type"] = "boolean"
+        param["default"] = arg.get("default", False)
+    elif kind == "dateTime":
+        param["type"] = "dateTime"
+        param["default"] = arg.get("default", "")
+    elif kind == "list":
+        param["type"] = "string"
+        param["typeOptions"] = {
+            "multipleValues": True,
+            "multipleValueButtonText": "Add " + display_name(name).rstrip("s"),
+        }
+        param["default"] = arg.get("default", [])
+    elif kind == "json":
+        param["type"] = "json"
+        param["default"] = json.dumps(arg["default"]) if "default" in arg else ""
+    elif kind == "file":
+        param["displayName"] = display_name(name) + " (Input Binary Field)"
+        param["type"] = "string"
+        param["default"] = BINARY_PROPERTY
+        info = (
+            "The name of the input item's binary field holding the file; it is sent as the "
+            f"file's bytes. Left empty, {name} is not sent. ({info})"
+        )
+    else:
+        param["type"] = "string"
+        if kind == "secret":
+            param["typeOptions"] = {"password": True}
+        param["default"] = arg.get("default", "")
+    if arg.get("example") is not None and kind in ("string", "list", "json"):
+        example = arg["example"]
+        param["placeholder"] = example if isinstance(example, str) else json.dumps(example)
+    param["description"] = info
+    if arg.get("required") and not in_collection:
+        param["required"] = True
+    return param
+
+
+def split_arguments(block: dict) -> tuple[list[dict], list[dict]]:
+    """The block's arguments shown as their own parameters, and those in its collection.
+
+    Required arguments and the alternatives of a rule other than the token's (uploadFile's
+    fileContent or file) are parameters of their own; the optional ones sit in a collection,
+    so that only what the user adds is sent. The app credentials are always optional here:
+    the node's credentials stand in for them."""
+    alternatives = {
+        name
+        for rule in block.get("oneOf") or []
+        if [TOKEN] not in rule
+        for group in rule
+        for name in group
+    }
+    own, optional = [], []
+    for arg in block["args"]:
+        name = arg["name"]
+        if name in APP_CREDENTIALS or name == TOKEN:
+            optional.append(arg)
+        elif arg.get("required") or name in alternatives:
+            own.append(arg)
+        else:
+            optional.append(arg)
+    return own, optional
+
+
+def collection_name(block: dict) -> str:
+    return "updateFields" if block.get("atLeastOne") else "additionalFields"
+
+
+def returns_file(block: dict) -> bool:
+    fields = {f["name"] for f in (block.get("outputs") or {}).get("fields", [])}
+    return {"filename", "contentType", "content"} <= fields
+
+
+def alternatives_of(block: dict, name: str) -> list[str]:
+    """The arguments that may stand in for ``name`` (the other groups of its oneOf rule)."""
+    for rule in block.get("oneOf") or []:
+        if any(name in group for group in rule):
+            return [other for group in rule if name not in group for other in group]
+    return []
+
+
+def operation_spec(block: dict) -> dict:
+    """What the runtime needs to send one block: each argument's kind and where it sits."""
+    own, optional = split_arguments(block)
+    spec: dict = {
+        "arguments": {arg["name"]: kind_of(arg) for arg in own},
+        "collection": collection_name(block) if optional else None,
+        "collected": {arg["name"]: kind_of(arg) for arg in optional},
+        "appCredentials": any(a["name"] in APP_CREDENTIALS for a in block["args"]),
+    }
+    files = [a["name"] for a in block["args"] if kind_of(a) == "file"]
+    if files:
+        spec["fileAlternatives"] = {name: alternatives_of(block, name) for name in files}
+    if returns_file(block):
+        spec["binaryOutput"] = BINARY_PROPERTY
+    return spec
+
+
+def resources(manifest: dict) -> list[dict]:
+    used = {block["tag"] for block in manifest["blocks"]}
+    return [tag for tag in manifest["tags"] if tag["name"] in used]
+
+
+def node_properties(manifest: dict) -> list[dict]:
+    tags = resources(manifest)
+    props: list[dict] = [
+        {
+            "displayName": "Resource",
+            "name": "resource",
+            "type": "options",
+            "noDataExpression": True,
+            "options": [
+                {"name": display_name(t["name"]), "value": t["name"], "description": t["info"]}
+                for t in tags
+            ],
+            "default": tags[0]["name"],
+        }
+    ]
+    for tag in tags:
+        blocks = sorted(
+            (b for b in manifest["blocks"] if b["tag"] == tag["name"]), key=lambda b: b["name"]
+        )
+        props.append(
+            {
+                "displayName": "Operation",
+                "name": "operation",
+                "type": "options",
+                "noDataExpression": True,
+                "displayOptions": {"show": {"resource": [tag["name"]]}},
+                "options": [
+                    {
+                        "name": display_name(b["name"]),
+                        "value": b["name"],
+                        "action": action_name(b["name"]),
+                        "description": b["description"],
+                    }
+                    for b in blocks
+                ],
+                "default": blocks[0]["name"],
+            }
+        )
+    for block in manifest["blocks"]:
+        show = {"show": {"resource": [block["tag"]], "operation": [block["name"]]}}
+        own, optional = split_arguments(block)
+        for arg in own:
+            props.append({**parameter(arg, in_collection=False), "displayOptions": show})
+        if optional:
+            name = collection_name(block)
+            props.append(
+                {
+                    "displayName": display_name(name),
+                    "name": name,
+                    "type": "collection",
+                    "placeholder": "Add Field",
+                    "default": {},
+                    "description": (
+                        "Give at least one of these."
+                        if block.get("atLeastOne")
+                        else "Optional arguments: only those added are sent."
+                    ),
+                    "displayOptions": show,
+                    "options": sorted(
+                        (parameter(arg, in_collection=True) for arg in optional),
+                        key=lambda p: p["displayName"],
+                    ),
+                }
+            )
+    return props
+
+
+def node_data(manifest: dict) -> dict:
+    return {
+        "description": manifest["tagline"],
+        "properties": node_properties(manifest),
+        "operations": {b["name"]: operation_spec(b) for b in manifest["blocks"]},
+    }
+
+
+# -- the trigger and the credentials --------------------------------------------------------------
+
+
+def block_named(manifest: dict, name: str) -> dict:
+    return next(b for b in manifest["blocks"] if b["name"] == name)
+
+
+def argument(block: dict, name: str) -> dict:
+    return next(a for a in block["args"] if a["name"] == name)
+
+
+def trigger_data(manifest: dict) -> dict:
+    """The polling trigger reads getMessages; its parameters are that block's own."""
+    listing = block_named(manifest, "getMessages")
+    topic = argument(block_named(manifest, "publishMessage"), "topic")
+    props = [
+        parameter(argument(listing, "tenantId"), in_collection=False),
+        parameter(argument(listing, "clientId"), in_collection=False),
+        {
+            "displayName": "Topic",
+            "name": "topic",
+            "type": "string",
+            "default": "",
+            "placeholder": topic.get("example", ""),
+            "description": "Only messages on this topic (exactly as published); left empty, "
+            "messages on every topic.",
+        },
+    ]
+    return {"block": listing["name"], "properties": props}
+
+
+def credential_properties(manifest: dict) -> list[dict]:
+    token = block_named(manifest, "getAccessToken")
+    key, secret = (argument(token, name) for name in APP_CREDENTIALS)
+    return [
+        {
+            "displayName": "Connector URL",
+            "name": "baseUrl",
+            "type": "string",
+            "default": "http://localhost:8080",
+            "required": True,
+            "description": "Where the InstaMsg connector answers; every operation is a POST to "
+            "/blocks/<name> there.",
+        },
+        {
+            "displayName": "Connector API Key",
+            "name": "apiKey",
+            "type": "string",
+            "typeOptions": {"password": True},
+            "default": "",
+            "description": "Sent as X-API-Key when given; needed when the connector sets "
+            "CONNECTOR_API_KEYS.",
+        },
+        {
+            "displayName": "Client Key",
+            "name": "clientKey",
+            "type": "string",
+            "default": "",
+            "description": key["info"]
+            + " With it and the secret, operations whose Access Token is left out use the "
+            "connector's managed tokens.",
+        },
+        {
+            "displayName": "Client Secret",
+            "name": "clientSecret",
+            "type": "string",
+            "typeOptions": {"password": True},
+            "default": "",
+            "description": secret["info"],
+        },
+    ]
+
+
+# -- the package ---------------------------------------------------------------------------------
+
+
+def package_json(manifest: dict) -> dict:
+    return {
+        "name": PACKAGE_NAME,
+        "version": manifest["version"],
+        "description": "n8n nodes for " + manifest["tagline"] + ", through the InstaMsg connector.",
+        "keywords": ["n8n-community-node-package", *manifest["keywords"]],
+        "files": ["lib", "nodes", "credentials", "README.md"],
+        "peerDependencies": {"n8n-workflow": "*"},
+        "n8n": {
+            "n8nNodesApiVersion": 1,
+            "credentials": [f"credentials/{CREDENTIAL[:1].upper()}{CREDENTIAL[1:]}.credentials.js"],
+            "nodes": [f"nodes/{NODE}/{NODE}.node.js", f"nodes/{TRIGGER}/{TRIGGER}.node.js"],
+        },
+    }
+
+
+def readme(manifest: dict) -> str:
+    lines = [
+        f"# {PACKAGE_NAME}",
+        "",
+        "Generated from the connector's manifest by `make integrations` (do not edit; a test",
+        'checks it is fresh). How to install it: "Use it from n8n" in the connector\'s README;',
+        "what maps to what, how it is tested and its limits: docs/integrations.md there.",
+        "",
+        f"- Credentials `{CREDENTIAL}`: the connector's URL, its API key, your app's client key "
+        "and secret.",
+        f"- Node `{NODE[:1].lower()}{NODE[1:]}`: one operation per block, `POST /blocks/<name>`.",
+        f"- Trigger `{TRIGGER[:1].lower()}{TRIGGER[1:]}`: each new message of a client, once.",
+        "",
+        "| resource | operations |",
+        "| --- | --- |",
+    ]
+    for tag in resources(manifest):
+        names = sorted(b["name"] for b in manifest["blocks"] if b["tag"] == tag["name"])
+        lines.append(f"| {tag['name']} | {', '.join(names)} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(document) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def templates() -> dict[str, str]:
+    return {
+        str(path.relative_to(TEMPLATES)): path.read_text()
+        for path in sorted(TEMPLATES.rglob("*"))
+        if path.is_file()
+    }
+
+
+def files(manifest: dict) -> dict[str, str]:
+    """Every file of integrations/n8n/, by its path there."""
+    out = dict(templates())
+    out["package.json"] = render_json(package_json(manifest))
+    out["README.md"] = readme(manifest)
+    out[f"nodes/{NODE}/{NODE}.description.json"] = render_json(node_data(manifest))
+    out[f"nodes/{TRIGGER}/{TRIGGER}.description.json"] = render_json(trigger_data(manifest))
+    out["credentials/InstaMsgApi.description.json"] = render_json(credential_properties(manifest))
+    return dict(sorted(out.items()))
+
+
+def stale(target: Path = TARGET, manifest: dict | None = None) -> list[str]:
+    """The paths under ``target`` that differ from what the manifest makes, or are extra."""
+    wanted = files(manifest if manifest is not None else load_manifest())
+    present = (
+        {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()}
+        if target.exists()
+        else set()
+    )
+    differ = [
+        path
+        for path, text in wanted.items()
+        if not (target / path).is_file() or (target / path).read_text() != text
+    ]
+    return sorted(set(differ) | (present - set(wanted)))
+
+
+def write(target: Path = TARGET, manifest: dict | None = None) -> list[str]:
+    wanted = files(manifest if manifest is not None else load_manifest())
+    for extra in stale(target, manifest):
+        if extra not in wanted:
+            (target / extra).unlink()
+    for path, text in wanted.items():
+        dest = target / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.is_file() or dest.read_text() != text:
+            dest.write_text(text)
+    return sorted(wanted)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    where = TARGET.relative_to(ROOT)
+    if "--check" in argv:
+        behind = stale()
+        if behind:
+            print(
+                f"stale in {where}: " + ", ".join(behind) + " (run: make integrations)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{where} is up to date")
+        return 0
+    print(f"wrote {len(write())} files in {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+'use strict';
+// The runtime of the InstaMsg nodes, shared by the action node and the trigger: it turns an
+// operation's parameters into a block's arguments and a connector envelope into n8n items or an
+// error. Hand-written in connector/docs/n8n_package/ and copied as it is into the generated
+// package (make integrations); what depends on the blocks comes from the *.description.json files.
+
+const { NodeApiError, NodeOperationError } = require('n8n-workflow');
+
+const CREDENTIAL = 'instaMsgApi';
+
+function isEmpty(value) {
+	return (
+		value === undefined ||
+		value === null ||
+		value === '' ||
+		(typeof value === 'number' && Number.isNaN(value)) ||
+		(Array.isArray(value) && value.length === 0)
+	);
+}
+
+// A value as the connector reads it. Lists drop their empty entries (n8n adds one per click of
+// "Add"); everything else goes as n8n holds it: the connector parses text for numbers, booleans,
+// JSON and dates, and names the argument when it cannot.
+function argumentValue(kind, value) {
+	if (kind === 'list' && Array.isArray(value)) {
+		return value.flat().filter((entry) => !isEmpty(entry));
+	}
+	if (kind === 'dateTime' && value && typeof value.toISO === 'function') {
+		return value.toISO();
+	}
+	return value;
+}
+
+function put(args, name, kind, value) {
+	const converted = argumentValue(kind, value);
+	if (!isEmpty(converted)) args[name] = converted;
+}
+
+// The arguments of one operation: its own parameters, then what the user added to its
+// collection. Nothing the user left empty is sent.
+function collectArguments(context, spec) {
+	const args = {};
+	for (const [name, kind] of Object.entries(spec.arguments)) {
+		put(args, name, kind, context.getNodeParameter(name, undefined));
+	}
+	if (spec.collection) {
+		const added = context.getNodeParameter(spec.collection, {}) || {};
+		for (const [name, kind] of Object.entries(spec.collected)) {
+			if (name in added) put(args, name, kind, added[name]);
+		}
+	}
+	return args;
+}
+
+// The credentials' app key and secret, where the operation takes them and the user gave neither
+// an access token nor a key of their own: the connector then gets and renews tokens itself.
+async function addAppCredentials(context, spec, args) {
+	if (!spec.appCredentials || !isEmpty(args.accessToken) || !isEmpty(args.clientKey)) return;
+	const credentials = await context.getCredentials(CREDENTIAL);
+	if (credentials.clientKey && credentials.clientSecret) {
+		args.clientKey = credentials.clientKey;
+		args.clientSecret = credentials.clientSecret;
+	}
+}
+
+// File arguments name a binary field of the input item; the request becomes multipart, with the
+// file as the part of the argument's name (its file name and type kept). Skipped when an
+// alternative of the argument (uploadFile's fileContent) is given.
+async function fileParts(context, spec, args) {
+	const files = [];
+	for (const [name, alternatives] of Object.entries(spec.fileAlternatives || {})) {
+		const field = args[name];
+		delete args[name];
+		if (isEmpty(field) || alternatives.some((other) => !isEmpty(args[other]))) continue;
+		const binary = context.helpers.assertBinaryData(field);
+		const bytes = await context.helpers.getBinaryDataBuffer(field);
+		files.push({ name, bytes, fileName: binary.fileName || name, mimeType: binary.mimeType });
+	}
+	return files;
+}
+
+async function multipart(args, files) {
+	const form = new FormData();
+	for (const [name, value] of Object.entries(args)) {
+		const values = Array.isArray(value) ? value : [value];
+		for (const one of values) {
+			form.append(name, typeof one === 'object' ? JSON.stringify(one) : String(one));
+		}
+	}
+	for (const file of files) {
+		const blob = new Blob([file.bytes], { type: file.mimeType || 'application/octet-stream' });
+		form.append(file.name, blob, file.fileName);
+	}
+	// The platform's own encoder writes the body and its boundary.
+	const encoded = new Response(form);
+	return {
+		body: Buffer.from(await encoded.arrayBuffer()),
+		contentType: encoded.headers.get('content-type'),
+	};
+}
+
+// The request of one operation, as n8n's routing sends it (a preSend step).
+async function buildRequest(context, operations, requestOptions) {
+	const operation = context.getNodeParameter('operation');
+	const spec = operations[operation];
+	const args = collectArguments(context, spec);
+	await addAppCredentials(context, spec, args);
+	const files = await fileParts(context, spec, args);
+	requestOptions.headers = { ...(requestOptions.headers || {}), Accept: 'application/json' };
+	if (files.length) {
+		const { body, contentType } = await multipart(args, files);
+		requestOptions.body = body;
+		requestOptions.headers['Content-Type'] = contentType;
+		requestOptions.json = false;
+	} else {
+		requestOptions.body = args;
+		requestOptions.headers['Content-Type'] = 'application/json';
+		requestOptions.json = true;
+	}
+	return requestOptions;
+}
+
+function parseBody(body) {
+	if (Buffer.isBuffer(body)) body = body.toString('utf8');
+	if (typeof body === 'string') {
+		try {
+			return JSON.parse(body);
+		} catch {
+			return undefined;
+		}
+	}
+	return body;
+}
+
+function isEnvelope(body) {
+	return (
+		body !== null &&
+		typeof body === 'object' &&
+		(body.callback === 'success' || body.callback === 'error') &&
+		body.contextWrites !== null &&
+		typeof body.contextWrites === 'object'
+	);
+}
+
+// What went wrong, in the connector's words: its message, and the arguments at fault.
+function errorDetails(failure) {
+	const lines = [];
+	if (failure.status_code) lines.push(`Code: ${failure.status_code}`);
+	if (Array.isArray(failure.fields) && failure.fields.length) {
+		lines.push(`Arguments at fault: ${failure.fields.join(', ')}`);
+	}
+	for (const [field, problems] of Object.entries(failure.errors || {})) {
+		lines.push(`${field}: ${[].concat(problems).join(' ')}`);
+	}
+	if (failure.retry_after_s !== undefined) lines.push(`Retry after ${failure.retry_after_s} s`);
+	if (failure.request_id) lines.push(`Request ID: ${failure.request_id}`);
+	return lines.join('\n');
+}
+
+function envelopeError(context, failure, statusCode) {
+	const error = new NodeApiError(context.getNode(), failure, {
+		message: failure.status_msg || `The connector answered ${failure.status_code || statusCode}.`,
+		description: errorDetails(failure),
+		httpCode: String(statusCode),
+	});
+	error.context.envelope = failure;
+	return error;
+}
+
+function notAnEnvelope(context, statusCode) {
+	return new NodeOperationError(
+		context.getNode(),
+		`The connector answered HTTP ${statusCode} without an envelope.`,
+		{ description: 'Check the Connector URL of the credentials: it should be the connector itself.' },
+	);
+}
+
+// The items of one answer: the block's result, an object as one item and a list as one item per
+// element. Warnings (arguments the block does not take) ride on every item as `warnings`.
+function resultItems(envelope) {
+	const result = envelope.contextWrites.to;
+	const warnings = Array.isArray(envelope.warnings) && envelope.warnings.length ? envelope.warnings : null;
+	const list = Array.isArray(result) ? result : [result];
+	return list.map((element) => {
+		const json = element !== null && typeof element === 'object' && !Array.isArray(element)
+			? { ...element }
+			: { result: element };
+		if (warnings) json.warnings = warnings;
+		return { json };
+	});
+}
+
+// A postReceive step: the envelope to items, or the error the user sees.
+async function readEnvelope(context, operations, response) {
+	const envelope = parseBody(response.body);
+	if (!isEnvelope(envelope)) {
+		const error = notAnEnvelope(context, response.statusCode);
+		if (context.continueOnFail()) return [{ json: { error: { status_msg: error.message } } }];
+		throw error;
+	}
+	if (envelope.callback !== 'success') {
+		const failure = envelope.contextWrites.to || {};
+		const error = envelopeError(context, failure, response.statusCode);
+		// Continue On Fail: the item carries the envelope's error as `error` (n8n's error output
+		// takes such items; an item with an error object would lose the envelope to its message).
+		if (context.continueOnFail()) return [{ json: { error: failure } }];
+		throw error;
+	}
+	const items = resultItems(envelope);
+	const spec = operations[context.getNodeParameter('operation')];
+	if (spec.binaryOutput) {
+		for (const item of items) {
+			const { content, ...rest } = item.json;
+			const bytes = Buffer.from(String(content || ''), 'base64');
+			item.binary = {
+				[spec.binaryOutput]: await context.helpers.prepareBinaryData(
+					bytes,
+					rest.filename,
+					rest.contentType,
+				),
+			};
+			item.json = rest;
+		}
+	}
+	return items;
+}
+
+// One block call outside n8n's routing (the trigger's): the credentials' URL, API key and app.
+async function callBlock(context, name, args) {
+	const credentials = await context.getCredentials(CREDENTIAL);
+	const body = { ...args };
+	if (isEmpty(body.accessToken) && credentials.clientKey && credentials.clientSecret) {
+		body.clientKey = credentials.clientKey;
+		body.clientSecret = credentials.clientSecret;
+	}
+	const response = await context.helpers.httpRequestWithAuthentication.call(context, CREDENTIAL, {
+		method: 'POST',
+		baseURL: String(credentials.baseUrl).replace(/\/+$/, ''),
+		url: `/blocks/${name}`,
+		body,
+		json: true,
+		ignoreHttpStatusErrors: true,
+		returnFullResponse: true,
+	});
+	const envelope = parseBody(response.body);
+	if (!isEnvelope(envelope)) throw notAnEnvelope(context, response.statusCode);
+	if (envelope.callback !== 'success') {
+		throw envelopeError(context, envelope.contextWrites.to || {}, response.statusCode);
+	}
+	return envelope.contextWrites.to;
+}
+
+module.exports = { buildRequest, readEnvelope, callBlock, isEmpty, CREDENTIAL };
