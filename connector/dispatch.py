@@ -32,23 +32,23 @@ from connector.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from connector.idempotency import MAX_KEY, open_idempotency_store, request_digest
+from connector.idempotency import (
+    MAX_KEY,
+    Lifetimes,
+    SendWatch,
+    open_idempotency_store,
+    outcome_unknown,
+    request_digest,
+)
 from connector.redis_state import open_token_cache
 from connector.registry import REGISTRY, Context
 from connector.tokens import TokenManager, fingerprint
 
-#: Answers an Idempotency-Key does not keep: the call was refused before it ran.
-NOT_KEPT = frozenset(
-    {
-        "REQUIRED_FIELDS",
-        "INVALID_FIELDS",
-        "INVALID_REQUEST",
-        "PAYLOAD_TOO_LARGE",
-        "UNKNOWN_BLOCK",
-        "UNAUTHORIZED",
-        "INTERNAL_PACKAGE_ERROR",
-    }
-)
+#: What an Idempotency-Key keeps once its call may have reached InstaMsg: an answer InstaMsg
+#: gave definitely (a success, or a 4xx refusal). Anything else after sending (a timeout, a
+#: broken connection, a 5xx, a bug) leaves the outcome unknown: the key answers
+#: OUTCOME_UNKNOWN. A call that certainly sent nothing keeps nothing: its key is freed.
+KEPT_CODES = frozenset({"SUCCESS", "API_ERROR"})
 RAPID_PREFIX = "/api/InstaMsg/"
 #: Routes open without an API key: the probes, and the playground page with its assets
 #: (the page asks for the key itself; the manifest and the blocks stay behind it).
@@ -95,7 +95,8 @@ class Connector:
         try:
             store = self.idempotency
         except Exception as exc:  # noqa: BLE001  (an unusable data dir, say: report it)
-            return [f"the idempotency store cannot be opened ({type(exc).__name__})"]
+            kind = getattr(exc, "fault", None) or type(exc).__name__
+            return [f"the idempotency store cannot be opened ({kind})"]
         failed = store.check()
         return [failed] if failed else []
 
@@ -128,6 +129,7 @@ class Call:
         "ignored",
         "counted",
         "nothing_sent",
+        "watch",
     )
 
     def __init__(self, request_id: str, rapid: bool):
@@ -141,6 +143,8 @@ class Call:
         self.ignored: list[str] = []
         self.counted = False
         self.nothing_sent = False
+        #: a keyed call's SendWatch: whether its block's call may have reached InstaMsg
+        self.watch: SendWatch | None = None
 
 
 def current_call() -> Call:
@@ -192,7 +196,7 @@ def authenticate(call: Call, headers, path: str) -> None:
 def finish_call(response: Response) -> Response:
     call = current_call()
     if call.claim is not None:
-        keep_answer(call, response)
+        response = keep_answer(call, response)
     response.headers["X-Request-Id"] = call.request_id
     duration = time.perf_counter() - call.started
     if call.block is not None or request.endpoint == "connector.run_block":
@@ -219,9 +223,17 @@ def end_call(exc=None):
         metrics.IN_FLIGHT.dec()
     claim, call.claim = call.claim, None
     if claim is not None:
-        # The answer never reached finish_call (the worker is stopping, or a bug): free the
-        # key for a retry rather than leave it held until its lease runs out.
-        connector().idempotency.release(*claim)
+        # The answer never reached finish_call: the worker is stopping (the request's greenlet
+        # was killed after the graceful timeout) or a bug. A call that may have sent keeps
+        # OUTCOME_UNKNOWN; only one that certainly sent nothing frees its key.
+        store = connector().idempotency
+        try:
+            if call.watch is not None and call.watch.may_have_sent:
+                store.settle_unknown(*claim)
+            else:
+                store.release(*claim)
+        except ConnectorError:
+            pass  # logged by the store; the claim's lease ends it as OUTCOME_UNKNOWN
 
 
 # -- reading arguments --------------------------------------------------------------------
@@ -381,7 +393,7 @@ def run_block(name):
     raw_args = args
     loaded = blk.load(args)
     key = request.headers.get("Idempotency-Key")
-    if key is not None:
+    if key is not None and blk.method != "GET":  # a read repeated is harmless: no key kept
         replay = claim_key(call, blk, raw_args, key)
         if replay is not None:
             return replay
@@ -389,7 +401,7 @@ def run_block(name):
     ctx = Context(upstream=state.upstream, settings=state.settings, request_id=call.request_id)
     if blk.prepare is not None:
         loaded = blk.prepare(loaded, ctx)
-    reply = state.tokens.send(blk, loaded, call.request_id, call.secrets)
+    reply = state.tokens.send(blk, loaded, call.request_id, call.secrets, call.watch)
     call.upstream_status = reply.status_code
     call.code = "SUCCESS"
     if streamed:
@@ -514,29 +526,54 @@ def claim_key(call: Call, blk, args, key):
             "A call with this Idempotency-Key is still running. Wait for it, then send the "
             "same call again to get its answer."
         )
+    if claim.kind == "abandoned":  # the key's answer: its call may have run, outcome unknown
+        error = outcome_unknown()
+        error.headers = [("Idempotent-Replayed", "true")]
+        raise error
     if claim.kind == "replay":
         call.code = "REPLAYED"
         response = Response(claim.body, status=claim.status, headers=claim.headers)
         response.headers["Idempotent-Replayed"] = "true"
         return response
-    call.claim = (scope, key)
+    call.claim = (scope, key, claim.owner)
+    # From the claim on, the call must not start sending past send_by: its lease would end
+    # while it runs and a retry could find it abandoned (connector.idempotency.Lifetimes).
+    call.watch = SendWatch(time.monotonic() + Lifetimes.of(connector().settings).send_by)
     return None
 
 
-def keep_answer(call: Call, response: Response) -> None:
-    """Keep a finished call's answer under its key, or free the key for a retry when the
-    call was refused before it ran (or its answer is a stream, too large to keep)."""
-    scope, key = call.claim
+def keep_answer(call: Call, response: Response) -> Response:
+    """Settle a keyed call's key once its answer is ready, and return the answer to send.
+
+    - Nothing reached InstaMsg (refused before sending, a failed token fetch, a connect
+      error, an upstream 429): the key is freed, so a retry with it runs.
+    - InstaMsg answered definitely (a success, a 4xx): the answer is kept for replays.
+    - Otherwise the call may have taken effect and nobody knows: the key answers
+      OUTCOME_UNKNOWN, to this caller too, so that the first answer and every replay agree.
+      The same when the answer could not be kept: never a 200 for a key left unsettled.
+    """
+    scope, key, owner = call.claim
     call.claim = None
     store = connector().idempotency
-    # A bug after InstaMsg answered keeps its answer (the call took effect: a retry must not
-    # repeat it); a call InstaMsg never got frees the key for a retry.
-    ran = call.code == "INTERNAL_PACKAGE_ERROR" and call.upstream_status is not None
-    if (call.code in NOT_KEPT and not ran) or call.nothing_sent or response.is_streamed:
-        store.release(scope, key)
-        return
-    headers = [[k, v] for k, v in response.headers.items()]
-    store.complete(scope, key, response.status_code, headers, response.get_data())
+    watch = call.watch
+    try:
+        if watch is None or not watch.may_have_sent:
+            store.release(scope, key, owner)
+            return response
+        definite = call.code in KEPT_CODES and (
+            call.code == "SUCCESS" or (call.upstream_status or 500) < 500
+        )
+        if definite and not response.is_streamed:
+            headers = [[k, v] for k, v in response.headers.items()]
+            body = response.get_data()
+            if store.complete(scope, key, owner, response.status_code, headers, body):
+                return response
+        else:
+            store.settle_unknown(scope, key, owner)
+    except ConnectorError:
+        pass  # logged by the store; the claim's lease ends it as OUTCOME_UNKNOWN
+    metrics.IDEMPOTENCY.labels("unknown").inc()
+    return error_response(outcome_unknown())
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -547,6 +584,8 @@ def error_response(error: ConnectorError) -> Response:
     call = current_call()
     call.code = error.code
     call.nothing_sent = error.nothing_sent
+    if isinstance(error.upstream, dict) and isinstance(error.upstream.get("status"), int):
+        call.upstream_status = error.upstream["status"]
     body = error.to_dict()
     secrets = call.secrets
     if secrets:

@@ -104,10 +104,20 @@ class IdempotencyKeyInUse(ConnectorError):
 
 
 class IdempotencyUnavailable(ConnectorError):
-    """The shared idempotency store (Redis) cannot be reached: nothing was sent."""
+    """The idempotency store (Redis, or the SQLite file) cannot be read or written: nothing
+    was sent."""
 
     code, http_status = "IDEMPOTENCY_UNAVAILABLE", 503
     retryable = True
+    nothing_sent = True
+
+
+class OutcomeUnknown(ConnectorError):
+    """A keyed call may or may not have reached InstaMsg (interrupted after sending): its
+    key keeps this answer for every retry and is never run again. Check, then use a new key."""
+
+    code, http_status = "OUTCOME_UNKNOWN", 502
+    retryable = False
 
 
 class RateLimited(ConnectorError):
@@ -135,6 +145,7 @@ ALL = (
     IdempotencyKeyReused,
     IdempotencyKeyInUse,
     IdempotencyUnavailable,
+    OutcomeUnknown,
     RateLimited,
     InternalError,
 )
