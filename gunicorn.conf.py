@@ -53,7 +53,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "16"))  # gthread only
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2048"))
 backlog = 4096
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
-graceful_timeout = 20
+# How long a stopping worker lets its calls finish before it ends them (a keyed call ended
+# so settles its key: connector.dispatch.end_call).
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 75
 # Build the app once in the master: one start-up log line, and workers fork ready to serve.
 # Nothing opened at import (sockets, SQLite connections) is used across the fork.

@@ -60,9 +60,10 @@ MAX_KEY = 255
 #: The largest answer a key keeps whole (bytes). Only blocks with side effects keep answers,
 #: and theirs are small; a larger one keeps its status and a note (see ``bounded_answer``).
 MAX_KEPT_BYTES = 64 * 1024
-#: What the lease adds to the call's own worst case: the store writes after the answer
-#: (a Redis or SQLite timeout), scheduling, and the clock read by each instance.
-MARGIN = 15.0
+#: What the lease adds to the call's own worst case: the store write after the answer, and
+#: scheduling. (A write later than that finds its claim settled as unknown, and its caller is
+#: answered OUTCOME_UNKNOWN too: a small margin costs consistency of nothing.)
+MARGIN = 5.0
 #: How long one token lock is waited for, beyond a fetch's own time (connector.redis_state).
 LOCK_SLACK = 5.0
 
@@ -102,8 +103,12 @@ class Lifetimes:
       attempt may start just before it (connector.upstream.RetryPolicy);
     - a managed-token fetch: one upstream send, after waiting for another instance's fetch
       under the Redis token lock at most one attempt and a slack;
-    - uploadFile's fileUrl fetch: its overall deadline and one connect (connector.fetch);
-    - a 401 on the block's call renews the token and sends once more.
+    - uploadFile's fileUrl fetch: its overall deadline and one connect (connector.fetch).
+
+    A 401 on the block's call renews the token and sends once more: that second send still
+    has to start by ``send_by``, or it is not sent at all (and the key is freed). The lease is
+    therefore safe whatever the call does: no send starts later than ``send_by``, and every
+    send ends within ``upstream``.
     """
 
     attempt: float
@@ -118,7 +123,7 @@ class Lifetimes:
         upstream = settings.deadline + attempt
         token = upstream + attempt + LOCK_SLACK
         file = settings.deadline + settings.connect_timeout
-        lease = file + 2 * (token + upstream) + MARGIN
+        lease = file + token + upstream + MARGIN
         return cls(attempt, upstream, token, file, lease)
 
     @property

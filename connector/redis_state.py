@@ -274,7 +274,7 @@ class RedisIdempotencyStore(IdempotencyStore):
             self.client.set(f"{self.prefix}readyz", b"1", px=10_000)
             return eviction_risk(self.client)
         except REDIS_FAULTS as exc:
-            if isinstance(exc, redis.ResponseError) and "OOM" in str(exc):
+            if isinstance(exc, redis.exceptions.OutOfMemoryError):
                 return f"{describe(self.client)} is full (maxmemory reached): keys cannot be kept"
             return f"{describe(self.client)} does not answer ({fault_name(exc)})"
 

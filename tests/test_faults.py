@@ -1,0 +1,288 @@
+"""Issue 15's observations, one test each, with the real parts on loopback: gunicorn
+(tests/server.py), redis-server (tests/redisd.py) with maxmemory and an eviction policy,
+DEBUG SLEEP, SIGTERM and SIGKILL to workers and the master, a deleted data file. The
+upstream is the recording stand-in (tests/fake_upstream.py), which records a publish the
+moment it arrives and answers after its delay: a call cut off while it waits has reached
+InstaMsg. Settings are short (tests/faultkit.py) so each test takes seconds."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+import redis
+import requests
+
+from tests.conftest import FAKE, TOKEN
+from tests.faultkit import (
+    APP,
+    LOCATION,
+    MESSAGES,
+    T,
+    code,
+    connector,
+    kill,
+    publish,
+    stored,
+    until,
+    workers_of,
+)
+from tests.redisd import redis_server
+from tests.server import gunicorn
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def recording():
+    FAKE.reset()
+    yield FAKE
+    FAKE.reset()
+
+
+def in_background(function, *args, **kwargs):
+    """Run ``function`` in a thread; ``result()`` waits for what it returned (or raised)."""
+    box = {}
+
+    def run():
+        try:
+            box["value"] = function(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001  (handed to the test)
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def result(timeout=60):
+        thread.join(timeout)
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    thread.result = result
+    return thread
+
+
+# -- 1. the lease covers the call's whole possible life --------------------------------------
+
+
+def test_1_a_key_retried_while_a_long_managed_call_still_runs_is_in_use_not_run_again(tmp_path):
+    # A 429 on the token endpoint, then a slow token, then a slow publish: one call of about
+    # 32 s, longer than the old lease (INSTAMSG_DEADLINE + 30 = 31 s).
+    FAKE.post("/oauth2/token", status=429, headers={"Retry-After": "0.5"}, times=1)
+    FAKE.post("/oauth2/token", json={"access_token": "tok-slow", "expires_in": 3600}, delay=15.8)
+    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=15.8)
+    env = {"INSTAMSG_READ_TIMEOUT": "16", "INSTAMSG_CONNECT_TIMEOUT": "0.5"}
+    with connector(tmp_path, **env) as (base, master):
+        started = time.monotonic()
+        first = in_background(publish, base, "k-long", "long-call", timeout=60, **APP)
+        time.sleep(max(0.0, started + 31.5 - time.monotonic()))
+        retry = publish(base, "k-long", "long-call", **APP)
+        assert retry.status_code == 409 and code(retry) == "IDEMPOTENCY_KEY_IN_USE"
+        assert first.result().status_code == 200
+        replay = publish(base, "k-long", "long-call", **APP)
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert stored("long-call") == 1
+
+
+# -- 2. a worker stopped or killed mid-call never frees a key whose publish left -------------
+
+
+def test_2_a_worker_stopped_gracefully_mid_call_settles_its_key_as_outcome_unknown(tmp_path):
+    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=25)
+    env = {"INSTAMSG_READ_TIMEOUT": "30"}
+    with connector(tmp_path, **env) as (base, master):
+        (worker,) = workers_of(master)
+        first = in_background(publish, base, "k-term", "stopped-call", timeout=60)
+        until(lambda: stored("stopped-call") == 1, 10, every=0.02)
+        kill(worker, signal.SIGTERM)  # what a HUP reload, max_requests or a deploy does
+        with pytest.raises(requests.RequestException):
+            first.result()  # its request was ended with the worker: no answer
+        workers_of(master)  # the master starts another
+        retries = [publish(base, "k-term", "stopped-call") for _ in range(3)]
+    for retry in retries:
+        assert retry.status_code == 502 and code(retry) == "OUTCOME_UNKNOWN"
+    assert stored("stopped-call") == 1
+
+
+def test_2_a_worker_killed_mid_call_leaves_a_key_that_ends_as_outcome_unknown(tmp_path):
+    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=25)
+    with connector(tmp_path) as (base, master):
+        (worker,) = workers_of(master)
+        first = in_background(publish, base, "k-kill", "killed-call", timeout=60)
+        until(lambda: stored("killed-call") == 1, 10, every=0.01)
+        kill(worker, signal.SIGKILL)
+        with pytest.raises(requests.RequestException):
+            first.result()
+        workers_of(master)
+        held = publish(base, "k-kill", "killed-call")
+        assert held.status_code == 409  # within its lease: maybe still running somewhere
+
+        def settled():
+            answer = publish(base, "k-kill", "killed-call")
+            return answer if answer.status_code != 409 else None
+
+        final = until(settled, 45, every=1.0)  # the lease (19.8 s with these settings)
+    assert final.status_code == 502 and code(final) == "OUTCOME_UNKNOWN"
+    assert stored("killed-call") == 1
+
+
+def test_2_the_master_stopped_mid_call_and_started_again_never_runs_the_key_twice(tmp_path):
+    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=25)
+    with connector(tmp_path) as (base, master):
+        first = in_background(publish, base, "k-master", "master-call", timeout=60)
+        until(lambda: stored("master-call") == 1, 10, every=0.01)
+        os.killpg(master.pid, signal.SIGTERM)
+        master.wait(30)
+        with pytest.raises(requests.RequestException):
+            first.result()
+    with connector(tmp_path) as (base, _):
+
+        def settled():
+            answer = publish(base, "k-master", "master-call")
+            return answer if answer.status_code != 409 else None
+
+        final = until(settled, 45, every=1.0)
+    assert final.status_code == 502 and code(final) == "OUTCOME_UNKNOWN"
+    assert stored("master-call") == 1
+
+
+# -- 3. Redis must not evict keys, and a full Redis never yields a 200 for an unsettled key --
+
+
+def test_3_keyed_reads_keep_nothing_so_an_evicting_redis_keeps_the_publish_key(tmp_path):
+    big = os.urandom(11 * 1024 * 1024)
+    FAKE.post(MESSAGES, status=201, headers=LOCATION)
+    FAKE.get(T + "/files/big.bin", body=big, content_type="application/octet-stream")
+    options = ["--maxmemory", "60mb", "--maxmemory-policy", "volatile-lru"]
+    with redis_server(tmp_path / "redis", options=options) as server:
+        with connector(tmp_path, REDIS_URL=server.url, INSTAMSG_READ_TIMEOUT="10") as (base, _):
+            assert publish(base, "k-pub", "evict-me").status_code == 200
+            for n in range(15):
+                answer = requests.post(
+                    base + "/blocks/downloadFile",
+                    json={
+                        "accessToken": TOKEN,
+                        "tenantId": "t",
+                        "clientId": "c",
+                        "filename": "big.bin",
+                    },
+                    headers={"Idempotency-Key": f"k-read-{n}"},
+                    timeout=60,
+                )
+                assert answer.status_code == 200
+            again = publish(base, "k-pub", "evict-me")
+            ready = requests.get(base + "/readyz", timeout=10)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert stored("evict-me") == 1
+    # And the operator is told: a Redis that may evict keys is not ready for them.
+    assert ready.status_code == 503
+    assert "maxmemory-policy volatile-lru" in " ".join(ready.json()["failed"])
+
+
+def test_3_a_full_redis_answers_no_200_for_a_key_it_could_not_settle(tmp_path):
+    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=1.5)
+    options = ["--maxmemory", "8mb", "--maxmemory-policy", "noeviction"]
+    with redis_server(tmp_path / "redis", options=options) as server:
+        raw = redis.Redis.from_url(server.url)
+        with connector(tmp_path, REDIS_URL=server.url) as (base, _):
+            assert requests.get(base + "/readyz", timeout=10).status_code == 200
+            first = in_background(publish, base, "k-full", "full-call")
+            until(lambda: stored("full-call") == 1, 10, every=0.01)
+            for n in range(16):  # Redis fills up meanwhile: 4 MB of other data...
+                raw.set(f"junk:{n}", b"j" * 256 * 1024)
+            used = raw.info("memory")["used_memory"]
+            raw.config_set("maxmemory", used - 1024 * 1024)  # ...past its maxmemory
+            with pytest.raises(redis.exceptions.OutOfMemoryError):
+                raw.set("one-more", b"x")
+            answer = first.result()
+            ready = requests.get(base + "/readyz", timeout=10)
+            refused = publish(base, "k-other", "other-call")
+            raw.config_set("maxmemory", "8mb")
+            retry = publish(base, "k-full", "full-call")
+    assert answer.status_code == 502 and code(answer) == "OUTCOME_UNKNOWN"
+    assert ready.status_code == 503 and "full" in " ".join(ready.json()["failed"])
+    assert refused.status_code == 503 and code(refused) == "IDEMPOTENCY_UNAVAILABLE"
+    assert retry.status_code == 409  # held to its lease, then OUTCOME_UNKNOWN: never run again
+    assert stored("full-call") == 1 and stored("other-call") == 0
+
+
+# -- 5. a claim Redis runs after its caller gave up leaves no stuck key ----------------------
+
+
+def test_5_a_claim_stalled_in_redis_does_not_surface_later_as_a_key_in_use(tmp_path):
+    FAKE.post(MESSAGES, status=201, headers=LOCATION)
+    options = ["--enable-debug-command", "local"]
+    with redis_server(tmp_path / "redis", options=options) as server:
+        with connector(tmp_path, REDIS_URL=server.url) as (base, _):
+            assert publish(base, "k-warm", "warm-up").status_code == 200
+            stall = in_background(
+                redis.Redis.from_url(server.url).execute_command, "DEBUG", "SLEEP", 3
+            )
+            time.sleep(0.2)
+            during = publish(base, "k-stall", "stalled-call")
+            stall.result()
+            after = publish(base, "k-stall", "stalled-call")
+    assert during.status_code == 503 and code(during) == "IDEMPOTENCY_UNAVAILABLE"
+    assert after.status_code == 200 and "Idempotent-Replayed" not in after.headers
+    assert stored("stalled-call") == 1
+
+
+# -- 6. SQLite: a lost file is made again; no file descriptors per keyed call ------------------
+
+
+def test_6_a_deleted_sqlite_file_is_made_again(tmp_path):
+    FAKE.post(MESSAGES, status=201, headers=LOCATION)
+    with connector(tmp_path) as (base, _):
+        assert publish(base, "k-before", "before").status_code == 200
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"idempotency.sqlite3{suffix}").unlink(missing_ok=True)
+        after = [publish(base, f"k-after-{n}", f"after-{n}") for n in range(3)]
+        replay = publish(base, "k-after-0", "after-0")
+    assert [a.status_code for a in after] == [200, 200, 200]
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert (tmp_path / "idempotency.sqlite3").exists()
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.parametrize("calls", [100])
+def test_6_keyed_calls_cost_no_file_descriptor_each(tmp_path, calls):
+    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=2)
+    env = {"INSTAMSG_READ_TIMEOUT": "10"}
+    with connector(tmp_path, **env) as (base, master):
+        (worker,) = workers_of(master)
+        counts = {}
+        for keyed in (False, True):
+            threads = []
+            for n in range(calls):
+                headers = {"Connection": "close"}
+                if keyed:
+                    headers["Idempotency-Key"] = f"k-fd-{n}"
+                threads.append(
+                    in_background(
+                        requests.post,
+                        base + "/blocks/publishMessage",
+                        json={
+                            "accessToken": "tok-3f9a8c7e",
+                            "tenantId": "t",
+                            "clientId": "c",
+                            "id": 1,
+                            "type": "pub",
+                            "topic": "x",
+                            "payload": f"fd-{keyed}-{n}",
+                            "qos": 0,
+                        },
+                        headers=headers,
+                        timeout=30,
+                    )
+                )
+            time.sleep(1.2)  # every call is now waiting on the upstream
+            counts[keyed] = open_files(worker)
+            for thread in threads:
+                assert thread.result().status_code == 200
+    # Each call holds its two sockets either way; a keyed one no SQLite connection of its own.
+    assert counts[True] <= counts[False] + 10, counts
