@@ -4,6 +4,7 @@ its worker processes, and keyed publishes (tests/test_faults.py, tests/test_faul
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -108,10 +109,8 @@ def workers_of(master, count=1, timeout=15.0) -> list[int]:
 
 
 def kill(pid: int, sig=signal.SIGKILL) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def until(check, timeout, every=0.25):

@@ -29,7 +29,6 @@ from tests.faultkit import (
     workers_of,
 )
 from tests.redisd import redis_server
-from tests.server import gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -156,24 +155,26 @@ def test_3_keyed_reads_keep_nothing_so_an_evicting_redis_keeps_the_publish_key(t
     FAKE.post(MESSAGES, status=201, headers=LOCATION)
     FAKE.get(T + "/files/big.bin", body=big, content_type="application/octet-stream")
     options = ["--maxmemory", "60mb", "--maxmemory-policy", "volatile-lru"]
-    with redis_server(tmp_path / "redis", options=options) as server:
-        with connector(tmp_path, REDIS_URL=server.url, INSTAMSG_READ_TIMEOUT="10") as (base, _):
-            assert publish(base, "k-pub", "evict-me").status_code == 200
-            for n in range(15):
-                answer = requests.post(
-                    base + "/blocks/downloadFile",
-                    json={
-                        "accessToken": TOKEN,
-                        "tenantId": "t",
-                        "clientId": "c",
-                        "filename": "big.bin",
-                    },
-                    headers={"Idempotency-Key": f"k-read-{n}"},
-                    timeout=60,
-                )
-                assert answer.status_code == 200
-            again = publish(base, "k-pub", "evict-me")
-            ready = requests.get(base + "/readyz", timeout=10)
+    with (
+        redis_server(tmp_path / "redis", options=options) as server,
+        connector(tmp_path, REDIS_URL=server.url, INSTAMSG_READ_TIMEOUT="10") as (base, _),
+    ):
+        assert publish(base, "k-pub", "evict-me").status_code == 200
+        for n in range(15):
+            answer = requests.post(
+                base + "/blocks/downloadFile",
+                json={
+                    "accessToken": TOKEN,
+                    "tenantId": "t",
+                    "clientId": "c",
+                    "filename": "big.bin",
+                },
+                headers={"Idempotency-Key": f"k-read-{n}"},
+                timeout=60,
+            )
+            assert answer.status_code == 200
+        again = publish(base, "k-pub", "evict-me")
+        ready = requests.get(base + "/readyz", timeout=10)
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert stored("evict-me") == 1
     # And the operator is told: a Redis that may evict keys is not ready for them.
@@ -214,16 +215,16 @@ def test_3_a_full_redis_answers_no_200_for_a_key_it_could_not_settle(tmp_path):
 def test_5_a_claim_stalled_in_redis_does_not_surface_later_as_a_key_in_use(tmp_path):
     FAKE.post(MESSAGES, status=201, headers=LOCATION)
     options = ["--enable-debug-command", "local"]
-    with redis_server(tmp_path / "redis", options=options) as server:
-        with connector(tmp_path, REDIS_URL=server.url) as (base, _):
-            assert publish(base, "k-warm", "warm-up").status_code == 200
-            stall = in_background(
-                redis.Redis.from_url(server.url).execute_command, "DEBUG", "SLEEP", 3
-            )
-            time.sleep(0.2)
-            during = publish(base, "k-stall", "stalled-call")
-            stall.result()
-            after = publish(base, "k-stall", "stalled-call")
+    with (
+        redis_server(tmp_path / "redis", options=options) as server,
+        connector(tmp_path, REDIS_URL=server.url) as (base, _),
+    ):
+        assert publish(base, "k-warm", "warm-up").status_code == 200
+        stall = in_background(redis.Redis.from_url(server.url).execute_command, "DEBUG", "SLEEP", 3)
+        time.sleep(0.2)
+        during = publish(base, "k-stall", "stalled-call")
+        stall.result()
+        after = publish(base, "k-stall", "stalled-call")
     assert during.status_code == 503 and code(during) == "IDEMPOTENCY_UNAVAILABLE"
     assert after.status_code == 200 and "Idempotent-Replayed" not in after.headers
     assert stored("stalled-call") == 1
