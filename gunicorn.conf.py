@@ -13,6 +13,7 @@ without a proxy in front. GUNICORN_WORKER_CLASS=gthread still works but has none
 of these deadlines: a thread per connection, so put a buffering proxy in front.
 """
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -82,7 +83,17 @@ def when_ready(server):
 
 
 def on_starting(server):
-    """Values left by an earlier run in an operator's directory would be summed in: clear it."""
+    """Values left by an earlier run in an operator's directory would be summed in: clear it.
+    And say at once when REDIS_URL's Redis may evict Idempotency-Keys."""
+    clear_metrics()
+    from connector.config import Settings
+    from connector.redis_state import warn_at_start
+
+    with contextlib.suppress(ConfigError):  # the app's own start-up reports it
+        warn_at_start(Settings.from_env())
+
+
+def clear_metrics():
     METRICS_DIR.mkdir(parents=True, exist_ok=True)
     for stale in METRICS_DIR.glob("*.db"):
         stale.unlink()

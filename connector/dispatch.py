@@ -32,6 +32,7 @@ from connector.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from connector.fetch import caller_gone
 from connector.idempotency import (
     MAX_KEY,
     Lifetimes,
@@ -239,10 +240,20 @@ def end_call(exc=None):
 # -- reading arguments --------------------------------------------------------------------
 
 
+#: The most arguments one call may carry: a block takes about twenty, and every argument
+#: costs work (an ignored one, a hint): a body of a million names must not hold a worker.
+MAX_ARGS = 500
+
+
 def read_args() -> dict:
     """The arguments: the body's (any accepted kind) over the query string's."""
     args = query_args()
     args.update(body_args())
+    if len(args) > MAX_ARGS:
+        raise InvalidRequest(
+            f"The call carries {len(args)} arguments; a block takes at most {MAX_ARGS}. "
+            "Send only the block's arguments (GET /blocks/<name> lists them)."
+        )
     if any(isinstance(key, str) and key.endswith("[]") for key in args):
         return {unbracket(key): value for key, value in args.items()}
     return args
@@ -400,6 +411,7 @@ def run_block(name):
     state = connector()
     ctx = Context(upstream=state.upstream, settings=state.settings, request_id=call.request_id)
     if blk.prepare is not None:
+        ctx.caller_gone = caller_gone(request.environ)
         loaded = blk.prepare(loaded, ctx)
     reply = state.tokens.send(blk, loaded, call.request_id, call.secrets, call.watch)
     call.upstream_status = reply.status_code

@@ -180,6 +180,22 @@ def eviction_risk(client: redis.Redis) -> str | None:
     return None
 
 
+def warn_at_start(settings) -> None:
+    """At start-up (gunicorn's master, once): log a warning when REDIS_URL's Redis may evict
+    keys. A Redis that does not answer yet is no reason to stop: /readyz says so meanwhile."""
+    if not settings.redis_url:
+        return
+    client = new_client(settings.redis_url)
+    try:
+        risk = eviction_risk(client)
+    except REDIS_FAULTS:
+        return
+    finally:
+        client.close()
+    if risk:
+        logs.event(risk, logging.WARNING)
+
+
 class RedisIdempotencyStore(IdempotencyStore):
     """``IdempotencyStore`` on Redis, shared by every instance that uses the same Redis and
     prefix. Same answers as ``SQLiteIdempotencyStore``."""

@@ -32,7 +32,7 @@ from tests.server import gunicorn
 pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("FAULT_SEED", "15"))
-KEYS = int(os.environ.get("FAULT_KEYS", "150"))
+KEYS = int(os.environ.get("FAULT_KEYS", "400"))
 FAULT_SECONDS = float(os.environ.get("FAULT_SECONDS", "40"))
 CALLERS = 8
 #: after the faults stop, how long callers may take to get every key's final answer: a key
@@ -171,7 +171,7 @@ class Caller(threading.Thread):
 
 
 class Faults(threading.Thread):
-    """Injects one fault every 1 to 3 seconds, chosen by the seed, until ``until``."""
+    """Injects one fault every 0.5 to 2 seconds, chosen by the seed, until ``until``."""
 
     KINDS = [
         "kill -9 a worker",
@@ -192,7 +192,7 @@ class Faults(threading.Thread):
     def run(self):
         try:
             while time.monotonic() < self.until:
-                time.sleep(self.rng.uniform(1.0, 3.0))
+                time.sleep(self.rng.uniform(0.5, 2.0))
                 kind = self.rng.choice(self.KINDS)
                 self.inject(kind)
                 self.done[kind] += 1
@@ -296,7 +296,7 @@ def test_keyed_publishes_under_random_faults_run_at_most_once_and_all_end(tmp_pa
     }
     print("\nfault injection:", json.dumps(figures, indent=1))
     assert faults.error is None, faults.error
-    assert sum(faults.done.values()) >= FAULT_SECONDS / 3 * 0.5  # faults really happened
+    assert sum(faults.done.values()) >= FAULT_SECONDS / 4  # faults really happened
     assert duplicates == {}
     assert set(finals) <= set(FINAL) and sum(finals.values()) == KEYS, finals
     for name in names:

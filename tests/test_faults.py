@@ -157,7 +157,7 @@ def test_3_keyed_reads_keep_nothing_so_an_evicting_redis_keeps_the_publish_key(t
     options = ["--maxmemory", "60mb", "--maxmemory-policy", "volatile-lru"]
     with (
         redis_server(tmp_path / "redis", options=options) as server,
-        connector(tmp_path, REDIS_URL=server.url, INSTAMSG_READ_TIMEOUT="10") as (base, _),
+        connector(tmp_path, REDIS_URL=server.url, INSTAMSG_READ_TIMEOUT="10") as (base, master),
     ):
         assert publish(base, "k-pub", "evict-me").status_code == 200
         for n in range(15):
@@ -175,11 +175,13 @@ def test_3_keyed_reads_keep_nothing_so_an_evicting_redis_keeps_the_publish_key(t
             assert answer.status_code == 200
         again = publish(base, "k-pub", "evict-me")
         ready = requests.get(base + "/readyz", timeout=10)
+        started = master.output()
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert stored("evict-me") == 1
     # And the operator is told: a Redis that may evict keys is not ready for them.
     assert ready.status_code == 503
     assert "maxmemory-policy volatile-lru" in " ".join(ready.json()["failed"])
+    assert "maxmemory-policy volatile-lru" in started and "Traceback" not in started
 
 
 def test_3_a_full_redis_answers_no_200_for_a_key_it_could_not_settle(tmp_path):
