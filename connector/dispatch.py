@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import hashlib
 import hmac
 import os
 import re
@@ -131,6 +132,7 @@ class Call:
         "counted",
         "nothing_sent",
         "watch",
+        "identity",
     )
 
     def __init__(self, request_id: str, rapid: bool):
@@ -146,6 +148,8 @@ class Call:
         self.nothing_sent = False
         #: a keyed call's SendWatch: whether its block's call may have reached InstaMsg
         self.watch: SendWatch | None = None
+        #: who this caller is, as authenticate checked it (rate limits count under it)
+        self.identity: str | None = None
 
 
 def current_call() -> Call:
@@ -181,11 +185,17 @@ def authenticate(call: Call, headers, path: str) -> None:
         return
     given = headers.get("X-API-Key", "").encode()
     if given and any(hmac.compare_digest(given, key.encode()) for key in keys):
+        call.identity = "key:" + hashlib.sha256(given).hexdigest()[:32]
         return
     proxy = settings.rapidapi_proxy_secret
     if proxy and (call.rapid or path == RAPID_PREFIX.rstrip("/")):
         secret = headers.get("X-RapidAPI-Proxy-Secret", "").encode()
         if secret and hmac.compare_digest(secret, proxy.encode()):
+            # RapidAPI's proxy names its user once its secret is right; without a name the
+            # caller is counted by address. X-API-Key was not checked here: never counted.
+            user = headers.get("X-RapidAPI-User", "")
+            if user:
+                call.identity = "rapidapi:" + hashlib.sha256(user.encode()).hexdigest()[:32]
             return
     raise Unauthorized(
         "This connector needs an API key: send it in the X-API-Key header"
@@ -297,6 +307,9 @@ def body_args() -> dict:
         raise InvalidRequest(
             'The request body must be a JSON object: {"args": {...}} or the arguments.'
         )
+    problem = jsonx.request_problem(body)
+    if problem:
+        raise InvalidRequest(f"The request body cannot be taken: {problem}.")
     if "args" in body:
         args = body["args"]
         if args is None:
@@ -672,15 +685,40 @@ def register_errors(app: Flask) -> None:
     app.register_error_handler(Exception, unexpected_error)
 
 
+#: A secret this long is redacted wherever it appears, inside other text too.
+LONG_SECRET = 12
+
+
+def redaction(secrets) -> re.Pattern | None:
+    """What to redact of ``secrets``, as one pattern (None: nothing).
+
+    The rule: a secret of LONG_SECRET characters or more is redacted wherever it appears (no
+    word of prose is that long by chance, and tokens sit inside URLs and headers). A shorter
+    one is redacted only where it stands as a whole token (not touching a letter or digit),
+    and not at all when it is made of letters alone: "wrong" as a client secret cannot be
+    told from the word in InstaMsg's "wrong client secret", and rewriting every such word
+    would garble the answer for no protection (the caller sent that secret, and it is too
+    weak to be one). Tokens the connector fetched and Basic headers are long: always hidden.
+    """
+    parts = []
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= LONG_SECRET:
+            parts.append(re.escape(secret))
+        elif not secret.isalpha():
+            parts.append(rf"(?<![^\W_]){re.escape(secret)}(?![^\W_])")
+    return re.compile("|".join(parts)) if parts else None
+
+
 def scrub(value, secrets):
-    """``value`` with every secret replaced in its text (values only, keys as they are)."""
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
+    """``value`` with every secret redacted from its text (values only, keys as they are);
+    ``secrets`` is a list of secrets or a pattern from ``redaction``."""
+    pattern = secrets if isinstance(secrets, re.Pattern) or secrets is None else redaction(secrets)
+    if pattern is None:
         return value
+    if isinstance(value, str):
+        return pattern.sub(REDACTED, value)
     if isinstance(value, dict):
-        return {k: scrub(v, secrets) for k, v in value.items()}
+        return {k: scrub(v, pattern) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub(v, secrets) for v in value]
+        return [scrub(v, pattern) for v in value]
     return value

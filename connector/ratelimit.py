@@ -1,16 +1,16 @@
 """RATE_LIMIT: how fast one caller may run blocks, with Flask-Limiter.
 
-Counted per X-API-Key (by its SHA-256: the key itself is never stored), or per client
-address where no keys are set; one count for all blocks and both block routes. The
-moving window makes the limit exact: 20/second means at most 20 calls in any second.
-With REDIS_URL the counts live in Redis (exact across instances); without, in each
-worker's memory. If Redis stops answering, the limiter counts in memory until it is
-back rather than refuse every call. Catalogue routes and probes are never limited.
+Counted per checked identity (an X-API-Key from CONNECTOR_API_KEYS, or the RapidAPI user
+behind a right proxy secret, by SHA-256: never stored as is), else per client address; one
+count for all blocks and both block routes. The moving window makes the limit exact:
+20/second means at most 20 calls in any second. With REDIS_URL the counts live in Redis
+(exact across instances); without, in each worker's memory. If Redis stops answering, the
+limiter counts in memory until it is back rather than refuse every call. Catalogue routes
+and probes are never limited.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from flask import Flask, request
@@ -24,12 +24,13 @@ BLOCK_ENDPOINT = "connector.run_block"
 
 
 def caller_key() -> str:
-    """Whom a call is counted against: its API key (hashed), else its address. A key counts
-    only where CONNECTOR_API_KEYS is set, so it was checked before this runs: an unchecked
-    header would let a caller draw a new allowance with every made-up key."""
-    given = request.headers.get("X-API-Key")
-    if given and dispatch.connector().settings.api_keys:
-        return "key:" + hashlib.sha256(given.encode("utf-8", "replace")).hexdigest()[:32]
+    """Whom a call is counted against: the identity authentication checked (an X-API-Key
+    from CONNECTOR_API_KEYS, or RapidAPI's user behind a right proxy secret), hashed; else its
+    address. Never an unchecked header: a caller would draw a new allowance with every
+    made-up value."""
+    identity = dispatch.current_call().identity
+    if identity:
+        return identity
     return "addr:" + (request.remote_addr or "unknown")
 
 
