@@ -15,6 +15,7 @@ import time
 
 from flask import Flask, request
 from flask_limiter import Limiter, RateLimitExceeded
+from limits.storage import MemoryStorage
 
 from connector import dispatch
 from connector.errors import RateLimited
@@ -34,6 +35,19 @@ def caller_key() -> str:
     return "addr:" + (request.remote_addr or "unknown")
 
 
+def settle_timers(limiter: Limiter) -> None:
+    """End the expiry timers limits' in-memory storages start when made (the fallback next to
+    Redis, or the store itself without it). The app is built in gunicorn's master, before the
+    fork: under gevent such a timer is a greenlet that would then first run in each worker,
+    where threading no longer knows it, and print a KeyError traceback at start. Ended here,
+    in the master, each storage starts its timer again when a worker first counts a call."""
+    for storage in (limiter._storage, getattr(limiter, "_fallback_storage", None)):
+        timer = getattr(storage, "timer", None) if isinstance(storage, MemoryStorage) else None
+        if timer is not None:
+            timer.cancel()
+            timer.join()
+
+
 def install(app: Flask, settings) -> Limiter | None:
     """Limit block calls to ``settings.rate_limit``; nothing at all when it is empty.
     Call after the connector's blueprint is registered: API keys are checked first."""
@@ -51,6 +65,7 @@ def install(app: Flask, settings) -> Limiter | None:
         headers_enabled=False,
     )
     limiter.init_app(app)
+    settle_timers(limiter)
 
     def refused(error: RateLimitExceeded):
         name = (request.view_args or {}).get("name", "")

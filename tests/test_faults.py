@@ -289,3 +289,153 @@ def test_6_keyed_calls_cost_no_file_descriptor_each(tmp_path, calls):
                 assert thread.result().status_code == 200
     # Each call holds its two sockets either way; a keyed one no SQLite connection of its own.
     assert counts[True] <= counts[False] + 10, counts
+
+
+# -- 7. one body of a million argument names does not hold a worker ------------------------
+
+
+def timed_get(url):
+    started = time.monotonic()
+    answer = requests.get(url, timeout=30)
+    return answer, time.monotonic() - started
+
+
+def test_7_a_body_of_a_million_unknown_names_does_not_hold_the_worker(tmp_path):
+    body = b"{" + b",".join(b'"k%07d":1' % n for n in range(1_150_000)) + b"}"
+    assert len(body) < 16 * 1024 * 1024
+    with connector(tmp_path) as (base, _):
+        big = in_background(
+            requests.post,
+            base + "/blocks/publishMessage",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
+        time.sleep(0.3)  # the body is on its way, or being read
+        health, waited = timed_get(base + "/healthz")
+        answer = big.result()
+    assert health.status_code == 200 and waited < 3.0, waited
+    assert answer.status_code == 400 and code(answer) == "INVALID_REQUEST"
+
+
+# -- 8. a fileUrl that drips stops at its deadline, and when its caller leaves ----------------
+
+
+class Dripping:
+    """An HTTP server on loopback that answers 200 with a long body, one byte every half
+    second, and notes when each connection ended (the fetcher let go)."""
+
+    def __init__(self):
+        import socket as sockets
+
+        self.listener = sockets.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.ended: list[float] = []
+        self.started: list[float] = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.drip, args=(conn,), daemon=True).start()
+
+    def drip(self, conn):
+        self.started.append(time.monotonic())
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            for _ in range(600):
+                conn.sendall(b"x")
+                time.sleep(0.5)
+        except OSError:
+            pass
+        finally:
+            self.ended.append(time.monotonic())
+            conn.close()
+
+    def close(self):
+        self.listener.close()
+
+
+UPLOAD = {
+    "accessToken": "tok-3f9a8c7e",
+    "tenantId": "t",
+    "clientId": "c",
+    "filename": "slow.bin",
+}
+
+
+def test_8_a_dripping_file_url_ends_at_the_deadline(tmp_path):
+    drip = Dripping()
+    env = {"INSTAMSG_DEADLINE": "2", "UPLOAD_URL_ALLOWLIST": f"127.0.0.1:{drip.port}"}
+    try:
+        with connector(tmp_path, **env) as (base, _):
+            started = time.monotonic()
+            answer = requests.post(
+                base + "/blocks/uploadFile",
+                json={**UPLOAD, "file": f"http://127.0.0.1:{drip.port}/slow.bin"},
+                timeout=30,
+            )
+            took = time.monotonic() - started
+    finally:
+        drip.close()
+    assert answer.status_code == 422 and code(answer) == "INVALID_FIELDS"
+    assert "too slow" in answer.json()["contextWrites"]["to"]["status_msg"]
+    assert took < 5, took
+
+
+def test_8_a_dripping_file_url_is_let_go_when_its_caller_leaves(tmp_path):
+    drip = Dripping()
+    env = {"INSTAMSG_DEADLINE": "60", "UPLOAD_URL_ALLOWLIST": f"127.0.0.1:{drip.port}"}
+    try:
+        with connector(tmp_path, **env) as (base, _):
+            with pytest.raises(requests.Timeout):
+                requests.post(
+                    base + "/blocks/uploadFile",
+                    json={**UPLOAD, "file": f"http://127.0.0.1:{drip.port}/slow.bin"},
+                    timeout=1.5,  # the caller hangs up
+                )
+            left = time.monotonic()
+            until(lambda: drip.ended or None, 5, every=0.1)
+    finally:
+        drip.close()
+    assert drip.ended[0] - left < 3
+
+
+# -- 10, 11. no gunicorn 500 page, no traceback at start ------------------------------------
+
+
+def test_10_a_lone_surrogate_name_gets_an_envelope_and_an_access_line(tmp_path):
+    with connector(tmp_path) as (base, master):
+        answers = [
+            requests.post(
+                base + path,
+                data=b'{"\\udc80": "x"}',
+                headers={"Content-Type": "application/json", "Idempotency-Key": "k-s"},
+                timeout=10,
+            )
+            for path in ("/blocks/publishMessage", "/api/InstaMsg/publishMessage")
+        ]
+        time.sleep(0.3)
+        log = master.output()
+    assert [a.status_code for a in answers] == [400, 200]
+    assert [code(a) for a in answers] == ["INVALID_REQUEST", "INVALID_REQUEST"]
+    assert "Traceback" not in log and log.count('"code":"INVALID_REQUEST"') == 2
+
+
+def test_11_rate_limit_with_redis_starts_without_a_traceback(tmp_path):
+    with (
+        redis_server(tmp_path / "redis") as server,
+        connector(tmp_path, REDIS_URL=server.url, RATE_LIMIT="5/second", WEB_CONCURRENCY="2") as (
+            base,
+            master,
+        ),
+    ):
+        for _ in range(3):
+            requests.post(base + "/blocks/getTenants", json={"accessToken": "x"}, timeout=10)
+        time.sleep(1.0)
+        log = master.output()
+    assert "Traceback" not in log and "KeyError" not in log

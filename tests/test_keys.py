@@ -1,5 +1,6 @@
-"""Idempotency-Key rules that need no server process: what a key keeps, frees or settles
-(issue 15). The slow, multi-process proofs are in tests/test_faults.py."""
+"""Issue 15's rules that need no server process: what an Idempotency-Key keeps, frees or
+settles; SQLite faults; rate-limit identity; malformed input; numbers; redaction. The slow,
+multi-process proofs are in tests/test_faults.py and tests/test_fault_injection.py."""
 
 import sqlite3
 
@@ -230,3 +231,120 @@ def test_an_answer_that_cannot_be_kept_is_outcome_unknown_never_200(client, upst
     again = publish(client, "k-lost")
     assert again.status_code == 409  # held until its lease ends; then OUTCOME_UNKNOWN
     assert len(publishes(upstream)) == 1
+
+
+# -- 9. rate limits count a checked identity only ------------------------------------------
+
+
+def test_made_up_api_keys_behind_the_rapidapi_secret_get_no_allowance_of_their_own(
+    settings, upstream
+):
+    from dataclasses import replace
+
+    from app import create_app
+
+    upstream.get("/api/v1/tenants/t-1", json={"id": "t-1"})
+    checked = replace(
+        settings,
+        api_keys=("real-key",),
+        rapidapi_proxy_secret="proxy-s3cret",
+        rate_limit="5/minute",
+    )
+    client = create_app(checked).test_client()
+    codes = [
+        code(
+            client.post(
+                "/api/InstaMsg/getSingleTenant",
+                json={"accessToken": TOKEN, "id": "t-1"},
+                headers={"X-RapidAPI-Proxy-Secret": "proxy-s3cret", "X-API-Key": f"made-up-{n}"},
+            )
+        )
+        for n in range(8)
+    ]
+    assert codes == [None] * 5 + ["RATE_LIMITED"] * 3
+
+
+# -- 10. malformed input answers 400 with an envelope, never a 500 --------------------------
+
+SURROGATE_BODIES = {
+    "a lone surrogate as an argument name": b'{"\\udc80": "x"}',
+    "a lone surrogate in a value": b'{"accessToken": "tok", "payload": "\\udc80"}',
+    "nested 1000 levels": b'{"payload": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+}
+
+
+@pytest.mark.parametrize("body", SURROGATE_BODIES.values(), ids=SURROGATE_BODIES.keys())
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "keyed"])
+@pytest.mark.parametrize(
+    ("path", "status"), [("/blocks/publishMessage", 400), ("/api/InstaMsg/publishMessage", 200)]
+)
+def test_malformed_json_is_answered_400_with_an_envelope(
+    client, no_upstream, body, keyed, path, status
+):
+    headers = {"Content-Type": "application/json"}
+    if keyed:
+        headers["Idempotency-Key"] = "k-malformed"
+    answer = client.post(path, data=body, headers=headers)
+    assert answer.status_code == status
+    assert code(answer) == "INVALID_REQUEST"
+
+
+def test_deep_client_config_is_answered_400(client, no_upstream):
+    body = b'{"accessToken": "tok", "tenantId": "t", "clientId": "c", "config": '
+    body += b'{"a":' * 990 + b"1" + b"}" * 990 + b"}"
+    answer = client.post(
+        "/blocks/updateClientConfig", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400 and code(answer) == "INVALID_REQUEST"
+
+
+def test_a_body_of_too_many_arguments_is_refused_before_any_work(client, no_upstream):
+    answer = client.post("/blocks/publishMessage", json={f"k{n}": 1 for n in range(501)})
+    assert answer.status_code == 400 and "501 arguments" in code_msg(answer)
+
+
+def code_msg(answer):
+    return answer.json["contextWrites"]["to"]["status_msg"]
+
+
+# -- 11. numbers InstaMsg can hold, in ASCII digits; redaction of secrets, not of words ----
+
+
+@pytest.mark.parametrize(
+    "given", ["99999999999999999999999999999", 99999999999999999999999999999, "١٠", "10\u0661"]
+)
+def test_a_count_must_be_a_whole_number_instamsg_can_hold_in_ascii_digits(
+    client, no_upstream, given
+):
+    answer = client.post(
+        "/blocks/createTenant",
+        json={"accessToken": TOKEN, "name": "Farm", "maxClients": given, "maxMessages": 5},
+    )
+    assert answer.status_code == 422 and code(answer) == "INVALID_FIELDS"
+    assert answer.json["contextWrites"]["to"]["fields"] == ["maxClients"]
+
+
+def test_an_ordinary_word_equal_to_a_short_secret_is_not_redacted(client, upstream):
+    upstream.post("/oauth2/token", status=401, json={"message": "wrong client secret"})
+    answer = client.post(
+        "/blocks/getAccessToken", json={"clientKey": "demo-key", "clientSecret": "wrong"}
+    )
+    assert "wrong client secret" in code_msg(answer)
+
+
+REDACTION = [
+    # (the secret, InstaMsg's text, what the caller reads)
+    ("wrong", "wrong client secret", "wrong client secret"),
+    ("s3cr3t", "bad secret s3cr3t given", "bad secret [redacted] given"),
+    ("s3cr3t", "bad secret xs3cr3tx given", "bad secret xs3cr3tx given"),
+    ("tok-3f9a8c7e9b01", "token=tok-3f9a8c7e9b01&x", "token=[redacted]&x"),
+    ("tok-3f9a8c7e9b01", "abctok-3f9a8c7e9b01def", "abc[redacted]def"),
+    ("contextWrites", "bad token contextWrites", "bad token [redacted]"),
+]
+
+
+@pytest.mark.parametrize(("secret", "text", "shown"), REDACTION)
+def test_the_redaction_rule(secret, text, shown):
+    from connector.dispatch import scrub
+
+    assert scrub(text, [secret]) == shown
