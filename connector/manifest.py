@@ -386,10 +386,14 @@ ERROR_STATUSES = {
     "413": ("PAYLOAD_TOO_LARGE: the body (or a file) is over the limit.", ()),
     "422": ("REQUIRED_FIELDS, INVALID_FIELDS or IDEMPOTENCY_KEY_REUSED.", ()),
     "429": ("API_ERROR: InstaMsg limits the rate; wait for Retry-After.", ("Retry-After",)),
-    "502": ("API_ERROR for an InstaMsg 5xx, or UPSTREAM_UNAVAILABLE.", ()),
+    "502": (
+        "API_ERROR for an InstaMsg 5xx, UPSTREAM_UNAVAILABLE, or OUTCOME_UNKNOWN: a call with "
+        "an Idempotency-Key may have run; check, then send with a new key.",
+        (),
+    ),
     "503": (
-        "IDEMPOTENCY_UNAVAILABLE: the shared store is down; nothing was sent. Retry after "
-        "Retry-After.",
+        "IDEMPOTENCY_UNAVAILABLE: the Idempotency-Key store cannot be written; nothing was "
+        "sent. Retry after Retry-After.",
         ("Retry-After",),
     ),
     "504": ("UPSTREAM_TIMEOUT: InstaMsg did not answer in time.", ()),
