@@ -62,3 +62,10 @@ manifest: $(VENV)/.runtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Issue 15's proofs: one test per observed fault, and the seeded fault-injection run with its
+# figures (FAULT_SEED, FAULT_KEYS, FAULT_SECONDS change the run).
+.PHONY: faults
+faults: $(VENV)/.dev
+	bash .ci/system-packages
+	$(BIN)/python -m pytest tests/test_keys.py tests/test_faults.py tests/test_fault_injection.py -q -s
