@@ -1,6 +1,7 @@
 """The fault-injection run of issue 15: keyed publishes from concurrent callers that retry
 like a flow builder (same key, backoff), while workers are killed and stopped, the master is
-reloaded, and Redis is stopped, paused and stalled at random. At the end, InstaMsg's record
+reloaded, and (with the keys in Redis) Redis is stopped, paused and stalled at random; once
+with the keys in Redis, once in the SQLite file. At the end, InstaMsg's record
 (a recording upstream that also misbehaves at random) holds at most one message per key, a
 key answered with success holds exactly one, and every key has a final answer: a success or
 the documented OUTCOME_UNKNOWN, which a replay repeats.
@@ -173,18 +174,13 @@ class Caller(threading.Thread):
 class Faults(threading.Thread):
     """Injects one fault every 0.5 to 2 seconds, chosen by the seed, until ``until``."""
 
-    KINDS = [
-        "kill -9 a worker",
-        "SIGTERM a worker",
-        "reload the master (HUP)",
-        "stop and restart redis",
-        "pause redis (SIGSTOP)",
-        "stall redis (DEBUG SLEEP)",
-    ]
+    PROCESS = ["kill -9 a worker", "SIGTERM a worker", "reload the master (HUP)"]
+    REDIS = ["stop and restart redis", "pause redis (SIGSTOP)", "stall redis (DEBUG SLEEP)"]
 
-    def __init__(self, master, redisd: RedisServer, until: float, seed: int):
+    def __init__(self, master, redisd: RedisServer | None, until: float, seed: int):
         super().__init__(daemon=True)
         self.master, self.redisd, self.until = master, redisd, until
+        self.kinds = self.PROCESS + (self.REDIS if redisd is not None else [])
         self.rng = random.Random(seed)
         self.done: Counter = Counter()
         self.error: BaseException | None = None
@@ -193,7 +189,7 @@ class Faults(threading.Thread):
         try:
             while time.monotonic() < self.until:
                 time.sleep(self.rng.uniform(0.5, 2.0))
-                kind = self.rng.choice(self.KINDS)
+                kind = self.rng.choice(self.kinds)
                 self.inject(kind)
                 self.done[kind] += 1
         except BaseException as exc:  # noqa: BLE001  (handed to the test)
@@ -221,7 +217,8 @@ class Faults(threading.Thread):
                 raw.execute_command("DEBUG", "SLEEP", round(self.rng.uniform(1.0, 3.0), 2))
 
 
-def test_keyed_publishes_under_random_faults_run_at_most_once_and_all_end(tmp_path):
+@pytest.mark.parametrize("store", ["redis", "sqlite"])
+def test_keyed_publishes_under_random_faults_run_at_most_once_and_all_end(tmp_path, store):
     record = Record(SEED)
     # Keys must outlive a Redis restart: an append-only file, written on every change.
     redisd = RedisServer(
@@ -234,13 +231,10 @@ def test_keyed_publishes_under_random_faults_run_at_most_once_and_all_end(tmp_pa
             "--maxmemory-policy", "noeviction",
         ],
     )  # fmt: skip
-    redisd.start()
-    env = {
-        **SHORT,
-        "INSTAMSG_API_URL": record.url,
-        "INSTAMSG_DATA_DIR": str(tmp_path),
-        "REDIS_URL": redisd.url,
-    }
+    env = {**SHORT, "INSTAMSG_API_URL": record.url, "INSTAMSG_DATA_DIR": str(tmp_path)}
+    if store == "redis":
+        redisd.start()
+        env["REDIS_URL"] = redisd.url
     started = time.monotonic()
     try:
         with gunicorn(env, workers=2) as (base, master):
@@ -254,12 +248,12 @@ def test_keyed_publishes_under_random_faults_run_at_most_once_and_all_end(tmp_pa
                 Caller(base, keys, results, faults_end + SETTLE_SECONDS, SEED * 100 + n)
                 for n in range(CALLERS)
             ]
-            faults = Faults(master, redisd, faults_end, SEED)
+            faults = Faults(master, redisd if store == "redis" else None, faults_end, SEED)
             faults.start()
             for caller in callers:
                 caller.start()
             faults.join()
-            if redisd.process is None:
+            if store == "redis" and redisd.process is None:
                 redisd.start()
             for caller in callers:
                 caller.join()
@@ -281,6 +275,7 @@ def test_keyed_publishes_under_random_faults_run_at_most_once_and_all_end(tmp_pa
     seen = sum((caller.seen for caller in callers), Counter())
     duplicates = {name: n for name, n in record.messages.items() if n > 1}
     figures = {
+        "store": store,
         "seed": SEED,
         "keys": KEYS,
         "callers": CALLERS,
