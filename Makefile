@@ -83,3 +83,10 @@ test-integrations: $(VENV)/.dev
 ## outside the repository, in ~/.cache/instamsg-connector/n8n-<version>)
 n8n:
 	bash .ci/n8n >/dev/null
+
+# Issue 15's proofs: one test per observed fault, and the seeded fault-injection run with its
+# figures (FAULT_SEED, FAULT_KEYS, FAULT_SECONDS change the run).
+.PHONY: faults
+faults: $(VENV)/.dev
+	bash .ci/system-packages
+	$(BIN)/python -m pytest tests/test_keys.py tests/test_faults.py tests/test_fault_injection.py -q -s

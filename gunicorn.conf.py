@@ -13,6 +13,7 @@ without a proxy in front. GUNICORN_WORKER_CLASS=gthread still works but has none
 of these deadlines: a thread per connection, so put a buffering proxy in front.
 """
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -53,7 +54,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "16"))  # gthread only
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2048"))
 backlog = 4096
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
-graceful_timeout = 20
+# How long a stopping worker lets its calls finish before it ends them (a keyed call ended
+# so settles its key: connector.web.blueprint.end_call).
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 75
 # Build the app once in the master: one start-up log line, and workers fork ready to serve.
 # Nothing opened at import (sockets, SQLite connections) is used across the fork.
@@ -80,7 +83,17 @@ def when_ready(server):
 
 
 def on_starting(server):
-    """Values left by an earlier run in an operator's directory would be summed in: clear it."""
+    """Values left by an earlier run in an operator's directory would be summed in: clear it.
+    And say at once when REDIS_URL's Redis may evict Idempotency-Keys."""
+    clear_metrics()
+    from connector.config import Settings
+    from connector.state.redis_store import warn_at_start
+
+    with contextlib.suppress(ConfigError):  # the app's own start-up reports it
+        warn_at_start(Settings.from_env())
+
+
+def clear_metrics():
     METRICS_DIR.mkdir(parents=True, exist_ok=True)
     for stale in METRICS_DIR.glob("*.db"):
         stale.unlink()

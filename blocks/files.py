@@ -29,7 +29,7 @@ def file_source(args, ctx):
         return args["file_content"], guessed
     source = args["file"]
     if isinstance(source, str):
-        return fetch_file(source, ctx.settings)
+        return fetch_file(source, ctx.settings, gone=ctx.caller_gone)
     return source.stream, source.mimetype or guessed
 
 

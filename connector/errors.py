@@ -117,11 +117,22 @@ class IdempotencyKeyInUse(ConnectorError):
 
 
 class IdempotencyUnavailable(ConnectorError):
-    """The shared idempotency store (Redis) cannot be reached: nothing was sent."""
+    """The idempotency store (Redis, or the SQLite file) cannot be read or written: nothing
+    was sent."""
 
     code, http_status = "IDEMPOTENCY_UNAVAILABLE", 503
-    summary = "the idempotency store does not answer; nothing was sent"
+    summary = "the Idempotency-Key store cannot be read or written; nothing was sent"
     retryable = True
+    nothing_sent = True
+
+
+class OutcomeUnknown(ConnectorError):
+    """A keyed call may or may not have reached InstaMsg (interrupted after sending): its
+    key keeps this answer for every retry and is never run again. Check, then use a new key."""
+
+    code, http_status = "OUTCOME_UNKNOWN", 502
+    summary = "a call with this Idempotency-Key may have run; check, then use a new key"
+    retryable = False
 
 
 class RateLimited(ConnectorError):
@@ -150,6 +161,7 @@ ALL = (
     IdempotencyKeyReused,
     IdempotencyKeyInUse,
     IdempotencyUnavailable,
+    OutcomeUnknown,
     RateLimited,
     InternalError,
 )

@@ -29,3 +29,41 @@ def dumps(value) -> bytes:
         return orjson.dumps(value)
     except TypeError:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+#: How deep a request body may nest: what orjson writes (and so what the connector can keep,
+#: digest and send on). JSON itself sets no limit; the json module's parser stops near 1000.
+MAX_DEPTH = 254
+
+
+def request_problem(value) -> str | None:
+    """Why a parsed request body cannot be taken, or None. Text must be Unicode a JSON
+    writer can write (no lone surrogate such as ``"\\udc80"``, in a name or a value), and
+    nesting no deeper than MAX_DEPTH. One orjson write answers the common case in
+    microseconds; only a body it refuses is walked, without recursion."""
+    try:
+        orjson.dumps(value)
+        return None
+    except (orjson.JSONEncodeError, TypeError):
+        pass
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"it is nested more than {MAX_DEPTH} levels deep"
+        if isinstance(item, str):
+            texts = (item,)
+        elif isinstance(item, dict):
+            texts = [k for k in item if isinstance(k, str)]
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            texts = ()
+            stack.extend((v, depth + 1) for v in item)
+        else:
+            continue
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return "it holds text that is not Unicode (a lone surrogate such as \\udc80)"
+    return None  # only integers wider than 64 bits: valid JSON, the fields judge them

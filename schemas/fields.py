@@ -139,10 +139,13 @@ class String(ArgField, fields.String):
         return value
 
     def openapi_schema(self):
+        # An optional argument given as "" counts as not given (flow builders send empty
+        # fields): only a required one is refused for it.
         schema = {"type": "string"}
         if self.pattern is not None:
-            schema["pattern"] = "^" + self.pattern.pattern + "$"
-        if self.nonblank:
+            body = self.pattern.pattern
+            schema["pattern"] = f"^{body}$" if self.required else f"^(?:{body})?$"
+        if self.nonblank and self.required:
             schema["minLength"] = 1
         if self.max_bytes is not None:
             # Characters, not bytes: the byte limit is checked on loading.
@@ -240,8 +243,15 @@ class Id(String):
         return value
 
 
+#: The widest whole number InstaMsg keeps (a signed 64-bit integer, as the sandbox's store
+#: holds it): a whole-number argument without a narrower range of its own stays inside it.
+MAX_INTEGER = 2**63 - 1
+MIN_INTEGER = -(2**63)
+
+
 class Number(ArgField, fields.Field):
-    """A number, or a string holding one. ``integer`` refuses fractions."""
+    """A number, or a string holding one in ASCII digits. ``integer`` refuses fractions;
+    a whole number is never wider than MIN_INTEGER..MAX_INTEGER."""
 
     manifest_type = "Number"
     example = 1
@@ -252,6 +262,7 @@ class Number(ArgField, fields.Field):
         "min": "Must be {lo} or more.",
         "max": "Must be {hi} or less.",
         "choice": "Must be one of: {options}.",
+        "wide": "Must be a whole number InstaMsg can hold: {hi} or less (and as far below 0).",
     }
 
     def __init__(self, info, *, integer=True, minimum=None, maximum=None, choices=None, **kwargs):
@@ -264,6 +275,10 @@ class Number(ArgField, fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
             text = value.strip()
+            # ASCII only: int("١٠") is 10 and float("٣.٥") is 3.5, but no flow builder's
+            # user typed those as numbers; the documented pattern is [0-9].
+            if not text.isascii():
+                raise self.make_error("invalid")
             try:
                 value = int(text)
             except ValueError:
@@ -289,6 +304,8 @@ class Number(ArgField, fields.Field):
             raise self.make_error("min", lo=lo)
         if hi is not None and value > hi:
             raise self.make_error("max", hi=hi)
+        if self.integer and not MIN_INTEGER <= value <= MAX_INTEGER:
+            raise self.make_error("wide", hi=MAX_INTEGER)
         return value
 
     def openapi_schema(self):

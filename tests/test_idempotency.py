@@ -53,8 +53,8 @@ def test_the_same_key_with_other_arguments_or_block_is_refused(client, upstream)
     publish(client, "k-2")
     other_args = publish(client, "k-2", {**PUBLISH, "payload": "close"})
     other_block = client.post(
-        "/blocks/getMessages",
-        json={k: PUBLISH[k] for k in ("accessToken", "tenantId", "clientId")},
+        "/blocks/releaseMessage",
+        json={**{k: PUBLISH[k] for k in ("accessToken", "tenantId", "clientId")}, "messageId": 1},
         headers={"Idempotency-Key": "k-2"},
     )
     for answer in (other_args, other_block):

@@ -19,7 +19,7 @@ from connector.engine.registry import REGISTRY
 from connector.engine.tokens import TokenManager
 from connector.errors import ApiError, IdempotencyUnavailable
 from connector.state.fingerprint import fingerprint
-from connector.state.idempotency import SQLiteIdempotencyStore
+from connector.state.idempotency import Lifetimes, SQLiteIdempotencyStore
 from connector.state.redis_store import (
     CONNECT_TIMEOUT,
     HEALTH_CHECK_INTERVAL,
@@ -92,22 +92,47 @@ SCENARIOS = {
 }
 
 
+SCENARIOS.update(
+    {
+        "a call settled as unknown answers abandoned, and refuses other arguments": [
+            ("claim", ("k", "publishMessage", "r1"), "new"),
+            ("settle_unknown", ("k",), None),
+            ("claim", ("k", "publishMessage", "r1"), "abandoned"),
+            ("claim", ("k", "publishMessage", "r2"), "reused"),
+        ],
+        "only the claim's owner settles it": [
+            ("claim", ("k", "publishMessage", "r1"), "new"),
+            ("release-as-another", ("k",), None),
+            ("claim", ("k", "publishMessage", "r1"), "in_use"),
+        ],
+    }
+)
+
+
 @pytest.mark.parametrize("steps", SCENARIOS.values(), ids=SCENARIOS.keys())
 def test_both_stores_answer_a_sequence_of_calls_alike(store, steps):
+    owners = {}
     for action, args, expected in steps:
         if action == "claim":
-            assert store.claim(SCOPE, *args).kind == expected
+            claim = store.claim(SCOPE, *args)
+            assert claim.kind == expected
+            if claim.kind == "new":
+                owners[args[0]] = claim.owner
         elif action == "complete":
-            store.complete(SCOPE, *args, 201, [["Content-Type", "application/json"]], b"{}")
+            headers = [["Content-Type", "application/json"]]
+            assert store.complete(SCOPE, args[0], owners[args[0]], 201, headers, b"{}")
+        elif action == "release-as-another":
+            store.release(SCOPE, args[0], "someone-else")
         else:
-            store.release(SCOPE, *args)
+            getattr(store, action)(SCOPE, args[0], owners[args[0]])
 
 
 def test_a_replay_is_the_kept_answer_byte_for_byte(store):
     headers = [["Content-Type", "application/octet-stream"], ["Content-Length", "7"]]
     body = b"\x00\xff\r\n\xc3("  # not UTF-8: kept as bytes, not text
-    assert store.claim(SCOPE, "k", "downloadFile", "r").kind == "new"
-    store.complete(SCOPE, "k", 403, headers, body)
+    claim = store.claim(SCOPE, "k", "downloadFile", "r")
+    assert claim.kind == "new"
+    store.complete(SCOPE, "k", claim.owner, 403, headers, body)
     replay = store.claim(SCOPE, "k", "downloadFile", "r")
     assert (replay.kind, replay.status, replay.headers, replay.body) == (
         "replay",
@@ -127,9 +152,10 @@ def test_two_instances_claiming_at_once_run_each_key_exactly_once(redisd):
     def call(n):
         store, key = instances[n % 2], keys[n % 50]
         start.wait()
-        kind = store.claim(SCOPE, key, "publishMessage", "same-args").kind
+        claim = store.claim(SCOPE, key, "publishMessage", "same-args")
+        kind = claim.kind
         if kind == "new":
-            store.complete(SCOPE, key, 200, [], b'{"messageId": "m"}')
+            store.complete(SCOPE, key, claim.owner, 200, [], b'{"messageId": "m"}')
         kinds.append((kind, key))
 
     threads = [threading.Thread(target=call, args=(n,)) for n in range(200)]
@@ -146,9 +172,10 @@ def test_two_instances_claiming_at_once_run_each_key_exactly_once(redisd):
 
 
 # A claim's start time is Redis's own clock; moving it back is a worker that died long ago.
+# Past its lease a claim is never run again: it is settled as unknown (abandoned), for good.
 ABANDONED = [
     pytest.param(False, 1, "in_use", id="running within its lease: in use"),
-    pytest.param(False, 10_000_000, "new", id="running past its lease: abandoned, new"),
+    pytest.param(False, 10_000_000, "abandoned", id="running past its lease: abandoned"),
     pytest.param(True, 10_000_000, "replay", id="completed long ago: still replayed"),
 ]
 
@@ -156,28 +183,32 @@ ABANDONED = [
 @pytest.mark.parametrize(("completed", "age_ms", "expected"), ABANDONED)
 def test_a_claim_running_past_its_lease_is_abandoned(redisd, completed, age_ms, expected):
     store = redis_store(redisd.url, lease=90)
-    assert store.claim(SCOPE, "k", "publishMessage", "r").kind == "new"
+    claim = store.claim(SCOPE, "k", "publishMessage", "r")
+    assert claim.kind == "new"
     if completed:
-        store.complete(SCOPE, "k", 200, [], b"{}")
+        store.complete(SCOPE, "k", claim.owner, 200, [], b"{}")
     name = store.key_for(SCOPE, "k")
     started = int(store.client.hget(name, "started"))
     store.client.hset(name, "started", started - age_ms)
     assert store.claim(SCOPE, "k", "publishMessage", "r").kind == expected
+    assert store.claim(SCOPE, "k", "publishMessage", "r").kind == expected  # and stays so
 
 
-def test_a_claim_taken_over_after_its_lease_keeps_the_new_expiry(redisd):
+def test_an_abandoned_claims_late_answer_is_not_kept(redisd):
     store = redis_store(redisd.url, ttl=3600, lease=90)
-    store.claim(SCOPE, "k", "publishMessage", "r1")
+    claim = store.claim(SCOPE, "k", "publishMessage", "r1")
     store.client.hset(store.key_for(SCOPE, "k"), "started", 0)
-    assert store.claim(SCOPE, "k", "publishMessage", "r2").kind == "new"
+    assert store.claim(SCOPE, "k", "publishMessage", "r1").kind == "abandoned"
+    assert store.complete(SCOPE, "k", claim.owner, 200, [], b"{}") is False
+    assert store.claim(SCOPE, "k", "publishMessage", "r1").kind == "abandoned"
     assert 3500_000 < store.client.pttl(store.key_for(SCOPE, "k")) <= 3600_000
 
 
 def test_an_answer_completed_after_its_key_expired_is_not_brought_back(redisd):
     store = redis_store(redisd.url)
-    store.claim(SCOPE, "k", "publishMessage", "r")
+    claim = store.claim(SCOPE, "k", "publishMessage", "r")
     store.client.delete(store.key_for(SCOPE, "k"))  # what the TTL does, without waiting
-    store.complete(SCOPE, "k", 200, [], b"{}")
+    assert store.complete(SCOPE, "k", claim.owner, 200, [], b"{}") is False
     assert all_keys(redisd.url) == {}
 
 
@@ -187,16 +218,17 @@ def test_an_answer_completed_after_its_key_expired_is_not_brought_back(redisd):
 def test_every_key_under_the_prefix_expires(redisd):
     store = redis_store(redisd.url, ttl=600)
     store.claim(SCOPE, "running", "publishMessage", "r")
-    store.claim(SCOPE, "done", "publishMessage", "r")
-    store.complete(SCOPE, "done", 200, [], b"{}")
+    done = store.claim(SCOPE, "done", "publishMessage", "r")
+    store.complete(SCOPE, "done", done.owner, 200, [], b"{}")
     store.claim(SCOPE, "x" * 255, "publishMessage", "r")
     tokens = RedisTokenCache(store.client, PREFIX, lock_timeout=30, wait=30)
     tokens.write("f" * 64, "tok", 120)
     held = tokens.lock("f" * 64)
     assert held.acquire()
 
+    assert store.check() is None  # its write probe expires too
     keys = all_keys(redisd.url)
-    assert len(keys) == 5 and all(name.startswith(PREFIX) for name in keys)
+    assert len(keys) == 6 and all(name.startswith(PREFIX) for name in keys)
     assert {name: ttl for name, ttl in keys.items() if ttl <= 0} == {}
     assert max(len(name) for name in keys) < 200  # a 255-character key makes a short name
     held.release()
@@ -205,8 +237,9 @@ def test_every_key_under_the_prefix_expires(redisd):
 def test_a_second_prefix_neither_sees_nor_touches_the_firsts_keys(redisd):
     first, second = redis_store(redisd.url, "one:"), redis_store(redisd.url, "two:")
     assert first.claim(SCOPE, "k", "publishMessage", "r").kind == "new"
-    assert second.claim(SCOPE, "k", "publishMessage", "r").kind == "new"
-    second.release(SCOPE, "k")
+    claim = second.claim(SCOPE, "k", "publishMessage", "r")
+    assert claim.kind == "new"
+    second.release(SCOPE, "k", claim.owner)
     assert first.claim(SCOPE, "k", "publishMessage", "r").kind == "in_use"
     assert list(all_keys(redisd.url, "two:*")) == []
     assert list(all_keys(redisd.url)) == [first.key_for(SCOPE, "k")]
@@ -217,7 +250,8 @@ def test_a_second_prefix_neither_sees_nor_touches_the_firsts_keys(redisd):
 
 def test_a_stopped_redis_refuses_claims_and_the_same_store_recovers(redisd):
     store = redis_store(redisd.url)
-    assert store.claim(SCOPE, "before", "publishMessage", "r").kind == "new"
+    before = store.claim(SCOPE, "before", "publishMessage", "r")
+    assert before.kind == "new"
     redisd.stop()
 
     with pytest.raises(IdempotencyUnavailable) as caught:
@@ -226,8 +260,11 @@ def test_a_stopped_redis_refuses_claims_and_the_same_store_recovers(redisd):
     assert (error.http_status, error.retryable, error.retry_after_s) == (503, True, RETRY_AFTER)
     assert "not sent to InstaMsg" in error.message and "Idempotency-Key" in error.message
     assert str(redisd.port) not in error.message and "Error" not in error.message
-    assert store.complete(SCOPE, "before", 200, [], b"{}") is None  # logged, not raised
-    assert store.release(SCOPE, "before") is None
+    # Keeping an answer or freeing a key fails as loudly: nothing is lost in silence.
+    with pytest.raises(IdempotencyUnavailable):
+        store.complete(SCOPE, "before", before.owner, 200, [], b"{}")
+    with pytest.raises(IdempotencyUnavailable):
+        store.release(SCOPE, "before", before.owner)
 
     redisd.start()  # the same port, an empty Redis; the store and its client are the same
     assert store.claim(SCOPE, "during", "publishMessage", "r").kind == "new"
@@ -254,7 +291,7 @@ def test_the_password_in_the_url_is_used_and_never_shown(tmp_path, given, works)
 
 
 def make_readonly(store):
-    # Root ignores file modes; query_only makes this thread's connection refuse writes.
+    # Root ignores file modes; query_only makes the process's connection refuse writes.
     store.db.conn.execute("PRAGMA query_only=ON")
 
 
@@ -297,12 +334,13 @@ def test_the_sqlite_probe_leaves_no_row_behind(tmp_path):
 
 
 def test_without_redis_url_the_store_is_the_sqlite_file_in_the_data_dir(tmp_path):
-    store = open_idempotency_store(Settings(data_dir=str(tmp_path), deadline=45))
+    settings = Settings(data_dir=str(tmp_path), deadline=45)
+    store = open_idempotency_store(settings)
     assert isinstance(store, SQLiteIdempotencyStore)
     assert (store.db.path, store.ttl, store.lease) == (
         tmp_path / "idempotency.sqlite3",
         24 * 3600,
-        75,
+        Lifetimes.of(settings).lease,
     )
 
 
@@ -316,7 +354,7 @@ def test_with_redis_url_the_store_is_redis_under_the_prefix(tmp_path):
     )
     store = open_idempotency_store(settings)
     assert isinstance(store, RedisIdempotencyStore)
-    assert (store.prefix, store.ttl, store.lease) == ("p:", 120, 40)
+    assert (store.prefix, store.ttl, store.lease) == ("p:", 120, Lifetimes.of(settings).lease)
     assert store.client is shared_client(settings.redis_url)
     assert not (tmp_path / "idempotency.sqlite3").exists()
     assert open_token_cache(settings).client is store.client

@@ -34,6 +34,8 @@ def arg_property(converter, field, ret, **kwargs):
     if field.metadata.get("secret"):
         extra["writeOnly"] = True
         extra["x-secret"] = True
+    if not field.required:
+        extra["nullable"] = True  # null, like "", counts as not given
     return extra
 
 
@@ -193,8 +195,10 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "A repeated call with the same key and arguments answers what the first "
-    "answered (Idempotent-Replayed: true), and reaches InstaMsg once.",
+    "description": "On blocks that change something (reads ignore it). The call reaches "
+    "InstaMsg at most once: a repeated call with the same key and arguments answers what the "
+    "first answered (Idempotent-Replayed: true); OUTCOME_UNKNOWN means it may have run: check, "
+    "then use a new key.",
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
 }
 

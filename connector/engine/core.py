@@ -62,7 +62,8 @@ class Engine:
         try:
             store = self.idempotency
         except Exception as exc:  # noqa: BLE001  (an unusable data dir, say: report it)
-            return [f"the idempotency store cannot be opened ({type(exc).__name__})"]
+            kind = getattr(exc, "fault", None) or type(exc).__name__
+            return [f"the idempotency store cannot be opened ({kind})"]
         failed = store.check()
         return [failed] if failed else []
 
@@ -89,13 +90,22 @@ class Engine:
     # -- running a block ------------------------------------------------------------------
 
     def run(
-        self, inv: Invocation, name: str, args: dict, *, key: str | None = None, stream=False
+        self,
+        inv: Invocation,
+        name: str,
+        args: dict,
+        *,
+        key: str | None = None,
+        stream=False,
+        caller_gone=None,
     ) -> Outcome:
         """Run block ``name`` with the caller's ``args`` (a dict this call may change).
 
-        ``key`` is an Idempotency-Key; ``stream`` asks for downloadFile's raw bytes (the
-        ``stream`` argument says the same). Raises a ConnectorError for anything that is
-        not a success; ``inv`` says what happened either way."""
+        ``key`` is an Idempotency-Key (a read ignores it: repeating one is harmless);
+        ``stream`` asks for downloadFile's raw bytes (the ``stream`` argument says the same);
+        ``caller_gone``, where the face can tell, says whether its caller hung up (a file
+        fetch stops then). Raises a ConnectorError for anything that is not a success;
+        ``inv`` says what happened either way."""
         blk = self.registry.get(name)
         inv.block = blk.name
         inv.secrets = secret_values(blk, args)
@@ -103,13 +113,18 @@ class Engine:
         streamed = blk.streamable and take_stream_switch(args, stream)
         inv.warnings = ignored_warnings(inv, blk, args)
         loaded = blk.load(args)
-        if key is not None:
-            replay = keys.claim(self.idempotency, inv, blk, args, key)
+        if key is not None and blk.method != "GET":
+            replay = keys.claim(self.idempotency, self.settings, inv, blk, args, key)
             if replay is not None:
                 return Outcome(replay=replay)
-        ctx = Context(upstream=self.upstream, settings=self.settings, request_id=inv.request_id)
+        ctx = Context(
+            upstream=self.upstream,
+            settings=self.settings,
+            request_id=inv.request_id,
+            caller_gone=caller_gone,
+        )
         part = blk.file_part(loaded, ctx) if blk.file_part is not None else None
-        reply = self.tokens.send(blk, loaded, inv.request_id, inv.secrets, part)
+        reply = self.tokens.send(blk, loaded, inv.request_id, inv.secrets, part, inv.watch)
         inv.upstream_status = reply.status_code
         inv.code = "SUCCESS"
         if streamed:
@@ -153,11 +168,15 @@ class Engine:
         )
         return envelope, reply
 
-    def keep(self, inv: Invocation, status: int, headers: list, body: bytes, streamed=False):
-        """The face rendered ``inv``'s answer: keep it under its Idempotency-Key (or free the
-        key, as ``keys.keep`` decides)."""
-        if inv.claim is not None:
-            keys.keep(self.idempotency, inv, status, headers, body, streamed)
+    def keep(
+        self, inv: Invocation, status: int, headers: list, body: bytes, streamed=False
+    ) -> bool:
+        """The face rendered ``inv``'s answer: settle its Idempotency-Key with it (keep it,
+        free the key, or settle it as unknown, as ``keys.keep`` decides). False: the face
+        answers OUTCOME_UNKNOWN instead (``keys.outcome_unknown``)."""
+        if inv.claim is None:
+            return True
+        return keys.keep(self.idempotency, inv, status, headers, body, streamed)
 
     def abandon(self, inv: Invocation) -> None:
         """The face never rendered an answer (the worker is stopping, or a bug)."""
@@ -178,6 +197,8 @@ class Engine:
         """The error envelope for ``error``, with no secret of the call's in its text."""
         inv.code = error.code
         inv.nothing_sent = error.nothing_sent
+        if isinstance(error.upstream, dict) and isinstance(error.upstream.get("status"), int):
+            inv.upstream_status = error.upstream["status"]
         body = error.to_dict()
         secrets = inv.secrets
         if secrets:

@@ -28,6 +28,8 @@ class Invocation:
         "ignored",
         "counted",
         "nothing_sent",
+        "watch",
+        "identity",
     )
 
     def __init__(self, request_id: str | None = None, face: str = "blocks"):
@@ -42,6 +44,10 @@ class Invocation:
         self.ignored: list[str] = []
         self.counted = False
         self.nothing_sent = False
+        #: a keyed call's SendWatch: whether its block's call may have reached InstaMsg
+        self.watch = None
+        #: who this caller is, as the face checked it (rate limits count under it)
+        self.identity: str | None = None
 
     @property
     def rapid(self) -> bool:

@@ -1,7 +1,10 @@
 """Idempotency-Key: a block call repeated with the same key answers what the first one
-answered, and reaches InstaMsg once (the rules are in connector/state/idempotency.py)."""
+answered, and reaches InstaMsg at most once, whatever fails (the key's life is told in
+connector/state/idempotency.py; what each outcome settles is decided here)."""
 
 from __future__ import annotations
+
+import time
 
 from connector.engine.invocation import Invocation
 from connector.errors import (
@@ -12,23 +15,23 @@ from connector.errors import (
 )
 from connector.server import metrics
 from connector.state.fingerprint import fingerprint
-from connector.state.idempotency import MAX_KEY, Claim, request_digest
-
-#: Answers an Idempotency-Key does not keep: the call was refused before it ran.
-NOT_KEPT = frozenset(
-    {
-        "REQUIRED_FIELDS",
-        "INVALID_FIELDS",
-        "INVALID_REQUEST",
-        "PAYLOAD_TOO_LARGE",
-        "UNKNOWN_BLOCK",
-        "UNAUTHORIZED",
-        "INTERNAL_PACKAGE_ERROR",
-    }
+from connector.state.idempotency import (
+    MAX_KEY,
+    Claim,
+    Lifetimes,
+    SendWatch,
+    outcome_unknown,
+    request_digest,
 )
 
+#: What an Idempotency-Key keeps once its call may have reached InstaMsg: an answer InstaMsg
+#: gave definitely (a success, or a 4xx refusal). Anything else after sending (a timeout, a
+#: broken connection, a 5xx, a bug) leaves the outcome unknown: the key answers
+#: OUTCOME_UNKNOWN. A call that certainly sent nothing keeps nothing: its key is freed.
+KEPT_CODES = frozenset({"SUCCESS", "API_ERROR"})
 
-def claim(store, inv: Invocation, blk, args, key) -> Claim | None:
+
+def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
     """Claim ``key`` for this call (None: run it), or the answer the key already holds."""
     if not 1 <= len(key) <= MAX_KEY:
         raise InvalidRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY} characters.")
@@ -54,29 +57,61 @@ def claim(store, inv: Invocation, blk, args, key) -> Claim | None:
             "A call with this Idempotency-Key is still running. Wait for it, then send the "
             "same call again to get its answer."
         )
+    if found.kind == "abandoned":  # the key's answer: its call may have run, outcome unknown
+        error = outcome_unknown()
+        error.headers = [("Idempotent-Replayed", "true")]
+        raise error
     if found.kind == "replay":
         inv.code = "REPLAYED"
         return found
-    inv.claim = (scope, key)
+    inv.claim = (scope, key, found.owner)
+    # From the claim on, the call must not start sending past send_by: its lease would end
+    # while it runs and a retry could find it abandoned (connector.state.idempotency.Lifetimes).
+    inv.watch = SendWatch(time.monotonic() + Lifetimes.of(settings).send_by)
     return None
 
 
-def keep(store, inv: Invocation, status, headers, body, streamed) -> None:
-    """Keep a finished call's answer under its key, or free the key for a retry when the
-    call was refused before it ran (or its answer is a stream, too large to keep)."""
-    scope, key = inv.claim
+def keep(store, inv: Invocation, status, headers, body, streamed) -> bool:
+    """Settle a keyed call's key once the face has its answer; False when the face must answer
+    OUTCOME_UNKNOWN instead (to this caller too, so the first answer and every replay agree).
+
+    - Nothing reached InstaMsg (refused before sending, a failed token fetch, a connect
+      error, an upstream 429): the key is freed, so a retry with it runs.
+    - InstaMsg answered definitely (a success, a 4xx): the answer is kept for replays.
+    - Otherwise the call may have taken effect and nobody knows: the key answers
+      OUTCOME_UNKNOWN. The same when the answer could not be kept: never a success for a key
+      left unsettled.
+    """
+    scope, key, owner = inv.claim
     inv.claim = None
-    # A bug after InstaMsg answered keeps its answer (the call took effect: a retry must not
-    # repeat it); a call InstaMsg never got frees the key for a retry.
-    ran = inv.code == "INTERNAL_PACKAGE_ERROR" and inv.upstream_status is not None
-    if (inv.code in NOT_KEPT and not ran) or inv.nothing_sent or streamed:
-        store.release(scope, key)
-        return
-    store.complete(scope, key, status, headers, body)
+    watch = inv.watch
+    try:
+        if watch is None or not watch.may_have_sent:
+            store.release(scope, key, owner)
+            return True
+        definite = inv.code in KEPT_CODES and (
+            inv.code == "SUCCESS" or (inv.upstream_status or 500) < 500
+        )
+        if definite and not streamed:
+            if store.complete(scope, key, owner, status, headers, body):
+                return True
+        else:
+            store.settle_unknown(scope, key, owner)
+    except ConnectorError:
+        pass  # logged by the store; the claim's lease ends it as OUTCOME_UNKNOWN
+    metrics.IDEMPOTENCY.labels("unknown").inc()
+    return False
 
 
 def abandon(store, inv: Invocation) -> None:
-    """The answer never went out (the worker is stopping, or a bug): free the key for a
-    retry rather than leave it held until its lease runs out."""
-    claim_held, inv.claim = inv.claim, None
-    store.release(*claim_held)
+    """The answer never went out: the worker is stopping (the request's greenlet was killed
+    after the graceful timeout) or a bug. A call that may have sent keeps OUTCOME_UNKNOWN;
+    only one that certainly sent nothing frees its key."""
+    held, inv.claim = inv.claim, None
+    try:
+        if inv.watch is not None and inv.watch.may_have_sent:
+            store.settle_unknown(*held)
+        else:
+            store.release(*held)
+    except ConnectorError:
+        pass  # logged by the store; the claim's lease ends it as OUTCOME_UNKNOWN

@@ -35,6 +35,9 @@ class Context:
     upstream: Any
     settings: Any
     request_id: str | None = None
+    #: says whether the caller has gone (connector.upstream.fetch.caller_gone), where a face
+    #: can tell
+    caller_gone: Callable[[], bool] | None = None
 
 
 def default_result(response, args, ctx):

@@ -176,17 +176,25 @@ class TokenManager:
         )
         return token, lifetime
 
-    def send(self, blk, args: dict, request_id, secrets: list, file_part=None):
+    def send(self, blk, args: dict, request_id, secrets: list, file_part=None, watch=None):
         """Send a block's call; with managed credentials, get the token and renew once on 401.
-        ``file_part`` is the multipart body's file (``Block.build``)."""
+        ``file_part`` is the multipart body's file (``Block.build``). ``watch`` (a keyed
+        call's SendWatch) is told about the block's own attempts, not about token fetches:
+        those change nothing in InstaMsg that a retry could repeat."""
+
+        def build():
+            call = blk.build(args, file_part)
+            call.watch = watch
+            return call
+
         managed = blk.auth == "bearer" and "access_token" not in args
         if not managed:
-            return self.upstream.send(blk.build(args, file_part), request_id)
+            return self.upstream.send(build(), request_id)
         key, secret = args["client_key"], args["client_secret"]
         args["access_token"] = self.token(key, secret, request_id)
         secrets.append(args["access_token"])
         try:
-            return self.upstream.send(blk.build(args, file_part), request_id)
+            return self.upstream.send(build(), request_id)
         except ApiError as error:
             if not error.upstream or error.upstream.get("status") != 401:
                 raise
@@ -194,4 +202,4 @@ class TokenManager:
         # so one renewed token and one more try are safe for any method.
         args["access_token"] = self.token(key, secret, request_id, stale=args["access_token"])
         secrets.append(args["access_token"])
-        return self.upstream.send(blk.build(args, file_part), request_id)
+        return self.upstream.send(build(), request_id)

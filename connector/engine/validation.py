@@ -28,6 +28,10 @@ def _flatten(messages, prefix="") -> list[str]:
     return [f"{prefix}: {messages}"]
 
 
+#: How many unknown argument names the missing-argument hints look at, at most.
+MAX_HINTED = 50
+
+
 def validation_error(messages: dict, given: Mapping, block):
     """REQUIRED_FIELDS when anything required is missing, else INVALID_FIELDS.
 
@@ -44,7 +48,10 @@ def validation_error(messages: dict, given: Mapping, block):
     none_of_group = bool(group) and all(key in missing for key in group)
     if none_of_group:
         missing = [key for key in missing if key not in group]
+    # The hints compare each missing name with what was sent instead: a bounded number of
+    # the strangers, so that one body of many names cannot make this quadratic.
     strangers = [key for key in given if isinstance(key, str) and key not in known]
+    strangers = strangers[:MAX_HINTED]
     sentences = []
     if missing:
         sentences.append(

@@ -59,8 +59,9 @@ TOKEN_FETCHES = Counter(
 )
 IDEMPOTENCY = Counter(
     "instamsg_connector_idempotency_total",
-    "Calls with an Idempotency-Key that did not run: replayed, in_use (409), reused (422) "
-    "or unavailable (503).",
+    "Calls with an Idempotency-Key that did not run: replayed, in_use (409), reused (422), "
+    "abandoned (OUTCOME_UNKNOWN kept under the key) or unavailable (503); and unknown: a call "
+    "that ran and was settled as OUTCOME_UNKNOWN.",
     ["outcome"],
 )
 IN_FLIGHT = Gauge(

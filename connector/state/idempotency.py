@@ -1,29 +1,50 @@
-"""Idempotency-Key: a repeated block call answers what the first one answered.
+"""Idempotency-Key: a repeated block call answers what the first one answered, and a key
+never runs a call twice.
 
-As Stripe defines it: the first completed answer (status and body, errors from
-InstaMsg included) is kept under the key, scoped to the caller's credentials;
-the same key with the same arguments replays it without calling InstaMsg; with
-other arguments or another block it is refused (IDEMPOTENCY_KEY_REUSED); while
-the first call still runs, IDEMPOTENCY_KEY_IN_USE. Calls refused before they ran
-(validation, a bad body) are not kept, so a corrected retry can run.
+As Stripe defines it: the first completed answer (status and body, errors from InstaMsg
+included) is kept under the key, scoped to the caller's credentials; the same key with the
+same arguments replays it without calling InstaMsg; with other arguments or another block it
+is refused (IDEMPOTENCY_KEY_REUSED); while the first call still runs, IDEMPOTENCY_KEY_IN_USE.
+Only blocks with side effects keep answers: a read (GET) ignores the key.
 
-``IdempotencyStore`` is the interface; ``SQLiteIdempotencyStore`` is the one
-shared by all gunicorn workers of a machine, surviving restarts;
-``connector.state.redis_store.RedisIdempotencyStore`` is the one shared by every instance
-when REDIS_URL is set. ``connector.state.stores.open_idempotency_store`` picks between them.
+A key's life: ``claim`` makes it ``running`` for a lease that covers the whole possible life
+of the call (``Lifetimes``, from the same settings the call runs with). Then exactly one of:
+
+- ``complete``: InstaMsg answered definitely (a success, or a refusal that ran nothing
+  upstream beyond refusing); the answer is kept and replayed.
+- ``release``: the call certainly sent nothing (refused before sending, a failed token
+  fetch, an upstream 429, a connect error): the key is free for a retry.
+- ``settle_unknown``: the call may have reached InstaMsg and its outcome is not known (a
+  timeout after sending, the worker stopped mid-call, an answer that could not be kept).
+  The key answers OUTCOME_UNKNOWN from then on; it is never run again.
+
+A ``running`` claim whose lease passed (its process was killed) is not run again either:
+the next claim finds it ``abandoned``, settles it as unknown in the same step, and every
+later call with the key gets OUTCOME_UNKNOWN. The call itself never starts sending past its
+``send_by`` moment (``SendWatch``), so a call still running when its lease ends has either
+finished sending or never started.
+
+Store faults raise ``IdempotencyUnavailable`` (503, nothing sent when the claim failed);
+nothing is lost silently.
+
+``IdempotencyStore`` is the interface; ``SQLiteIdempotencyStore`` is the one shared by all
+gunicorn workers of a machine, surviving restarts;
+``connector.state.redis_store.RedisIdempotencyStore`` is the one shared by every instance when
+REDIS_URL is set. ``connector.state.stores.open_idempotency_store`` picks between them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from connector.errors import IdempotencyUnavailable, OutcomeUnknown
 from connector.server import logs
 from connector.state.sqlite import SQLiteFile
 
@@ -31,21 +52,140 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL, key TEXT NOT NULL, block TEXT NOT NULL, request TEXT NOT NULL,
     state TEXT NOT NULL, status INTEGER, headers TEXT, body BLOB,
-    started_at REAL NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (scope, key));
+    started_at REAL NOT NULL, expires_at REAL NOT NULL, owner TEXT,
+    PRIMARY KEY (scope, key));
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
 """
 MAX_KEY = 255
+#: The largest answer a key keeps whole (bytes). Only blocks with side effects keep answers,
+#: and theirs are small; a larger one keeps its status and a note (see ``bounded_answer``).
+MAX_KEPT_BYTES = 64 * 1024
+#: What the lease adds to the call's own worst case: the store write after the answer, and
+#: scheduling. (A write later than that finds its claim settled as unknown, and its caller is
+#: answered OUTCOME_UNKNOWN too: a small margin costs consistency of nothing.)
+MARGIN = 5.0
+#: How long one token lock is waited for, beyond a fetch's own time (connector.state.redis_store).
+LOCK_SLACK = 5.0
+
+UNAVAILABLE = (
+    "The Idempotency-Key store is not answering, so this call was not sent to InstaMsg. "
+    "Send it again with the same Idempotency-Key in a few seconds; calls without an "
+    "Idempotency-Key keep working."
+)
+#: The Retry-After of IDEMPOTENCY_UNAVAILABLE: long enough for a Redis restart or failover.
+RETRY_AFTER = 5.0
+
+
+def outcome_unknown() -> OutcomeUnknown:
+    """The answer a key keeps when its call may have reached InstaMsg and how it ended is
+    not known: the same for the first caller and every retry."""
+    return OutcomeUnknown(
+        "The call with this Idempotency-Key may or may not have reached InstaMsg: it was "
+        "interrupted (a timeout after sending, the connector stopping, or its answer could not "
+        "be kept), so the connector cannot say whether it took effect and will not send it "
+        "again under this key. Check in InstaMsg (getMessages, getFiles, getClients...) "
+        "whether it happened; if it did not and you still want it, send it again with a NEW "
+        "Idempotency-Key."
+    )
+
+
+def unavailable() -> IdempotencyUnavailable:
+    return IdempotencyUnavailable(UNAVAILABLE, retry_after_s=RETRY_AFTER)
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """How long each step of one block call can take at most, from the settings it runs
+    with (seconds), and the lease that covers them all.
+
+    - one upstream attempt: its connect and read timeouts;
+    - one upstream send: its retries and waits end within ``deadline``, and the last
+      attempt may start just before it (connector.upstream.client.RetryPolicy);
+    - a managed-token fetch: one upstream send, after waiting for another instance's fetch
+      under the Redis token lock at most one attempt and a slack;
+    - uploadFile's fileUrl fetch: its overall deadline and one connect (connector.upstream.fetch).
+
+    A 401 on the block's call renews the token and sends once more: that second send still
+    has to start by ``send_by``, or it is not sent at all (and the key is freed). The lease is
+    therefore safe whatever the call does: no send starts later than ``send_by``, and every
+    send ends within ``upstream``.
+    """
+
+    attempt: float
+    upstream: float
+    token: float
+    file: float
+    lease: float
+
+    @classmethod
+    def of(cls, settings) -> Lifetimes:
+        attempt = settings.connect_timeout + settings.read_timeout
+        upstream = settings.deadline + attempt
+        token = upstream + attempt + LOCK_SLACK
+        file = settings.deadline + settings.connect_timeout
+        lease = file + token + upstream + MARGIN
+        return cls(attempt, upstream, token, file, lease)
+
+    @property
+    def send_by(self) -> float:
+        """Seconds after its claim past which a call no longer starts sending: a send that
+        starts then ends before the lease does, with the margin to keep its answer."""
+        return self.lease - MARGIN - self.upstream
+
+
+class SendWatch:
+    """Whether one keyed call may have reached InstaMsg, told by the upstream client
+    (``connector.upstream.client.Upstream.send_once``) around each attempt of the block's own call:
+    ``before`` just before bytes go out, ``after`` once the attempt ended, saying whether
+    InstaMsg may have run it. An attempt that never ended (the worker stopped mid-call)
+    counts as sent. ``before`` refuses to start past ``send_by`` (a monotonic time)."""
+
+    __slots__ = ("send_by", "reached", "_open")
+
+    def __init__(self, send_by: float | None = None):
+        self.send_by = send_by
+        self.reached = False
+        self._open = False
+
+    def before(self) -> None:
+        if self.send_by is not None and time.monotonic() > self.send_by:
+            from connector.errors import UpstreamTimeout
+
+            error = UpstreamTimeout(
+                "This call spent its time getting ready (a token, a file) and was not sent to "
+                "InstaMsg: it is too late to send it under its Idempotency-Key's lease. Send "
+                "it again with the same Idempotency-Key."
+            )
+            error.nothing_sent = True
+            raise error
+        self._open = True
+
+    def after(self, reached: bool) -> None:
+        self._open = False
+        if reached:
+            self.reached = True
+
+    @property
+    def may_have_sent(self) -> bool:
+        return self.reached or self._open
 
 
 @dataclass
 class Claim:
-    """What the store says about a key: ``new`` (run it), ``replay`` (with the kept
-    answer), ``reused`` (other arguments) or ``in_use`` (the first call still runs)."""
+    """What the store says about a key: ``new`` (run it; ``owner`` names this claim),
+    ``replay`` (with the kept answer), ``reused`` (other arguments), ``in_use`` (the first
+    call still runs) or ``abandoned`` (its call may have run and its outcome is unknown:
+    answer OUTCOME_UNKNOWN)."""
 
     kind: str
     status: int | None = None
     headers: list | None = None
     body: bytes | None = None
+    owner: str | None = None
+
+
+def new_owner() -> str:
+    return os.urandom(12).hex()
 
 
 def request_digest(block: str, args: dict, context_key: str, rapid: bool) -> str:
@@ -65,96 +205,173 @@ def request_digest(block: str, args: dict, context_key: str, rapid: bool) -> str
     text = json.dumps(
         [block, args, context_key, rapid], sort_keys=True, default=plain, ensure_ascii=False
     )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class IdempotencyStore:
-    """The interface; see SQLiteIdempotencyStore."""
+    """The interface; see SQLiteIdempotencyStore. Every method raises
+    ``IdempotencyUnavailable`` when the store cannot be read or written."""
+
+    #: seconds a claim stays ``running`` before it counts as abandoned
+    lease: float
 
     def claim(self, scope, key, block, request) -> Claim:
         """Claim ``key`` for a call, or say what it holds (see ``Claim``)."""
         raise NotImplementedError
 
-    def complete(self, scope, key, status, headers, body) -> None:
-        """Keep a claimed call's finished answer for replays."""
+    def complete(self, scope, key, owner, status, headers, body) -> bool:
+        """Keep a claimed call's finished answer for replays. False when the claim is no
+        longer ``owner``'s (its lease ran out and it was settled as unknown)."""
         raise NotImplementedError
 
-    def release(self, scope, key) -> None:
-        """Free a claimed key: its call was refused before it ran."""
+    def settle_unknown(self, scope, key, owner) -> None:
+        """The claimed call may have reached InstaMsg and its outcome is unknown: the key
+        answers OUTCOME_UNKNOWN from now on."""
+        raise NotImplementedError
+
+    def release(self, scope, key, owner) -> None:
+        """Free a claimed key: its call certainly sent nothing."""
         raise NotImplementedError
 
     def check(self) -> str | None:
-        """Readiness: None when the store answers, else a short text naming what failed."""
+        """Readiness: None when the store takes a write, else a short text naming what failed."""
         raise NotImplementedError
 
 
-def lost(step: str, exc: BaseException) -> None:
-    """The call ran and its answer goes out; only keeping it failed: say so, and let the
-    claim's lease free the key."""
-    logs.event(
-        f"idempotency store: {step} failed; the key frees itself when its lease runs out",
-        logging.WARNING,
-        error=type(exc).__name__,
-    )
+def bounded_answer(status: int, headers: list, body: bytes) -> tuple[int, list, bytes]:
+    """What a key keeps of an answer: all of it up to MAX_KEPT_BYTES; past that, its status
+    and an envelope saying the call ran once and its answer was too large to keep."""
+    if len(body) <= MAX_KEPT_BYTES:
+        return status, headers, body
+    note = {
+        "callback": "success" if status < 400 else "error",
+        "contextWrites": {},
+        "warnings": [
+            f"This call ran once; its answer ({len(body)} bytes) was larger than the "
+            f"{MAX_KEPT_BYTES} bytes an Idempotency-Key keeps, so a replay answers only its "
+            "status. Read the result with the matching get block."
+        ],
+    }
+    kept = [[k, v] for k, v in headers if k.lower() not in ("content-length", "content-type")]
+    kept.append(["Content-Type", "application/json"])
+    return status, kept, json.dumps(note).encode("utf-8")
+
+
+def store_fault(store: str, step: str, exc: BaseException) -> IdempotencyUnavailable:
+    """Log a store fault (its kind, never its text) and make the error that answers it."""
+    kind = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    logs.event("idempotency store unavailable", logging.WARNING, store=store, step=step, fault=kind)
+    error = unavailable()
+    error.fault = kind  # for /readyz: what failed, by kind
+    return error
+
+
+#: what a SQLite store fault looks like: the file's errors, and the directory's
+FAULTS = (sqlite3.Error, OSError)
 
 
 class SQLiteIdempotencyStore(IdempotencyStore):
-    """The store of one machine: a SQLite file shared by its gunicorn workers."""
+    """The store of one machine: a SQLite file shared by its gunicorn workers, through one
+    connection per process (``SQLiteFile(one_connection=True)``)."""
 
     def __init__(self, path, ttl: float, lease: float, clock=time.time):
-        self.db = SQLiteFile(Path(path), SCHEMA)
+        try:
+            self.db = SQLiteFile(Path(path), SCHEMA, one_connection=True)
+            columns = {row["name"] for row in self.db.all("PRAGMA table_info(idempotency)")}
+            if "owner" not in columns:  # a file from before claims had owners
+                with self.db.transaction() as conn:
+                    conn.execute("ALTER TABLE idempotency ADD COLUMN owner TEXT")
+        except FAULTS as exc:
+            raise store_fault("sqlite", "open", exc) from None
         self.ttl = ttl
         #: how long a claim may run before it counts as abandoned (its worker died)
         self.lease = lease
         self.clock = clock
         self._claims = 0
 
+    def _answer(self, row, block, request) -> Claim | None:
+        """What an existing, unexpired row answers without a write; None: it needs one
+        (absent, or a running claim past its lease)."""
+        if row is None:
+            return None
+        if row["block"] != block or row["request"] != request:
+            return Claim("reused")
+        if row["state"] == "done":
+            return Claim("replay", row["status"], json.loads(row["headers"]), bytes(row["body"]))
+        if row["state"] == "unknown":
+            return Claim("abandoned")
+        if row["started_at"] + self.lease >= self.clock():
+            return Claim("in_use")
+        return None
+
     def claim(self, scope, key, block, request) -> Claim:
-        now = self.clock()
-        with self.db.transaction() as conn:
-            self._claims += 1
-            if self._claims % 500 == 1:
-                conn.execute("DELETE FROM idempotency WHERE expires_at < ?", (now,))
-            row = conn.execute(
-                "SELECT * FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
-            ).fetchone()
-            if row is not None and row["expires_at"] < now:
-                row = None
-            abandoned = (
-                row is not None
-                and row["state"] == "running"
-                and row["started_at"] + self.lease < now
-            )
-            if row is None or abandoned:
+        select = "SELECT * FROM idempotency WHERE scope = ? AND key = ? AND expires_at >= ?"
+        try:
+            # A key that holds an answer is answered with a read: replays work on a disk that
+            # has gone read-only or full.
+            row = self.db.one(select, scope, key, self.clock())
+            found = self._answer(row, block, request)
+            if found is not None:
+                return found
+            with self.db.transaction() as conn:
+                now = self.clock()
+                self._claims += 1
+                if self._claims % 500 == 1:
+                    conn.execute("DELETE FROM idempotency WHERE expires_at < ?", (now,))
+                row = conn.execute(select, (scope, key, now)).fetchone()
+                found = self._answer(row, block, request)
+                if found is not None:
+                    return found
+                if row is not None:  # running past its lease: never run again
+                    conn.execute(
+                        "UPDATE idempotency SET state = 'unknown', owner = NULL "
+                        "WHERE scope = ? AND key = ?",
+                        (scope, key),
+                    )
+                    return Claim("abandoned")
+                owner = new_owner()
                 conn.execute(
                     "INSERT OR REPLACE INTO idempotency (scope, key, block, request, state, "
-                    "started_at, expires_at) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                    (scope, key, block, request, now, now + self.ttl),
+                    "started_at, expires_at, owner) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                    (scope, key, block, request, now, now + self.ttl, owner),
                 )
-                return Claim("new")
-            if row["block"] != block or row["request"] != request:
-                return Claim("reused")
-            if row["state"] == "running":
-                return Claim("in_use")
-            return Claim("replay", row["status"], json.loads(row["headers"]), bytes(row["body"]))
+                return Claim("new", owner=owner)
+        except FAULTS as exc:
+            raise store_fault("sqlite", "claim", exc) from None
 
-    def complete(self, scope, key, status, headers, body) -> None:
+    def _write(self, step, sql, params) -> int:
         try:
             with self.db.transaction() as conn:
-                conn.execute(
-                    "UPDATE idempotency SET state = 'done', status = ?, headers = ?, body = ? "
-                    "WHERE scope = ? AND key = ?",
-                    (status, json.dumps(headers), body, scope, key),
-                )
-        except sqlite3.Error as exc:
-            lost("complete", exc)
+                return conn.execute(sql, params).rowcount
+        except FAULTS as exc:
+            raise store_fault("sqlite", step, exc) from None
 
-    def release(self, scope, key) -> None:
-        try:
-            with self.db.transaction() as conn:
-                conn.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
-        except sqlite3.Error as exc:
-            lost("release", exc)
+    def complete(self, scope, key, owner, status, headers, body) -> bool:
+        status, headers, body = bounded_answer(status, headers, body)
+        return bool(
+            self._write(
+                "complete",
+                "UPDATE idempotency SET state = 'done', status = ?, headers = ?, body = ?, "
+                "owner = NULL WHERE scope = ? AND key = ? AND state = 'running' AND owner = ?",
+                (status, json.dumps(headers), body, scope, key, owner),
+            )
+        )
+
+    def settle_unknown(self, scope, key, owner) -> None:
+        self._write(
+            "settle",
+            "UPDATE idempotency SET state = 'unknown', owner = NULL "
+            "WHERE scope = ? AND key = ? AND state = 'running' AND owner = ?",
+            (scope, key, owner),
+        )
+
+    def release(self, scope, key, owner) -> None:
+        self._write(
+            "release",
+            "DELETE FROM idempotency WHERE scope = ? AND key = ? AND state = 'running' "
+            "AND owner = ?",
+            (scope, key, owner),
+        )
 
     def check(self) -> str | None:
         """None when the file takes a write, else what failed. The probe row is written and
@@ -167,11 +384,7 @@ class SQLiteIdempotencyStore(IdempotencyStore):
                     "started_at, expires_at) VALUES ('', 'readyz', '', '', 'probe', 0, 0)"
                 )
                 conn.execute("DELETE FROM idempotency WHERE scope = '' AND key = 'readyz'")
-        except sqlite3.Error as exc:
-            conn = self.db.conn
-            if conn.in_transaction:  # a failed COMMIT leaves it open; later calls need it closed
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+        except FAULTS as exc:
             kind = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
             return f"the SQLite file {self.db.path} cannot be written ({kind})"
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connector.state.idempotency import IdempotencyStore, SQLiteIdempotencyStore
+from connector.state.idempotency import IdempotencyStore, Lifetimes, SQLiteIdempotencyStore
 from connector.state.redis_store import RedisIdempotencyStore, RedisTokenCache, shared_client
 
 
@@ -13,7 +13,7 @@ def open_idempotency_store(settings) -> IdempotencyStore:
     """The store these settings ask for: Redis, shared by every instance, when
     ``redis_url`` is set; else the SQLite file in ``data_dir``, shared by this machine's
     workers. Opening it connects to nothing: Redis is first reached by the first call."""
-    lease = settings.deadline + 30  # a call ends within its deadline; past this it is abandoned
+    lease = Lifetimes.of(settings).lease
     if settings.redis_url:
         return RedisIdempotencyStore(
             shared_client(settings.redis_url),

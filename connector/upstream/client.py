@@ -54,6 +54,9 @@ class UpstreamRequest:
     stream: bool = False
     #: the block this call runs, for log lines
     block: str | None = None
+    #: a keyed call's ``connector.state.idempotency.SendWatch``: told just before each attempt goes
+    #: out and whether it may have reached InstaMsg once it ended
+    watch: Any = None
 
 
 NOT_RETRIED = {"retryable": False}
@@ -477,6 +480,9 @@ class Upstream:
 
     def send_once(self, call: UpstreamRequest, request_id: str | None = None) -> requests.Response:
         prepared = self.prepare(call, request_id)
+        watch = call.watch
+        if watch is not None:
+            watch.before()  # from here on, bytes may reach InstaMsg
         started = time.perf_counter()
         try:
             session = self.session
@@ -492,9 +498,16 @@ class Upstream:
                 reply.content  # noqa: B018  (read whole now, as Session.send does)
         except TRANSPORT_ERRORS as exc:
             metrics.upstream_response("none").inc()
-            raise exception_error(exc) from None
+            error = exception_error(exc)
+            if watch is not None:
+                watch.after(reached=not error.nothing_sent)
+            raise error from None
         finally:
             metrics.upstream_seconds(call.block or "(none)").observe(time.perf_counter() - started)
+        if watch is not None:
+            # A 429 (slow down) or a 401 (the token was refused) is InstaMsg saying it ran
+            # nothing; any other answer may have taken effect.
+            watch.after(reached=reply.status_code not in (401, 429))
         metrics.upstream_response(str(reply.status_code)).inc()
         if not 200 <= reply.status_code < 300:
             try:

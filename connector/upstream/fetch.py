@@ -6,13 +6,21 @@ that was checked (a second DNS answer cannot redirect it: no rebinding), at the
 first hop and after every redirect. ``UPLOAD_URL_ALLOWLIST`` names ``host:port``
 pairs that may be fetched anyway (tests, deliberate set-ups). The size is capped
 while streaming.
+
+The whole fetch, redirects included, ends by INSTAMSG_DEADLINE whatever the sender's pace
+(a server dripping a byte a second never trips a read timeout), and as soon as the caller
+who asked for it has gone: a watchdog (``Watchdog``) shuts the fetch's sockets down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import select
 import socket
+import threading
 import time
+from contextvars import ContextVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -20,10 +28,15 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from connector.errors import InvalidFields, PayloadTooLarge
-from connector.upstream.client import USER_AGENT, RejectAll, pools_with
+from connector.upstream.client import _POLL, USER_AGENT, RejectAll, pools_with
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
+#: How often the watchdog looks at the clock and the caller (seconds).
+WATCH_EVERY = 0.25
+
+#: the sockets the current fetch opened, for its watchdog (each greenlet or thread its own)
+_OPENED: ContextVar[list | None] = ContextVar("fetch_opened", default=None)
 
 
 def refused(message: str) -> InvalidFields:
@@ -100,11 +113,93 @@ class _PinnedConnectionMixin:
 
     def _new_conn(self) -> socket.socket:
         try:
-            return open_socket(self._dns_host, self.port, self.timeout)
+            sock = open_socket(self._dns_host, self.port, self.timeout)
         except TimeoutError as exc:
             raise ConnectTimeoutError(self, "The connection timed out.") from exc
         except OSError as exc:
             raise NewConnectionError(self, "The connection failed.") from exc
+        opened = _OPENED.get()
+        if opened is not None:
+            opened.append(sock)
+        return sock
+
+
+class Watchdog:
+    """Ends a fetch at ``deadline`` (monotonic) or when ``gone()`` says its caller left, by
+    shutting down every socket the fetch opened: a read blocked on a dripping sender returns
+    at once. ``why`` says which, or is None."""
+
+    def __init__(self, deadline: float, gone=None):
+        self.deadline = deadline
+        self.gone = gone
+        self.sockets: list = []
+        self.why: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="fetch-watchdog", daemon=True)
+
+    def __enter__(self):
+        self._token = _OPENED.set(self.sockets)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        _OPENED.reset(self._token)
+        self._done.set()
+
+    def _watch(self):
+        while not self._done.wait(WATCH_EVERY):
+            if time.monotonic() > self.deadline:
+                self.why = "slow"
+            elif self.gone is not None and self.gone():
+                self.why = "gone"
+            else:
+                continue
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            return
+
+    def check(self) -> None:
+        """Raise the refusal for what ended the fetch, if anything did."""
+        if self.why == "slow":
+            raise refused(
+                "The file URL was too slow: it had not sent the whole file within "
+                "INSTAMSG_DEADLINE."
+            )
+        if self.why == "gone":
+            raise refused("The caller went away before the file URL was fetched.")
+
+
+def caller_gone(environ):
+    """A check that says whether the HTTP client of this request has closed its connection
+    (a poll that does not wait, and a peek), or None where the server gives no socket."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        return None
+    raw = getattr(sock, "_sock", sock)  # connector.server.worker.Connection wraps gevent's socket
+
+    def gone() -> bool:
+        try:
+            fd = raw.fileno()
+        except OSError:
+            return True
+        if fd < 0:
+            return True
+        poller = _POLL()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        events = poller.poll(0)
+        if not events:
+            return False
+        if events[0][1] & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+            return True
+        try:  # readable: a closed connection reads as nothing; pipelined bytes stay put
+            return raw.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    return gone
 
 
 PINNED_POOLS = pools_with(_PinnedConnectionMixin)
@@ -132,10 +227,23 @@ class PinnedAdapter(HTTPAdapter):
         return host_params, pool_kwargs
 
 
-def fetch_file(url: str, settings) -> tuple[bytes, str]:
-    """The bytes at ``url`` (public hosts only, redirects re-checked) and their type."""
+def fetch_file(url: str, settings, gone=None) -> tuple[bytes, str]:
+    """The bytes at ``url`` (public hosts only, redirects re-checked) and their type, within
+    ``settings.deadline`` for the whole fetch; ``gone`` (see ``caller_gone``) ends it early."""
+    with Watchdog(time.monotonic() + settings.deadline, gone) as watchdog:
+        try:
+            return _fetch(url, settings, watchdog)
+        except (InvalidFields, PayloadTooLarge):
+            watchdog.check()  # a fetch cut short fails as what cut it
+            raise
+        finally:
+            watchdog.check()
+
+
+def _fetch(url: str, settings, watchdog: Watchdog) -> tuple[bytes, str]:
     limit = settings.max_upload_bytes
     for _ in range(MAX_REDIRECTS + 1):
+        watchdog.check()
         parts, host, port, address = check_destination(url, settings.upload_url_allowlist)
         with requests.Session() as session:
             session.trust_env = False  # a proxy would connect elsewhere than the checked address
@@ -159,7 +267,7 @@ def fetch_file(url: str, settings) -> tuple[bytes, str]:
                     if response.is_redirect:
                         url = urljoin(url, response.headers.get("Location", ""))
                         continue
-                    return read_capped(response, limit, time.monotonic() + settings.deadline)
+                    return read_capped(response, limit, watchdog.deadline)
             except requests.RequestException:
                 raise refused(
                     "The file URL could not be fetched (no connection, or it broke off)."

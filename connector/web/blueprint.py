@@ -19,11 +19,14 @@ from connector.docs import manifest, openapi
 from connector.engine import Invocation
 from connector.errors import InvalidRequest
 from connector.server import logs, metrics
+from connector.state.idempotency import outcome_unknown
+from connector.upstream.fetch import caller_gone
 from connector.web.auth import RAPID_PREFIX, authenticate
 from connector.web.body import read_args, stream_switch
 from connector.web.envelope import (
     current_invocation,
     engine,
+    error_response,
     json_response,
     stream_response,
 )
@@ -56,13 +59,15 @@ def start_call():
 def finish_call(response: Response) -> Response:
     inv = current_invocation()
     if inv.claim is not None:
-        engine().keep(
+        kept = engine().keep(
             inv,
             response.status_code,
             [[k, v] for k, v in response.headers.items()],
             b"" if response.is_streamed else response.get_data(),
             streamed=response.is_streamed,
         )
+        if not kept:
+            response = error_response(outcome_unknown())
     response.headers["X-Request-Id"] = inv.request_id
     duration = time.perf_counter() - inv.started
     if inv.block is not None or request.endpoint == BLOCK_ENDPOINT:
@@ -106,6 +111,7 @@ def run_block(name):
         read_args(),
         key=request.headers.get("Idempotency-Key"),
         stream=stream_switch(),
+        caller_gone=caller_gone(request.environ),
     )
     if outcome.replay is not None:
         kept = outcome.replay

@@ -20,10 +20,20 @@ class ConnectorRequest(Request):
         return parser
 
 
+#: The most arguments one call may carry: a block takes about twenty, and every argument
+#: costs work (an ignored one, a hint): a body of a million names must not hold a worker.
+MAX_ARGS = 500
+
+
 def read_args() -> dict:
     """The arguments: the body's (any accepted kind) over the query string's."""
     args = query_args()
     args.update(body_args())
+    if len(args) > MAX_ARGS:
+        raise InvalidRequest(
+            f"The call carries {len(args)} arguments; a block takes at most {MAX_ARGS}. "
+            "Send only the block's arguments (GET /blocks/<name> lists them)."
+        )
     if any(isinstance(key, str) and key.endswith("[]") for key in args):
         return {unbracket(key): value for key, value in args.items()}
     return args
@@ -67,6 +77,9 @@ def body_args() -> dict:
         raise InvalidRequest(
             'The request body must be a JSON object: {"args": {...}} or the arguments.'
         )
+    problem = jsonx.request_problem(body)
+    if problem:
+        raise InvalidRequest(f"The request body cannot be taken: {problem}.")
     if "args" in body:
         args = body["args"]
         if args is None:

@@ -1,20 +1,21 @@
 """RATE_LIMIT: how fast one caller may run blocks, with Flask-Limiter.
 
-Counted per X-API-Key (by its SHA-256: the key itself is never stored), or per client
-address where no keys are set; one count for all blocks and both block routes. The
-moving window makes the limit exact: 20/second means at most 20 calls in any second.
-With REDIS_URL the counts live in Redis (exact across instances); without, in each
-worker's memory. If Redis stops answering, the limiter counts in memory until it is
-back rather than refuse every call. Catalogue routes and probes are never limited.
+Counted per checked identity (an X-API-Key from CONNECTOR_API_KEYS, or the RapidAPI user
+behind a right proxy secret, by SHA-256: never stored as is), else per client address; one
+count for all blocks and both block routes. The moving window makes the limit exact:
+20/second means at most 20 calls in any second. With REDIS_URL the counts live in Redis
+(exact across instances); without, in each worker's memory. If Redis stops answering, the
+limiter counts in memory until it is back rather than refuse every call. Catalogue routes
+and probes are never limited.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from flask import Flask, request
 from flask_limiter import Limiter, RateLimitExceeded
+from limits.storage import MemoryStorage
 
 from connector.errors import RateLimited
 from connector.web.blueprint import BLOCK_ENDPOINT
@@ -22,13 +23,27 @@ from connector.web.envelope import current_invocation, engine, error_response
 
 
 def caller_key() -> str:
-    """Whom a call is counted against: its API key (hashed), else its address. A key counts
-    only where CONNECTOR_API_KEYS is set, so it was checked before this runs: an unchecked
-    header would let a caller draw a new allowance with every made-up key."""
-    given = request.headers.get("X-API-Key")
-    if given and not engine().open:
-        return "key:" + hashlib.sha256(given.encode("utf-8", "replace")).hexdigest()[:32]
+    """Whom a call is counted against: the identity authentication checked (an X-API-Key
+    from CONNECTOR_API_KEYS, or RapidAPI's user behind a right proxy secret), hashed; else its
+    address. Never an unchecked header: a caller would draw a new allowance with every
+    made-up value."""
+    identity = current_invocation().identity
+    if identity:
+        return identity
     return "addr:" + (request.remote_addr or "unknown")
+
+
+def settle_timers(limiter: Limiter) -> None:
+    """End the expiry timers limits' in-memory storages start when made (the fallback next to
+    Redis, or the store itself without it). The app is built in gunicorn's master, before the
+    fork: under gevent such a timer is a greenlet that would then first run in each worker,
+    where threading no longer knows it, and print a KeyError traceback at start. Ended here,
+    in the master, each storage starts its timer again when a worker first counts a call."""
+    for storage in (limiter._storage, getattr(limiter, "_fallback_storage", None)):
+        timer = getattr(storage, "timer", None) if isinstance(storage, MemoryStorage) else None
+        if timer is not None:
+            timer.cancel()
+            timer.join()
 
 
 def install(app: Flask, settings) -> Limiter | None:
@@ -48,6 +63,7 @@ def install(app: Flask, settings) -> Limiter | None:
         headers_enabled=False,
     )
     limiter.init_app(app)
+    settle_timers(limiter)
 
     def refused(error: RateLimitExceeded):
         name = (request.view_args or {}).get("name", "")

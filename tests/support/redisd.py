@@ -44,7 +44,9 @@ class RedisServer:
     """One ``redis-server`` process on ``127.0.0.1:<port>``; ``url`` reaches it (with the
     password in it when the server requires one)."""
 
-    def __init__(self, directory: str | Path | None = None, password: str | None = None):
+    def __init__(
+        self, directory: str | Path | None = None, password: str | None = None, options=()
+    ):
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -59,6 +61,8 @@ class RedisServer:
         auth = f":{password}@" if password else ""
         self.url = f"redis://{auth}{LOOPBACK}:{self.port}/0"
         self.process: subprocess.Popen | None = None
+        #: more redis-server options (``--maxmemory 60mb``...), after the defaults: they win
+        self.options = list(options)
 
     @property
     def log(self) -> Path:
@@ -81,6 +85,7 @@ class RedisServer:
                 "--protected-mode", "yes",
                 "--daemonize", "no",
                 "--logfile", str(self.log),
+                *self.options,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -110,9 +115,9 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(directory=None, password=None):
+def redis_server(directory=None, password=None, options=()):
     """A started ``RedisServer``, stopped at the end whatever happens."""
-    server = RedisServer(directory, password)
+    server = RedisServer(directory, password, options)
     try:
         server.start()
         yield server

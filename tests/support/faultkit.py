@@ -1,0 +1,126 @@
+"""What the fault tests share: the connector under gunicorn against the recording upstream,
+its worker processes, and keyed publishes (tests/test_faults.py, tests/test_fault_injection.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from tests.support.servers import gunicorn
+from tests.support.upstream import FAKE, TOKEN, UPSTREAM
+
+T = "/api/v1/tenants/t/clients/c"
+MESSAGES = T + "/messages"
+LOCATION = {"Location": MESSAGES + "/m-1"}
+PUBLISH = {
+    "accessToken": TOKEN,
+    "tenantId": "t",
+    "clientId": "c",
+    "id": 7,
+    "type": "pub",
+    "topic": "valves",
+    "qos": 2,
+}
+APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
+
+#: Short settings: every deadline and lease of a keyed call in seconds, not minutes.
+SHORT = {
+    "INSTAMSG_SANDBOX": "0",
+    "INSTAMSG_API_URL": UPSTREAM,
+    "INSTAMSG_CONNECT_TIMEOUT": "0.2",
+    "INSTAMSG_READ_TIMEOUT": "2",
+    "INSTAMSG_DEADLINE": "1",
+    "INSTAMSG_RETRY_BASE": "0.01",
+    "INSTAMSG_RETRY_CAP": "0.05",
+    "GUNICORN_GRACEFUL_TIMEOUT": "1",
+}
+
+
+@contextmanager
+def connector(data_dir, workers=1, **env):
+    """gunicorn serving the connector with SHORT settings (and ``env``) on ``data_dir``."""
+    settings = {**SHORT, "INSTAMSG_DATA_DIR": str(data_dir), **env}
+    with gunicorn(settings, workers=workers) as (base, master):
+        yield base, master
+
+
+def publish(base, key, payload, timeout=30, **args):
+    """A keyed publish whose payload names it, on a connection of its own; with clientKey
+    and clientSecret in ``args``, on a managed token instead of the access token."""
+    body = {**PUBLISH, "payload": payload, **args}
+    if "clientKey" in args:
+        del body["accessToken"]
+    return requests.post(
+        base + "/blocks/publishMessage",
+        json=body,
+        headers={"Idempotency-Key": key, "Connection": "close"},
+        timeout=timeout,
+    )
+
+
+def code(answer) -> str | None:
+    return answer.json()["contextWrites"]["to"].get("status_code")
+
+
+def stored(payload) -> int:
+    """How many publishes carrying ``payload`` reached the recording upstream."""
+    return sum(
+        1
+        for call in FAKE.calls
+        if call.request.method == "POST"
+        and call.request.url.endswith(MESSAGES)
+        and payload.encode() in call.request.body
+    )
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (gunicorn's workers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def workers_of(master, count=1, timeout=15.0) -> list[int]:
+    """The master's live workers, once there are ``count`` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = children(master.pid)
+        if len(pids) >= count:
+            return pids
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gunicorn has {len(pids)} workers, not {count}")
+        time.sleep(0.05)
+
+
+def kill(pid: int, sig=signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def until(check, timeout, every=0.25):
+    """Call ``check`` until it returns something other than None or False (a Response of a
+    4xx or 5xx is falsy, and still an answer), or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(every)
