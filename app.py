@@ -17,7 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import blocks  # noqa: F401  (registers every block)
 from connector import cli
-from connector.config import ConfigError, Settings
+from connector.config import ConfigError, Settings, with_sandbox_default
 from connector.engine.build import build_engine
 from connector.server import logs
 from connector.web import blueprint, playground, ratelimit
@@ -32,9 +32,7 @@ def create_app(config: Settings | dict | None = None) -> Flask:
     if isinstance(config, Settings):
         settings = config
     else:
-        settings = replace(
-            Settings.from_env(cli.with_sandbox_default(os.environ)), **(config or {})
-        )
+        settings = replace(Settings.from_env(with_sandbox_default(os.environ)), **(config or {}))
     logs.setup()
     app = Flask(__name__)
     app.request_class = ConnectorRequest

@@ -5,8 +5,8 @@ import mimetypes
 
 from connector.engine.registry import block
 from connector.errors import PayloadTooLarge
-from connector.upstream.client import TRANSPORT_ERRORS, exception_error, json_result
 from connector.upstream.fetch import fetch_file
+from connector.upstream.outcomes import TRANSPORT_ERRORS, exception_error, json_result
 from schemas import clients
 from schemas import files as s
 from schemas import results as r

@@ -1,3 +1,3 @@
-"""The InstaMsg connector: every InstaMsg API operation as a block behind one dispatcher."""
+"""The InstaMsg connector: every InstaMsg API operation as a block, run by one engine."""
 
 __version__ = "1.0.0"

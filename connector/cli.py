@@ -8,7 +8,7 @@ the list, the description); the connector's JSON log lines go to stderr.
 
 Under the ``flask`` command the connector runs in sandbox mode unless INSTAMSG_SANDBOX is
 set, like ``make run``: ``create_app`` reads the environment through
-``with_sandbox_default``, which changes nothing in the process's environment.
+``connector.config.with_sandbox_default``, which changes nothing in the process's environment.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -38,17 +37,6 @@ WIDTH = 100
 #: Shown first after an argument's name, type and required, before any other entry.
 SHOWN_FIRST = ("options", "default")
 FIRST_SENTENCE = re.compile(r"(.+?[.!?])(?=\s|$)", re.S)
-
-
-def with_sandbox_default(environ: Mapping[str, str]) -> Mapping[str, str]:
-    """``environ`` as the connector reads it under Flask's command line (which sets
-    FLASK_RUN_FROM_CLI before it imports the app): INSTAMSG_SANDBOX defaults to 1, as
-    ``make run``'s ``$${INSTAMSG_SANDBOX-1}`` does, so a value set, even an empty one, is
-    kept. Elsewhere (gunicorn, the tests) ``environ`` as it is. ``create_app`` applies it;
-    nothing here changes the process's environment."""
-    if environ.get("FLASK_RUN_FROM_CLI") == "true" and "INSTAMSG_SANDBOX" not in environ:
-        return {**environ, "INSTAMSG_SANDBOX": "1"}
-    return environ
 
 
 blocks = AppGroup("blocks", help="List, describe and call the connector's blocks.")
@@ -192,11 +180,12 @@ def file_part(data: bytes, filename: str) -> FileStorage:
     "--api-key",
     envvar="CONNECTOR_API_KEY",
     show_envvar=True,
-    help="Sent as X-API-Key, for a connector with CONNECTOR_API_KEYS set.",
+    help="One of CONNECTOR_API_KEYS, where it is set.",
 )
 def call_command(name, pairs, json_args, to, api_key):
-    """Run block NAME in this process, through the connector's POST /blocks/NAME, and print
-    the envelope as JSON. Exit status: 0 success, 1 error envelope, 2 usage error.
+    """Run block NAME in this process with the connector's engine, and print the envelope as
+    JSON (with stream=1, downloadFile's raw bytes instead). Exit status: 0 success, 1 error
+    envelope, 2 usage error.
 
     Each KEY=VALUE is an argument, as text (the connector parses numbers, lists, JSON); a
     KEY given twice is a list. KEY=@path reads the file: a File argument (uploadFile's file)
@@ -210,10 +199,11 @@ def call_command(name, pairs, json_args, to, api_key):
     engine = current_app.extensions["instamsg"]
     envelope, reply = engine.call(Invocation(face="cli"), name, args, api_key=api_key)
     if reply is not None:  # downloadFile with stream: the bytes themselves
+        out = sys.stdout.buffer
         with reply:
             for chunk in reply.iter_content(64 * 1024):
-                sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+                out.write(chunk)
+        out.flush()
         return
     click.echo(pretty(envelope))
     if envelope.get("callback") == "success":

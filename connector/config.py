@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MIB = 1024 * 1024
@@ -169,3 +170,14 @@ class Settings:
             sandbox_apps=_apps(env.get("SANDBOX_APPS", "")),
             sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
         )
+
+
+def with_sandbox_default(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """``environ`` as the connector reads it under Flask's command line (which sets
+    FLASK_RUN_FROM_CLI before it imports the app): INSTAMSG_SANDBOX defaults to 1, as
+    ``make run``'s ``$${INSTAMSG_SANDBOX-1}`` does, so a value set, even an empty one, is
+    kept. Elsewhere (gunicorn, the tests) ``environ`` as it is. ``create_app`` applies it;
+    nothing here changes the process's environment."""
+    if environ.get("FLASK_RUN_FROM_CLI") == "true" and "INSTAMSG_SANDBOX" not in environ:
+        return {**environ, "INSTAMSG_SANDBOX": "1"}
+    return environ

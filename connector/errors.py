@@ -1,6 +1,6 @@
 """The connector's errors: one class per documented ``status_code``.
 
-Every failure a caller can see is one of these; the dispatcher turns it into
+Every failure a caller can see is one of these; the engine turns it into
 the error envelope. Messages say what to do next and never carry a secret.
 """
 
@@ -104,6 +104,14 @@ class Unauthorized(ConnectorError):
     code, http_status = "UNAUTHORIZED", 401
     summary = "no valid X-API-Key was sent"
 
+    @classmethod
+    def api_key_needed(cls, proxy_secret: bool = False) -> Unauthorized:
+        """The refusal of a call without a valid key, in the same words on every face."""
+        return cls(
+            "This connector needs an API key: send it in the X-API-Key header"
+            + (" (or X-RapidAPI-Proxy-Secret on /api/InstaMsg)." if proxy_secret else ".")
+        )
+
 
 class IdempotencyKeyReused(ConnectorError):
     code, http_status = "IDEMPOTENCY_KEY_REUSED", 422
@@ -145,6 +153,14 @@ class RateLimited(ConnectorError):
 
 class InternalError(ConnectorError):
     code, http_status = "INTERNAL_PACKAGE_ERROR", 500
+
+    @classmethod
+    def bug(cls) -> InternalError:
+        """The answer to a bug (logged by type and place, never its text), on every face."""
+        return cls(
+            "The connector failed while handling this call. It was logged with the request "
+            "id; please report it."
+        )
 
 
 #: Every documented error code, for the README's table and the tests.

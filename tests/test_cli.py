@@ -12,7 +12,7 @@ import pytest
 
 from app import create_app
 from connector import cli
-from connector.config import Settings
+from connector.config import Settings, with_sandbox_default
 from connector.docs import manifest
 from connector.engine.registry import REGISTRY
 from tests.support.servers import ROOT, free_port
@@ -66,7 +66,7 @@ def result_of(result, key="to"):
 )
 def test_the_flask_command_defaults_to_the_sandbox(environ, sandbox):
     before = dict(environ)
-    assert cli.with_sandbox_default(environ).get("INSTAMSG_SANDBOX") == sandbox
+    assert with_sandbox_default(environ).get("INSTAMSG_SANDBOX") == sandbox
     assert environ == before  # the process's environment is left as it was
 
 
@@ -356,6 +356,9 @@ def test_a_file_argument_is_sent_as_the_file_and_comes_back_byte_for_byte(blocks
         name = args[0]
         downloaded = result_of(blocks("call", "downloadFile", *ids, name))
         assert base64.b64decode(downloaded["content"]) == data, name
+    # With stream=1, the bytes themselves, and nothing else, on stdout.
+    raw = blocks("call", "downloadFile", *ids, "filename=photo.bin", "stream=1")
+    assert raw.stdout_bytes == data
 
 
 # -- call: API keys ------------------------------------------------------------------------

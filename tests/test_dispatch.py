@@ -402,7 +402,7 @@ EXCEPTIONS = [
 
 @pytest.mark.parametrize("exc, code, retryable", EXCEPTIONS, ids=lambda v: type(v).__name__)
 def test_the_exception_table_maps_subclasses_first(exc, code, retryable):
-    from connector.upstream.client import exception_error
+    from connector.upstream.outcomes import exception_error
 
     error = exception_error(exc)
     assert (error.code, error.retryable) == (code, retryable)
@@ -411,7 +411,7 @@ def test_the_exception_table_maps_subclasses_first(exc, code, retryable):
 def test_a_connection_broken_after_sending_is_told_from_one_never_made():
     from urllib3.exceptions import ProtocolError
 
-    from connector.upstream.client import exception_error
+    from connector.upstream.outcomes import exception_error
 
     broken = exception_error(requests.ConnectionError(ProtocolError("aborted")))
     assert "failed before a complete answer arrived" in broken.message
@@ -675,3 +675,23 @@ def test_several_invalid_arguments_read_as_sentences(client, nothing_sent):
     assert error["status_msg"] == (
         "Invalid arguments: maxClients: Must be a number. maxMessages: Must be 0 or more."
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code", "block"),
+    [
+        ("/blocks/nosuchBlock", 404, "UNKNOWN_BLOCK", None),
+        ("/blocks/publishMessage", 400, "INVALID_REQUEST", "publishMessage"),
+    ],
+)
+def test_the_block_is_found_before_the_body_is_read(client, capfd, path, status, code, block):
+    """An unknown block is UNKNOWN_BLOCK whatever its body; a known block's refused body is
+    still logged under the block."""
+    capfd.readouterr()
+    answer = client.post(path, data="{not json", content_type="application/json")
+    assert answer.status_code == status
+    assert answer.json["contextWrites"]["to"]["status_code"] == code
+    lines = [
+        json.loads(line) for line in capfd.readouterr().err.splitlines() if '"request"' in line
+    ]
+    assert [(line.get("block"), line.get("code")) for line in lines] == [(block, code)]

@@ -407,7 +407,7 @@ def test_message_ids_are_told_apart():
 
 def test_every_error_code_is_documented_under_each_status_it_answers_with():
     from connector.errors import ALL, ApiError
-    from connector.upstream.client import STATUS_HINTS
+    from connector.upstream.outcomes import STATUS_HINTS
 
     responses = openapi.build_openapi()["paths"]["/blocks/publishMessage"]["post"]["responses"]
     for error in ALL:
@@ -425,10 +425,21 @@ def test_a_success_envelope_requires_its_result_under_to():
     writes = success["properties"]["contextWrites"]
     assert writes["required"] == ["to"]
     assert writes["properties"]["to"]["type"] == "array"
-    assert schemas["ErrorWrites"]["required"] == ["to"]
+    errors = schemas["ErrorEnvelope"]["properties"]["contextWrites"]
+    assert errors["additionalProperties"] == {"$ref": "#/components/schemas/ErrorBody"}
 
 
 def test_list_results_read_as_lists_in_the_blocks_doc():
     text = docs_main.BLOCKS_DOC.read_text()
     section = text.split("## getTenants\n", 1)[1].split("\n## ", 1)[0]
     assert "a list of objects with" in section
+
+
+def test_the_documented_error_classes_are_all_of_them():
+    from connector.errors import ALL, ConnectorError
+
+    def subclasses(cls):
+        return {cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))}
+
+    assert set(ALL) == subclasses(ConnectorError) - {ConnectorError}
+    assert len({error.code for error in ALL}) == len(ALL)

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from app import create_app
-from connector.upstream.client import RetryPolicy
+from connector.upstream.retry import RetryPolicy
 from tests.support.upstream import INSTAMSG, TOKEN
 
 TENANT = INSTAMSG + "/api/v1/tenants/t-1"
@@ -125,7 +125,7 @@ def test_validation_errors_say_they_are_not_retryable(client, nothing_sent):
 def test_an_http_date_retry_after_is_understood():
     from email.utils import formatdate
 
-    from connector.upstream.client import retry_after
+    from connector.upstream.outcomes import retry_after
 
     assert 8 <= retry_after(formatdate(__import__("time").time() + 10, usegmt=True)) <= 10
     assert retry_after("3") == 3.0 and retry_after("soon") is None and retry_after(None) is None

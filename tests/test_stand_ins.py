@@ -9,7 +9,7 @@ import requests
 import responses
 
 from app import create_app
-from connector.upstream.client import UpstreamAdapter
+from connector.upstream.transport import UpstreamAdapter
 from tests.support.loopback import Loopback
 from tests.support.upstream import INSTAMSG, TOKEN
 

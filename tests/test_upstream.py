@@ -12,9 +12,11 @@ from gevent import monkey
 from app import create_app
 from connector.config import Settings
 from connector.errors import ApiError
-from connector.upstream import client as upstream_module
-from connector.upstream.client import Upstream, UpstreamRequest, _HTTPConnection, upstream_session
+from connector.server import poll
+from connector.upstream import transport
+from connector.upstream.client import Upstream, UpstreamRequest
 from connector.upstream.sandbox import SANDBOX_URL, SandboxAdapter
+from connector.upstream.transport import _HTTPConnection, upstream_session
 from tests.support.loopback import Loopback
 from tests.support.upstream import INSTAMSG, TOKEN
 
@@ -73,7 +75,7 @@ def test_the_reuse_check_tells_an_idle_connection_from_a_talkative_or_closed_one
 
 
 def test_the_reuse_check_polls_with_the_system_not_with_gevent():
-    assert upstream_module._POLL is monkey.get_original("select", "poll")
+    assert poll.POLL is monkey.get_original("select", "poll")
 
 
 @pytest.mark.parametrize("proxy", [None, "http://127.0.0.1:9"])
@@ -86,7 +88,7 @@ def test_pools_direct_or_through_a_proxy_use_the_checked_connections(proxy, monk
     prepared = requests.Request("GET", "https://api.instamsg.io/api/v1/tenants").prepare()
     adapter = session.get_adapter(prepared.url)
     pool = adapter.get_connection_with_tls_context(prepared, True, session.proxies)
-    assert pool.ConnectionCls is upstream_module._HTTPSConnection  # nothing is connected
+    assert pool.ConnectionCls is transport._HTTPSConnection  # nothing is connected
     assert bool(session.proxies) is bool(proxy)
 
 

@@ -12,11 +12,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from connector import __version__
 from connector.docs.manifest import PACKAGE, TAG_INFO, field_names, one_of_names, result_of, tag_of
+from connector.engine.invocation import REQUEST_ID
 from connector.engine.registry import REGISTRY
 from connector.errors import ALL as ERRORS
 from connector.errors import ApiError, ConnectorError
 from connector.state.idempotency import MAX_KEY
-from connector.upstream.client import STATUS_HINTS
+from connector.upstream.outcomes import STATUS_HINTS
 from schemas import envelopes
 from schemas.fields import ArgField
 
@@ -102,8 +103,8 @@ def refusal_example(blk) -> dict | None:
 
 HEADERS = {
     "X-Request-Id": {
-        "description": "The caller's X-Request-Id when it is 1 to 128 of A-Z a-z 0-9 . _ : -, "
-        "else a new one. Error envelopes repeat it as request_id.",
+        "description": "The caller's X-Request-Id when it matches "
+        f"^{REQUEST_ID.pattern}$, else a new one. Error envelopes repeat it as request_id.",
         "required": True,
         "schema": {"type": "string"},
     },
@@ -184,7 +185,10 @@ def success_schema(blk, envelope: dict) -> dict:
     """``envelope`` (the SuccessEnvelope component) with the block's result typed under
     ``contextWrites.to``."""
     schema = json.loads(json.dumps(envelope))
-    schema["description"] = f"{blk.name} succeeded: its result under contextWrites.to."
+    schema["description"] = (
+        f"{blk.name} succeeded: its result under contextWrites.to (under the key the call "
+        "named instead, when it gave the to argument)."
+    )
     writes = schema["properties"]["contextWrites"]
     writes.pop("additionalProperties", None)
     writes.update({"required": ["to"], "properties": {"to": result_ref(blk)}})
@@ -402,7 +406,7 @@ def rapid_path() -> dict:
                     "in": "header",
                     "required": False,
                     "description": IDEMPOTENCY_KEY["description"],
-                    "schema": {"type": "string"},
+                    "schema": IDEMPOTENCY_KEY["schema"],
                 },
             ],
             "requestBody": {
@@ -459,7 +463,6 @@ def build_openapi() -> dict:
         spec.components.header(name, header)
     spec.components.schema("SuccessEnvelope", schema=envelopes.SuccessEnvelope)
     spec.components.schema("ErrorBody", schema=envelopes.ErrorBody)
-    spec.components.schema("ErrorWrites", schema=envelopes.ErrorWrites)
     spec.components.schema("ErrorEnvelope", schema=envelopes.ErrorEnvelope)
     success_envelope = spec.to_dict()["components"]["schemas"]["SuccessEnvelope"]
     spec.components.schema("BlockEntry", BLOCK_ENTRY)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from connector.config import Settings
 from connector.engine.core import Engine
 from connector.server import logs
-from connector.upstream.client import RetryPolicy, Upstream, upstream_session
-from connector.upstream.sandbox import SANDBOX_URL, sandbox_session
+from connector.upstream.client import Upstream
+from connector.upstream.retry import RetryPolicy
+from connector.upstream.transport import upstream_session
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -16,6 +17,9 @@ def build_engine(settings: Settings) -> Engine:
         settings.retries, settings.retry_base, settings.retry_cap, settings.deadline
     )
     if settings.sandbox:
+        # Imported here: the sandbox (a Flask app of its own) loads in sandbox mode only.
+        from connector.upstream.sandbox import SANDBOX_URL, sandbox_session
+
         session, data = sandbox_session(settings)
         base_url = SANDBOX_URL
         logs.event(

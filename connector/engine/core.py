@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from connector.engine import keys
+from connector.engine import idempotency_keys as keys
 from connector.engine.arguments import ignored_warnings, take_context_key, take_stream_switch
 from connector.engine.invocation import Invocation
 from connector.engine.redaction import scrub, secret_values
-from connector.engine.registry import REGISTRY, Context
+from connector.engine.registry import REGISTRY, Block, Context
 from connector.engine.tokens import TokenManager
-from connector.errors import ConnectorError, InternalError, Unauthorized
+from connector.errors import ConnectorError, InternalError, InvalidFields, Unauthorized
 from connector.server import logs
 from connector.state.idempotency import Claim
 from connector.state.stores import open_idempotency_store, open_token_cache
@@ -70,7 +70,7 @@ class Engine:
     # -- who may call ---------------------------------------------------------------------
 
     @property
-    def open(self) -> bool:
+    def keyless(self) -> bool:
         """No CONNECTOR_API_KEYS: anyone who reaches a face may run blocks."""
         return not self.settings.api_keys
 
@@ -81,36 +81,43 @@ class Engine:
             hmac.compare_digest(given, key.encode()) for key in self.settings.api_keys
         )
 
-    def admits_proxy(self, secret: str | None) -> bool:
-        """``secret`` is RAPIDAPI_PROXY_SECRET (the face decides where that one counts)."""
-        proxy = self.settings.rapidapi_proxy_secret
-        given = (secret or "").encode()
-        return bool(proxy and given) and hmac.compare_digest(given, proxy.encode())
-
     # -- running a block ------------------------------------------------------------------
+
+    def find(self, inv: Invocation, name: str) -> Block:
+        """The block called ``name`` (or UNKNOWN_BLOCK), noted in ``inv`` from then on: a
+        face finds it before it reads the arguments, so that even a call refused for its body
+        is logged and counted under its block."""
+        blk = self.registry.get(name)
+        inv.block = blk.name
+        return blk
 
     def run(
         self,
         inv: Invocation,
-        name: str,
+        block: str | Block,
         args: dict,
         *,
         key: str | None = None,
         stream=False,
+        can_stream=True,
         caller_gone=None,
     ) -> Outcome:
-        """Run block ``name`` with the caller's ``args`` (a dict this call may change).
+        """Run ``block`` (a name, or what ``find`` found) with the caller's ``args`` (a dict
+        this call may change).
 
         ``key`` is an Idempotency-Key (a read ignores it: repeating one is harmless);
-        ``stream`` asks for downloadFile's raw bytes (the ``stream`` argument says the same);
-        ``caller_gone``, where the face can tell, says whether its caller hung up (a file
-        fetch stops then). Raises a ConnectorError for anything that is not a success;
-        ``inv`` says what happened either way."""
-        blk = self.registry.get(name)
-        inv.block = blk.name
+        ``stream`` asks for downloadFile's raw bytes (the ``stream`` argument says the same),
+        which a face that cannot pass bytes on refuses with ``can_stream=False`` before
+        anything is sent; ``caller_gone``, where the face can tell, says whether its caller
+        hung up (a file fetch stops then). Raises a ConnectorError for anything that is not
+        a success; ``inv`` says what happened either way."""
+        blk = block if isinstance(block, Block) else self.find(inv, block)
         inv.secrets = secret_values(blk, args)
         inv.context_key = take_context_key(args)
         streamed = blk.streamable and take_stream_switch(args, stream)
+        if streamed and not can_stream:
+            why = "The raw bytes are served over HTTP only; leave stream out to get them base64."
+            raise InvalidFields("stream: " + why, fields=["stream"], errors={"stream": [why]})
         inv.warnings = ignored_warnings(inv, blk, args)
         loaded = blk.load(args)
         if key is not None and blk.method != "GET":
@@ -132,7 +139,14 @@ class Engine:
         return Outcome(result=blk.result(reply, loaded, ctx))
 
     def call(
-        self, inv: Invocation, name: str, args: dict, *, api_key: str | None = None, stream=False
+        self,
+        inv: Invocation,
+        name: str,
+        args: dict,
+        *,
+        api_key: str | None = None,
+        stream=False,
+        can_stream=True,
     ) -> tuple[dict, Any]:
         """For a face that runs blocks in this process and answers with the envelope (the
         CLI, the MCP server): the API-key rule, the run, and every error as its envelope,
@@ -140,11 +154,11 @@ class Engine:
         and downloadFile's open answer when the raw bytes were asked for (else None)."""
         reply = None
         try:
-            if not self.open and not self.admits(api_key):
-                raise Unauthorized("This connector needs an API key (CONNECTOR_API_KEYS is set).")
-            outcome = self.run(inv, name, args, stream=stream)
+            if not self.keyless and not self.admits(api_key):
+                raise Unauthorized.api_key_needed()
+            outcome = self.run(inv, name, args, stream=stream, can_stream=can_stream)
             reply = outcome.reply
-            envelope = self.envelope(inv, "success", None if reply else outcome.result)
+            envelope = self.envelope(inv, "success", None if reply is not None else outcome.result)
         except ConnectorError as error:
             envelope = self.error_envelope(inv, error)
         except Exception as exc:  # noqa: BLE001  (a bug: answered, and logged without its text)
@@ -153,8 +167,7 @@ class Engine:
                 exc_info=exc,
                 extra={"fields": {"request_id": inv.request_id, "block": inv.block}},
             )
-            failed = InternalError("The connector failed while running this block. It was logged.")
-            envelope = self.error_envelope(inv, failed)
+            envelope = self.error_envelope(inv, InternalError.bug())
         # The line an HTTP call's access line would be, for the faces without one.
         logs.event(
             "block call",
@@ -170,13 +183,13 @@ class Engine:
 
     def keep(
         self, inv: Invocation, status: int, headers: list, body: bytes, streamed=False
-    ) -> bool:
+    ) -> ConnectorError | None:
         """The face rendered ``inv``'s answer: settle its Idempotency-Key with it (keep it,
-        free the key, or settle it as unknown, as ``keys.keep`` decides). False: the face
-        answers OUTCOME_UNKNOWN instead (``keys.outcome_unknown``)."""
-        if inv.claim is None:
-            return True
-        return keys.keep(self.idempotency, inv, status, headers, body, streamed)
+        free the key, or settle it as unknown, as ``keys.keep`` decides). Returns the error
+        the face answers instead (OUTCOME_UNKNOWN), or None when its answer stands."""
+        if inv.claim is None or keys.keep(self.idempotency, inv, status, headers, body, streamed):
+            return None
+        return keys.outcome_unknown()
 
     def abandon(self, inv: Invocation) -> None:
         """The face never rendered an answer (the worker is stopping, or a bug)."""

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import time
+
+#: A request id a caller may give (X-Request-Id); any other is replaced by a new one.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 class Invocation:

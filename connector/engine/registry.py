@@ -24,7 +24,8 @@ from marshmallow import ValidationError
 
 from connector.engine.validation import validation_error
 from connector.errors import UnknownBlock
-from connector.upstream.client import UpstreamRequest, json_result
+from connector.upstream.client import UpstreamRequest
+from connector.upstream.outcomes import json_result
 from schemas.base import BlockSchema
 
 
@@ -133,17 +134,17 @@ class Block:
         for name in self.routes["query"]:
             if name in args:
                 params[name] = query_value(args[name])
-        call = UpstreamRequest(
+        request = UpstreamRequest(
             self.method, path, repeatable=self.repeatable, params=params, block=self.name
         )
         if self.auth == "basic":
             pair = f"{args['client_key']}:{args['client_secret']}".encode()
-            call.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+            request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         else:
-            call.headers["Authorization"] = "Bearer " + args["access_token"]
+            request.headers["Authorization"] = "Bearer " + args["access_token"]
         if self.body == "form":
-            call.headers["Content-Type"] = "application/x-www-form-urlencoded"
-            call.data = b""
+            request.headers["Content-Type"] = "application/x-www-form-urlencoded"
+            request.data = b""
         elif self.body == "json" and self.method in ("POST", "PUT"):
             body: dict = {}
             for name in self.routes["body"]:
@@ -154,12 +155,12 @@ class Block:
                     if group:
                         target = body.setdefault(group, {})
                     target[name] = fld.to_wire(args[name])
-            call.json = body
+            request.json = body
         elif self.body == "multipart":
             data, content_type = file_part
-            call.file = ("uploadedfile", args["filename"], content_type, data)
-        call.stream = self.streamable
-        return call
+            request.file = ("uploadedfile", args["filename"], content_type, data)
+        request.stream = self.streamable
+        return request
 
 
 def query_value(value):

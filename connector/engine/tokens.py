@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from connector.errors import ApiError
 from connector.server import logs, metrics
 from connector.state.fingerprint import fingerprint
-from connector.upstream.client import json_result
+from connector.upstream.outcomes import json_result
 
 #: how many locks the per-process token cache spreads credential pairs over
 LOCK_STRIPES = 64

@@ -32,14 +32,8 @@ def block_path(name: str) -> str:
 def run_in_process(engine, name: str, args: dict, api_key: str | None = None) -> dict:
     """Run block ``name`` with the engine of this process (as ``flask blocks call`` does).
     The raw bytes of downloadFile are the HTTP face's alone: a tool gets them base64."""
-    envelope, reply = engine.call(Invocation(face="mcp"), name, dict(args), api_key=api_key)
-    if reply is not None:
-        reply.close()
-        return error_envelope(
-            "INVALID_FIELDS",
-            "stream: the raw bytes are served over HTTP only; leave stream out to get them "
-            "base64 in content.",
-        )
+    inv = Invocation(face="mcp")
+    envelope, _ = engine.call(inv, name, dict(args), api_key=api_key, can_stream=False)
     return envelope
 
 

@@ -87,7 +87,7 @@ async def serve(server: Server) -> None:
 
 def serve_stdio(run: Runner, where: str, credentials: dict | None = None) -> None:
     """Serve MCP on stdin and stdout until the client closes stdin. stdout carries the
-    protocol only: the connector's log lines go to stderr (connector/logs.py writes to fd
+    protocol only: the connector's log lines go to stderr (connector/server/logs.py writes to fd
     2), and while it serves the SDK points fd 1 at stderr, so a stray print cannot break a
     frame."""
     logs.setup()

@@ -100,7 +100,7 @@ class Lifetimes:
 
     - one upstream attempt: its connect and read timeouts;
     - one upstream send: its retries and waits end within ``deadline``, and the last
-      attempt may start just before it (connector.upstream.client.RetryPolicy);
+      attempt may start just before it (connector.upstream.retry.RetryPolicy);
     - a managed-token fetch: one upstream send, after waiting for another instance's fetch
       under the Redis token lock at most one attempt and a slack;
     - uploadFile's fileUrl fetch: its overall deadline and one connect (connector.upstream.fetch).

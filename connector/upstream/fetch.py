@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import select
 import socket
 import threading
 import time
@@ -28,7 +27,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from connector.errors import InvalidFields, PayloadTooLarge
-from connector.upstream.client import _POLL, USER_AGENT, RejectAll, pools_with
+from connector.upstream.client import USER_AGENT
+from connector.upstream.transport import RejectAll, pools_with
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
@@ -170,38 +170,6 @@ class Watchdog:
             raise refused("The caller went away before the file URL was fetched.")
 
 
-def caller_gone(environ):
-    """A check that says whether the HTTP client of this request has closed its connection
-    (a poll that does not wait, and a peek), or None where the server gives no socket."""
-    sock = environ.get("gunicorn.socket")
-    if sock is None:
-        return None
-    raw = getattr(sock, "_sock", sock)  # connector.server.worker.Connection wraps gevent's socket
-
-    def gone() -> bool:
-        try:
-            fd = raw.fileno()
-        except OSError:
-            return True
-        if fd < 0:
-            return True
-        poller = _POLL()
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        events = poller.poll(0)
-        if not events:
-            return False
-        if events[0][1] & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
-            return True
-        try:  # readable: a closed connection reads as nothing; pipelined bytes stay put
-            return raw.recv(1, socket.MSG_PEEK) == b""
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-
-    return gone
-
-
 PINNED_POOLS = pools_with(_PinnedConnectionMixin)
 
 
@@ -229,7 +197,8 @@ class PinnedAdapter(HTTPAdapter):
 
 def fetch_file(url: str, settings, gone=None) -> tuple[bytes, str]:
     """The bytes at ``url`` (public hosts only, redirects re-checked) and their type, within
-    ``settings.deadline`` for the whole fetch; ``gone`` (see ``caller_gone``) ends it early."""
+    ``settings.deadline`` for the whole fetch; ``gone`` (a face's check whether its caller
+    hung up: connector/web/caller.py) ends it early."""
     with Watchdog(time.monotonic() + settings.deadline, gone) as watchdog:
         try:
             return _fetch(url, settings, watchdog)

@@ -106,7 +106,7 @@ class SandboxAdapter(BaseAdapter):
 def sandbox_session(settings):
     """A session whose calls the sandbox app answers inside this process, and the sandbox's
     data file (the one module of the connector that knows the sandbox)."""
-    from connector.upstream.client import upstream_session
+    from connector.upstream.transport import upstream_session
     from sandbox.app import create_sandbox_app
     from sandbox.store import Store
 

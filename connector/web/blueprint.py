@@ -10,28 +10,21 @@ access log line.
 
 from __future__ import annotations
 
-import re
 import time
 
 from flask import Blueprint, Response, g, request
 
 from connector.docs import manifest, openapi
 from connector.engine import Invocation
+from connector.engine.invocation import REQUEST_ID
 from connector.errors import InvalidRequest
 from connector.server import logs, metrics
-from connector.state.idempotency import outcome_unknown
-from connector.upstream.fetch import caller_gone
-from connector.web.auth import RAPID_PREFIX, authenticate
+from connector.web.auth import authenticate
 from connector.web.body import read_args, stream_switch
-from connector.web.envelope import (
-    current_invocation,
-    engine,
-    error_response,
-    json_response,
-    stream_response,
-)
+from connector.web.caller import caller_gone
+from connector.web.context import RAPID_PREFIX, current_invocation, engine, face_of
+from connector.web.envelope import error_response, json_response, stream_response
 
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 #: The endpoint that runs blocks (rate limits count it alone).
 BLOCK_ENDPOINT = "connector.run_block"
 
@@ -45,10 +38,7 @@ bp = Blueprint("connector", __name__)
 def start_call():
     headers, path = request.headers, request.path
     given = headers.get("X-Request-Id", "")
-    inv = Invocation(
-        given if REQUEST_ID.fullmatch(given) else None,
-        "rapid" if path.startswith(RAPID_PREFIX) else "blocks",
-    )
+    inv = Invocation(given if REQUEST_ID.fullmatch(given) else None, face_of(path))
     g.inv = inv
     metrics.IN_FLIGHT.inc()
     inv.counted = True
@@ -59,15 +49,15 @@ def start_call():
 def finish_call(response: Response) -> Response:
     inv = current_invocation()
     if inv.claim is not None:
-        kept = engine().keep(
+        instead = engine().keep(
             inv,
             response.status_code,
             [[k, v] for k, v in response.headers.items()],
             b"" if response.is_streamed else response.get_data(),
             streamed=response.is_streamed,
         )
-        if not kept:
-            response = error_response(outcome_unknown())
+        if instead is not None:  # the key could not be settled with this answer
+            response = error_response(instead)
     response.headers["X-Request-Id"] = inv.request_id
     duration = time.perf_counter() - inv.started
     if inv.block is not None or request.endpoint == BLOCK_ENDPOINT:
@@ -105,9 +95,10 @@ def run_block(name):
     """Run one block: the engine validates, calls InstaMsg and answers; this renders it."""
     inv = current_invocation()
     running = engine()
+    blk = running.find(inv, name)  # before the body: a call refused for it is still its block's
     outcome = running.run(
         inv,
-        name,
+        blk,
         read_args(),
         key=request.headers.get("Idempotency-Key"),
         stream=stream_switch(),

@@ -106,5 +106,8 @@ def read_form() -> dict:
 
 
 def stream_switch() -> bool:
-    """``?stream=1`` on the URL: downloadFile answers the raw bytes."""
+    """``?stream=1`` on the URL: downloadFile answers the raw bytes. (No query string, no
+    parse: most calls have none.)"""
+    if not request.environ.get("QUERY_STRING"):
+        return False
     return request.args.get("stream", "").strip().lower() in SWITCH_ON

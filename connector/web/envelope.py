@@ -1,35 +1,21 @@
-"""Envelopes as HTTP responses: every answer of the blueprint, and every error that leaves
-Flask (one error handler per error class, registered by ``register_errors``)."""
+"""The engine's answers as HTTP responses: envelopes (JSON), downloadFile's passed-through
+bytes, and every error that leaves Flask (one error handler per error class, registered by
+``register_errors``)."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from connector import jsonx
-from connector.engine import Engine, Invocation
 from connector.errors import ConnectorError, InternalError, InvalidRequest, PayloadTooLarge
 from connector.server import logs
-from connector.web.auth import RAPID_PREFIX
+from connector.web.context import current_invocation, engine
 
 JSON = "application/json"
 CHUNK = 64 * 1024
-
-
-def engine() -> Engine:
-    """The engine of the app serving this request."""
-    return current_app.extensions["instamsg"]
-
-
-def current_invocation() -> Invocation:
-    """This request's Invocation (made here when the request failed before it was begun)."""
-    inv = g.get("inv")
-    if inv is None:
-        face = "rapid" if request.path.startswith(RAPID_PREFIX) else "blocks"
-        inv = g.inv = Invocation(face=face)
-    return inv
 
 
 def json_response(payload, status=200) -> Response:
@@ -110,12 +96,7 @@ def unexpected_error(exc: Exception) -> Response:
         exc_info=exc,
         extra={"fields": {"request_id": inv.request_id, "block": inv.block}},
     )
-    return error_response(
-        InternalError(
-            "The connector failed while handling this call. It was logged with the request "
-            "id; please report it."
-        )
-    )
+    return error_response(InternalError.bug())
 
 
 def register_errors(app: Flask) -> None:

@@ -11,15 +11,17 @@ and probes are never limited.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from flask import Flask, request
 from flask_limiter import Limiter, RateLimitExceeded
 from limits.storage import MemoryStorage
 
-from connector.errors import RateLimited
+from connector.errors import RateLimited, UnknownBlock
 from connector.web.blueprint import BLOCK_ENDPOINT
-from connector.web.envelope import current_invocation, engine, error_response
+from connector.web.context import current_invocation, engine
+from connector.web.envelope import error_response
 
 
 def caller_key() -> str:
@@ -67,11 +69,8 @@ def install(app: Flask, settings) -> Limiter | None:
 
     def refused(error: RateLimitExceeded):
         name = (request.view_args or {}).get("name", "")
-        inv = current_invocation()
-        try:
-            inv.block = engine().registry.get(name).name
-        except Exception:  # noqa: BLE001  (an unknown name: counted without a block)
-            inv.block = None
+        with contextlib.suppress(UnknownBlock):  # an unknown name is counted without a block
+            engine().find(current_invocation(), name)
         window = limiter.current_limit
         wait = max(1.0, window.reset_at - time.time()) if window is not None else 1.0
         return error_response(

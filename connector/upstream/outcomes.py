@@ -1,0 +1,213 @@
+"""What each outcome of an upstream call means for the caller, decided in one place: the
+exceptions of the way there, InstaMsg's error statuses and bodies, and its success bodies."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from urllib3.exceptions import ProtocolError
+
+from connector import jsonx
+from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
+
+#: How much of an upstream error body an envelope keeps.
+BODY_LIMIT = 4096
+
+
+NOT_RETRIED = {"retryable": False}
+
+# What went wrong on the way, most specific first: requests' exceptions inherit from each
+# other (SSLError and ConnectTimeout are ConnectionErrors too), so order decides.
+EXCEPTION_TABLE: tuple[tuple[type[BaseException], type[ConnectorError], str, dict], ...] = (
+    (
+        requests.exceptions.ConnectTimeout,
+        UpstreamUnavailable,
+        "InstaMsg could not be reached in time (no connection was made, so nothing was sent). "
+        "Try again shortly; if it persists, check INSTAMSG_API_URL.",
+        {},
+    ),
+    (
+        requests.exceptions.Timeout,
+        UpstreamTimeout,
+        "InstaMsg did not answer in time. A read, update or delete is safe to call again; "
+        "a create or publish may have taken effect, so check before you repeat it.",
+        {},
+    ),
+    (
+        # A certificate or handshake failure will fail the same way again: never retried.
+        requests.exceptions.SSLError,
+        UpstreamUnavailable,
+        "No secure connection to InstaMsg could be made (TLS failed). "
+        "Check INSTAMSG_API_URL and the server's certificate.",
+        NOT_RETRIED,
+    ),
+    (
+        requests.exceptions.ProxyError,
+        UpstreamUnavailable,
+        "The proxy in HTTPS_PROXY / HTTP_PROXY refused or failed the connection to InstaMsg. "
+        "Check the proxy settings.",
+        {},
+    ),
+    (
+        # The connection broke after the request went out (reset, closed without an answer).
+        ProtocolError,
+        UpstreamUnavailable,
+        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
+        {},
+    ),
+    (
+        requests.exceptions.ConnectionError,
+        UpstreamUnavailable,
+        "InstaMsg could not be reached (connection refused, reset or name not resolved). "
+        "Try again shortly; if it persists, check INSTAMSG_API_URL.",
+        {},
+    ),
+    (
+        requests.exceptions.RequestException,
+        UpstreamUnavailable,
+        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
+        {},
+    ),
+    (
+        TimeoutError,
+        UpstreamTimeout,
+        "InstaMsg did not answer in time. A read, update or delete is safe to call again; "
+        "a create or publish may have taken effect, so check before you repeat it.",
+        {},
+    ),
+    (
+        OSError,
+        UpstreamUnavailable,
+        "The connection to InstaMsg failed before a complete answer arrived. Try again.",
+        {},
+    ),
+)
+TRANSPORT_ERRORS = tuple(kind for kind, _, _, _ in EXCEPTION_TABLE if kind is not ProtocolError)
+
+
+def exception_error(exc: BaseException) -> ConnectorError:
+    """The error for a failed exchange. The exception's own text is never used:
+    it can hold the URL, and a URL can hold a token."""
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        cause = exc.args[0]
+        if isinstance(cause, ProtocolError):  # requests wraps what urllib3 saw
+            exc = cause
+    for kind, error, message, options in EXCEPTION_TABLE:
+        if isinstance(exc, kind):
+            made = error(message, **options)
+            # A connection never made (refused, connect timeout, TLS, proxy) sent nothing;
+            # one that broke after sending (a ProtocolError, unwrapped above) may have.
+            made.nothing_sent = isinstance(exc, requests.ConnectionError)
+            return made
+    return UpstreamUnavailable(EXCEPTION_TABLE[-1][2])
+
+
+# What an upstream error status means, and what the caller can do about it.
+STATUS_HINTS = {
+    400: "InstaMsg refused the request as invalid",
+    401: "InstaMsg refused the credentials: check clientKey and clientSecret, "
+    "or get a fresh access token with getAccessToken",
+    403: "InstaMsg does not allow this (a permission, quota or topic rule)",
+    404: "InstaMsg has no such resource: check the IDs and the filename",
+    405: "InstaMsg does not allow this method here",
+    409: "InstaMsg refused the request because it conflicts with the current state",
+    413: "InstaMsg refused the request as too large",
+    422: "InstaMsg refused the request's values",
+    429: "InstaMsg is limiting the request rate: wait and try again",
+}
+
+
+def parse_body(response) -> Any:
+    """An upstream error body as JSON if it is JSON, else text, trimmed."""
+    raw = response.content or b""
+    if not raw.strip():
+        return None
+    try:
+        return jsonx.loads(raw)
+    except ValueError:
+        return raw[:BODY_LIMIT].decode("utf-8", "replace")
+
+
+_TAG = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
+
+
+def upstream_message(body) -> str | None:
+    """The sentence an upstream error body says, wherever it keeps it."""
+    if isinstance(body, dict):
+        for key in ("message", "error_description", "detail", "error", "msg", "status_msg"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:300]
+        return None
+    if isinstance(body, str):
+        title = _TITLE.search(body)
+        text = title.group(1) if title else _TAG.sub(" ", body)
+        text = " ".join(text.split())
+        return text[:300] or None
+    return None
+
+
+def response_error(response) -> ApiError:
+    """The error for an upstream answer that is not a success."""
+    status = response.status_code
+    body = parse_body(response)
+    if isinstance(body, (dict, list)) and len(json.dumps(body)) > BODY_LIMIT:
+        body = json.dumps(body)[:BODY_LIMIT]
+    if status in STATUS_HINTS:
+        hint = STATUS_HINTS[status]
+    elif status >= 500:
+        hint = "InstaMsg failed to handle the request; try again later"
+    elif status < 400:
+        hint = "InstaMsg answered with an unexpected redirect"
+    else:
+        hint = "InstaMsg refused the request"
+    said = upstream_message(body)
+    message = f"{hint} (HTTP {status})" + (f". InstaMsg said: {said}" if said else ".")
+    http_status = status if 400 <= status < 500 else 502
+    return ApiError(
+        message,
+        upstream={"status": status, "body": body},
+        http_status=http_status,
+        retryable=status in RETRY_STATUSES or status >= 500,
+        retry_after_s=retry_after(response.headers.get("Retry-After")),
+    )
+
+
+#: Upstream statuses that a repeatable call is sent again for.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def retry_after(value) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, round(moment.timestamp() - time.time(), 3))
+
+
+def json_result(response) -> Any:
+    """A success body as JSON; an empty one is ``{"success": true}``."""
+    raw = response.content
+    if not raw or not raw.strip():
+        return {"success": True}
+    try:
+        return jsonx.loads(raw)
+    except ValueError:
+        raise ApiError(
+            "InstaMsg answered with a success status but a body that is not JSON.",
+            upstream={"status": response.status_code, "body": parse_body(response)},
+        ) from None
