@@ -101,3 +101,16 @@ def test_each_target_is_judged_at_its_threshold(results, target, met):
 def test_s1_p99_is_reported_but_no_longer_a_target():
     results = {"S1": {"ratio_to_floor": 1.0, "floor": {"rps": 2600, "p99_ms": 9}}}
     assert list(rows(results)) == ["S1 req/s ratio to the floor"]
+
+
+def test_the_in_process_measure_runs_the_mix_and_reports_cpu_per_call():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.inprocess", "--rounds", "2", "--calls", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert len(report["rounds"]) == 2 and report["cpu_us_per_call_min"] > 0
