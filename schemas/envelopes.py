@@ -8,7 +8,7 @@ schema types it); an error carries an ``ErrorBody``. A call that names another k
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 from marshmallow.validate import OneOf
 
 from connector.errors import ALL as ERRORS
@@ -46,15 +46,19 @@ class ErrorBody(Schema):
     )
 
 
+class ErrorWrites(Schema):
+    """The error under ``to``, or under the key the call gave as ``to`` (the OpenAPI document
+    types any such key as an ErrorBody too)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    to = fields.Nested(ErrorBody, metadata={"description": "The error (the usual key)."})
+
+
 class ErrorEnvelope(Schema):
     callback = fields.String(required=True, validate=OneOf(["error"]))
-    context_writes = fields.Dict(
-        keys=fields.String(),
-        values=fields.Nested(ErrorBody),
-        required=True,
-        data_key="contextWrites",
-        metadata={"description": "The error under to, or under the key the call gave as to."},
-    )
+    context_writes = fields.Nested(ErrorWrites, required=True, data_key="contextWrites")
     warnings = fields.List(fields.String(), metadata={"description": WARNINGS})
 
 

@@ -463,6 +463,7 @@ def build_openapi() -> dict:
         spec.components.header(name, header)
     spec.components.schema("SuccessEnvelope", schema=envelopes.SuccessEnvelope)
     spec.components.schema("ErrorBody", schema=envelopes.ErrorBody)
+    spec.components.schema("ErrorWrites", schema=envelopes.ErrorWrites)
     spec.components.schema("ErrorEnvelope", schema=envelopes.ErrorEnvelope)
     success_envelope = spec.to_dict()["components"]["schemas"]["SuccessEnvelope"]
     spec.components.schema("BlockEntry", BLOCK_ENTRY)
@@ -485,6 +486,10 @@ def build_openapi() -> dict:
     for path, item in catalogue_paths().items():
         spec.path(path=path, operations=item)
     document = spec.to_dict()
+    # Any key the call named with `to` holds an ErrorBody too (marshmallow's INCLUDE says only
+    # "more keys may come").
+    writes = document["components"]["schemas"]["ErrorWrites"]
+    writes["additionalProperties"] = {"$ref": "#/components/schemas/ErrorBody"}
     # The key is needed only where the operator set CONNECTOR_API_KEYS: none, or the key.
     document["security"] = [{}, {"apiKey": []}]
     schemas = document["components"]["schemas"]
