@@ -52,9 +52,7 @@ def code(answer):
 
 
 def publishes(mocked):
-    return [
-        c for c in mocked.calls if c.request.method == "POST" and "/messages" in c.request.url
-    ]
+    return [c for c in mocked.calls if c.request.method == "POST" and "/messages" in c.request.url]
 
 
 # -- 4. nothing ran: the key is freed, so the envelope's "retryable" advice works ----------
