@@ -1,10 +1,10 @@
 """Issue 15's observations, one test each, with the real parts on loopback: gunicorn
-(tests/server.py), redis-server (tests/redisd.py) with maxmemory and an eviction policy,
-DEBUG SLEEP, SIGTERM and SIGKILL to workers and the master, a deleted data file. The
-upstream is a recording Loopback (tests/support/loopback.py) the ``recording`` fixture
-starts, which records a publish the moment it arrives and answers after its delay: a call
-cut off while it waits has reached InstaMsg. Settings are short (tests/support/faultkit.py)
-so each test takes seconds."""
+(tests/support/servers.py), redis-server (tests/support/redisd.py) with maxmemory and an
+eviction policy, DEBUG SLEEP, SIGTERM and SIGKILL to workers and the master, a deleted data
+file. The upstream is a recording Loopback (tests/support/loopback.py) the ``recording``
+fixture starts, which records a publish the moment it arrives and answers after its delay: a
+call cut off while it waits has reached InstaMsg. Settings are short
+(tests/support/faultkit.py) so each test takes seconds."""
 
 import os
 import signal
