@@ -13,7 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from app import create_app
 from connector.config import Settings
 from tests.support.loopback import Loopback
-from tests.support.upstream import INSTAMSG, recording_upstream
+from tests.support.upstream import INSTAMSG
 
 # In CI the fuzzers run the same examples every time (and keep no example database), so a
 # red run can be replayed exactly; on a developer's machine they explore anew each run.
@@ -22,18 +22,12 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
-def on_the_recording_upstream(request) -> bool:
-    """Tests not yet moved to responses: they ask for ``upstream`` / ``no_upstream``, or their
-    module registers answers under UPSTREAM, the recording server's URL."""
-    legacy = {"upstream", "no_upstream"} & set(request.fixturenames)
-    return bool(legacy) or "UPSTREAM" in vars(request.module)
-
-
 @pytest.fixture
-def settings(request, tmp_path):
+def settings(tmp_path):
+    # Every unit-test app calls InstaMsg at one unroutable URL, answered by responses only.
     # Retries stay on, with waits too short to slow the suite down.
     return Settings(
-        api_url=recording_upstream().url if on_the_recording_upstream(request) else INSTAMSG,
+        api_url=INSTAMSG,
         connect_timeout=1,
         read_timeout=0.5,
         retry_base=0.001,
@@ -50,16 +44,6 @@ def app(settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@pytest.fixture
-def upstream():
-    """The recording upstream, emptied; at the end, every registered answer was used
-    and nothing unregistered was asked for. (For the modules not yet moved to ``mocked``.)"""
-    fake = recording_upstream()
-    fake.reset()
-    yield fake
-    fake.check()
 
 
 @pytest.fixture
@@ -82,16 +66,6 @@ def loopback_only(monkeypatch):
 
     monkeypatch.setattr(fetch, "open_socket", guarded)
     return attempts
-
-
-@pytest.fixture
-def no_upstream():
-    """Fails the test if any upstream request is made. (For the modules not yet moved to
-    ``nothing_sent``.)"""
-    fake = recording_upstream()
-    fake.reset()
-    yield fake
-    assert fake.calls == [], "an upstream request was made"
 
 
 @pytest.fixture

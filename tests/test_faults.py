@@ -1,9 +1,10 @@
 """Issue 15's observations, one test each, with the real parts on loopback: gunicorn
-(tests/server.py), redis-server (tests/redisd.py) with maxmemory and an eviction policy,
-DEBUG SLEEP, SIGTERM and SIGKILL to workers and the master, a deleted data file. The
-upstream is the recording stand-in (tests/fake_upstream.py), which records a publish the
-moment it arrives and answers after its delay: a call cut off while it waits has reached
-InstaMsg. Settings are short (tests/support/faultkit.py) so each test takes seconds."""
+(tests/support/servers.py), redis-server (tests/support/redisd.py) with maxmemory and an
+eviction policy, DEBUG SLEEP, SIGTERM and SIGKILL to workers and the master, a deleted data
+file. The upstream is a recording Loopback (tests/support/loopback.py) the ``recording``
+fixture starts, which records a publish the moment it arrives and answers after its delay: a
+call cut off while it waits has reached InstaMsg. Settings are short
+(tests/support/faultkit.py) so each test takes seconds."""
 
 import os
 import signal
@@ -27,17 +28,18 @@ from tests.support.faultkit import (
     until,
     workers_of,
 )
+from tests.support.loopback import Loopback
 from tests.support.redisd import redis_server
-from tests.support.upstream import FAKE, TOKEN
+from tests.support.upstream import TOKEN
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def recording():
-    FAKE.reset()
-    yield FAKE
-    FAKE.reset()
+    """InstaMsg for the gunicorn under test: a real server on 127.0.0.1, this test's only."""
+    with Loopback() as server:
+        yield server
 
 
 def in_background(function, *args, **kwargs):
@@ -66,14 +68,18 @@ def in_background(function, *args, **kwargs):
 # -- 1. the lease covers the call's whole possible life --------------------------------------
 
 
-def test_1_a_key_retried_while_a_long_managed_call_still_runs_is_in_use_not_run_again(tmp_path):
+def test_1_a_key_retried_while_a_long_managed_call_still_runs_is_in_use_not_run_again(
+    tmp_path, recording
+):
     # A 429 on the token endpoint, then a slow token, then a slow publish: one call of about
     # 32 s, longer than the old lease (INSTAMSG_DEADLINE + 30 = 31 s).
-    FAKE.post("/oauth2/token", status=429, headers={"Retry-After": "0.5"}, times=1)
-    FAKE.post("/oauth2/token", json={"access_token": "tok-slow", "expires_in": 3600}, delay=15.8)
-    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=15.8)
+    recording.post("/oauth2/token", status=429, headers={"Retry-After": "0.5"}, times=1)
+    recording.post(
+        "/oauth2/token", json={"access_token": "tok-slow", "expires_in": 3600}, delay=15.8
+    )
+    recording.post(MESSAGES, status=201, headers=LOCATION, delay=15.8)
     env = {"INSTAMSG_READ_TIMEOUT": "16", "INSTAMSG_CONNECT_TIMEOUT": "0.5"}
-    with connector(tmp_path, **env) as (base, master):
+    with connector(tmp_path, recording, **env) as (base, master):
         started = time.monotonic()
         first = in_background(publish, base, "k-long", "long-call", timeout=60, **APP)
         time.sleep(max(0.0, started + 31.5 - time.monotonic()))
@@ -82,19 +88,21 @@ def test_1_a_key_retried_while_a_long_managed_call_still_runs_is_in_use_not_run_
         assert first.result().status_code == 200
         replay = publish(base, "k-long", "long-call", **APP)
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
-    assert stored("long-call") == 1
+    assert stored(recording, "long-call") == 1
 
 
 # -- 2. a worker stopped or killed mid-call never frees a key whose publish left -------------
 
 
-def test_2_a_worker_stopped_gracefully_mid_call_settles_its_key_as_outcome_unknown(tmp_path):
-    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=25)
+def test_2_a_worker_stopped_gracefully_mid_call_settles_its_key_as_outcome_unknown(
+    tmp_path, recording
+):
+    recording.post(MESSAGES, status=201, headers=LOCATION, delay=25)
     env = {"INSTAMSG_READ_TIMEOUT": "30"}
-    with connector(tmp_path, **env) as (base, master):
+    with connector(tmp_path, recording, **env) as (base, master):
         (worker,) = workers_of(master)
         first = in_background(publish, base, "k-term", "stopped-call", timeout=60)
-        until(lambda: stored("stopped-call") == 1, 10, every=0.02)
+        until(lambda: stored(recording, "stopped-call") == 1, 10, every=0.02)
         kill(worker, signal.SIGTERM)  # what a HUP reload, max_requests or a deploy does
         with pytest.raises(requests.RequestException):
             first.result()  # its request was ended with the worker: no answer
@@ -102,15 +110,15 @@ def test_2_a_worker_stopped_gracefully_mid_call_settles_its_key_as_outcome_unkno
         retries = [publish(base, "k-term", "stopped-call") for _ in range(3)]
     for retry in retries:
         assert retry.status_code == 502 and code(retry) == "OUTCOME_UNKNOWN"
-    assert stored("stopped-call") == 1
+    assert stored(recording, "stopped-call") == 1
 
 
-def test_2_a_worker_killed_mid_call_leaves_a_key_that_ends_as_outcome_unknown(tmp_path):
-    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=25)
-    with connector(tmp_path) as (base, master):
+def test_2_a_worker_killed_mid_call_leaves_a_key_that_ends_as_outcome_unknown(tmp_path, recording):
+    recording.post(MESSAGES, status=201, headers=LOCATION, delay=25)
+    with connector(tmp_path, recording) as (base, master):
         (worker,) = workers_of(master)
         first = in_background(publish, base, "k-kill", "killed-call", timeout=60)
-        until(lambda: stored("killed-call") == 1, 10, every=0.01)
+        until(lambda: stored(recording, "killed-call") == 1, 10, every=0.01)
         kill(worker, signal.SIGKILL)
         with pytest.raises(requests.RequestException):
             first.result()
@@ -124,19 +132,21 @@ def test_2_a_worker_killed_mid_call_leaves_a_key_that_ends_as_outcome_unknown(tm
 
         final = until(settled, 45, every=1.0)  # the lease (19.8 s with these settings)
     assert final.status_code == 502 and code(final) == "OUTCOME_UNKNOWN"
-    assert stored("killed-call") == 1
+    assert stored(recording, "killed-call") == 1
 
 
-def test_2_the_master_stopped_mid_call_and_started_again_never_runs_the_key_twice(tmp_path):
-    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=25)
-    with connector(tmp_path) as (base, master):
+def test_2_the_master_stopped_mid_call_and_started_again_never_runs_the_key_twice(
+    tmp_path, recording
+):
+    recording.post(MESSAGES, status=201, headers=LOCATION, delay=25)
+    with connector(tmp_path, recording) as (base, master):
         first = in_background(publish, base, "k-master", "master-call", timeout=60)
-        until(lambda: stored("master-call") == 1, 10, every=0.01)
+        until(lambda: stored(recording, "master-call") == 1, 10, every=0.01)
         os.killpg(master.pid, signal.SIGTERM)
         master.wait(30)
         with pytest.raises(requests.RequestException):
             first.result()
-    with connector(tmp_path) as (base, _):
+    with connector(tmp_path, recording) as (base, _):
 
         def settled():
             answer = publish(base, "k-master", "master-call")
@@ -144,20 +154,23 @@ def test_2_the_master_stopped_mid_call_and_started_again_never_runs_the_key_twic
 
         final = until(settled, 45, every=1.0)
     assert final.status_code == 502 and code(final) == "OUTCOME_UNKNOWN"
-    assert stored("master-call") == 1
+    assert stored(recording, "master-call") == 1
 
 
 # -- 3. Redis must not evict keys, and a full Redis never yields a 200 for an unsettled key --
 
 
-def test_3_keyed_reads_keep_nothing_so_an_evicting_redis_keeps_the_publish_key(tmp_path):
+def test_3_keyed_reads_keep_nothing_so_an_evicting_redis_keeps_the_publish_key(tmp_path, recording):
     big = os.urandom(11 * 1024 * 1024)
-    FAKE.post(MESSAGES, status=201, headers=LOCATION)
-    FAKE.get(T + "/files/big.bin", body=big, content_type="application/octet-stream")
+    recording.post(MESSAGES, status=201, headers=LOCATION)
+    recording.get(T + "/files/big.bin", body=big, content_type="application/octet-stream")
     options = ["--maxmemory", "60mb", "--maxmemory-policy", "volatile-lru"]
     with (
         redis_server(tmp_path / "redis", options=options) as server,
-        connector(tmp_path, REDIS_URL=server.url, INSTAMSG_READ_TIMEOUT="10") as (base, master),
+        connector(tmp_path, recording, REDIS_URL=server.url, INSTAMSG_READ_TIMEOUT="10") as (
+            base,
+            master,
+        ),
     ):
         assert publish(base, "k-pub", "evict-me").status_code == 200
         for n in range(15):
@@ -177,22 +190,22 @@ def test_3_keyed_reads_keep_nothing_so_an_evicting_redis_keeps_the_publish_key(t
         ready = requests.get(base + "/readyz", timeout=10)
         started = master.output()
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
-    assert stored("evict-me") == 1
+    assert stored(recording, "evict-me") == 1
     # And the operator is told: a Redis that may evict keys is not ready for them.
     assert ready.status_code == 503
     assert "maxmemory-policy volatile-lru" in " ".join(ready.json()["failed"])
     assert "maxmemory-policy volatile-lru" in started and "Traceback" not in started
 
 
-def test_3_a_full_redis_answers_no_200_for_a_key_it_could_not_settle(tmp_path):
-    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=1.5)
+def test_3_a_full_redis_answers_no_200_for_a_key_it_could_not_settle(tmp_path, recording):
+    recording.post(MESSAGES, status=201, headers=LOCATION, delay=1.5)
     options = ["--maxmemory", "8mb", "--maxmemory-policy", "noeviction"]
     with redis_server(tmp_path / "redis", options=options) as server:
         raw = redis.Redis.from_url(server.url)
-        with connector(tmp_path, REDIS_URL=server.url) as (base, _):
+        with connector(tmp_path, recording, REDIS_URL=server.url) as (base, _):
             assert requests.get(base + "/readyz", timeout=10).status_code == 200
             first = in_background(publish, base, "k-full", "full-call")
-            until(lambda: stored("full-call") == 1, 10, every=0.01)
+            until(lambda: stored(recording, "full-call") == 1, 10, every=0.01)
             for n in range(16):  # Redis fills up meanwhile: 4 MB of other data...
                 raw.set(f"junk:{n}", b"j" * 256 * 1024)
             used = raw.info("memory")["used_memory"]
@@ -208,18 +221,18 @@ def test_3_a_full_redis_answers_no_200_for_a_key_it_could_not_settle(tmp_path):
     assert ready.status_code == 503 and "full" in " ".join(ready.json()["failed"])
     assert refused.status_code == 503 and code(refused) == "IDEMPOTENCY_UNAVAILABLE"
     assert retry.status_code == 409  # held to its lease, then OUTCOME_UNKNOWN: never run again
-    assert stored("full-call") == 1 and stored("other-call") == 0
+    assert stored(recording, "full-call") == 1 and stored(recording, "other-call") == 0
 
 
 # -- 5. a claim Redis runs after its caller gave up leaves no stuck key ----------------------
 
 
-def test_5_a_claim_stalled_in_redis_does_not_surface_later_as_a_key_in_use(tmp_path):
-    FAKE.post(MESSAGES, status=201, headers=LOCATION)
+def test_5_a_claim_stalled_in_redis_does_not_surface_later_as_a_key_in_use(tmp_path, recording):
+    recording.post(MESSAGES, status=201, headers=LOCATION)
     options = ["--enable-debug-command", "local"]
     with (
         redis_server(tmp_path / "redis", options=options) as server,
-        connector(tmp_path, REDIS_URL=server.url) as (base, _),
+        connector(tmp_path, recording, REDIS_URL=server.url) as (base, _),
     ):
         assert publish(base, "k-warm", "warm-up").status_code == 200
         stall = in_background(redis.Redis.from_url(server.url).execute_command, "DEBUG", "SLEEP", 3)
@@ -229,15 +242,15 @@ def test_5_a_claim_stalled_in_redis_does_not_surface_later_as_a_key_in_use(tmp_p
         after = publish(base, "k-stall", "stalled-call")
     assert during.status_code == 503 and code(during) == "IDEMPOTENCY_UNAVAILABLE"
     assert after.status_code == 200 and "Idempotent-Replayed" not in after.headers
-    assert stored("stalled-call") == 1
+    assert stored(recording, "stalled-call") == 1
 
 
 # -- 6. SQLite: a lost file is made again; no file descriptors per keyed call ------------------
 
 
-def test_6_a_deleted_sqlite_file_is_made_again(tmp_path):
-    FAKE.post(MESSAGES, status=201, headers=LOCATION)
-    with connector(tmp_path) as (base, _):
+def test_6_a_deleted_sqlite_file_is_made_again(tmp_path, recording):
+    recording.post(MESSAGES, status=201, headers=LOCATION)
+    with connector(tmp_path, recording) as (base, _):
         assert publish(base, "k-before", "before").status_code == 200
         for suffix in ("", "-wal", "-shm"):
             (tmp_path / f"idempotency.sqlite3{suffix}").unlink(missing_ok=True)
@@ -253,10 +266,10 @@ def open_files(pid: int) -> int:
 
 
 @pytest.mark.parametrize("calls", [100])
-def test_6_keyed_calls_cost_no_file_descriptor_each(tmp_path, calls):
-    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=4)
+def test_6_keyed_calls_cost_no_file_descriptor_each(tmp_path, recording, calls):
+    recording.post(MESSAGES, status=201, headers=LOCATION, delay=4)
     env = {"INSTAMSG_READ_TIMEOUT": "10"}
-    with connector(tmp_path, **env) as (base, master):
+    with connector(tmp_path, recording, **env) as (base, master):
         (worker,) = workers_of(master)
         counts = {}
         for keyed in (False, True):
@@ -284,7 +297,7 @@ def test_6_keyed_calls_cost_no_file_descriptor_each(tmp_path, calls):
                     )
                 )
             # every call is now waiting on the upstream (which answers after 4 s)
-            until(lambda k=keyed: stored(f"fd-{k}-") >= calls or None, 10, every=0.05)
+            until(lambda k=keyed: stored(recording, f"fd-{k}-") >= calls or None, 10, every=0.05)
             counts[keyed] = open_files(worker)
             for thread in threads:
                 assert thread.result().status_code == 200
@@ -302,10 +315,10 @@ def timed_get(url):
     return answer, time.monotonic() - started
 
 
-def test_7_a_body_of_a_million_unknown_names_does_not_hold_the_worker(tmp_path):
+def test_7_a_body_of_a_million_unknown_names_does_not_hold_the_worker(tmp_path, recording):
     body = b"{" + b",".join(b'"k%07d":1' % n for n in range(1_150_000)) + b"}"
     assert len(body) < 16 * 1024 * 1024
-    with connector(tmp_path) as (base, _):
+    with connector(tmp_path, recording) as (base, _):
         big = in_background(
             requests.post,
             base + "/blocks/publishMessage",
@@ -370,11 +383,11 @@ UPLOAD = {
 }
 
 
-def test_8_a_dripping_file_url_ends_at_the_deadline(tmp_path):
+def test_8_a_dripping_file_url_ends_at_the_deadline(tmp_path, recording):
     drip = Dripping()
     env = {"INSTAMSG_DEADLINE": "2", "UPLOAD_URL_ALLOWLIST": f"127.0.0.1:{drip.port}"}
     try:
-        with connector(tmp_path, **env) as (base, _):
+        with connector(tmp_path, recording, **env) as (base, _):
             started = time.monotonic()
             answer = requests.post(
                 base + "/blocks/uploadFile",
@@ -389,11 +402,11 @@ def test_8_a_dripping_file_url_ends_at_the_deadline(tmp_path):
     assert took < 5, took
 
 
-def test_8_a_dripping_file_url_is_let_go_when_its_caller_leaves(tmp_path):
+def test_8_a_dripping_file_url_is_let_go_when_its_caller_leaves(tmp_path, recording):
     drip = Dripping()
     env = {"INSTAMSG_DEADLINE": "60", "UPLOAD_URL_ALLOWLIST": f"127.0.0.1:{drip.port}"}
     try:
-        with connector(tmp_path, **env) as (base, _):
+        with connector(tmp_path, recording, **env) as (base, _):
             with pytest.raises(requests.Timeout):
                 requests.post(
                     base + "/blocks/uploadFile",
@@ -410,8 +423,8 @@ def test_8_a_dripping_file_url_is_let_go_when_its_caller_leaves(tmp_path):
 # -- 10, 11. no gunicorn 500 page, no traceback at start ------------------------------------
 
 
-def test_10_a_lone_surrogate_name_gets_an_envelope_and_an_access_line(tmp_path):
-    with connector(tmp_path) as (base, master):
+def test_10_a_lone_surrogate_name_gets_an_envelope_and_an_access_line(tmp_path, recording):
+    with connector(tmp_path, recording) as (base, master):
         answers = [
             requests.post(
                 base + path,
@@ -428,10 +441,12 @@ def test_10_a_lone_surrogate_name_gets_an_envelope_and_an_access_line(tmp_path):
     assert "Traceback" not in log and log.count('"code":"INVALID_REQUEST"') == 2
 
 
-def test_11_rate_limit_with_redis_starts_without_a_traceback(tmp_path):
+def test_11_rate_limit_with_redis_starts_without_a_traceback(tmp_path, recording):
     with (
         redis_server(tmp_path / "redis") as server,
-        connector(tmp_path, REDIS_URL=server.url, RATE_LIMIT="5/second", WEB_CONCURRENCY="2") as (
+        connector(
+            tmp_path, recording, REDIS_URL=server.url, RATE_LIMIT="5/second", WEB_CONCURRENCY="2"
+        ) as (
             base,
             master,
         ),

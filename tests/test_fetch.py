@@ -12,9 +12,9 @@ from app import create_app
 from connector.errors import InvalidFields
 from connector.upstream.fetch import check_destination, public_address
 from tests.support.loopback import serve
-from tests.support.upstream import TOKEN, UPSTREAM
+from tests.support.upstream import INSTAMSG, TOKEN
 
-UPLOAD = UPSTREAM + "/api/v1/tenants/t/clients/c/files/a.bin"
+UPLOAD = INSTAMSG + "/api/v1/tenants/t/clients/c/files/a.bin"
 ARGS = {"accessToken": TOKEN, "tenantId": "t", "clientId": "c", "filename": "a.bin"}
 
 NOT_PUBLIC = [
@@ -90,9 +90,9 @@ def test_a_public_host_passes_and_the_allowlist_is_by_host_and_port():
     ],
 )
 def test_upload_from_a_non_public_url_is_refused_before_any_request(
-    url, no_upstream, loopback_only
+    url, nothing_sent, loopback_only
 ):
-    app = create_app({"api_url": UPSTREAM})
+    app = create_app({"api_url": INSTAMSG})
     answer = app.test_client().post("/blocks/uploadFile", json={**ARGS, "file": url})
     assert loopback_only == []  # refused before any connection
     assert answer.status_code == 422
@@ -100,26 +100,29 @@ def test_upload_from_a_non_public_url_is_refused_before_any_request(
 
 
 @pytest.mark.slow
-def test_upload_from_an_allowlisted_local_server(upstream, loopback_only):
+def test_upload_from_an_allowlisted_local_server(mocked, loopback_only):
     data = b"\x89PNG" + bytes(5000)
-    upstream.post(UPLOAD, json={"ok": True})
+    mocked.post(UPLOAD, json={"ok": True})
     with serve({"/img.png": (200, {"Content-Type": "image/png"}, data)}) as (where, hits):
-        app = create_app({"api_url": UPSTREAM, "upload_url_allowlist": frozenset({where})})
+        mocked.add_passthru(f"http://{where}/")  # the file itself comes over a real socket
+        app = create_app({"api_url": INSTAMSG, "upload_url_allowlist": frozenset({where})})
         answer = app.test_client().post(
             "/blocks/uploadFile", json={**ARGS, "file": f"http://{where}/img.png"}
         )
-        sent = upstream.calls[-1].request.body
+        sent = mocked.calls[-1].request.body
     assert answer.status_code == 200, answer.json
     assert hits == ["/img.png"]
     assert data in sent and b'name="uploadedfile"; filename="a.bin"' in sent
 
 
 @pytest.mark.slow
-def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused(no_upstream, loopback_only):
+def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused(nothing_sent, loopback_only):
     with serve({"/secret": (200, {}, b"internal")}) as (inner, inner_hits):
         moved = {"/go": (302, {"Location": f"http://{inner}/secret"}, b"")}
         with serve(moved) as (outer, outer_hits):
-            app = create_app({"api_url": UPSTREAM, "upload_url_allowlist": frozenset({outer})})
+            for where in (inner, outer):  # both over real sockets, if ever asked
+                nothing_sent.add_passthru(f"http://{where}/")
+            app = create_app({"api_url": INSTAMSG, "upload_url_allowlist": frozenset({outer})})
             answer = app.test_client().post(
                 "/blocks/uploadFile", json={**ARGS, "file": f"http://{outer}/go"}
             )
@@ -128,11 +131,12 @@ def test_a_redirect_to_a_loopback_port_not_allowlisted_is_refused(no_upstream, l
 
 
 @pytest.mark.slow
-def test_a_file_over_the_upload_limit_is_refused(no_upstream, loopback_only):
+def test_a_file_over_the_upload_limit_is_refused(nothing_sent, loopback_only):
     with serve({"/big": (200, {}, b"x" * 5000)}) as (where, _):
+        nothing_sent.add_passthru(f"http://{where}/")
         app = create_app(
             {
-                "api_url": UPSTREAM,
+                "api_url": INSTAMSG,
                 "upload_url_allowlist": frozenset({where}),
                 "max_upload_bytes": 1000,
             }
@@ -145,9 +149,10 @@ def test_a_file_over_the_upload_limit_is_refused(no_upstream, loopback_only):
 
 
 @pytest.mark.slow
-def test_a_url_that_fails_is_the_callers_error(no_upstream, loopback_only):
+def test_a_url_that_fails_is_the_callers_error(nothing_sent, loopback_only):
     with serve({}) as (where, _):
-        app = create_app({"api_url": UPSTREAM, "upload_url_allowlist": frozenset({where})})
+        nothing_sent.add_passthru(f"http://{where}/")
+        app = create_app({"api_url": INSTAMSG, "upload_url_allowlist": frozenset({where})})
         answer = app.test_client().post(
             "/blocks/uploadFile", json={**ARGS, "file": f"http://{where}/missing"}
         )
@@ -155,9 +160,9 @@ def test_a_url_that_fails_is_the_callers_error(no_upstream, loopback_only):
     assert "HTTP 404" in answer.json["contextWrites"]["to"]["status_msg"]
 
 
-def test_base64_content_needs_no_fetch(upstream):
-    upstream.post(UPLOAD, json={})
-    app = create_app({"api_url": UPSTREAM})
+def test_base64_content_needs_no_fetch(mocked):
+    mocked.post(UPLOAD, json={})
+    app = create_app({"api_url": INSTAMSG})
     answer = app.test_client().post(
         "/blocks/uploadFile", json={**ARGS, "fileContent": base64.b64encode(b"hi").decode()}
     )

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.support.fake_upstream import FakeUpstream
+from tests.support.loopback import Loopback
 from tests.support.servers import gunicorn
 from tests.support.upstream import TOKEN
 
@@ -66,16 +66,16 @@ def exchange(base, raw: bytes) -> bytes:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """The connector under gunicorn, in live mode against a recording upstream."""
-    upstream = FakeUpstream()
-    upstream.get("/api/v1/tenants/t-1", json={"id": "t-1"})
-    env = {
-        "INSTAMSG_SANDBOX": "0",
-        "INSTAMSG_API_URL": upstream.url,
-        "INSTAMSG_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-        "GUNICORN_WORKER_CLASS": "",
-    }
-    with gunicorn(env, workers=1) as (base, process):
-        yield base, process, upstream
+    with Loopback() as upstream:  # a separate process calls it: a real server, stopped after
+        upstream.get("/api/v1/tenants/t-1", json={"id": "t-1"})
+        env = {
+            "INSTAMSG_SANDBOX": "0",
+            "INSTAMSG_API_URL": upstream.url,
+            "INSTAMSG_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+            "GUNICORN_WORKER_CLASS": "",
+        }
+        with gunicorn(env, workers=1) as (base, process):
+            yield base, process, upstream
 
 
 def requests_seen_by_the_connector(process) -> int:

@@ -6,9 +6,10 @@ import pytest
 import requests
 
 from tests.support.servers import gunicorn
-from tests.support.upstream import FAKE, TOKEN, UPSTREAM
+from tests.support.upstream import INSTAMSG, TOKEN
 
-MESSAGES = UPSTREAM + "/api/v1/tenants/t/clients/c/messages"
+MESSAGES_PATH = "/api/v1/tenants/t/clients/c/messages"
+MESSAGES = INSTAMSG + MESSAGES_PATH
 PUBLISH = {
     "accessToken": TOKEN,
     "tenantId": "t",
@@ -30,8 +31,8 @@ def envelope(answer):
     return answer.json["contextWrites"]["to"]
 
 
-def test_a_repeated_call_is_replayed_without_calling_upstream(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+def test_a_repeated_call_is_replayed_without_calling_upstream(client, mocked):
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     first = publish(client, "k-1")
     again = publish(client, "k-1")
     assert first.status_code == again.status_code == 200
@@ -45,11 +46,11 @@ def test_a_repeated_call_is_replayed_without_calling_upstream(client, upstream):
         and "Idempotent-Replayed" not in first.headers
     )
     assert again.headers["X-Request-Id"] != first.headers["X-Request-Id"]
-    assert len(upstream.calls) == 1
+    assert len(mocked.calls) == 1
 
 
-def test_the_same_key_with_other_arguments_or_block_is_refused(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+def test_the_same_key_with_other_arguments_or_block_is_refused(client, mocked):
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     publish(client, "k-2")
     other_args = publish(client, "k-2", {**PUBLISH, "payload": "close"})
     other_block = client.post(
@@ -60,12 +61,18 @@ def test_the_same_key_with_other_arguments_or_block_is_refused(client, upstream)
     for answer in (other_args, other_block):
         assert answer.status_code == 422
         assert envelope(answer)["status_code"] == "IDEMPOTENCY_KEY_REUSED"
-    assert len(upstream.calls) == 1
+    assert len(mocked.calls) == 1
 
 
-def test_a_key_still_running_answers_in_use(client, upstream):
-    held = threading.Event()
-    upstream.post(MESSAGES, status=201, headers=LOCATION, hold=held)
+def test_a_key_still_running_answers_in_use(client, mocked):
+    arrived, held = threading.Event(), threading.Event()
+
+    def held_publish(request):
+        arrived.set()
+        assert held.wait(10), "the test never let the first call go"
+        return 201, LOCATION, ""
+
+    mocked.add_callback("POST", MESSAGES, callback=held_publish)
     app = client.application
     answers = []
 
@@ -74,71 +81,70 @@ def test_a_key_still_running_answers_in_use(client, upstream):
 
     thread = threading.Thread(target=first)
     thread.start()
-    upstream.wait_for_calls(1)  # the first call is at InstaMsg, held there
+    assert arrived.wait(10)  # the first call is at InstaMsg, held there
     second = publish(client, "k-3")
     held.set()
     thread.join()
     assert second.status_code == 409 and envelope(second)["status_code"] == "IDEMPOTENCY_KEY_IN_USE"
     assert envelope(second)["retryable"] is True
-    assert answers[0].status_code == 200 and len(upstream.calls) == 1
+    assert answers[0].status_code == 200 and len(mocked.calls) == 1
     assert publish(client, "k-3").headers["Idempotent-Replayed"] == "true"
 
 
-def test_errors_from_upstream_are_kept_too(client, upstream):
-    upstream.post(MESSAGES, status=403, json={"message": "topic not permitted"})
+def test_errors_from_upstream_are_kept_too(client, mocked):
+    mocked.post(MESSAGES, status=403, json={"message": "topic not permitted"})
     first = publish(client, "k-4")
     again = publish(client, "k-4")
     assert first.status_code == again.status_code == 403
-    assert again.json == first.json and len(upstream.calls) == 1
+    assert again.json == first.json and len(mocked.calls) == 1
 
 
-def test_validation_failures_are_not_kept(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+def test_validation_failures_are_not_kept(client, mocked):
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     bad = publish(client, "k-5", {**PUBLISH, "qos": 9})
     assert bad.status_code == 422 and envelope(bad)["status_code"] == "INVALID_FIELDS"
     good = publish(client, "k-5")
     assert good.status_code == 200 and "Idempotent-Replayed" not in good.headers
 
 
-def test_keys_belong_to_the_callers_credentials(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+def test_keys_belong_to_the_callers_credentials(client, mocked):
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     publish(client, "k-6")
     other = publish(client, "k-6", {**PUBLISH, "accessToken": "someone-else"})
     assert other.status_code == 200 and "Idempotent-Replayed" not in other.headers
-    assert len(upstream.calls) == 2
+    assert len(mocked.calls) == 2
 
 
-def test_kept_answers_expire(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+def test_kept_answers_expire(client, mocked):
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     publish(client, "k-7")
     store = client.application.extensions["instamsg"].idempotency
     store.clock = lambda: __import__("time").time() + 24 * 3600 + 1
     again = publish(client, "k-7")
-    assert "Idempotent-Replayed" not in again.headers and len(upstream.calls) == 2
+    assert "Idempotent-Replayed" not in again.headers and len(mocked.calls) == 2
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
-def test_a_key_must_be_1_to_255_characters(client, key, no_upstream):
+def test_a_key_must_be_1_to_255_characters(client, key, nothing_sent):
     answer = publish(client, key)
     assert answer.status_code == 400 and envelope(answer)["status_code"] == "INVALID_REQUEST"
 
 
-def test_the_rapidapi_route_replays_too(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+def test_the_rapidapi_route_replays_too(client, mocked):
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     first = publish(client, "k-8", path="/api/InstaMsg/publishMessage")
     again = publish(client, "k-8", path="/api/InstaMsg/publishMessage")
     assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
 
 
 @pytest.mark.slow
-def test_two_workers_one_key_one_publish(tmp_path):
+def test_two_workers_one_key_one_publish(tmp_path, loopback):
     """Two concurrent calls with one key against gunicorn with two workers: exactly one
     upstream publish; the other call answers 409 (still running) or replays the first."""
-    FAKE.reset()
-    FAKE.post(MESSAGES, status=201, headers=LOCATION, delay=0.5)
+    loopback.post(MESSAGES_PATH, status=201, headers=LOCATION, delay=0.5)
     env = {
         "INSTAMSG_SANDBOX": "0",
-        "INSTAMSG_API_URL": UPSTREAM,
+        "INSTAMSG_API_URL": loopback.url,
         "INSTAMSG_DATA_DIR": str(tmp_path),
     }
     with gunicorn(env, workers=2) as (base, _):
@@ -164,6 +170,5 @@ def test_two_workers_one_key_one_publish(tmp_path):
         )
     statuses = sorted(r.status_code for r in results)
     assert statuses in ([200, 409], [200, 200])
-    assert len([c for c in FAKE.calls if c.request.method == "POST"]) == 1
+    assert len([c for c in loopback.calls if c.request.method == "POST"]) == 1
     assert replay.headers["Idempotent-Replayed"] == "true"
-    FAKE.reset()

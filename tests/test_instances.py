@@ -13,7 +13,7 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from tests.support.fake_upstream import FakeUpstream
+from tests.support.loopback import Loopback
 from tests.support.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
 from tests.support.servers import gunicorn
 from tests.support.upstream import PUBLISH, TOKEN
@@ -27,10 +27,10 @@ APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 
 @pytest.fixture
 def recording():
-    fake = FakeUpstream()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    """The upstream both gunicorn processes call: a real server on 127.0.0.1, for this test
+    only (the tests assert on what it recorded, not on every answer being used)."""
+    with Loopback() as server:
+        yield server
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ multi-process proofs are in tests/test_faults.py and tests/test_fault_injection.
 import sqlite3
 
 import pytest
+import requests
 
 from connector.config import Settings
 from connector.state.idempotency import (
@@ -14,11 +15,12 @@ from connector.state.idempotency import (
     SQLiteIdempotencyStore,
     bounded_answer,
 )
-from tests.support.upstream import TOKEN
+from tests.support.upstream import INSTAMSG, TOKEN
 
 T = "/api/v1/tenants/t/clients/c"
-MESSAGES = T + "/messages"
-LOCATION = {"Location": MESSAGES + "/m-1"}
+MESSAGES = INSTAMSG + T + "/messages"
+TOKEN_URL = INSTAMSG + "/oauth2/token"
+LOCATION = {"Location": T + "/messages/m-1"}
 PUBLISH = {
     "tenantId": "t",
     "clientId": "c",
@@ -49,41 +51,42 @@ def code(answer):
     return answer.json["contextWrites"]["to"].get("status_code")
 
 
-def publishes(upstream):
-    return [
-        c for c in upstream.calls if c.request.method == "POST" and "/messages" in c.request.url
-    ]
+def publishes(mocked):
+    return [c for c in mocked.calls if c.request.method == "POST" and "/messages" in c.request.url]
 
 
 # -- 4. nothing ran: the key is freed, so the envelope's "retryable" advice works ----------
 
 
-def test_an_upstream_429_frees_the_key_and_the_retry_runs(client, upstream):
-    upstream.post(MESSAGES, status=429, json={"message": "slow down"}, times=1)
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+def test_an_upstream_429_frees_the_key_and_the_retry_runs(client, mocked):
+    # two answers for one URL: responses serves the first once, then the second
+    mocked.post(MESSAGES, status=429, json={"message": "slow down"})
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     first = publish(client, "k-429")
     assert first.status_code == 429 and code(first) == "API_ERROR"
     assert first.json["contextWrites"]["to"]["retryable"] is True
     again = publish(client, "k-429")
     assert again.status_code == 200 and "Idempotent-Replayed" not in again.headers
     assert publish(client, "k-429").headers["Idempotent-Replayed"] == "true"
-    assert len(publishes(upstream)) == 2  # the 429 ran nothing; the message exists once
+    assert len(publishes(mocked)) == 2  # the 429 ran nothing; the message exists once
 
 
-def test_a_failed_managed_token_fetch_frees_the_key(client, upstream):
+def test_a_failed_managed_token_fetch_frees_the_key(client, mocked):
     # four 503s: the first try and its three retries; nothing reached the messages endpoint
-    upstream.post("/oauth2/token", status=503, json={"message": "down"}, times=4)
-    upstream.post("/oauth2/token", json={"access_token": "tok-fresh", "expires_in": 3600})
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+    for _ in range(4):
+        mocked.post(TOKEN_URL, status=503, json={"message": "down"})
+    mocked.post(TOKEN_URL, json={"access_token": "tok-fresh", "expires_in": 3600})
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     first = managed_publish(client, "k-token")
     assert first.status_code == 502 and first.json["contextWrites"]["to"]["retryable"] is True
     again = managed_publish(client, "k-token")
     assert again.status_code == 200 and "Idempotent-Replayed" not in again.headers
-    assert len(publishes(upstream)) == 1
+    assert len(publishes(mocked)) == 1
 
 
-def test_an_upstream_timeout_after_sending_is_settled_as_outcome_unknown(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION, delay=1.0)  # read timeout is 0.5
+def test_an_upstream_timeout_after_sending_is_settled_as_outcome_unknown(client, mocked):
+    # sent, then no answer in time: what requests raises when the read timeout passes
+    mocked.post(MESSAGES, body=requests.exceptions.ReadTimeout("read timed out"))
     first = publish(client, "k-slow")
     assert first.status_code == 502 and code(first) == "OUTCOME_UNKNOWN"
     body = first.json["contextWrites"]["to"]
@@ -91,11 +94,11 @@ def test_an_upstream_timeout_after_sending_is_settled_as_outcome_unknown(client,
     again = publish(client, "k-slow")
     assert again.status_code == 502 and code(again) == "OUTCOME_UNKNOWN"
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert len(publishes(upstream)) == 1
+    assert len(publishes(mocked)) == 1
 
 
-def test_the_rapidapi_twin_answers_outcome_unknown_with_200(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION, delay=1.0)
+def test_the_rapidapi_twin_answers_outcome_unknown_with_200(client, mocked):
+    mocked.post(MESSAGES, body=requests.exceptions.ReadTimeout("read timed out"))
     for _ in range(2):
         answer = client.post(
             "/api/InstaMsg/publishMessage",
@@ -103,30 +106,30 @@ def test_the_rapidapi_twin_answers_outcome_unknown_with_200(client, upstream):
             headers={"Idempotency-Key": "k-rapid"},
         )
         assert answer.status_code == 200 and code(answer) == "OUTCOME_UNKNOWN"
-    assert len(publishes(upstream)) == 1
+    assert len(publishes(mocked)) == 1
 
 
 def test_an_upstream_5xx_after_sending_is_outcome_unknown_not_a_kept_retryable_error(
-    client, upstream
+    client, mocked
 ):
-    upstream.post(MESSAGES, status=500, json={"message": "boom"})
+    mocked.post(MESSAGES, status=500, json={"message": "boom"})
     first, again = publish(client, "k-500"), publish(client, "k-500")
     assert code(first) == code(again) == "OUTCOME_UNKNOWN"
-    assert len(publishes(upstream)) == 1
+    assert len(publishes(mocked)) == 1
 
 
-def test_a_refusal_from_instamsg_is_kept_as_is(client, upstream):
-    upstream.post(MESSAGES, status=403, json={"message": "topic not permitted"})
+def test_a_refusal_from_instamsg_is_kept_as_is(client, mocked):
+    mocked.post(MESSAGES, status=403, json={"message": "topic not permitted"})
     first, again = publish(client, "k-403"), publish(client, "k-403")
     assert first.status_code == again.status_code == 403 and again.json == first.json
-    assert len(publishes(upstream)) == 1
+    assert len(publishes(mocked)) == 1
 
 
 # -- reads ignore the key; kept answers are bounded -----------------------------------------
 
 
-def test_a_read_ignores_its_key(client, upstream):
-    upstream.get(MESSAGES, json=[], times=2)
+def test_a_read_ignores_its_key(client, mocked):
+    mocked.get(MESSAGES, json=[])
     for _ in range(2):
         answer = client.post(
             "/blocks/getMessages",
@@ -177,8 +180,8 @@ def sqlite_store(client) -> SQLiteIdempotencyStore:
     return client.application.extensions["instamsg"].idempotency
 
 
-def test_a_read_only_sqlite_file_refuses_new_keys_with_503_and_still_replays(client, upstream):
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+def test_a_read_only_sqlite_file_refuses_new_keys_with_503_and_still_replays(client, mocked):
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     assert publish(client, "k-done").status_code == 200
     store = sqlite_store(client)
     store.db.conn.execute("PRAGMA query_only=ON")  # root ignores file modes
@@ -191,10 +194,10 @@ def test_a_read_only_sqlite_file_refuses_new_keys_with_503_and_still_replays(cli
         assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
     finally:
         store.db.conn.execute("PRAGMA query_only=OFF")
-    assert len(publishes(upstream)) == 1
+    assert len(publishes(mocked)) == 1
 
 
-def test_a_full_sqlite_file_refuses_new_keys_with_503(client, upstream):
+def test_a_full_sqlite_file_refuses_new_keys_with_503(client, mocked):
     store = sqlite_store(client)
     assert store.check() is None
     pages = store.db.one("PRAGMA page_count")[0]
@@ -209,11 +212,11 @@ def test_a_full_sqlite_file_refuses_new_keys_with_503(client, upstream):
                 )
     refused = publish(client, "k-full")
     assert refused.status_code == 503 and code(refused) == "IDEMPOTENCY_UNAVAILABLE"
-    assert publishes(upstream) == []
+    assert publishes(mocked) == []
 
 
-def test_an_answer_that_cannot_be_kept_is_outcome_unknown_never_200(client, upstream, monkeypatch):
-    upstream.post(MESSAGES, status=201, headers=LOCATION)
+def test_an_answer_that_cannot_be_kept_is_outcome_unknown_never_200(client, mocked, monkeypatch):
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
     store = sqlite_store(client)
     real_transaction = store.db.transaction
     calls = {"n": 0}
@@ -230,20 +233,20 @@ def test_an_answer_that_cannot_be_kept_is_outcome_unknown_never_200(client, upst
     monkeypatch.undo()
     again = publish(client, "k-lost")
     assert again.status_code == 409  # held until its lease ends; then OUTCOME_UNKNOWN
-    assert len(publishes(upstream)) == 1
+    assert len(publishes(mocked)) == 1
 
 
 # -- 9. rate limits count a checked identity only ------------------------------------------
 
 
 def test_made_up_api_keys_behind_the_rapidapi_secret_get_no_allowance_of_their_own(
-    settings, upstream
+    settings, mocked
 ):
     from dataclasses import replace
 
     from app import create_app
 
-    upstream.get("/api/v1/tenants/t-1", json={"id": "t-1"})
+    mocked.get(INSTAMSG + "/api/v1/tenants/t-1", json={"id": "t-1"})
     checked = replace(
         settings,
         api_keys=("real-key",),
@@ -279,7 +282,7 @@ SURROGATE_BODIES = {
     ("path", "status"), [("/blocks/publishMessage", 400), ("/api/InstaMsg/publishMessage", 200)]
 )
 def test_malformed_json_is_answered_400_with_an_envelope(
-    client, no_upstream, body, keyed, path, status
+    client, nothing_sent, body, keyed, path, status
 ):
     headers = {"Content-Type": "application/json"}
     if keyed:
@@ -289,7 +292,7 @@ def test_malformed_json_is_answered_400_with_an_envelope(
     assert code(answer) == "INVALID_REQUEST"
 
 
-def test_deep_client_config_is_answered_400(client, no_upstream):
+def test_deep_client_config_is_answered_400(client, nothing_sent):
     body = b'{"accessToken": "tok", "tenantId": "t", "clientId": "c", "config": '
     body += b'{"a":' * 990 + b"1" + b"}" * 990 + b"}"
     answer = client.post(
@@ -298,7 +301,7 @@ def test_deep_client_config_is_answered_400(client, no_upstream):
     assert answer.status_code == 400 and code(answer) == "INVALID_REQUEST"
 
 
-def test_a_body_of_too_many_arguments_is_refused_before_any_work(client, no_upstream):
+def test_a_body_of_too_many_arguments_is_refused_before_any_work(client, nothing_sent):
     answer = client.post("/blocks/publishMessage", json={f"k{n}": 1 for n in range(501)})
     assert answer.status_code == 400 and "501 arguments" in code_msg(answer)
 
@@ -314,7 +317,7 @@ def code_msg(answer):
     "given", ["99999999999999999999999999999", 99999999999999999999999999999, "١٠", "10\u0661"]
 )
 def test_a_count_must_be_a_whole_number_instamsg_can_hold_in_ascii_digits(
-    client, no_upstream, given
+    client, nothing_sent, given
 ):
     answer = client.post(
         "/blocks/createTenant",
@@ -324,8 +327,8 @@ def test_a_count_must_be_a_whole_number_instamsg_can_hold_in_ascii_digits(
     assert answer.json["contextWrites"]["to"]["fields"] == ["maxClients"]
 
 
-def test_an_ordinary_word_equal_to_a_short_secret_is_not_redacted(client, upstream):
-    upstream.post("/oauth2/token", status=401, json={"message": "wrong client secret"})
+def test_an_ordinary_word_equal_to_a_short_secret_is_not_redacted(client, mocked):
+    mocked.post(TOKEN_URL, status=401, json={"message": "wrong client secret"})
     answer = client.post(
         "/blocks/getAccessToken", json={"clientKey": "demo-key", "clientSecret": "wrong"}
     )

@@ -9,9 +9,9 @@ from prometheus_client import REGISTRY as METRICS
 from app import create_app
 from connector.config import ConfigError, Settings
 from tests.support.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
-from tests.support.upstream import TOKEN, UPSTREAM
+from tests.support.upstream import INSTAMSG, TOKEN
 
-TENANT = UPSTREAM + "/api/v1/tenants/t-1"
+TENANT = INSTAMSG + "/api/v1/tenants/t-1"
 ARGS = {"accessToken": TOKEN, "id": "t-1"}
 
 

@@ -7,12 +7,12 @@ import responses
 
 from app import create_app
 from tests.support.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
-from tests.support.upstream import PUBLISH, UPSTREAM
+from tests.support.upstream import INSTAMSG, PUBLISH
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
 
-MESSAGES = UPSTREAM + "/api/v1/tenants/t-1/clients/c-1/messages"
+MESSAGES = INSTAMSG + "/api/v1/tenants/t-1/clients/c-1/messages"
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_readyz_without_redis_checks_the_sqlite_file(client, settings, tmp_path)
     assert answer.json["failed"] == ["the idempotency store cannot be opened (NotADirectoryError)"]
 
 
-def test_readyz_and_healthz_stay_open_with_api_keys(settings, no_upstream):
+def test_readyz_and_healthz_stay_open_with_api_keys(settings, nothing_sent):
     from dataclasses import replace
 
     locked = create_app(replace(settings, api_keys=("k1",))).test_client()

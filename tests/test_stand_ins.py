@@ -88,3 +88,38 @@ def test_the_loopback_servers_faults_are_what_a_client_sees(answer, raised, loop
     loopback.get("/a", **answer)
     with pytest.raises(raised):
         requests.get(loopback.url + "/a", timeout=(1, 0.2))
+
+
+IMPORT_EVERY_TEST_MODULE = """
+import gc, importlib, pathlib, socketserver, threading
+names = sorted(
+    ".".join(path.with_suffix("").parts)
+    for path in pathlib.Path("tests").rglob("*.py")
+    if path.name != "__init__.py"
+)
+for name in names:
+    importlib.import_module(name)
+servers = [o for o in gc.get_objects() if isinstance(o, socketserver.BaseServer)]
+threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+print(len(names), len(servers), threads)
+"""
+
+
+def test_no_server_or_thread_is_started_when_the_tests_are_imported():
+    """Issue 16: a server starts in a fixture, never at import (as pytest collects)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERY_TEST_MODULE],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    modules, servers, threads = run.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert int(modules) > 40
+    assert (servers, threads) == ("0", "[]")

@@ -3,7 +3,6 @@
 import base64
 import json
 import threading
-import time
 
 import pytest
 
@@ -85,12 +84,29 @@ def test_a_callers_own_token_is_never_renewed(client, mocked):
     assert answer.status_code == 401 and len(mocked.calls) == 1
 
 
-def test_only_one_refresh_runs_at_a_time(client, mocked):
-    def slow_token(request):
-        time.sleep(0.3)  # the other five calls arrive while this refresh is under way
+def test_only_one_refresh_runs_at_a_time(client, mocked, monkeypatch):
+    callers = 6
+    tokens = client.application.extensions["instamsg"].tokens
+    real_token = tokens.token
+    asked = threading.Condition()
+    asking = [0]
+
+    def counted_token(*args, **kwargs):
+        with asked:
+            asking[0] += 1
+            asked.notify_all()
+        return real_token(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "token", counted_token)
+
+    def held_token(request):
+        # Answered only once all six calls have asked for a token: the other five are then
+        # waiting for this refresh (were the lock broken, each would be here, fetching its own).
+        with asked:
+            assert asked.wait_for(lambda: asking[0] == callers, timeout=10), asking[0]
         return 200, {}, json.dumps(token_reply("shared")["json"])
 
-    mocked.add_callback("POST", TOKEN_URL, callback=slow_token, content_type="application/json")
+    mocked.add_callback("POST", TOKEN_URL, callback=held_token, content_type="application/json")
     mocked.get(TENANT, json={})
     app = client.application
     statuses = []
@@ -100,12 +116,12 @@ def test_only_one_refresh_runs_at_a_time(client, mocked):
             app.test_client().post("/blocks/getSingleTenant", json={**APP, "id": "t-1"}).status_code
         )
 
-    threads = [threading.Thread(target=call) for _ in range(6)]
+    threads = [threading.Thread(target=call) for _ in range(callers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert statuses == [200] * 6
+    assert statuses == [200] * callers
     assert len([c for c in mocked.calls if "/oauth2/" in c.request.url]) == 1
 
 

@@ -1,5 +1,7 @@
-"""What the fault tests share: the connector under gunicorn against the recording upstream,
-its worker processes, and keyed publishes (tests/test_faults.py, tests/test_fault_injection.py).
+"""What the fault tests share: the connector under gunicorn against a recording upstream (a
+``Loopback`` the test's fixture starts: gunicorn's workers are other processes, so InstaMsg
+must be a real server on a port), its worker processes, and keyed publishes
+(tests/test_faults.py, tests/test_fault_injection.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import requests
 
 from tests.support.servers import gunicorn
-from tests.support.upstream import FAKE, TOKEN, UPSTREAM
+from tests.support.upstream import TOKEN
 
 T = "/api/v1/tenants/t/clients/c"
 MESSAGES = T + "/messages"
@@ -30,10 +32,10 @@ PUBLISH = {
 }
 APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 
-#: Short settings: every deadline and lease of a keyed call in seconds, not minutes.
+#: Short settings: every deadline and lease of a keyed call in seconds, not minutes (the
+#: upstream's URL, INSTAMSG_API_URL, is the test's own).
 SHORT = {
     "INSTAMSG_SANDBOX": "0",
-    "INSTAMSG_API_URL": UPSTREAM,
     "INSTAMSG_CONNECT_TIMEOUT": "0.2",
     "INSTAMSG_READ_TIMEOUT": "2",
     "INSTAMSG_DEADLINE": "1",
@@ -44,9 +46,15 @@ SHORT = {
 
 
 @contextmanager
-def connector(data_dir, workers=1, **env):
-    """gunicorn serving the connector with SHORT settings (and ``env``) on ``data_dir``."""
-    settings = {**SHORT, "INSTAMSG_DATA_DIR": str(data_dir), **env}
+def connector(data_dir, upstream, workers=1, **env):
+    """gunicorn serving the connector with SHORT settings (and ``env``) on ``data_dir``,
+    calling ``upstream`` (a started Loopback) as InstaMsg."""
+    settings = {
+        **SHORT,
+        "INSTAMSG_API_URL": upstream.url,
+        "INSTAMSG_DATA_DIR": str(data_dir),
+        **env,
+    }
     with gunicorn(settings, workers=workers) as (base, master):
         yield base, master
 
@@ -69,11 +77,11 @@ def code(answer) -> str | None:
     return answer.json()["contextWrites"]["to"].get("status_code")
 
 
-def stored(payload) -> int:
-    """How many publishes carrying ``payload`` reached the recording upstream."""
+def stored(upstream, payload) -> int:
+    """How many publishes carrying ``payload`` reached the recording ``upstream``."""
     return sum(
         1
-        for call in FAKE.calls
+        for call in upstream.calls
         if call.request.method == "POST"
         and call.request.url.endswith(MESSAGES)
         and payload.encode() in call.request.body

@@ -2,14 +2,10 @@
 
 ``INSTAMSG`` is the base URL of every unit-test app (the ``settings`` fixture): no such host
 exists, so only a responses mock answers it, and a request nothing was registered for fails
-with ConnectionError before any socket is opened.
-
-``FAKE`` and ``UPSTREAM`` are the recording loopback server of the modules not yet moved to
-responses, and its URL: the server starts when a module first imports one of them, not
-before (module ``__getattr__``, PEP 562).
+with ConnectionError before any socket is opened. Tests that need a real upstream server
+(another process calls it, or only a socket shows the behaviour) start a ``Loopback``
+(tests/support/loopback.py) in a fixture.
 """
-
-from functools import cache
 
 INSTAMSG = "https://instamsg.test"
 TOKEN = "tok-3f9a8c7e"
@@ -24,18 +20,3 @@ PUBLISH = {
     "payload": "21.5C",
     "qos": 1,
 }
-
-
-@cache
-def recording_upstream():
-    from tests.support.fake_upstream import FakeUpstream
-
-    return FakeUpstream()
-
-
-def __getattr__(name):
-    if name == "FAKE":
-        return recording_upstream()
-    if name == "UPSTREAM":
-        return recording_upstream().url
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
