@@ -1,0 +1,2 @@
+"""Below the engine: what outlives a call, Idempotency-Keys and shared managed tokens, in a SQLite
+file or in Redis."""
