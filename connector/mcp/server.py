@@ -57,7 +57,7 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
             )
         args = tools.with_credentials(dict(params.arguments or {}), credentials)
         key = args.pop(tools.KEY_ARGUMENT, None)
-        if key is not None and not isinstance(key, str):
+        if key is not None and not (isinstance(key, str) and 1 <= len(key) <= tools.MAX_KEY):
             return tools.tool_result(tools.bad_key_envelope())
         try:
             envelope, replayed = await anyio.to_thread.run_sync(

@@ -117,7 +117,8 @@ REPLAYED_NOTE = (
 
 
 def bad_key_envelope() -> dict:
-    """The refusal of an idempotencyKey that is not text (the engine checks its length)."""
+    """The refusal of an idempotencyKey that is not text of 1 to MAX_KEY characters, in the
+    argument's name (the engine's own check speaks of the HTTP header)."""
     why = f"Give idempotencyKey as a string (1 to {MAX_KEY} characters), or leave it out."
     body = {
         "status_code": "INVALID_FIELDS",
