@@ -349,7 +349,7 @@ def mcp_command(url, api_key):
     engine = current_app.extensions["instamsg"]
     mode = "sandbox" if engine.settings.sandbox else "live"
     server.serve_stdio(
-        lambda name, args: runners.run_in_process(engine, name, args, api_key),
+        lambda name, args, key=None: runners.run_in_process(engine, name, args, key, api_key),
         where=f"this process ({mode})",
         credentials=credentials,
     )

@@ -86,3 +86,53 @@ def test_the_engine_and_the_blocks_import_no_web_framework():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def published(engine, key, **extra):
+    """A publishMessage through Engine.call (as the CLI and MCP faces run it), under ``key``."""
+    app = dict(APP)
+    tenant = engine.run(
+        Invocation(), "createTenant", {**app, "name": "Farm", "maxClients": 2, "maxMessages": 10}
+    ).result["id"]
+    client = engine.run(
+        Invocation(),
+        "createClient",
+        {
+            **app,
+            "tenantId": tenant,
+            "type": "device",
+            "name": "pump",
+            "provisioningId": "p-1",
+            "pubTopics": ["t"],
+        },
+    ).result["id"]
+    ids = {**app, "tenantId": tenant, "clientId": client}
+    args = {**ids, "id": 1, "type": "pub", "topic": "t", "payload": "p", "qos": 1, **extra}
+    answers = []
+    for _ in range(2):
+        inv = Invocation(face="test")
+        envelope, _ = engine.call(inv, "publishMessage", dict(args), key=key)
+        answers.append((envelope, inv.code))
+    listing = engine.run(Invocation(), "getMessages", {**ids, "start": "2000-01-01"}).result
+    return answers, listing
+
+
+def test_call_keeps_an_idempotency_key_so_a_retry_publishes_once(engine):
+    [(first, code_1), (again, code_2)], listing = published(engine, "flow-7-item-0")
+    assert first["callback"] == "success" and again == first
+    assert (code_1, code_2) == ("SUCCESS", "REPLAYED")
+    assert len(listing) == 1
+
+
+def test_call_without_a_key_publishes_every_time(engine):
+    [(first, _), (again, code)], listing = published(engine, None)
+    assert first["callback"] == again["callback"] == "success"
+    assert code == "SUCCESS" and len(listing) == 2
+
+
+def test_call_answers_a_key_reused_for_other_arguments_with_its_envelope(engine):
+    inv = Invocation()
+    args = {**APP, "name": "Farm", "maxClients": 2, "maxMessages": 10}
+    engine.call(inv, "createTenant", dict(args), key="k-1")
+    envelope, _ = engine.call(Invocation(), "createTenant", {**args, "name": "Barn"}, key="k-1")
+    assert envelope["contextWrites"]["to"]["status_code"] == "IDEMPOTENCY_KEY_REUSED"

@@ -85,6 +85,9 @@ def test_the_input_schema_is_the_openapi_request_schema_as_portable_json_schema(
     assert not {w for w in words if w.startswith("x-")}
     assert "$ref" not in words
     declared = openapi.openapi()["components"]["schemas"][blk.schema.__name__]
+    # A tool that changes something also takes an idempotencyKey, after the block's arguments.
+    key = given["properties"].pop(schema.KEY_ARGUMENT, None)
+    assert (key is None) == (blk.method == "GET")
     assert list(given["properties"]) == list(declared["properties"]) == [k for k, _ in blk.args]
     assert given.get("required", []) == declared.get("required", [])
     for key, prop in given["properties"].items():
@@ -355,7 +358,9 @@ def sandbox_app(tmp_path):
 
 def in_process(app, api_key=None):
     return server.build_server(
-        lambda name, args: runners.run_in_process(app.extensions["instamsg"], name, args, api_key)
+        lambda name, args, key=None: runners.run_in_process(
+            app.extensions["instamsg"], name, args, key, api_key
+        )
     )
 
 
@@ -440,7 +445,9 @@ def test_the_connectors_api_key_applies_in_process_too(tmp_path):
 
 def test_with_held_credentials_an_agent_runs_blocks_without_ever_seeing_them(sandbox_app):
     held = server.build_server(
-        lambda name, args: runners.run_in_process(sandbox_app.extensions["instamsg"], name, args),
+        lambda name, args, key=None: runners.run_in_process(
+            sandbox_app.extensions["instamsg"], name, args, key
+        ),
         credentials=APP,
     )
 
@@ -494,7 +501,7 @@ def test_a_url_that_is_not_http_is_a_usage_error(sandbox_app):
 
 
 def test_a_call_that_fails_inside_the_server_is_an_internal_error_without_its_text():
-    def broken(name, args):
+    def broken(name, args, key=None):
         raise RuntimeError("demo-secret leaked into an exception")
 
     async def scenario(client):
@@ -509,7 +516,8 @@ def test_a_call_that_fails_inside_the_server_is_an_internal_error_without_its_te
 
 def test_a_remote_connector_that_is_not_there_is_connector_unavailable():
     remote = runners.Remote(f"http://user:pw@127.0.0.1:{free_port()}/")
-    envelope = remote("getTenants", APP)
+    envelope, replayed = remote("getTenants", APP)
+    assert replayed is False
     error = envelope["contextWrites"]["to"]
     assert error["status_code"] == "CONNECTOR_UNAVAILABLE" and error["retryable"] is True
     assert error["status_msg"].startswith(f"The connector at {remote.shown} could not be")
@@ -982,3 +990,86 @@ def test_the_readme_configuration_runs_the_readme_conversation(tmp_path):
     assert published.structured_content == {"messageId": "1"}
     (message,) = messages.structured_content["items"]
     assert (message["topic"], message["payload"], message["qos"]) == ("telemetry", "21.5", 1)
+
+
+# -- idempotencyKey: a retried tool call reaches InstaMsg once -------------------------------
+
+
+async def publish_twice(client, key="agent-call-1"):
+    """A device, then one publishMessage sent twice under ``key`` (an agent retrying it),
+    then one without a key; answers both keyed results and the messages read back."""
+
+    async def call(name, args):
+        result = await client.call_tool(name, args)
+        assert not result.is_error, texts(result)
+        return result
+
+    tenant = (
+        await call("createTenant", {**APP, "name": "Farm", "maxClients": 2, "maxMessages": 10})
+    ).structured_content
+    device = (
+        await call(
+            "createClient",
+            {
+                **APP,
+                "tenantId": tenant["id"],
+                "type": "device",
+                "name": "pump",
+                "provisioningId": "p-1",
+                "pubTopics": ["t"],
+            },
+        )
+    ).structured_content
+    one = {**APP, "tenantId": tenant["id"], "clientId": device["id"]}
+    message = {**one, "id": 1, "type": "pub", "topic": "t", "payload": "p", "qos": 1}
+    first = await call("publishMessage", {**message, "idempotencyKey": key})
+    again = await call("publishMessage", {**message, "idempotencyKey": key})
+    other = await client.call_tool("publishMessage", {**message, "idempotencyKey": 7})
+    messages = (await call("getMessages", one)).structured_content["items"]
+    return first, again, other, messages
+
+
+def check_published_once(first, again, other, messages):
+    assert first.structured_content == again.structured_content
+    assert "idempotentReplayed" not in (first.meta or {})
+    assert (again.meta or {}).get("idempotentReplayed") is True
+    assert texts(again).endswith("the call was not sent to InstaMsg again.")
+    assert [m["id"] for m in messages] == [first.structured_content["messageId"]]
+    refused = json.loads(other.content[0].text)
+    assert other.is_error and refused["fields"] == ["idempotencyKey"]
+
+
+def test_the_same_idempotency_key_twice_publishes_one_message(sandbox_app):
+    check_published_once(*run_with_client(in_process(sandbox_app), publish_twice))
+
+
+@pytest.mark.parametrize("key", [7, "", "k" * 256])
+def test_an_idempotency_key_that_is_no_text_of_1_to_255_characters_is_refused(sandbox_app, key):
+    async def scenario(client):
+        return await client.call_tool("createTenant", {**APP, "name": "F", "idempotencyKey": key})
+
+    result = run_with_client(in_process(sandbox_app), scenario)
+    refused = json.loads(result.content[0].text)
+    assert result.is_error and refused["status_code"] == "INVALID_FIELDS"
+    assert refused["fields"] == ["idempotencyKey"] and "1 to 255" in refused["status_msg"]
+
+
+def test_a_read_tool_takes_no_idempotency_key_and_a_tool_that_changes_does():
+    listed = {t.name: t for t in tools.tool_list()}
+    assert "idempotencyKey" in listed["publishMessage"].input_schema["properties"]
+    assert "idempotencyKey" not in listed["getMessages"].input_schema["properties"]
+    described = listed["publishMessage"].input_schema["properties"]["idempotencyKey"]
+    assert "SAME key" in described["description"]
+
+
+@pytest.mark.slow
+def test_over_stdio_with_url_the_key_goes_as_the_header_and_publishes_once(tmp_path):
+    env = {"INSTAMSG_SANDBOX": "1", "INSTAMSG_DATA_DIR": str(tmp_path / "deployed")}
+    with gunicorn(env, workers=1) as (base, process):
+        answers = stdio(tmp_path, publish_twice, "--url", base)
+        served = process.output()
+    check_published_once(*answers)
+    # The deployed connector answered both keyed calls (the second from its key: the header
+    # went); the key that is no text was refused before anything was sent.
+    assert served.count('"path":"/blocks/publishMessage"') == 2
+    assert served.count('"code":"REPLAYED"') == 1

@@ -468,6 +468,73 @@ def test_continue_on_fail_carries_the_error_envelope_on_either_output(lab):
     assert regular == [] and failed[0]["json"]["error"]["fields"] == ["gsmMsisdn"]
 
 
+# -- Idempotency Key -------------------------------------------------------------------------------
+
+# The same on both publish nodes of one execution: the second is a retry of the first.
+KEY = "={{ 'n8n-' + $execution.id }}"
+
+
+def keyed_publish(name, message_id, payload, key=KEY) -> dict:
+    made = publish(name, message_id, payload)
+    return {**made, "parameters": {**made["parameters"], "idempotencyKey": key}}
+
+
+def test_the_same_idempotency_key_twice_publishes_one_message(lab):
+    lab.import_file(
+        "workflow",
+        "keyed.json",
+        workflow(
+            "keyed",
+            START,
+            *tenant_and_client(name="keyed"),
+            keyed_publish("Publish", 1, "21.5"),
+            keyed_publish("Publish again", 1, "21.5"),
+            node(
+                "Messages",
+                {
+                    "resource": "messages",
+                    "operation": "getMessages",
+                    "tenantId": "={{ $('Tenant').item.json.id }}",
+                    "clientId": "={{ $('Client').item.json.id }}",
+                    "additionalFields": {"start": "2020-01-01T00:00:00"},
+                },
+            ),
+        ),
+    )
+    ok, data, printed = lab.execute("keyed")
+    assert ok, printed[-3000:]
+    (first,) = [item["json"] for item in items(data, "Publish")]
+    (again,) = [item["json"] for item in items(data, "Publish again")]
+    assert first["messageId"] and "idempotentReplayed" not in first
+    assert again == {**first, "idempotentReplayed": True}
+    messages = [item["json"] for item in items(data, "Messages")]
+    assert [(m["id"], m["message_id"], m["payload"]) for m in messages] == [
+        (first["messageId"], 1, "21.5")
+    ]
+
+
+def test_outcome_unknown_fails_the_node_with_the_connectors_message(lab):
+    # The sandbox answers the next publish with a 500 after reading it: the connector cannot
+    # tell whether it took effect, so it does not send it again, and the key answers
+    # OUTCOME_UNKNOWN (502) from then on.
+    rule = {"method": "POST", "path": "*/messages", "fault": "500", "times": 1}
+    added = lab.ns.run(requests.post, f"{lab.base}/_sandbox/faults", json=rule, timeout=30)
+    assert added.status_code in (200, 201), added.text
+    lab.import_file(
+        "workflow",
+        "unknown.json",
+        workflow(
+            "unknown", START, *tenant_and_client(name="cut"), keyed_publish("Publish", 1, "x")
+        ),
+    )
+    ok, data, printed = lab.execute("unknown")
+    assert not ok
+    error = data["data"]["resultData"]["error"]
+    assert error["httpCode"] == "502"
+    assert "may or may not have reached InstaMsg" in error["message"]
+    assert "OUTCOME_UNKNOWN" in error["description"]
+
+
 # -- the polling trigger ---------------------------------------------------------------------------
 
 

@@ -202,6 +202,7 @@ def test_a_manifest_of_other_blocks_makes_other_parameters():
         "collection": "updateFields",
         "collected": {"stops": "json", "note": "string"},
         "appCredentials": False,
+        "keyed": True,
     }
     operations = next(
         p
@@ -217,3 +218,25 @@ def test_a_manifest_of_other_blocks_makes_other_parameters():
 )
 def test_display_names(name, shown):
     assert n8n.display_name(name) == shown
+
+
+def test_reads_are_the_get_blocks_of_the_registry():
+    import blocks  # noqa: F401  (registers every block)
+    from connector.engine.registry import REGISTRY
+
+    assert {name for name, b in BLOCKS.items() if n8n.reads(b)} == {
+        blk.name for blk in REGISTRY if blk.method == "GET"
+    }
+
+
+def test_every_operation_that_changes_something_takes_an_idempotency_key_and_no_read_does():
+    (key,) = [prop for prop in PROPERTIES if prop["name"] == n8n.KEY_PARAMETER]
+    changing = sorted(name for name, block in BLOCKS.items() if not n8n.reads(block))
+    assert sorted(key["displayOptions"]["show"]["operation"]) == changing
+    assert "getMessages" not in changing and "publishMessage" in changing
+    assert key["type"] == "string" and key["default"] == "" and "required" not in key
+    assert "$execution.id" in key["description"] and "$itemIndex" in key["description"]
+    for name, spec in NODE["operations"].items():
+        assert spec["keyed"] is (name in changing)
+    # No block argument is named as the key's parameter.
+    assert not any(a["name"] == n8n.KEY_PARAMETER for b in BLOCKS.values() for a in b["args"])

@@ -70,6 +70,7 @@ def test_every_argument_is_a_typed_input_field_but_the_connections_key_and_secre
     _, spec, meta = definition(name)
     fields = {f["key"]: f for f in spec["operation"]["inputFields"]}
     args = [a for a in block["args"] if a["name"] not in ("clientKey", "clientSecret")]
+    fields.pop(zapier.KEY_FIELD["key"], None)  # a create's Idempotency Key: no argument
     assert list(fields) == [a["name"] for a in args] == meta["args"]
     for arg in args:
         field = fields[arg["name"]]
@@ -80,6 +81,18 @@ def test_every_argument_is_a_typed_input_field_but_the_connections_key_and_secre
         assert field.get("choices") == options
         if "default" in arg:
             assert field["default"] == json.dumps(arg["default"]).strip('"')
+
+
+@pytest.mark.parametrize("blk", list(REGISTRY), ids=lambda b: b.name)
+def test_every_create_and_only_a_create_takes_an_optional_idempotency_key_last(blk):
+    kind, spec, meta = definition(blk.name)
+    fields = spec["operation"]["inputFields"]
+    keyed = [f for f in fields if f["key"] == "idempotencyKey"]
+    assert (kind == "creates") is (blk.method != "GET") is bool(keyed) is meta.get("keyed", False)
+    if keyed:
+        assert fields[-1] == zapier.KEY_FIELD and fields[-1]["required"] is False
+        assert "idempotencyKey" not in meta["args"]  # a header, never an argument
+        assert "Idempotency-Key header" in fields[-1]["helpText"]
 
 
 def test_field_types_cover_each_kind_of_argument():

@@ -30,6 +30,23 @@ TOKEN = "accessToken"
 # The binary property a File argument reads, and downloadFile's file is written to.
 BINARY_PROPERTY = "data"
 
+# A block whose name starts with one of these only reads (its method is GET; getAccessToken,
+# which issues a token, is a POST and no read). The connector ignores Idempotency-Keys on reads.
+READ_VERBS = ("get", "download")
+TOKEN_BLOCK = "getAccessToken"
+# The parameter an operation that changes something takes its Idempotency-Key in.
+KEY_PARAMETER = "idempotencyKey"
+KEY_DESCRIPTION = (
+    "Optional. Sent as the Idempotency-Key header: under one key the connector sends this call "
+    "to InstaMsg at most once, however often it is retried (Retry On Fail), and a retry of one "
+    "that succeeded gets the first answer again, with idempotentReplayed: true on the item. "
+    "Use an expression that is the same on every retry of an item and different for every "
+    "item, e.g. {{ $execution.id }}-{{ $itemIndex }}, or, to hold across re-runs of the "
+    "workflow too, one built from the item's own data (an order or reading ID). The same key "
+    "with other arguments is refused (IDEMPOTENCY_KEY_REUSED); OUTCOME_UNKNOWN fails the node: "
+    "check whether the call happened before sending it again under a new key."
+)
+
 # Words that read better in capitals in a display name.
 ACRONYMS = {
     "id": "ID",
@@ -189,6 +206,11 @@ def alternatives_of(block: dict, name: str) -> list[str]:
     return []
 
 
+def reads(block: dict) -> bool:
+    """The block only reads (a GET): it takes no Idempotency-Key."""
+    return block["name"].startswith(READ_VERBS) and block["name"] != TOKEN_BLOCK
+
+
 def operation_spec(block: dict) -> dict:
     """What the runtime needs to send one block: each argument's kind and where it sits."""
     own, optional = split_arguments(block)
@@ -197,6 +219,7 @@ def operation_spec(block: dict) -> dict:
         "collection": collection_name(block) if optional else None,
         "collected": {arg["name"]: kind_of(arg) for arg in optional},
         "appCredentials": any(a["name"] in APP_CREDENTIALS for a in block["args"]),
+        "keyed": not reads(block),
     }
     files = [a["name"] for a in block["args"] if kind_of(a) == "file"]
     if files:
@@ -275,6 +298,19 @@ def node_properties(manifest: dict) -> list[dict]:
                     ),
                 }
             )
+    keyed = [b["name"] for b in manifest["blocks"] if not reads(b)]
+    if keyed:
+        props.append(
+            {
+                "displayName": "Idempotency Key",
+                "name": KEY_PARAMETER,
+                "type": "string",
+                "default": "",
+                "placeholder": "{{ $execution.id }}-{{ $itemIndex }}",
+                "description": KEY_DESCRIPTION,
+                "displayOptions": {"show": {"operation": keyed}},
+            }
+        )
     return props
 
 

@@ -13,7 +13,9 @@ What maps to what:
 * every argument is an input field of the same key, typed from its manifest type; the client
   key and secret come from the connection instead, and are sent in place of an empty
   accessToken (the connector's managed tokens);
-* the recorded sample and its fields are the operation's sample and output fields.
+* the recorded sample and its fields are the operation's sample and output fields;
+* every create takes one more, optional input field, Idempotency Key, sent as the
+  Idempotency-Key header (a retried or replayed step then reaches InstaMsg at most once).
 
 The JavaScript every operation shares is zapier_runtime.js beside this module, copied to
 lib/runtime.js; the operations themselves are data.
@@ -74,6 +76,24 @@ TYPE_HELP = {
     "JSON": "A JSON object.",
     "Array": "A JSON array.",
     "File": "A file from an earlier step, or a URL; the app downloads it and sends its bytes.",
+}
+#: The input field every create takes an Idempotency-Key in (sent as the header, never as an
+#: argument of the block).
+KEY_FIELD = {
+    "key": "idempotencyKey",
+    "label": "Idempotency Key",
+    "type": "string",
+    "required": False,
+    "helpText": (
+        "Optional. Sent as the Idempotency-Key header: under one key the connector sends this "
+        "step to InstaMsg at most once, however often Zapier retries or replays it (a replay "
+        "reuses the step's input, so a mapped key stays the same), and a retry of a step that "
+        "succeeded gets the first answer again, with Idempotent Replayed true. Map something "
+        "unique to this run's item, such as the trigger's ID (for example "
+        "`publish-{{trigger ID}}`); leave it empty to send every run as a new call. The same "
+        "key with other values is refused (IDEMPOTENCY_KEY_REUSED); OUTCOME_UNKNOWN means "
+        "the step may or may not have happened: check before running it under a new key."
+    ),
 }
 ACCESS_TOKEN_HELP = (
     "Optional. Leave it empty and the connector gets and renews access tokens itself with this "
@@ -258,6 +278,9 @@ def operation(block: dict, lists: dict | None = None) -> tuple[str, dict, dict]:
     }
     if kind == "triggers":
         definition["operation"] = {"type": "polling", **definition["operation"]}
+    if kind == "creates":  # it changes something: a retry must not do it twice
+        definition["operation"]["inputFields"].append(dict(KEY_FIELD))
+        meta["keyed"] = True
     return kind, definition, meta
 
 

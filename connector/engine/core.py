@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from connector import jsonx
 from connector.engine import idempotency_keys as keys
 from connector.engine.arguments import ignored_warnings, take_context_key, take_stream_switch
 from connector.engine.invocation import Invocation
@@ -145,21 +146,32 @@ class Engine:
         args: dict,
         *,
         api_key: str | None = None,
+        key: str | None = None,
         stream=False,
         can_stream=True,
     ) -> tuple[dict, Any]:
         """For a face that runs blocks in this process and answers with the envelope (the
         CLI, the MCP server): the API-key rule, the run, and every error as its envelope,
         a bug's included (logged by type and place, never its text). Returns the envelope,
-        and downloadFile's open answer when the raw bytes were asked for (else None)."""
+        and downloadFile's open answer when the raw bytes were asked for (else None).
+
+        ``key`` is an Idempotency-Key, kept as the HTTP face keeps it (the envelope's JSON and
+        its HTTP status), so a key answers the same on every face. A replayed answer leaves
+        ``inv.code`` REPLAYED."""
         reply = None
+        status = 200
         try:
             if not self.keyless and not self.admits(api_key):
                 raise Unauthorized.api_key_needed()
-            outcome = self.run(inv, name, args, stream=stream, can_stream=can_stream)
+            outcome = self.run(inv, name, args, key=key, stream=stream, can_stream=can_stream)
             reply = outcome.reply
-            envelope = self.envelope(inv, "success", None if reply is not None else outcome.result)
+            if outcome.replay is not None:
+                envelope = jsonx.loads(outcome.replay.body)
+            else:
+                result = None if reply is not None else outcome.result
+                envelope = self.envelope(inv, "success", result)
         except ConnectorError as error:
+            status = error.http_status
             envelope = self.error_envelope(inv, error)
         except Exception as exc:  # noqa: BLE001  (a bug: answered, and logged without its text)
             logs.LOGGER.error(
@@ -167,7 +179,13 @@ class Engine:
                 exc_info=exc,
                 extra={"fields": {"request_id": inv.request_id, "block": inv.block}},
             )
+            status = InternalError.http_status
             envelope = self.error_envelope(inv, InternalError.bug())
+        if inv.claim is not None:
+            headers = [["Content-Type", "application/json"]]
+            instead = self.keep(inv, status, headers, jsonx.dumps(envelope), reply is not None)
+            if instead is not None:
+                envelope = self.error_envelope(inv, instead)
         # The line an HTTP call's access line would be, for the faces without one.
         logs.event(
             "block call",

@@ -1,8 +1,9 @@
 """Where a tool call's block runs: in this process, or on a deployed connector.
 
-A runner takes a block's name and its arguments and answers the connector's envelope
-(``{"callback": "success" | "error", "contextWrites": {...}}``), whatever happened: the
-MCP server turns that one shape into a tool result. In process, the engine runs the block
+A runner takes a block's name, its arguments and an Idempotency-Key (or None) and answers
+the connector's envelope (``{"callback": "success" | "error", "contextWrites": {...}}``),
+whatever happened, and whether it is the answer the key already held (a replay): the MCP
+server turns that one shape into a tool result. In process, the engine runs the block
 (``Engine.call``); remote, the deployed connector's ``POST /blocks/<name>`` does. Either way
 validation, managed tokens, retries and the scrubbing of secrets from errors are the
 engine's, not a copy of them.
@@ -29,12 +30,14 @@ def block_path(name: str) -> str:
     return "/blocks/" + quote(name, safe="")
 
 
-def run_in_process(engine, name: str, args: dict, api_key: str | None = None) -> dict:
+def run_in_process(
+    engine, name: str, args: dict, key: str | None = None, api_key: str | None = None
+) -> tuple[dict, bool]:
     """Run block ``name`` with the engine of this process (as ``flask blocks call`` does).
     The raw bytes of downloadFile are the HTTP face's alone: a tool gets them base64."""
     inv = Invocation(face="mcp")
-    envelope, _ = engine.call(inv, name, dict(args), api_key=api_key, can_stream=False)
-    return envelope
+    envelope, _ = engine.call(inv, name, dict(args), api_key=api_key, key=key, can_stream=False)
+    return envelope, inv.code == "REPLAYED"
 
 
 class Remote:
@@ -51,22 +54,23 @@ class Remote:
         if api_key:
             self.session.headers["X-API-Key"] = api_key
 
-    def __call__(self, name: str, args: dict) -> dict:
+    def __call__(self, name: str, args: dict, key: str | None = None) -> tuple[dict, bool]:
         try:
             reply = self.session.post(
                 self.url + block_path(name),
                 json={"args": args},
+                headers={"Idempotency-Key": key} if key is not None else None,
                 timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
             )
         except requests.Timeout:
             return unavailable(
                 f"The connector at {self.shown} did not answer within {READ_TIMEOUT:g} s."
-            )
+            ), False
         except requests.RequestException as error:
             # The exception's class only: its text can quote the request.
             return unavailable(
                 f"The connector at {self.shown} could not be reached ({type(error).__name__})."
-            )
+            ), False
         try:
             envelope = reply.json()
         except ValueError:
@@ -75,8 +79,8 @@ class Remote:
             return unavailable(
                 f"The connector at {self.shown} answered HTTP {reply.status_code} without an "
                 "envelope: is the URL the connector's base URL?"
-            )
-        return envelope
+            ), False
+        return envelope, reply.headers.get("Idempotent-Replayed") == "true"
 
     def close(self) -> None:
         self.session.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 
 from connector.docs import manifest, openapi
+from connector.engine.idempotency_keys import MAX_KEY
 
 #: The OpenAPI 3.0 keywords that mean nothing (or something else) in JSON Schema 2020-12.
 OPENAPI_ONLY = frozenset({"nullable", "example", "discriminator", "xml", "externalDocs"})
@@ -127,12 +128,36 @@ def input_schema(blk, document: dict | None = None, *, held: bool = False) -> di
         token = schema["properties"].get("accessToken")
         if token is not None:
             token["description"] = HELD_TOKEN
+    if blk.method != "GET":  # a read ignores keys: repeating it is harmless
+        schema["properties"][KEY_ARGUMENT] = key_schema()
     # The OpenAPI wording points at its x- keys and at HTTP statuses; say the rules plainly.
     schema.pop("description", None)
     text = rules(blk, held=held)
     if text:
         schema["description"] = text
     return schema
+
+
+#: The tool argument an Idempotency-Key is given in (not a block argument: the server takes
+#: it out and passes it to the engine, or over --url as the Idempotency-Key header).
+KEY_ARGUMENT = "idempotencyKey"
+
+
+def key_schema() -> dict:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY,
+        "description": (
+            "Optional, recommended when you may retry. A unique string you choose for this "
+            "intended call (a UUID, say). If the call fails or times out and you retry it, "
+            "give the SAME key with the same arguments: it then reaches InstaMsg at most "
+            "once, and a retry of one that succeeded answers the first answer again "
+            "(_meta.idempotentReplayed). Use a NEW key for a new call; the same key with "
+            "other arguments is refused (IDEMPOTENCY_KEY_REUSED). OUTCOME_UNKNOWN means the "
+            "call may or may not have happened: check (getMessages...) before a new key."
+        ),
+    }
 
 
 def rules(blk, *, held: bool = False) -> str:

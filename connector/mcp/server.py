@@ -27,8 +27,9 @@ from connector.errors import UnknownBlock
 from connector.mcp import runners, tools
 from connector.server import logs
 
-#: A runner: a block's name and arguments in, the connector's envelope out.
-Runner = Callable[[str, dict], dict]
+#: A runner: a block's name, arguments and Idempotency-Key (or None) in; the connector's
+#: envelope out, and whether it replays the answer the key already held.
+Runner = Callable[[str, dict, str | None], tuple[dict, bool]]
 NAME = "instamsg-connector"
 
 
@@ -55,9 +56,14 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
                 f"There is no tool named {params.name[:80]!r}. Did you mean: {blk.name}?",
             )
         args = tools.with_credentials(dict(params.arguments or {}), credentials)
+        key = args.pop(tools.KEY_ARGUMENT, None)
+        if key is not None and not (isinstance(key, str) and 1 <= len(key) <= tools.MAX_KEY):
+            return tools.tool_result(tools.bad_key_envelope())
         try:
-            envelope = await anyio.to_thread.run_sync(functools.partial(run, blk.name, args))
-            return tools.tool_result(envelope, blk.name)
+            envelope, replayed = await anyio.to_thread.run_sync(
+                functools.partial(run, blk.name, args, key)
+            )
+            return tools.tool_result(envelope, blk.name, replayed=replayed)
         except Exception as exc:  # noqa: BLE001  (a bug here must not end the session)
             logs.LOGGER.error(
                 "mcp tool call failed", exc_info=exc, extra={"fields": {"block": blk.name}}

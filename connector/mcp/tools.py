@@ -8,6 +8,7 @@ from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 
 from connector import jsonx
 from connector.docs import manifest, openapi
+from connector.engine.idempotency_keys import MAX_KEY
 from connector.engine.registry import REGISTRY
 from connector.mcp import schema
 
@@ -105,7 +106,31 @@ def misfit(name: str, structured) -> str | None:
     return f"at {error.json_path}: {rule}" + (f" {text(expected)}" if expected else "")
 
 
-def tool_result(envelope: dict, name: str | None = None) -> CallToolResult:
+#: The argument an agent gives an Idempotency-Key in (taken out before the block runs).
+KEY_ARGUMENT = schema.KEY_ARGUMENT
+#: What a replayed answer carries in its ``_meta``, and says in a last text part.
+REPLAYED_META = {"idempotentReplayed": True}
+REPLAYED_NOTE = (
+    "Note: this is the answer the first call with this idempotencyKey got; the call was not "
+    "sent to InstaMsg again."
+)
+
+
+def bad_key_envelope() -> dict:
+    """The refusal of an idempotencyKey that is not text of 1 to MAX_KEY characters, in the
+    argument's name (the engine's own check speaks of the HTTP header)."""
+    why = f"Give idempotencyKey as a string (1 to {MAX_KEY} characters), or leave it out."
+    body = {
+        "status_code": "INVALID_FIELDS",
+        "status_msg": KEY_ARGUMENT + ": " + why,
+        "fields": [KEY_ARGUMENT],
+        "errors": {KEY_ARGUMENT: [why]},
+        "retryable": False,
+    }
+    return {"callback": "error", "contextWrites": {"to": body}}
+
+
+def tool_result(envelope: dict, name: str | None = None, *, replayed=False) -> CallToolResult:
     """A block's envelope as the tool's result. Success: the result as structured content
     (a list under ``items``, as ``outputSchema`` says) and as JSON text, with a warning
     for each argument the block ignored. Error: ``isError``, and the connector's error
@@ -115,7 +140,19 @@ def tool_result(envelope: dict, name: str | None = None) -> CallToolResult:
     With the tool's ``name``, a success is checked against its ``outputSchema`` first: the
     SDK's client refuses a result that does not fit (a host would show the agent a bare
     failure), so one that does not is ``isError`` UNEXPECTED_RESULT, saying where, with the
-    result as text after it."""
+    result as text after it.
+
+    ``replayed``: the answer an idempotencyKey already held; marked in ``_meta``
+    (``idempotentReplayed``) and by a last text part.
+    """
+    result = plain_result(envelope, name)
+    if replayed:
+        result.meta = dict(REPLAYED_META)
+        result.content.append(TextContent(text=REPLAYED_NOTE))
+    return result
+
+
+def plain_result(envelope: dict, name: str | None) -> CallToolResult:
     ((_, value),) = envelope["contextWrites"].items()
     warnings = envelope.get("warnings") or []
     if envelope["callback"] == "success":

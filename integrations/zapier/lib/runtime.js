@@ -92,6 +92,12 @@ const send = async (z, bundle, meta) => {
   if (given(bundle.authData.apiKey)) {
     headers['X-API-Key'] = bundle.authData.apiKey;
   }
+  // A create's Idempotency Key, when the user gave one: Zapier's retries and replays of the
+  // step reuse its input, so the connector sends the call to InstaMsg at most once.
+  const key = (bundle.inputData || {}).idempotencyKey;
+  if (meta.keyed && given(key)) {
+    headers['Idempotency-Key'] = String(key);
+  }
   const url = `${baseUrl(bundle)}/blocks/${meta.block}`;
   const response = await z
     .request({
@@ -129,6 +135,7 @@ const send = async (z, bundle, meta) => {
     envelope,
     retryAfter: header === null || header === undefined ? null : header,
     managed: 'clientSecret' in args,
+    replayed: response.headers.get('idempotent-replayed') === 'true',
   };
 };
 
@@ -256,9 +263,13 @@ const search = (definition, meta) => {
   return definition;
 };
 
+// A create answered from its Idempotency Key (not sent again) says so in idempotentReplayed.
 const create = (definition, meta) => {
-  definition.operation.perform = async (z, bundle) =>
-    asObject(unwrap(z, await send(z, bundle, meta)));
+  definition.operation.perform = async (z, bundle) => {
+    const answer = await send(z, bundle, meta);
+    const result = asObject(unwrap(z, answer));
+    return answer.replayed ? { ...result, idempotentReplayed: true } : result;
+  };
   return definition;
 };
 

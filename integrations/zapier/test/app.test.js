@@ -386,3 +386,37 @@ test('a 503 is a throttled error with the Retry-After, envelope or not', async (
   assert.equal(error.name, 'ThrottledError', error.message);
   assert.equal(JSON.parse(error.message).delay, 11);
 });
+
+test('a create run twice with the same Idempotency Key publishes one message', async () => {
+  const tenant = await run('creates', 'createTenant', {
+    name: 'Keyed farm',
+    maxClients: 2,
+    maxMessages: 10,
+  });
+  const device = await run('creates', 'createClient', {
+    tenantId: tenant.id,
+    type: 'device',
+    name: 'keyed pump',
+    provisioningId: `zap-keyed-${Date.now()}`,
+    pubTopics: ['telemetry'],
+  });
+  const ids = { tenantId: tenant.id, clientId: device.id };
+  const message = { ...ids, id: 1, type: 'pub', topic: 'telemetry', payload: 'once', qos: 1 };
+  // What Zapier does when it retries or replays the step: the same input, the same key.
+  const idempotencyKey = `zap-publish-${tenant.id}`;
+  const first = await run('creates', 'publishMessage', { ...message, idempotencyKey });
+  const again = await run('creates', 'publishMessage', { ...message, idempotencyKey });
+  assert.equal(first.idempotentReplayed, undefined);
+  assert.deepEqual(again, { ...first, idempotentReplayed: true });
+  const messages = await run('triggers', 'getMessages', { ...ids, start: '2020-01-01T00:00:00' });
+  assert.deepEqual(
+    messages.map((m) => m.payload),
+    ['once'],
+  );
+  // The same key with another payload is refused, not sent.
+  const reused = appError(
+    await failure(run('creates', 'publishMessage', { ...message, payload: 'x', idempotencyKey })),
+  );
+  assert.equal(reused.code, 'IDEMPOTENCY_KEY_REUSED');
+  assert.equal(reused.status, 422);
+});

@@ -107,6 +107,12 @@ async function buildRequest(context, operations, requestOptions) {
 	await addAppCredentials(context, spec, args);
 	const files = await fileParts(context, spec, args);
 	requestOptions.headers = { ...(requestOptions.headers || {}), Accept: 'application/json' };
+	// An operation that changes something sends its Idempotency Key, when the user set one:
+	// evaluated per item, the same on n8n's retries of that item.
+	if (spec.keyed) {
+		const key = context.getNodeParameter('idempotencyKey', '');
+		if (!isEmpty(key)) requestOptions.headers['Idempotency-Key'] = String(key);
+	}
 	if (files.length) {
 		const { body, contentType } = await multipart(args, files);
 		requestOptions.body = body;
@@ -190,6 +196,13 @@ function resultItems(envelope) {
 	});
 }
 
+function headerOf(response, name) {
+	for (const [key, value] of Object.entries(response.headers || {})) {
+		if (key.toLowerCase() === name) return String(value);
+	}
+	return undefined;
+}
+
 // A postReceive step: the envelope to items, or the error the user sees.
 async function readEnvelope(context, operations, response) {
 	const envelope = parseBody(response.body);
@@ -207,6 +220,10 @@ async function readEnvelope(context, operations, response) {
 		throw error;
 	}
 	const items = resultItems(envelope);
+	// The answer an Idempotency Key already held (the call was not sent again): said on the item.
+	if (headerOf(response, 'idempotent-replayed') === 'true') {
+		for (const item of items) item.json.idempotentReplayed = true;
+	}
 	const spec = operations[context.getNodeParameter('operation')];
 	if (spec.binaryOutput) {
 		for (const item of items) {
