@@ -15,6 +15,7 @@ block(
     query={"grant_type": "client_credentials"},
     body="form",
     repeatable=True,  # asking for a token twice does no harm
+    keyed=False,  # nor does it need a key: a kept token would be replayed after it expired
     returns=r.AccessToken,
 )
 

@@ -5,6 +5,8 @@ import threading
 import pytest
 import requests
 
+from app import create_app
+from connector.config import Settings
 from tests.support.servers import gunicorn
 from tests.support.upstream import INSTAMSG, TOKEN
 
@@ -107,12 +109,50 @@ def test_validation_failures_are_not_kept(client, mocked):
     assert good.status_code == 200 and "Idempotent-Replayed" not in good.headers
 
 
-def test_keys_belong_to_the_callers_credentials(client, mocked):
+def test_a_key_holds_across_renewed_credentials(client, mocked):
+    """A flow that renewed its access token (or switched to managed tokens) before retrying
+    finds its key: credentials are who calls InstaMsg, not what is asked of it."""
     mocked.post(MESSAGES, status=201, headers=LOCATION)
-    publish(client, "k-6")
-    other = publish(client, "k-6", {**PUBLISH, "accessToken": "someone-else"})
-    assert other.status_code == 200 and "Idempotent-Replayed" not in other.headers
+    first = publish(client, "k-6")
+    renewed = publish(client, "k-6", {**PUBLISH, "accessToken": "a-renewed-token"})
+    assert renewed.status_code == 200 and renewed.headers["Idempotent-Replayed"] == "true"
+    assert renewed.json == first.json and len(mocked.calls) == 1
+
+
+def test_keys_belong_to_the_connectors_caller(tmp_path, mocked):
+    """With CONNECTOR_API_KEYS, each key holder has keys of its own."""
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
+    app = create_app(
+        Settings(api_url=INSTAMSG, data_dir=str(tmp_path), api_keys=("ak-one", "ak-two"))
+    )
+    client = app.test_client()
+    answers = [
+        client.post(
+            "/blocks/publishMessage",
+            json=PUBLISH,
+            headers={"Idempotency-Key": "k-shared", "X-API-Key": holder},
+        )
+        for holder in ("ak-one", "ak-two", "ak-one")
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.headers.get("Idempotent-Replayed") for a in answers] == [None, None, "true"]
     assert len(mocked.calls) == 2
+
+
+def test_get_access_token_ignores_keys(client, mocked):
+    """A kept token would be replayed after it expired: asking again is harmless anyway."""
+    for token in ("tok-first", "tok-second"):
+        mocked.post(INSTAMSG + "/oauth2/token", json={"access_token": token, "expires_in": 60})
+    args = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+    answers = [
+        client.post("/blocks/getAccessToken", json=args, headers={"Idempotency-Key": "k-tok"})
+        for _ in range(2)
+    ]
+    assert [a.json["contextWrites"]["to"]["access_token"] for a in answers] == [
+        "tok-first",
+        "tok-second",
+    ]
+    assert all("Idempotent-Replayed" not in a.headers for a in answers)
 
 
 def test_kept_answers_expire(client, mocked):

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+import blocks  # noqa: F401  (registers every block)
 from connector.docs import n8n
+from connector.engine.registry import REGISTRY
 
 MANIFEST = n8n.load_manifest()
 BLOCKS = {block["name"]: block for block in MANIFEST["blocks"]}
@@ -193,6 +195,7 @@ def test_a_manifest_of_other_blocks_makes_other_parameters():
                 {"name": "note", "type": "String", "info": "A note.", "required": False},
             ],
             "atLeastOne": ["stops", "note"],
+            "idempotencyKey": True,
             "outputs": {"key": "to", "type": "object", "fields": []},
         }
     )
@@ -221,7 +224,6 @@ def test_display_names(name, shown):
 
 
 def test_reads_are_the_get_blocks_of_the_registry():
-    import blocks  # noqa: F401  (registers every block)
     from connector.engine.registry import REGISTRY
 
     assert {name for name, b in BLOCKS.items() if n8n.reads(b)} == {
@@ -231,9 +233,11 @@ def test_reads_are_the_get_blocks_of_the_registry():
 
 def test_every_operation_that_changes_something_takes_an_idempotency_key_and_no_read_does():
     (key,) = [prop for prop in PROPERTIES if prop["name"] == n8n.KEY_PARAMETER]
-    changing = sorted(name for name, block in BLOCKS.items() if not n8n.reads(block))
+    # The blocks the registry says take a key (not the reads, not getAccessToken).
+    changing = sorted(name for name, block in BLOCKS.items() if REGISTRY.get(name).keyed)
     assert sorted(key["displayOptions"]["show"]["operation"]) == changing
     assert "getMessages" not in changing and "publishMessage" in changing
+    assert "getAccessToken" not in changing
     assert key["type"] == "string" and key["default"] == "" and "required" not in key
     assert "$execution.id" in key["description"] and "$itemIndex" in key["description"]
     for name, spec in NODE["operations"].items():

@@ -55,6 +55,9 @@ RULES = {
     "reads: accessToken, or clientKey and clientSecret. Each argument of a group is marked "
     "required: false on its own.",
     "atLeastOne": "Arguments of which at least one must be given (the update blocks).",
+    "idempotencyKey": "Whether the block takes an Idempotency-Key header: its call then reaches "
+    "InstaMsg at most once, and a retry with the same key answers what the first answered. "
+    "Reads and getAccessToken ignore keys.",
     "outputs": "What the block answers under contextWrites.to (or the key given as to): "
     "an object or a list of objects, its fields with a sample value each, recorded from "
     "the sandbox.",
@@ -188,6 +191,7 @@ def block_entry(blk) -> dict:
         entry["oneOf"] = one_of_names(blk)
     if blk.loader.at_least_one:
         entry["atLeastOne"] = field_names(blk, blk.loader.at_least_one)
+    entry["idempotencyKey"] = blk.keyed
     entry["outputs"] = outputs_entry(blk)
     entry["callbacks"] = CALLBACKS
     return entry

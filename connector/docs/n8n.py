@@ -219,7 +219,7 @@ def operation_spec(block: dict) -> dict:
         "collection": collection_name(block) if optional else None,
         "collected": {arg["name"]: kind_of(arg) for arg in optional},
         "appCredentials": any(a["name"] in APP_CREDENTIALS for a in block["args"]),
-        "keyed": not reads(block),
+        "keyed": bool(block.get("idempotencyKey")),
     }
     files = [a["name"] for a in block["args"] if kind_of(a) == "file"]
     if files:
@@ -298,7 +298,7 @@ def node_properties(manifest: dict) -> list[dict]:
                     ),
                 }
             )
-    keyed = [b["name"] for b in manifest["blocks"] if not reads(b)]
+    keyed = [b["name"] for b in manifest["blocks"] if b.get("idempotencyKey")]
     if keyed:
         props.append(
             {

@@ -14,7 +14,8 @@ What maps to what:
   key and secret come from the connection instead, and are sent in place of an empty
   accessToken (the connector's managed tokens);
 * the recorded sample and its fields are the operation's sample and output fields;
-* every create takes one more, optional input field, Idempotency Key, sent as the
+* every create that takes a key (the manifest's idempotencyKey: all but getAccessToken) takes
+  one more, optional input field, Idempotency Key, sent as the
   Idempotency-Key header (a retried or replayed step then reaches InstaMsg at most once).
 
 The JavaScript every operation shares is zapier_runtime.js beside this module, copied to
@@ -77,7 +78,7 @@ TYPE_HELP = {
     "Array": "A JSON array.",
     "File": "A file from an earlier step, or a URL; the app downloads it and sends its bytes.",
 }
-#: The input field every create takes an Idempotency-Key in (sent as the header, never as an
+#: The input field a keyed create takes its Idempotency-Key in (sent as the header, never as an
 #: argument of the block).
 KEY_FIELD = {
     "key": "idempotencyKey",
@@ -278,7 +279,7 @@ def operation(block: dict, lists: dict | None = None) -> tuple[str, dict, dict]:
     }
     if kind == "triggers":
         definition["operation"] = {"type": "polling", **definition["operation"]}
-    if kind == "creates":  # it changes something: a retry must not do it twice
+    if block.get("idempotencyKey"):  # it changes something: a retry must not do it twice
         definition["operation"]["inputFields"].append(dict(KEY_FIELD))
         meta["keyed"] = True
     return kind, definition, meta

@@ -106,7 +106,8 @@ class Engine:
         """Run ``block`` (a name, or what ``find`` found) with the caller's ``args`` (a dict
         this call may change).
 
-        ``key`` is an Idempotency-Key (a read ignores it: repeating one is harmless);
+        ``key`` is an Idempotency-Key (a block that is not ``keyed`` ignores it: a read, or
+        getAccessToken, whose kept answer would be a token that expires);
         ``stream`` asks for downloadFile's raw bytes (the ``stream`` argument says the same),
         which a face that cannot pass bytes on refuses with ``can_stream=False`` before
         anything is sent; ``caller_gone``, where the face can tell, says whether its caller
@@ -121,7 +122,7 @@ class Engine:
             raise InvalidFields("stream: " + why, fields=["stream"], errors={"stream": [why]})
         inv.warnings = ignored_warnings(inv, blk, args)
         loaded = blk.load(args)
-        if key is not None and blk.method != "GET":
+        if key is not None and blk.keyed:
             replay = keys.claim(self.idempotency, self.settings, inv, blk, args, key)
             if replay is not None:
                 return Outcome(replay=replay)

@@ -29,17 +29,21 @@ from connector.state.idempotency import (
 #: broken connection, a 5xx, a bug) leaves the outcome unknown: the key answers
 #: OUTCOME_UNKNOWN. A call that certainly sent nothing keeps nothing: its key is freed.
 KEPT_CODES = frozenset({"SUCCESS", "API_ERROR"})
+#: The arguments that say who calls InstaMsg, not what is asked of it.
+CREDENTIALS = frozenset({"accessToken", "clientKey", "clientSecret"})
 
 
 def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
     """Claim ``key`` for this call (None: run it), or the answer the key already holds."""
     if not 1 <= len(key) <= MAX_KEY:
         raise InvalidRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY} characters.")
-    if "accessToken" in args:
-        scope = fingerprint("token", str(args["accessToken"]))
-    else:
-        scope = fingerprint("app", str(args.get("clientKey")), str(args.get("clientSecret")))
-    digest = request_digest(blk.name, args, inv.context_key, inv.rapid)
+    # A key belongs to the connector's caller as the face checked it (its API key, RapidAPI's
+    # user; one shared scope where CONNECTOR_API_KEYS is not set), not to InstaMsg
+    # credentials: a flow that renewed its access token before retrying must find its key.
+    # For the same reason the credentials are no part of what the key must match.
+    scope = fingerprint("caller", inv.identity or "")
+    asked = {k: v for k, v in args.items() if k not in CREDENTIALS}
+    digest = request_digest(blk.name, asked, inv.context_key, inv.rapid)
     try:
         found = store.claim(scope, key, blk.name, digest)
     except ConnectorError:

@@ -74,6 +74,10 @@ class Block:
     idempotent: bool | None = None
     #: may overwrite or remove what is there (MCP's destructiveHint); None: PUT and DELETE do.
     destructive: bool | None = None
+    #: an Idempotency-Key applies (its answer is kept, the call runs once); None: every
+    #: method but GET (a read repeated is harmless). getAccessToken says False: a kept token
+    #: would be replayed after it expired.
+    keyed: bool | None = None
     #: what the block answers under contextWrites.to: a result schema, or [Schema] for a list.
     returns: Any = None
 
@@ -83,6 +87,8 @@ class Block:
             self.repeatable = self.method in ("GET", "PUT", "DELETE")
         if self.idempotent is None:
             self.idempotent = self.method in ("GET", "PUT", "DELETE")
+        if self.keyed is None:
+            self.keyed = self.method != "GET"
         if self.destructive is None:
             self.destructive = self.method in ("PUT", "DELETE")
         self.loader = self.schema()

@@ -128,7 +128,7 @@ def input_schema(blk, document: dict | None = None, *, held: bool = False) -> di
         token = schema["properties"].get("accessToken")
         if token is not None:
             token["description"] = HELD_TOKEN
-    if blk.method != "GET":  # a read ignores keys: repeating it is harmless
+    if blk.keyed:  # a read (or getAccessToken) ignores keys
         schema["properties"][KEY_ARGUMENT] = key_schema()
     # The OpenAPI wording points at its x- keys and at HTTP statuses; say the rules plainly.
     schema.pop("description", None)

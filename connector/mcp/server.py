@@ -55,6 +55,13 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
                 INVALID_PARAMS,
                 f"There is no tool named {params.name[:80]!r}. Did you mean: {blk.name}?",
             )
+        if tools.token_block(blk, held):
+            raise MCPError(
+                INVALID_PARAMS,
+                f"{blk.name} is not offered: this server holds the app's credentials, and the "
+                "connector gets and renews access tokens itself. Call the other tools without "
+                "accessToken.",
+            )
         args = tools.with_credentials(dict(params.arguments or {}), credentials)
         key = args.pop(tools.KEY_ARGUMENT, None)
         if key is not None and not (isinstance(key, str) and 1 <= len(key) <= tools.MAX_KEY):

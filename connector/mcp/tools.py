@@ -62,7 +62,14 @@ def tool(blk, document: dict | None = None, *, held: bool = False) -> Tool:
 @lru_cache(maxsize=2)
 def tool_list(held: bool = False) -> tuple[Tool, ...]:
     document = openapi.openapi()
-    return tuple(tool(blk, document, held=held) for blk in REGISTRY)
+    return tuple(tool(blk, document, held=held) for blk in REGISTRY if not token_block(blk, held))
+
+
+def token_block(blk, held: bool) -> bool:
+    """With the app's credentials held by the server, the token blocks (getAccessToken,
+    invalidateAccessToken: the app's key and secret themselves) are not offered: the connector
+    gets and renews tokens itself, and the agent never holds one."""
+    return held and blk.auth == "basic"
 
 
 def with_credentials(args: dict, credentials: dict | None) -> dict:

@@ -12,15 +12,7 @@ module.exports = create(
       "description": "Gets an OAuth2 access token for your InstaMsg app from its client key and secret. Every other block takes the token as accessToken."
     },
     "operation": {
-      "inputFields": [
-        {
-          "key": "idempotencyKey",
-          "label": "Idempotency Key",
-          "type": "string",
-          "required": false,
-          "helpText": "Optional. Sent as the Idempotency-Key header: under one key the connector sends this step to InstaMsg at most once, however often Zapier retries or replays it (a replay reuses the step's input, so a mapped key stays the same), and a retry of a step that succeeded gets the first answer again, with Idempotent Replayed true. Map something unique to this run's item, such as the trigger's ID (for example `publish-{{trigger ID}}`); leave it empty to send every run as a new call. The same key with other values is refused (IDEMPOTENCY_KEY_REUSED); OUTCOME_UNKNOWN means the step may or may not have happened: check before running it under a new key."
-        }
-      ],
+      "inputFields": [],
       "outputFields": [
         {
           "key": "access_token",
@@ -48,7 +40,6 @@ module.exports = create(
   {
     "block": "getAccessToken",
     "args": [],
-    "credentials": "always",
-    "keyed": true
+    "credentials": "always"
   },
 );
