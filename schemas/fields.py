@@ -262,7 +262,8 @@ class Number(ArgField, fields.Field):
         "min": "Must be {lo} or more.",
         "max": "Must be {hi} or less.",
         "choice": "Must be one of: {options}.",
-        "wide": "Must be a whole number InstaMsg can hold: {hi} or less (and as far below 0).",
+        "wide_high": "Must be a whole number InstaMsg can hold: {hi} or less.",
+        "wide_low": "Must be a whole number InstaMsg can hold: {lo} or more.",
     }
 
     def __init__(self, info, *, integer=True, minimum=None, maximum=None, choices=None, **kwargs):
@@ -304,8 +305,10 @@ class Number(ArgField, fields.Field):
             raise self.make_error("min", lo=lo)
         if hi is not None and value > hi:
             raise self.make_error("max", hi=hi)
-        if self.integer and not MIN_INTEGER <= value <= MAX_INTEGER:
-            raise self.make_error("wide", hi=MAX_INTEGER)
+        if self.integer and value > MAX_INTEGER:
+            raise self.make_error("wide_high", hi=MAX_INTEGER)
+        if self.integer and value < MIN_INTEGER:
+            raise self.make_error("wide_low", lo=MIN_INTEGER)
         return value
 
     def openapi_schema(self):

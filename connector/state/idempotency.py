@@ -81,8 +81,9 @@ def outcome_unknown() -> OutcomeUnknown:
     not known: the same for the first caller and every retry."""
     return OutcomeUnknown(
         "The call with this Idempotency-Key may or may not have reached InstaMsg: it was "
-        "interrupted (a timeout after sending, the connector stopping, or its answer could not "
-        "be kept), so the connector cannot say whether it took effect and will not send it "
+        "interrupted (a timeout after sending, InstaMsg failing with a 5xx after it may have "
+        "acted, the connector stopping, or its answer could not be kept), so the connector "
+        "cannot say whether it took effect and will not send it "
         "again under this key. Check in InstaMsg (getMessages, getFiles, getClients...) "
         "whether it happened; if it did not and you still want it, send it again with a NEW "
         "Idempotency-Key."
