@@ -223,11 +223,9 @@ def test_display_names(name, shown):
     assert n8n.display_name(name) == shown
 
 
-def test_reads_are_the_get_blocks_of_the_registry():
-    from connector.engine.registry import REGISTRY
-
-    assert {name for name, b in BLOCKS.items() if n8n.reads(b)} == {
-        blk.name for blk in REGISTRY if blk.method == "GET"
+def test_the_manifest_says_which_blocks_take_a_key_as_the_registry_does():
+    assert {name for name, b in BLOCKS.items() if b["idempotencyKey"]} == {
+        blk.name for blk in REGISTRY if blk.keyed
     }
 
 

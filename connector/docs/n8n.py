@@ -30,10 +30,6 @@ TOKEN = "accessToken"
 # The binary property a File argument reads, and downloadFile's file is written to.
 BINARY_PROPERTY = "data"
 
-# A block whose name starts with one of these only reads (its method is GET; getAccessToken,
-# which issues a token, is a POST and no read). The connector ignores Idempotency-Keys on reads.
-READ_VERBS = ("get", "download")
-TOKEN_BLOCK = "getAccessToken"
 # The parameter an operation that changes something takes its Idempotency-Key in.
 KEY_PARAMETER = "idempotencyKey"
 KEY_DESCRIPTION = (
@@ -204,11 +200,6 @@ def alternatives_of(block: dict, name: str) -> list[str]:
         if any(name in group for group in rule):
             return [other for group in rule if name not in group for other in group]
     return []
-
-
-def reads(block: dict) -> bool:
-    """The block only reads (a GET): it takes no Idempotency-Key."""
-    return block["name"].startswith(READ_VERBS) and block["name"] != TOKEN_BLOCK
 
 
 def operation_spec(block: dict) -> dict:
