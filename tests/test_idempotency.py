@@ -165,8 +165,11 @@ def test_kept_answers_expire(client, mocked):
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
-def test_a_key_must_be_1_to_255_characters(client, key, nothing_sent):
-    answer = publish(client, key)
+@pytest.mark.parametrize("block", ["publishMessage", "getAccessToken", "getMessages"])
+def test_a_key_must_be_1_to_255_characters_on_every_block(client, key, block, nothing_sent):
+    """Blocks that ignore keys (reads, getAccessToken) refuse a malformed one all the same."""
+    args = {"clientKey": "demo-key", "clientSecret": "s"} if block == "getAccessToken" else PUBLISH
+    answer = publish(client, key, args, path=f"/blocks/{block}")
     assert answer.status_code == 400 and envelope(answer)["status_code"] == "INVALID_REQUEST"
 
 

@@ -122,6 +122,8 @@ class Engine:
             raise InvalidFields("stream: " + why, fields=["stream"], errors={"stream": [why]})
         inv.warnings = ignored_warnings(inv, blk, args)
         loaded = blk.load(args)
+        if key is not None:
+            keys.check_form(key)
         if key is not None and blk.keyed:
             replay = keys.claim(self.idempotency, self.settings, inv, blk, args, key)
             if replay is not None:

@@ -33,10 +33,15 @@ KEPT_CODES = frozenset({"SUCCESS", "API_ERROR"})
 CREDENTIALS = frozenset({"accessToken", "clientKey", "clientSecret"})
 
 
-def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
-    """Claim ``key`` for this call (None: run it), or the answer the key already holds."""
+def check_form(key: str) -> None:
+    """A malformed key is refused on every block, the ones that ignore keys too."""
     if not 1 <= len(key) <= MAX_KEY:
         raise InvalidRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY} characters.")
+
+
+def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
+    """Claim ``key`` for this call (None: run it), or the answer the key already holds."""
+    check_form(key)
     # A key belongs to the connector's caller as the face checked it (its API key, RapidAPI's
     # user; one shared scope where CONNECTOR_API_KEYS is not set), not to InstaMsg
     # credentials: a flow that renewed its access token before retrying must find its key.
