@@ -8,20 +8,11 @@ import requests
 from app import create_app
 from connector.config import Settings
 from tests.support.servers import gunicorn
-from tests.support.upstream import INSTAMSG, TOKEN
+from tests.support.upstream import INSTAMSG, TOKEN, VALVE
 
 MESSAGES_PATH = "/api/v1/tenants/t/clients/c/messages"
 MESSAGES = INSTAMSG + MESSAGES_PATH
-PUBLISH = {
-    "accessToken": TOKEN,
-    "tenantId": "t",
-    "clientId": "c",
-    "id": 7,
-    "type": "pub",
-    "topic": "valves",
-    "payload": "open",
-    "qos": 2,
-}
+PUBLISH = {"accessToken": TOKEN, **VALVE, "payload": "open"}
 LOCATION = {"Location": "/api/v1/tenants/t/clients/c/messages/m-1"}
 
 

@@ -15,21 +15,13 @@ from connector.state.idempotency import (
     SQLiteIdempotencyStore,
     bounded_answer,
 )
-from tests.support.upstream import INSTAMSG, TOKEN
+from tests.support.upstream import INSTAMSG, TOKEN, VALVE
 
 T = "/api/v1/tenants/t/clients/c"
 MESSAGES = INSTAMSG + T + "/messages"
 TOKEN_URL = INSTAMSG + "/oauth2/token"
 LOCATION = {"Location": T + "/messages/m-1"}
-PUBLISH = {
-    "tenantId": "t",
-    "clientId": "c",
-    "id": 7,
-    "type": "pub",
-    "topic": "valves",
-    "payload": "open",
-    "qos": 2,
-}
+PUBLISH = {**VALVE, "payload": "open"}
 APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 
 

@@ -16,20 +16,12 @@ from pathlib import Path
 import requests
 
 from tests.support.servers import gunicorn
-from tests.support.upstream import TOKEN
+from tests.support.upstream import TOKEN, VALVE
 
 T = "/api/v1/tenants/t/clients/c"
 MESSAGES = T + "/messages"
 LOCATION = {"Location": MESSAGES + "/m-1"}
-PUBLISH = {
-    "accessToken": TOKEN,
-    "tenantId": "t",
-    "clientId": "c",
-    "id": 7,
-    "type": "pub",
-    "topic": "valves",
-    "qos": 2,
-}
+PUBLISH = {"accessToken": TOKEN, **VALVE}
 APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 
 #: Short settings: every deadline and lease of a keyed call in seconds, not minutes (the

@@ -20,3 +20,6 @@ PUBLISH = {
     "payload": "21.5C",
     "qos": 1,
 }
+
+#: The keyed publish the Idempotency-Key tests send (credentials and payload are each test's).
+VALVE = {"tenantId": "t", "clientId": "c", "id": 7, "type": "pub", "topic": "valves", "qos": 2}
