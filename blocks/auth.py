@@ -16,6 +16,7 @@ block(
     body="form",
     repeatable=True,  # asking for a token twice does no harm
     keyed=False,  # nor does it need a key: a kept token would be replayed after it expired
+    grants_token=True,
     returns=r.AccessToken,
 )
 

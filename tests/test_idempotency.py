@@ -101,13 +101,26 @@ def test_validation_failures_are_not_kept(client, mocked):
 
 
 def test_a_key_holds_across_renewed_credentials(client, mocked):
-    """A flow that renewed its access token (or switched to managed tokens) before retrying
-    finds its key: credentials are who calls InstaMsg, not what is asked of it."""
+    """A flow that renewed its access token through the connector (or switched to managed
+    tokens) before retrying finds its key: credentials are who calls InstaMsg, not what is
+    asked of it."""
+    app = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+    for token in (TOKEN, "a-renewed-token"):
+        mocked.post(INSTAMSG + "/oauth2/token", json={"access_token": token, "expires_in": 60})
     mocked.post(MESSAGES, status=201, headers=LOCATION)
+    tokens = [
+        envelope(client.post("/blocks/getAccessToken", json=app))["access_token"] for _ in range(2)
+    ]
+    assert tokens == [TOKEN, "a-renewed-token"]
     first = publish(client, "k-6")
     renewed = publish(client, "k-6", {**PUBLISH, "accessToken": "a-renewed-token"})
-    assert renewed.status_code == 200 and renewed.headers["Idempotent-Replayed"] == "true"
-    assert renewed.json == first.json and len(mocked.calls) == 1
+    managed = publish(
+        client, "k-6", {**{k: v for k, v in PUBLISH.items() if k != "accessToken"}, **app}
+    )
+    for again in (renewed, managed):
+        assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json == first.json
+    assert len([c for c in mocked.calls if c.request.url.startswith(MESSAGES)]) == 1
 
 
 def test_keys_belong_to_the_connectors_caller(tmp_path, mocked):
@@ -206,3 +219,129 @@ def test_two_workers_one_key_one_publish(tmp_path, loopback):
     assert statuses in ([200, 409], [200, 200])
     assert len([c for c in loopback.calls if c.request.method == "POST"]) == 1
     assert replay.headers["Idempotent-Replayed"] == "true"
+
+
+# -- whose answer a key keeps (issue 21, items 2 and 3) ------------------------------------
+
+APP_A = {"clientKey": "app-a", "clientSecret": "secret-a"}
+APP_B = {"clientKey": "app-b", "clientSecret": "secret-b"}
+VALVE_TOPIC = {k: VALVE[k] for k in ("id", "type", "topic", "qos")}
+
+
+class Account:
+    """A sandbox with two InstaMsg apps, called over the HTTP face of one app (one engine)."""
+
+    def __init__(self, tmp_path, api_keys=()):
+        apps = {APP_A["clientKey"]: APP_A["clientSecret"], APP_B["clientKey"]: "secret-b"}
+        settings = Settings(
+            sandbox=True, sandbox_apps=apps, data_dir=str(tmp_path), api_keys=api_keys
+        )
+        self.app = create_app(settings)
+        self.engine = self.app.extensions["instamsg"]
+        self.http = self.app.test_client()
+
+    def post(self, block, args, key=None, api_key=None):
+        headers = {"Idempotency-Key": key} if key else {}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        return self.http.post(f"/blocks/{block}", json={"args": args}, headers=headers)
+
+    def token(self, app, api_key=None):
+        return envelope(self.post("getAccessToken", app, api_key=api_key))["access_token"]
+
+    def device(self, token, api_key=None):
+        """A tenant and a device client of the token's app: {tenantId, clientId}."""
+        tenant = self.post(
+            "createTenant",
+            {"accessToken": token, "name": "Farm", "maxClients": 2, "maxMessages": 5},
+            api_key=api_key,
+        )
+        args = {"accessToken": token, "tenantId": envelope(tenant)["id"]}
+        created = self.post(
+            "createClient",
+            {
+                **args,
+                "type": "device",
+                "name": "pump",
+                "provisioningId": "p-1",
+                "pubTopics": ["valves"],
+            },
+            api_key=api_key,
+        )
+        return {"tenantId": args["tenantId"], "clientId": envelope(created)["id"]}
+
+
+def test_an_anonymous_key_replays_only_to_the_app_that_made_the_call(tmp_path):
+    """Without CONNECTOR_API_KEYS every caller shares one scope: app B (or anyone with a
+    made-up token) sending app A's key for A's client is refused, never given A's new
+    device auth token; A itself, with a renewed token or its key and secret, is replayed."""
+    account = Account(tmp_path)
+    token_a = account.token(APP_A)
+    client = account.device(token_a)
+    first = account.post("updateClientAuthToken", {"accessToken": token_a, **client}, "k-a")
+    assert first.status_code == 200
+    secret = envelope(first)["auth_token"]
+
+    strangers = [
+        {"accessToken": account.token(APP_B)},
+        {"accessToken": "made-up-token-0123456789"},
+        APP_B,
+        {"clientKey": APP_A["clientKey"], "clientSecret": "not-a-secret"},
+    ]
+    for credentials in strangers:
+        answer = account.post("updateClientAuthToken", {**credentials, **client}, "k-a")
+        assert answer.status_code == 422, credentials
+        assert envelope(answer)["status_code"] == "IDEMPOTENCY_KEY_REUSED"
+        assert "another InstaMsg app" in envelope(answer)["status_msg"]
+        assert secret not in answer.get_data(as_text=True)
+        assert "Idempotent-Replayed" not in answer.headers
+    # B cannot read A's client directly either: the refusal told it nothing it could not know
+    direct = account.post("getClientAuthToken", {"accessToken": account.token(APP_B), **client})
+    assert direct.status_code == 404
+
+    for credentials in ({"accessToken": account.token(APP_A)}, APP_A):
+        again = account.post("updateClientAuthToken", {**credentials, **client}, "k-a")
+        assert again.headers["Idempotent-Replayed"] == "true", credentials
+        assert envelope(again)["auth_token"] == secret
+
+
+def test_a_token_the_connector_did_not_hand_out_keeps_its_keys_to_itself(client, mocked):
+    """A token from elsewhere cannot be tied to an app: the same token replays, another
+    token (renewed outside the connector) is refused rather than published again."""
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
+    first = publish(client, "k-9")
+    same = publish(client, "k-9")
+    other = publish(client, "k-9", {**PUBLISH, "accessToken": "tok-from-elsewhere"})
+    assert same.headers["Idempotent-Replayed"] == "true" and same.json == first.json
+    assert other.status_code == 422 and envelope(other)["status_code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert len(mocked.calls) == 1
+
+
+def test_an_api_key_owns_its_keys_on_every_face(tmp_path):
+    """An MCP tool call run in process with --api-key is that key's caller, as over HTTP:
+    the same Idempotency-Key publishes once across the two faces, and another API key's
+    caller never gets the kept answer."""
+    from connector.mcp import runners
+
+    account = Account(tmp_path, api_keys=("key-a", "key-b"))
+    token = account.token(APP_A, api_key="key-a")
+    client = account.device(token, api_key="key-a")
+    publish_args = {**client, "accessToken": token, **VALVE_TOPIC, "payload": "on"}
+
+    over_mcp, replayed = runners.run_in_process(
+        account.engine, "publishMessage", publish_args, "k-mcp", "key-a"
+    )
+    assert over_mcp["callback"] == "success" and not replayed
+    over_http = account.post("publishMessage", publish_args, "k-mcp", api_key="key-a")
+    assert over_http.headers["Idempotent-Replayed"] == "true"
+    assert over_http.json == over_mcp
+
+    made_up = {**publish_args, "accessToken": "made-up-token-0123456789"}
+    as_b, replayed = runners.run_in_process(
+        account.engine, "publishMessage", made_up, "k-mcp", "key-b"
+    )
+    assert not replayed and as_b["callback"] == "error"
+    assert as_b["contextWrites"]["to"]["status_code"] == "API_ERROR"  # InstaMsg's 401
+
+    messages = account.post("getMessages", {**client, "accessToken": token}, api_key="key-a")
+    assert len(envelope(messages)) == 1

@@ -7,6 +7,7 @@ connection pool, sharing one Redis: what they agree on, they agree on through Re
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from types import SimpleNamespace
 
@@ -127,6 +128,18 @@ def test_both_stores_answer_a_sequence_of_calls_alike(store, steps):
             getattr(store, action)(SCOPE, args[0], owners[args[0]])
 
 
+def test_a_token_is_tied_to_its_app_until_its_life_ends(store):
+    """What an anonymous caller's keys follow (connector.engine.idempotency_keys.principal):
+    both stores answer alike, and a tie ends with the token's life."""
+    assert store.owner_of("t" * 64) is None
+    store.tie("t" * 64, "app:one", 300)
+    store.tie("u" * 64, "app:two", 0.001)
+    store.tie("t" * 64, "app:one", 300)  # tied again (the same token answered twice)
+    time.sleep(0.01)
+    assert store.owner_of("t" * 64) == "app:one"
+    assert store.owner_of("u" * 64) is None
+
+
 def test_a_replay_is_the_kept_answer_byte_for_byte(store):
     headers = [["Content-Type", "application/octet-stream"], ["Content-Length", "7"]]
     body = b"\x00\xff\r\n\xc3("  # not UTF-8: kept as bytes, not text
@@ -225,10 +238,11 @@ def test_every_key_under_the_prefix_expires(redisd):
     tokens.write("f" * 64, "tok", 120)
     held = tokens.lock("f" * 64)
     assert held.acquire()
+    store.tie("e" * 64, "app:" + "d" * 64, 300)
 
     assert store.check() is None  # its write probe expires too
     keys = all_keys(redisd.url)
-    assert len(keys) == 6 and all(name.startswith(PREFIX) for name in keys)
+    assert len(keys) == 7 and all(name.startswith(PREFIX) for name in keys)
     assert {name: ttl for name, ttl in keys.items() if ttl <= 0} == {}
     assert max(len(name) for name in keys) < 200  # a 255-character key makes a short name
     held.release()

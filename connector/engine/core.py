@@ -9,6 +9,8 @@ every face.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import hmac
 import time
 from dataclasses import dataclass
@@ -25,6 +27,11 @@ from connector.errors import ConnectorError, InternalError, InvalidFields, Unaut
 from connector.server import logs
 from connector.state.idempotency import Claim
 from connector.state.stores import open_idempotency_store, open_token_cache
+
+
+def caller_identity(api_key: str) -> str:
+    """The name a connector API key's caller goes by in the stores (never the key itself)."""
+    return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
 
 
 @dataclass(slots=True)
@@ -74,6 +81,14 @@ class Engine:
     def keyless(self) -> bool:
         """No CONNECTOR_API_KEYS: anyone who reaches a face may run blocks."""
         return not self.settings.api_keys
+
+    def identify(self, inv: Invocation, api_key: str | None) -> bool:
+        """Whether ``api_key`` is one of CONNECTOR_API_KEYS; if so, ``inv`` is that key's
+        caller from now on (its Idempotency-Keys and rate limits), on every face alike."""
+        if not self.admits(api_key):
+            return False
+        inv.identity = caller_identity(api_key)
+        return True
 
     def admits(self, api_key: str | None) -> bool:
         """``api_key`` is one of CONNECTOR_API_KEYS (compared in constant time)."""
@@ -140,7 +155,13 @@ class Engine:
         inv.code = "SUCCESS"
         if streamed:
             return Outcome(reply=reply, filename=loaded["filename"])
-        return Outcome(result=blk.result(reply, loaded, ctx))
+        result = blk.result(reply, loaded, ctx)
+        if blk.grants_token and inv.identity is None:
+            # A store that fails is logged there, and costs only this: a retry with the
+            # token is refused instead of replayed. The token is answered either way.
+            with contextlib.suppress(ConnectorError):
+                keys.tie_token(self.idempotency, inv, args, result)
+        return Outcome(result=result)
 
     def call(
         self,
@@ -164,7 +185,7 @@ class Engine:
         reply = None
         status = 200
         try:
-            if not self.keyless and not self.admits(api_key):
+            if not self.keyless and not self.identify(inv, api_key):
                 raise Unauthorized.api_key_needed()
             outcome = self.run(inv, name, args, key=key, stream=stream, can_stream=can_stream)
             reply = outcome.reply

@@ -43,13 +43,15 @@ def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
     """Claim ``key`` for this call (None: run it), or the answer the key already holds."""
     check_form(key)
     # A key belongs to the connector's caller as the face checked it (its API key, RapidAPI's
-    # user; one shared scope where CONNECTOR_API_KEYS is not set), not to InstaMsg
-    # credentials: a flow that renewed its access token before retrying must find its key.
-    # For the same reason the credentials are no part of what the key must match.
+    # user), not to an access token: a flow that renewed its token before retrying must find
+    # its key, so the credentials are no part of what the key must match. An anonymous
+    # caller (no CONNECTOR_API_KEYS) shares one scope with every other, and is told apart
+    # by the InstaMsg app it acts as: its kept answers go to that app's calls only.
     scope = fingerprint("caller", inv.identity or "")
     asked = {k: v for k, v in args.items() if k not in CREDENTIALS}
-    digest = request_digest(blk.name, asked, inv.context_key, inv.rapid)
     try:
+        who = principal(store, inv, args)
+        digest = request_digest(blk.name, asked, inv.context_key, inv.rapid, who)
         found = store.claim(scope, key, blk.name, digest)
     except ConnectorError:
         metrics.IDEMPOTENCY.labels("unavailable").inc()
@@ -57,9 +59,14 @@ def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
     if found.kind != "new":
         metrics.IDEMPOTENCY.labels("replayed" if found.kind == "replay" else found.kind).inc()
     if found.kind == "reused":
+        other = (
+            "other arguments, another block or another InstaMsg app"
+            if who
+            else ("other arguments or another block")
+        )
         raise IdempotencyKeyReused(
-            "This Idempotency-Key was used for another call (other arguments or another "
-            "block). Use a new key for a new call."
+            f"This Idempotency-Key was used for another call ({other}). "
+            "Use a new key for a new call."
         )
     if found.kind == "in_use":
         raise IdempotencyKeyInUse(
@@ -78,6 +85,56 @@ def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
     # while it runs and a retry could find it abandoned (connector.state.idempotency.Lifetimes).
     inv.watch = SendWatch(time.monotonic() + Lifetimes.of(settings).send_by)
     return None
+
+
+def principal(store, inv: Invocation, args) -> str:
+    """Who an anonymous caller's keyed call acts as in InstaMsg ("" for a caller the face
+    identified: its scope says who it is). A kept answer may only go to a caller who could
+    have made the call itself:
+
+    - with clientKey and clientSecret, the app they name (both: the key alone is no proof);
+    - with an accessToken the connector handed out (getAccessToken, any face), the app it
+      was issued to, so a retry with a renewed token of the same app still replays;
+    - with any other token, that token alone: a token from elsewhere cannot be tied to an
+      app, and a retry with another one is refused, never answered with another's result.
+    """
+    if inv.identity is not None:
+        return ""
+    token = args.get("accessToken")
+    if isinstance(token, str) and token:
+        name = token_name(token)
+        return store.owner_of(name) or "token:" + name
+    client_key, client_secret = args.get("clientKey"), args.get("clientSecret")
+    if isinstance(client_key, str) and isinstance(client_secret, str):
+        return app_name(client_key, client_secret)
+    return ""
+
+
+def token_name(token: str) -> str:
+    return fingerprint("access token", token)
+
+
+def app_name(client_key: str, client_secret: str) -> str:
+    return "app:" + fingerprint("app", client_key, client_secret)
+
+
+#: How long a handed-out token stays tied to its app when InstaMsg does not say (seconds).
+TOKEN_LIFE = 3600.0
+
+
+def tie_token(store, inv: Invocation, args, result) -> None:
+    """getAccessToken answered an anonymous caller: remember which app the token is for,
+    so that the app's keyed calls with it (or with a later token) share their keys."""
+    if inv.identity is not None or not isinstance(result, dict):
+        return
+    token, life = result.get("access_token"), result.get("expires_in")
+    client_key, client_secret = args.get("clientKey"), args.get("clientSecret")
+    if not (isinstance(token, str) and token and isinstance(client_key, str)):
+        return
+    if not isinstance(client_secret, str):
+        return
+    ttl = float(life) if isinstance(life, int | float) and life > 0 else TOKEN_LIFE
+    store.tie(token_name(token), app_name(client_key, client_secret), ttl)
 
 
 def keep(store, inv: Invocation, status, headers, body, streamed) -> bool:

@@ -78,6 +78,9 @@ class Block:
     #: method but GET (a read repeated is harmless). getAccessToken says False: a kept token
     #: would be replayed after it expired.
     keyed: bool | None = None
+    #: answers an access token for the app whose clientKey and clientSecret it was given
+    #: (getAccessToken): the engine ties the token to that app for anonymous callers' keys.
+    grants_token: bool = False
     #: what the block answers under contextWrites.to: a result schema, or [Schema] for a list.
     returns: Any = None
 

@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
     started_at REAL NOT NULL, expires_at REAL NOT NULL, owner TEXT,
     PRIMARY KEY (scope, key));
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
+CREATE TABLE IF NOT EXISTS token_owner (
+    token TEXT PRIMARY KEY, principal TEXT NOT NULL, expires_at REAL NOT NULL);
 """
 MAX_KEY = 255
 #: The largest answer a key keeps whole (bytes). Only blocks with side effects keep answers,
@@ -189,8 +191,10 @@ def new_owner() -> str:
     return os.urandom(12).hex()
 
 
-def request_digest(block: str, args: dict, context_key: str, rapid: bool) -> str:
-    """A digest of what was asked: the block, its arguments as sent, and the answer's form."""
+def request_digest(block: str, args: dict, context_key: str, rapid: bool, who: str = "") -> str:
+    """A digest of what was asked: the block, its arguments as sent, and the answer's form;
+    and ``who`` asked, where the key's scope alone does not say (an anonymous caller's
+    InstaMsg identity: connector.engine.idempotency_keys.principal)."""
 
     def plain(value):
         if hasattr(value, "stream") and hasattr(value, "filename"):  # an uploaded file part
@@ -203,9 +207,8 @@ def request_digest(block: str, args: dict, context_key: str, rapid: bool) -> str
             return {"file": value.filename, "sha256": digest.hexdigest()}
         return str(value)
 
-    text = json.dumps(
-        [block, args, context_key, rapid], sort_keys=True, default=plain, ensure_ascii=False
-    )
+    asked = [block, args, context_key, rapid, who] if who else [block, args, context_key, rapid]
+    text = json.dumps(asked, sort_keys=True, default=plain, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -236,6 +239,16 @@ class IdempotencyStore:
 
     def check(self) -> str | None:
         """Readiness: None when the store takes a write, else a short text naming what failed."""
+        raise NotImplementedError
+
+    def tie(self, token: str, principal: str, ttl: float) -> None:
+        """Remember for ``ttl`` seconds that the access token named ``token`` (a fingerprint,
+        never the token) was issued to ``principal``: an anonymous caller's keys follow its
+        InstaMsg app across renewed tokens (connector.engine.idempotency_keys)."""
+        raise NotImplementedError
+
+    def owner_of(self, token: str) -> str | None:
+        """The principal ``tie`` named for ``token``, or None (unknown, or expired)."""
         raise NotImplementedError
 
 
@@ -389,3 +402,24 @@ class SQLiteIdempotencyStore(IdempotencyStore):
             kind = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
             return f"the SQLite file {self.db.path} cannot be written ({kind})"
         return None
+
+    def tie(self, token: str, principal: str, ttl: float) -> None:
+        now = self.clock()
+        self._write(
+            "tie",
+            "INSERT OR REPLACE INTO token_owner (token, principal, expires_at) VALUES (?, ?, ?)",
+            (token, principal, now + ttl),
+        )
+        if self._claims % 500 == 1:  # swept as often as expired keys are
+            self._write("tie", "DELETE FROM token_owner WHERE expires_at < ?", (now,))
+
+    def owner_of(self, token: str) -> str | None:
+        try:
+            row = self.db.one(
+                "SELECT principal FROM token_owner WHERE token = ? AND expires_at >= ?",
+                token,
+                self.clock(),
+            )
+        except FAULTS as exc:
+            raise store_fault("sqlite", "owner", exc) from None
+        return None if row is None else row["principal"]

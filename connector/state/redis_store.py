@@ -294,6 +294,21 @@ class RedisIdempotencyStore(IdempotencyStore):
                 return f"{describe(self.client)} is full (maxmemory reached): keys cannot be kept"
             return f"{describe(self.client)} does not answer ({fault_name(exc)})"
 
+    def tie(self, token: str, principal: str, ttl: float) -> None:
+        try:
+            self.client.set(
+                f"{self.prefix}token-owner:{token}", principal.encode(), px=max(1, int(ttl * 1000))
+            )
+        except REDIS_FAULTS as exc:
+            raise self._fault("tie", exc) from None
+
+    def owner_of(self, token: str) -> str | None:
+        try:
+            found = self.client.get(f"{self.prefix}token-owner:{token}")
+        except REDIS_FAULTS as exc:
+            raise self._fault("owner", exc) from None
+        return None if found is None else found.decode()
+
 
 # -- managed tokens -----------------------------------------------------------------------
 

@@ -21,9 +21,7 @@ def authenticate(engine: Engine, inv: Invocation, headers, path: str) -> None:
     """Raise UNAUTHORIZED unless this request may use ``path``."""
     if engine.keyless or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
         return
-    given = headers.get("X-API-Key")
-    if engine.admits(given):
-        inv.identity = "key:" + hashlib.sha256(given.encode()).hexdigest()[:32]
+    if engine.identify(inv, headers.get("X-API-Key")):
         return
     proxy = engine.settings.rapidapi_proxy_secret
     if (inv.rapid or path == RAPID_PREFIX.rstrip("/")) and proxy_admits(
