@@ -41,12 +41,13 @@ test: $(VENV)/.dev
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not slow" -q
 
-## check: fast lint and generated-file freshness
+## check: fast lint, generated-file freshness, and openapi.json through redocly's and spectral's linters
 check: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m connector.docs --check
+	bash .ci/openapi-lint/run
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .

@@ -42,7 +42,11 @@ class ErrorBody(Schema):
         metadata={"description": "InstaMsg's own answer: its status and body (no secrets)."}
     )
     request_id = fields.String(
-        required=True, metadata={"description": "The X-Request-Id of the call, for the logs."}
+        required=True,
+        metadata={
+            "description": "The X-Request-Id of the call, for the logs.",
+            "example": "5fc2c87957d1586b17e9df98335dd7f4",
+        },
     )
 
 

@@ -95,7 +95,7 @@ def test_the_input_schema_is_the_openapi_request_schema_as_portable_json_schema(
         assert prop["description"] == source["description"]
         assert prop.get("examples") == [source["example"]]
         branches = prop.get("anyOf", [prop])
-        if source.get("nullable"):  # an optional argument: null, like leaving it out
+        if source.get("nullable") or schema.nullable_forms(source):  # optional: null is absent
             assert branches[-1] == {"type": "null"}, key
             branches = branches[:-1]
             if len(branches) == 1 and "anyOf" not in source:

@@ -36,7 +36,12 @@ def arg_property(converter, field, ret, **kwargs):
         extra["writeOnly"] = True
         extra["x-secret"] = True
     if not field.required:
-        extra["nullable"] = True  # null, like "", counts as not given
+        # null, like "", counts as not given. OpenAPI 3.0's nullable qualifies a sibling
+        # type, so a field of several forms says it on each of them.
+        if "anyOf" in extra:
+            extra["anyOf"] = [{**form, "nullable": True} for form in extra["anyOf"]]
+        else:
+            extra["nullable"] = True
     return extra
 
 
@@ -97,8 +102,13 @@ def refusal_example(blk) -> dict | None:
     try:
         blk.load(args)
     except ConnectorError as error:
-        return {"callback": "error", "contextWrites": {"to": error.to_dict()}}
+        body = {**error.to_dict(), "request_id": REQUEST_ID_EXAMPLE}
+        return {"callback": "error", "contextWrites": {"to": body}}
     return None
+
+
+#: The request id the examples show, as the envelope's own schema gives it.
+REQUEST_ID_EXAMPLE = envelopes.ErrorBody().fields["request_id"].metadata["example"]
 
 
 HEADERS = {

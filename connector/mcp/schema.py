@@ -7,7 +7,8 @@ object into that:
 
 * ``$ref`` into ``#/components/schemas`` is inlined (``allOf`` around a lone ``$ref``, the
   way apispec wraps a described nested schema, collapses into the schema itself);
-* ``nullable: true`` becomes ``anyOf`` the schema and ``{"type": "null"}``;
+* ``nullable: true`` becomes ``anyOf`` the schema and ``{"type": "null"}`` (said on the
+  schema, or on each of its ``anyOf`` forms);
 * an empty schema (anything) under ``additionalProperties`` becomes ``true``, and under
   ``items`` is left out;
 * ``example`` becomes ``examples: [example]`` (2020-12 has no ``example``);
@@ -48,6 +49,9 @@ def portable(schema, components: dict, *, closed: bool = True):
     all_of = schema.get("allOf")
     if isinstance(all_of, list) and len(all_of) == 1:
         return portable({**all_of[0], **without(schema, "allOf")}, components, closed=closed)
+    if nullable_forms(schema):  # OpenAPI 3.0 says it on each form; one null branch says it
+        forms = [without(form, "nullable") for form in schema["anyOf"]]
+        return portable({**schema, "anyOf": forms, "nullable": True}, components, closed=closed)
     out = {}
     for key, value in schema.items():
         if key in OPENAPI_ONLY or key.startswith("x-"):
@@ -72,6 +76,16 @@ def portable(schema, components: dict, *, closed: bool = True):
     if schema.get("nullable") is True:
         out = nullable(out)
     return out
+
+
+def nullable_forms(schema: dict) -> bool:
+    """``schema`` is several forms (``anyOf``), each of them nullable."""
+    forms = schema.get("anyOf")
+    return (
+        isinstance(forms, list)
+        and bool(forms)
+        and all(isinstance(form, dict) and form.get("nullable") is True for form in forms)
+    )
 
 
 def without(schema: dict, key: str) -> dict:
