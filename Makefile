@@ -22,7 +22,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 ## run: start the connector with gunicorn on $(PORT), in sandbox mode unless INSTAMSG_SANDBOX=0
 run: $(VENV)/.runtime
-	INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py app:app
+	INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
 
 ## sandbox: the InstaMsg sandbox alone, on port 8081 (point INSTAMSG_API_URL at it)
 sandbox: $(VENV)/.runtime

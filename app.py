@@ -1,8 +1,10 @@
-"""The connector's Flask application: ``create_app()``, and ``app`` for gunicorn.
+"""The connector's Flask application: ``create_app()``, the factory, and ``serve()``, the
+same factory as the HTTP server starts it (``gunicorn -c gunicorn.conf.py 'app:serve()'``).
 
 ``create_app`` is the one place that wires settings, the upstream client, the engine and
 the faces around it (the HTTP blueprint, the playground, rate limits, the CLI). Importing any
-module of the connector changes nothing; only this does.
+module of the connector, this one included, builds nothing; Flask's CLI (``flask --app app``)
+finds and calls ``create_app`` itself.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def create_app(config: Settings | dict | None = None) -> Flask:
     if isinstance(config, Settings):
         settings = config
     else:
-        settings = replace(Settings.from_env(with_sandbox_default(os.environ)), **(config or {}))
+        settings = replace(environment_settings(), **(config or {}))
     logs.setup()
     app = Flask(__name__)
     app.request_class = ConnectorRequest
@@ -53,18 +55,29 @@ def create_app(config: Settings | dict | None = None) -> Flask:
         app.register_blueprint(sandbox_admin(engine.upstream))
     register_errors(app)
     app.cli.add_command(cli.blocks)
-    if not settings.api_keys:
+    return app
+
+
+def environment_settings() -> Settings:
+    """The settings of this process's environment. A setting that does not parse stops the
+    process (the server's start, a CLI command) with one line that names it."""
+    try:
+        return Settings.from_env(with_sandbox_default(os.environ))
+    except ConfigError as error:
+        sys.stderr.write(f"instamsg-connector: configuration error: {error}\n")
+        raise SystemExit(2) from None
+
+
+def serve() -> Flask:
+    """The app as the HTTP server runs it: built from the environment, with the lines an
+    operator needs at its start (the mode, and a warning when anyone may call it)."""
+    app = create_app()
+    engine = app.extensions["instamsg"]
+    engine.announce()
+    if engine.keyless:
         logs.event(
             "OPEN: CONNECTOR_API_KEYS is not set, so anyone who can reach this port can run "
             "blocks. Set it (comma-separated keys) before exposing the connector.",
             logging.WARNING,
         )
     return app
-
-
-try:
-    app = create_app()
-except ConfigError as error:
-    # A setting that does not parse stops the start with one line that names it.
-    sys.stderr.write(f"instamsg-connector: configuration error: {error}\n")
-    raise SystemExit(2) from None

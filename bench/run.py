@@ -457,7 +457,7 @@ def median_of(runs: list[dict]) -> dict:
 def s1(procs, ctx, opts) -> dict:
     tsv = requests_file(ctx["workdir"], "mix", block_lines(MIX))
     env = {"INSTAMSG_API_URL": ctx["up"]["fast"]}
-    connector, c_url, _ = gunicorn(procs, "app:app", env)
+    connector, c_url, _ = gunicorn(procs, "app:serve()", env)
     floor, f_url, _ = gunicorn(procs, "bench.floor:app", env)
     runs = {"connector": [], "floor": []}
     for url in (c_url, f_url):
@@ -502,7 +502,7 @@ def s1x(procs, ctx, opts) -> dict:
     for name, extra in VARIANTS.items():
         env = {"INSTAMSG_API_URL": ctx["up"]["fast"]}
         env.update({k: v.replace("{redis}", url) for k, v in extra.items()})
-        servers[name] = gunicorn(procs, "app:app", env)[:2]
+        servers[name] = gunicorn(procs, "app:serve()", env)[:2]
         load(servers[name][1], tsv, 32, opts.warmup)
     for _ in range(opts.repeat):
         for name, (_, base) in servers.items():
@@ -556,7 +556,9 @@ def slow_upstream(procs, ctx, tsv, opts, delay, connections, window, repeat) -> 
     The load runs for delay + window seconds and only the answers after the first ``delay``
     seconds are counted (none can arrive before): window_rps = those answers / window.
     """
-    connector, url, _ = gunicorn(procs, "app:app", {"INSTAMSG_API_URL": ctx["up"]["slow"][delay]})
+    connector, url, _ = gunicorn(
+        procs, "app:serve()", {"INSTAMSG_API_URL": ctx["up"]["slow"][delay]}
+    )
     if not opts.smoke:
         load(url, tsv, connections, max(opts.warmup, delay + 1))
     runs = []
@@ -616,7 +618,7 @@ def s3(procs, ctx, opts) -> dict:
         "MAX_REQUEST_BYTES": str(size + 16 * MB),
         "MAX_DOWNLOAD_BYTES": str(size + 16 * MB),
     }
-    connector, url, _ = gunicorn(procs, "app:app", env)
+    connector, url, _ = gunicorn(procs, "app:serve()", env)
     args = {**IDS, "filename": "big.bin"}
     down, up = [], []
     for _ in range(opts.repeat):
@@ -662,7 +664,9 @@ def s3(procs, ctx, opts) -> dict:
 def s4(procs, ctx, opts) -> dict:
     runs = []
     for _ in range(opts.repeat):
-        process, _, seconds = gunicorn(procs, "app:app", {"INSTAMSG_API_URL": ctx["up"]["fast"]})
+        process, _, seconds = gunicorn(
+            procs, "app:serve()", {"INSTAMSG_API_URL": ctx["up"]["fast"]}
+        )
         runs.append({"seconds": round(seconds, 3)})
         procs.stop(process)
     return median_of(runs)
@@ -671,7 +675,7 @@ def s4(procs, ctx, opts) -> dict:
 def s5(procs, ctx, opts) -> dict:
     via = requests_file(ctx["workdir"], "one", block_lines(MIX[:1]))
     direct = requests_file(ctx["workdir"], "direct", [("GET", "/api/v1/tenants/t-1", "")])
-    connector, url, _ = gunicorn(procs, "app:app", {"INSTAMSG_API_URL": ctx["up"]["fast"]})
+    connector, url, _ = gunicorn(procs, "app:serve()", {"INSTAMSG_API_URL": ctx["up"]["fast"]})
     load(url, via, 1, opts.warmup, threads=1)
     runs = {"connector": [], "direct": []}
     for _ in range(opts.repeat):

@@ -197,6 +197,7 @@ def call_command(name, pairs, json_args, to, api_key):
     if to is not None:
         args["to"] = to
     engine = current_app.extensions["instamsg"]
+    engine.announce()
     envelope, reply = engine.call(Invocation(face="cli"), name, args, api_key=api_key)
     if reply is not None:  # downloadFile with stream: the bytes themselves
         out = sys.stdout.buffer
@@ -347,6 +348,7 @@ def mcp_command(url, api_key):
         server.serve_stdio(remote, where=remote.shown, credentials=credentials)
         return
     engine = current_app.extensions["instamsg"]
+    engine.announce()
     mode = "sandbox" if engine.settings.sandbox else "live"
     server.serve_stdio(
         lambda name, args, key=None: runners.run_in_process(engine, name, args, key, api_key),

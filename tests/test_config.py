@@ -50,16 +50,31 @@ def test_redis_settings_are_read():
 
 
 @pytest.mark.slow
-def test_a_typo_in_a_setting_stops_the_process_with_a_message_and_no_traceback(tmp_path):
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-c", "import app; app.serve()"],  # what gunicorn calls
+        [sys.executable, "-m", "flask", "--app", "app", "blocks", "list"],
+    ],
+    ids=["server", "cli"],
+)
+def test_a_typo_in_a_setting_stops_the_process_with_a_message_and_no_traceback(tmp_path, command):
     env = {**os.environ, "INSTAMSG_SANDBOX": "ture", "INSTAMSG_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "INSTAMSG_SANDBOX must be one of" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_importing_app_builds_nothing(tmp_path):
+    """gunicorn and Flask's CLI call the factory; importing the module starts no engine."""
     done = subprocess.run(
-        [sys.executable, "-c", "import app"],
+        [sys.executable, "-c", "import app; print(hasattr(app, 'app'))"],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "INSTAMSG_SANDBOX": "ture", "INSTAMSG_DATA_DIR": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert done.returncode == 2
-    assert "INSTAMSG_SANDBOX must be one of" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "False", "")
+    assert not list(tmp_path.iterdir())

@@ -626,9 +626,19 @@ def test_a_rapidapi_call_without_a_key_is_an_error_envelope_with_200(locked, not
     assert context(answer)["status_code"] == "UNAUTHORIZED"
 
 
-def test_an_open_connector_says_so_at_start(capfd):
-    create_app({"api_url": INSTAMSG})
-    assert "CONNECTOR_API_KEYS is not set" in capfd.readouterr().err
+def test_an_open_server_says_so_at_start_and_the_cli_does_not(capfd, monkeypatch, tmp_path):
+    """The HTTP server's start-up lines are its own: a CLI command or the stdio MCP server
+    has no port anyone could reach."""
+    import app as application
+
+    monkeypatch.setenv("INSTAMSG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSTAMSG_SANDBOX", "1")
+    monkeypatch.delenv("CONNECTOR_API_KEYS", raising=False)
+    application.serve()
+    said = capfd.readouterr().err
+    assert "CONNECTOR_API_KEYS is not set" in said and "SANDBOX MODE" in said
+    application.create_app()
+    assert capfd.readouterr().err == ""
 
 
 def test_a_secret_that_reads_like_an_envelope_key_leaves_the_envelope_whole(client, mocked):

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 
 from tests.support.servers import ROOT
 
@@ -10,7 +11,7 @@ def make_run_command():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile.split("\nrun:", 1)[1].split("\n")[1]
     command = recipe.split("$(BIN)/", 1)[1]
-    return command.split()
+    return shlex.split(command)
 
 
 def docker_command():
@@ -20,7 +21,9 @@ def docker_command():
 
 def test_the_image_runs_the_make_run_command():
     assert (
-        docker_command() == make_run_command() == ["gunicorn", "-c", "gunicorn.conf.py", "app:app"]
+        docker_command()
+        == make_run_command()
+        == ["gunicorn", "-c", "gunicorn.conf.py", "app:serve()"]
     )
 
 

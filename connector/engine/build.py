@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from connector.config import Settings
 from connector.engine.core import Engine
-from connector.server import logs
 from connector.upstream.client import Upstream
 from connector.upstream.retry import RetryPolicy
 from connector.upstream.transport import upstream_session
@@ -22,14 +21,7 @@ def build_engine(settings: Settings) -> Engine:
 
         session, data = sandbox_session(settings)
         base_url = SANDBOX_URL
-        logs.event(
-            "SANDBOX MODE: every block is answered by the embedded InstaMsg sandbox; no request "
-            "leaves this process. Set INSTAMSG_SANDBOX=0 to call InstaMsg.",
-            mode="sandbox",
-            data=str(data),
-        )
     else:
-        session, base_url = upstream_session(settings), settings.api_url
-        logs.event("live mode", mode="live", upstream=settings.api_url)
+        session, base_url, data = upstream_session(settings), settings.api_url, None
     upstream = Upstream(session, base_url, settings.connect_timeout, settings.read_timeout, policy)
-    return Engine(settings, upstream)
+    return Engine(settings, upstream, sandbox_data=data)

@@ -52,8 +52,10 @@ class Engine:
     every instance; without, in a SQLite file and this process. Nothing connects before
     the first call that needs it (gunicorn forks workers after the app is built)."""
 
-    def __init__(self, settings, upstream, registry=REGISTRY):
+    def __init__(self, settings, upstream, registry=REGISTRY, sandbox_data=None):
         self.settings = settings
+        #: in sandbox mode, the sandbox's data file
+        self.sandbox_data = sandbox_data
         self.upstream = upstream
         self.registry = registry
         self.tokens = TokenManager(upstream, registry, shared=open_token_cache(settings))
@@ -64,6 +66,20 @@ class Engine:
         if self._idempotency is None:
             self._idempotency = open_idempotency_store(self.settings)
         return self._idempotency
+
+    def announce(self) -> None:
+        """Log which InstaMsg this engine calls: what a face that runs blocks in this process
+        says once as it starts (the HTTP server, the CLI's and the MCP server's in-process
+        runs; not a face that runs them elsewhere)."""
+        if self.settings.sandbox:
+            logs.event(
+                "SANDBOX MODE: every block is answered by the embedded InstaMsg sandbox; no "
+                "request leaves this process. Set INSTAMSG_SANDBOX=0 to call InstaMsg.",
+                mode="sandbox",
+                data=str(self.sandbox_data),
+            )
+        else:
+            logs.event("live mode", mode="live", upstream=self.settings.api_url)
 
     def readiness(self) -> list[str]:
         """What keeps this instance from serving: an empty list when its stores answer."""

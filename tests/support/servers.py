@@ -25,8 +25,8 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(env=None, workers=2, timeout=20.0):
-    """Yield the base URL of a running `gunicorn -c gunicorn.conf.py app:app`."""
-    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"]
+    """Yield the base URL of a running `gunicorn -c gunicorn.conf.py 'app:serve()'`."""
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:serve()"]
     with serve(command, {"WEB_CONCURRENCY": str(workers), **(env or {})}, timeout) as running:
         yield running
 
