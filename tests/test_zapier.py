@@ -174,7 +174,7 @@ def test_labels_and_nouns():
     assert definition("getSingleTenant")[1]["noun"] == "Tenant"
     assert definition("getSingleTenant")[1]["display"]["label"] == "Get Single Tenant"
     assert definition("publishMessage")[1]["noun"] == "Message"
-    assert zapier.title("tenantId") == "Tenant ID"
+    assert zapier.display_name("tenantId") == "Tenant ID"
 
 
 def test_the_connection_has_the_four_fields_and_tests_with_get_access_token():
@@ -281,3 +281,28 @@ def test_the_real_zapier_cli_refuses_a_broken_app(tmp_path):
     )
     assert done.returncode != 0
     assert "structurally invalid" in done.stdout and "get-files" in done.stdout
+
+
+def test_the_zapier_app_and_the_n8n_node_label_every_argument_alike():
+    """One display-name rule for both packages: "GSM SIM PIN" in each, never "Gsm Sim Pin"."""
+    from connector.docs import n8n
+
+    compared = 0
+    for block in MANIFEST["blocks"]:
+        _, definition, _ = zapier.operation(block)
+        for field in definition["operation"]["inputFields"]:
+            arg = next((a for a in block["args"] if a["name"] == field["key"]), None)
+            if arg is None:
+                continue
+            shown = n8n.parameter(arg, in_collection=False)["displayName"]
+            assert field["label"] == shown.removesuffix(" (Input Binary Field)"), field["key"]
+            compared += 1
+    assert compared > 100
+    assert zapier.display_name("gsmSimPin") == "GSM SIM PIN"
+
+
+@pytest.mark.parametrize("block", MANIFEST["blocks"], ids=lambda b: b["name"])
+def test_reads_and_writes_come_from_the_manifest(block):
+    kind = zapier.kind_of(block)
+    assert (kind in ("triggers", "searches")) == block["readOnly"], block["name"]
+    assert block["readOnly"] == REGISTRY.get(block["name"]).read_only

@@ -55,6 +55,8 @@ RULES = {
     "reads: accessToken, or clientKey and clientSecret. Each argument of a group is marked "
     "required: false on its own.",
     "atLeastOne": "Arguments of which at least one must be given (the update blocks).",
+    "readOnly": "Whether the block only reads: nothing in InstaMsg changes when it runs "
+    "(integrations make it a search or a trigger; every other block an action).",
     "idempotencyKey": "Whether the block takes an Idempotency-Key header: its call then reaches "
     "InstaMsg at most once, and a retry with the same key answers what the first answered. "
     "Reads and getAccessToken ignore keys.",
@@ -191,6 +193,7 @@ def block_entry(blk) -> dict:
         entry["oneOf"] = one_of_names(blk)
     if blk.loader.at_least_one:
         entry["atLeastOne"] = field_names(blk, blk.loader.at_least_one)
+    entry["readOnly"] = blk.read_only
     entry["idempotencyKey"] = blk.keyed
     entry["outputs"] = outputs_entry(blk)
     entry["callbacks"] = CALLBACKS

@@ -11,9 +11,10 @@ copied as it is, so that the committed package loads in n8n with no build step.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
+
+from connector.docs.names import action_name, display_name, words  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_FILE = ROOT / "manifest.json"
@@ -42,37 +43,6 @@ KEY_DESCRIPTION = (
     "with other arguments is refused (IDEMPOTENCY_KEY_REUSED); OUTCOME_UNKNOWN fails the node: "
     "check whether the call happened before sending it again under a new key."
 )
-
-# Words that read better in capitals in a display name.
-ACRONYMS = {
-    "id": "ID",
-    "gsm": "GSM",
-    "sim": "SIM",
-    "pin": "PIN",
-    "apn": "APN",
-    "isd": "ISD",
-    "msisdn": "MSISDN",
-    "mac": "MAC",
-    "imei": "IMEI",
-    "iccid": "ICCID",
-    "sms": "SMS",
-    "qos": "QoS",
-}
-
-
-def words(name: str) -> list[str]:
-    return re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)
-
-
-def display_name(name: str) -> str:
-    """``tenantId`` -> ``Tenant ID``, ``gsmSimPin`` -> ``GSM SIM PIN``."""
-    return " ".join(ACRONYMS.get(w.lower(), w[:1].upper() + w[1:]) for w in words(name))
-
-
-def action_name(name: str) -> str:
-    """``createClient`` -> ``Create client`` (n8n's action text: only the first word capital)."""
-    parts = [ACRONYMS.get(w.lower(), w.lower()) for w in words(name)]
-    return " ".join([parts[0][:1].upper() + parts[0][1:], *parts[1:]])
 
 
 def load_manifest() -> dict:

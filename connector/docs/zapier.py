@@ -7,8 +7,8 @@ fails when the committed app is stale.
 
 What maps to what:
 
-* a block that only reads (its name starts with get or download; getAccessToken, which issues a
-  token, is not one) is a **trigger** when it answers a list and a **search** when it answers one
+* a block that only reads (the manifest's readOnly; getAccessToken, which issues a token, is
+  not one) is a **trigger** when it answers a list and a **search** when it answers one
   object; every other block changes something and is a **create**;
 * every argument is an input field of the same key, typed from its manifest type; the client
   key and secret come from the connection instead, and are sent in place of an empty
@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 from textwrap import indent
 
+from connector.docs.names import display_name, words
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 APP_DIR = ROOT / "integrations" / "zapier"
 MANIFEST_FILE = ROOT / "manifest.json"
@@ -40,7 +42,6 @@ PLATFORM_VERSION = "19.1.0"
 #: The block the connection test runs, and the key of its result that is a secret.
 TOKEN_BLOCK = "getAccessToken"
 TOKEN_KEY = "access_token"
-READ_VERBS = ("get", "download")
 KINDS = ("triggers", "searches", "creates")
 #: Folders whose files are all generated (a file there that no block needs is stale).
 GENERATED_DIRS = KINDS + ("lib",)
@@ -103,20 +104,9 @@ ACCESS_TOKEN_HELP = (
 )
 
 
-def words(name: str) -> list[str]:
-    """camelCase -> its words: getClientNetworkLogs -> get, Client, Network, Logs."""
-    return re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)
-
-
-def title(name: str) -> str:
-    """getSingleTenant -> Get Single Tenant; tenantId -> Tenant ID."""
-    return " ".join("ID" if w == "Id" else w[:1].upper() + w[1:] for w in words(name))
-
-
 def kind_of(block: dict) -> str:
     """triggers, searches or creates: see the module's docstring."""
-    verb = words(block["name"])[0]
-    if verb in READ_VERBS and block["name"] != TOKEN_BLOCK:
+    if block["readOnly"]:
         many = (block.get("outputs") or {}).get("type") == "list"
         return "triggers" if many else "searches"
     return "creates"
@@ -129,7 +119,7 @@ def noun_of(block: dict, kind: str) -> str:
         rest = rest[1:]
     if kind == "triggers" and rest and rest[-1].endswith("s"):
         rest[-1] = rest[-1][:-1]
-    return " ".join(rest) or title(block["name"])
+    return " ".join(rest) or display_name(block["name"])
 
 
 def credentials_of(block: dict) -> str:
@@ -190,7 +180,7 @@ def input_field(arg: dict, dropdown: tuple[str, list[str]] | None = None) -> dic
     if arg["type"] not in INPUT_TYPES:
         raise ValueError(f"argument {arg['name']}: no Zapier field type for {arg['type']!r}")
     zap_type, extra = INPUT_TYPES[arg["type"]]
-    field = {"key": arg["name"], "label": title(arg["name"]), "type": zap_type, **extra}
+    field = {"key": arg["name"], "label": display_name(arg["name"]), "type": zap_type, **extra}
     help_text = arg.get("info", "")
     if arg["name"] == "accessToken":
         help_text = ACCESS_TOKEN_HELP
@@ -222,7 +212,7 @@ def output_fields(outputs: dict, derived_id: bool) -> list[dict]:
     if derived_id:
         fields.append({"key": "id", "label": "ID (derived from the item's time and fields)"})
     for out in outputs.get("fields", []):
-        field = {"key": out["name"], "label": title(out["name"])}
+        field = {"key": out["name"], "label": display_name(out["name"])}
         field.update(OUTPUT_TYPES.get(out.get("type"), {}))
         fields.append(field)
     return fields
@@ -262,7 +252,7 @@ def operation(block: dict, lists: dict | None = None) -> tuple[str, dict, dict]:
         meta["time"] = next((t for t in TIME_FIELDS if t in field_names), None)
         meta["fields"] = field_names
     else:
-        label = title(name)
+        label = display_name(name)
     definition = {
         "key": name,
         "noun": noun,

@@ -118,6 +118,11 @@ class Block:
         if missing:
             raise ValueError(f"block {self.name}: path names {missing} are not arguments")
 
+    @property
+    def read_only(self) -> bool:
+        """The block only reads (a GET): nothing in InstaMsg changes, whatever it answers."""
+        return self.method == "GET"
+
     # -- arguments -----------------------------------------------------------
 
     @property

@@ -34,7 +34,7 @@ def annotations(blk) -> ToolAnnotations:
     """What the block does to InstaMsg, from its method and declaration: a GET only reads;
     PUT and DELETE overwrite or remove (destructive) and are idempotent unless the block
     says otherwise (a new token on every call); a POST adds."""
-    read_only = blk.method == "GET"
+    read_only = blk.read_only
     return ToolAnnotations(
         read_only_hint=read_only,
         destructive_hint=False if read_only else blk.destructive,

@@ -63,7 +63,7 @@ module.exports = create(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {

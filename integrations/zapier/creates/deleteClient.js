@@ -57,7 +57,7 @@ module.exports = create(
         },
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         }
       ],

@@ -43,7 +43,7 @@ module.exports = create(
         },
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "number",
           "helpText": "Your number for the message: a whole number from 1 to 65535, unique among this client's messages still in flight. It is not the messageId this block answers, which is what releaseMessage takes.",
           "required": true,
@@ -78,7 +78,7 @@ module.exports = create(
         },
         {
           "key": "qos",
-          "label": "Qos",
+          "label": "QoS",
           "type": "number",
           "helpText": "Quality of service: 1 at most once, 2 at least once, 3 exactly once.",
           "required": true,

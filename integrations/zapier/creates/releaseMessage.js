@@ -60,7 +60,7 @@ module.exports = create(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {

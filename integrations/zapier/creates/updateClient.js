@@ -110,7 +110,7 @@ module.exports = create(
         },
         {
           "key": "gsmMsisdn",
-          "label": "Gsm Msisdn",
+          "label": "GSM MSISDN",
           "type": "string",
           "helpText": "The mobile number of the device's SIM, digits only, without the country code.",
           "required": false,
@@ -118,7 +118,7 @@ module.exports = create(
         },
         {
           "key": "gsmApn",
-          "label": "Gsm Apn",
+          "label": "GSM APN",
           "type": "string",
           "helpText": "The Access Point Name of the mobile network.",
           "required": false,
@@ -126,7 +126,7 @@ module.exports = create(
         },
         {
           "key": "gsmUsername",
-          "label": "Gsm Username",
+          "label": "GSM Username",
           "type": "string",
           "helpText": "The user name for the APN.",
           "required": false,
@@ -134,21 +134,21 @@ module.exports = create(
         },
         {
           "key": "gsmPassword",
-          "label": "Gsm Password",
+          "label": "GSM Password",
           "type": "password",
           "helpText": "The password for the APN.",
           "required": false
         },
         {
           "key": "gsmSimPin",
-          "label": "Gsm Sim Pin",
+          "label": "GSM SIM PIN",
           "type": "password",
           "helpText": "The PIN of the SIM.",
           "required": false
         },
         {
           "key": "gsmSendSms",
-          "label": "Gsm Send Sms",
+          "label": "GSM Send SMS",
           "type": "boolean",
           "helpText": "1 (or true) sends the provisioning parameters to the device by SMS.",
           "required": false,
@@ -156,7 +156,7 @@ module.exports = create(
         },
         {
           "key": "gsmIsdCode",
-          "label": "Gsm Isd Code",
+          "label": "GSM ISD Code",
           "type": "string",
           "helpText": "The country calling code, e.g. +91 for India.",
           "required": false,
@@ -173,12 +173,12 @@ module.exports = create(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {
           "key": "tenant_id",
-          "label": "Tenant Id",
+          "label": "Tenant ID",
           "type": "string"
         },
         {

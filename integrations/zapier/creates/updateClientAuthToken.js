@@ -52,7 +52,7 @@ module.exports = create(
       "outputFields": [
         {
           "key": "client_id",
-          "label": "Client Id",
+          "label": "Client ID",
           "type": "string"
         },
         {

@@ -22,7 +22,7 @@ module.exports = create(
         },
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string",
           "helpText": "The tenant's ID (id in createTenant's result).",
           "required": true,
@@ -71,7 +71,7 @@ module.exports = create(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {

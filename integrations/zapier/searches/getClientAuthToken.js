@@ -45,7 +45,7 @@ module.exports = search(
       "outputFields": [
         {
           "key": "client_id",
-          "label": "Client Id",
+          "label": "Client ID",
           "type": "string"
         },
         {

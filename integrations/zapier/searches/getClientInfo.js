@@ -45,7 +45,7 @@ module.exports = search(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {
@@ -90,7 +90,7 @@ module.exports = search(
         },
         {
           "key": "provisioning_id",
-          "label": "Provisioning Id",
+          "label": "Provisioning ID",
           "type": "string"
         }
       ],

@@ -45,12 +45,12 @@ module.exports = search(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {
           "key": "tenant_id",
-          "label": "Tenant Id",
+          "label": "Tenant ID",
           "type": "string"
         },
         {

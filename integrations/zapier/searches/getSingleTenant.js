@@ -22,7 +22,7 @@ module.exports = search(
         },
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string",
           "helpText": "The tenant's ID (id in createTenant's result).",
           "required": true,
@@ -32,7 +32,7 @@ module.exports = search(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {

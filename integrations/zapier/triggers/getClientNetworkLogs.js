@@ -60,7 +60,7 @@ module.exports = trigger(
         },
         {
           "key": "macId",
-          "label": "Mac ID",
+          "label": "MAC ID",
           "type": "string",
           "helpText": "Only this network interface: its MAC address in hex.",
           "required": false,
@@ -68,7 +68,7 @@ module.exports = trigger(
         },
         {
           "key": "imei",
-          "label": "Imei",
+          "label": "IMEI",
           "type": "string",
           "helpText": "Only this network interface: its IMEI.",
           "required": false,
@@ -76,7 +76,7 @@ module.exports = trigger(
         },
         {
           "key": "msisdn",
-          "label": "Msisdn",
+          "label": "MSISDN",
           "type": "string",
           "helpText": "Only this SIM, by mobile number (devices with several SIMs).",
           "required": false,
@@ -84,7 +84,7 @@ module.exports = trigger(
         },
         {
           "key": "iccid",
-          "label": "Iccid",
+          "label": "ICCID",
           "type": "string",
           "helpText": "Only this SIM, by its ICCID (devices with several SIMs).",
           "required": false,
@@ -125,22 +125,22 @@ module.exports = trigger(
         },
         {
           "key": "mac_id",
-          "label": "Mac Id",
+          "label": "MAC ID",
           "type": "string"
         },
         {
           "key": "imei",
-          "label": "Imei",
+          "label": "IMEI",
           "type": "string"
         },
         {
           "key": "msisdn",
-          "label": "Msisdn",
+          "label": "MSISDN",
           "type": "string"
         },
         {
           "key": "iccid",
-          "label": "Iccid",
+          "label": "ICCID",
           "type": "string"
         },
         {

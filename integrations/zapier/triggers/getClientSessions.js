@@ -85,7 +85,7 @@ module.exports = trigger(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {

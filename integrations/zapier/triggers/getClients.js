@@ -88,12 +88,12 @@ module.exports = trigger(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {
           "key": "tenant_id",
-          "label": "Tenant Id",
+          "label": "Tenant ID",
           "type": "string"
         },
         {

@@ -73,12 +73,12 @@ module.exports = trigger(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {
           "key": "message_id",
-          "label": "Message Id",
+          "label": "Message ID",
           "type": "number"
         },
         {
@@ -98,7 +98,7 @@ module.exports = trigger(
         },
         {
           "key": "qos",
-          "label": "Qos",
+          "label": "QoS",
           "type": "number"
         },
         {

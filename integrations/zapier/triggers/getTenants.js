@@ -58,7 +58,7 @@ module.exports = trigger(
       "outputFields": [
         {
           "key": "id",
-          "label": "Id",
+          "label": "ID",
           "type": "string"
         },
         {
