@@ -38,12 +38,12 @@ class PublishMessage(ClientScoped):
         example=1,
     )
     duplicate = Boolean(
-        "true only when re-sending a message that was sent before. Default false.",
+        "true only when re-sending a message that was sent before.",
         wire="int",
         load_default=False,
     )
     save = Boolean(
-        "true stores the message on the InstaMsg cloud. Default true.",
+        "true stores the message on the InstaMsg cloud.",
         wire="int",
         load_default=True,
     )

@@ -245,8 +245,8 @@ def test_a_whole_flow_by_clicks_and_typing(tmp_path, sandbox_app):
 
 def expected_input(arg):
     """The control the page draws for an argument, from its manifest type."""
-    if arg.get("options"):
-        return "select", None
+    if arg.get("options") or (arg["type"] == "Boolean" and not arg["required"]):
+        return "select", None  # an optional switch: not sent, true or false
     return {
         "credentials": ("input", "password"),
         "Number": ("input", "number"),
@@ -282,6 +282,31 @@ def test_every_block_is_drawn_from_its_manifest_entry(sandbox_app):
                 assert control["required"] == arg["required"], arg
                 if arg.get("options"):
                     assert control["options"][1:] == [str(o) for o in arg["options"]]
+        assert page.problems == [] and refused == []
+
+
+def test_an_optional_switch_goes_back_to_not_sent_and_says_its_default_once(sandbox_app):
+    """publishMessage's save: InstaMsg's default (true) applies until a value is chosen, and
+    choosing "not sent" again leaves it out of the call once more."""
+
+    def sent(page):
+        page.get_by_role("button", name="Copy as curl").click()
+        command = page.get_by_role("region", name="curl").locator("pre").inner_text()
+        argv = shlex.split(command.replace("\\\n", " "))
+        return json.loads(argv[argv.index("--data-raw") + 1])
+
+    with serve(sandbox_app) as base, browser_page(base) as (page, refused):
+        page.goto(base + "/")
+        choose(page, "publishMessage")
+        save = field(page, "save")
+        assert save.input_value() == ""
+        hint = page.locator("#" + save.get_attribute("aria-describedby"))
+        assert hint.inner_text().count("Default") == 1 and "Default: true." in hint.inner_text()
+        assert "save" not in sent(page)
+        save.select_option("false")
+        assert sent(page)["save"] is False
+        save.select_option("")
+        assert "save" not in sent(page)
         assert page.problems == [] and refused == []
 
 

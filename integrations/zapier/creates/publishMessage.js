@@ -93,7 +93,7 @@ module.exports = create(
           "key": "duplicate",
           "label": "Duplicate",
           "type": "boolean",
-          "helpText": "true only when re-sending a message that was sent before. Default false.",
+          "helpText": "true only when re-sending a message that was sent before.",
           "required": false,
           "default": "false"
         },
@@ -101,7 +101,7 @@ module.exports = create(
           "key": "save",
           "label": "Save",
           "type": "boolean",
-          "helpText": "true stores the message on the InstaMsg cloud. Default true.",
+          "helpText": "true stores the message on the InstaMsg cloud.",
           "required": false,
           "default": "true"
         },

@@ -39,7 +39,7 @@
   const state = {
     config: { sandbox: false, api_keys: false },
     blocks: new Map(), // name -> manifest entry
-    fields: [], // [{arg, input, touched}] of the block on show
+    fields: [], // [{arg, kind, input}] of the block on show
     accessToken: "", // from the last getAccessToken answer, in memory only
     ids: {}, // tenantId and clientId from the last calls that named or made them
   };
@@ -215,7 +215,7 @@
     if (required) {
       input.setAttribute("aria-required", "true");
     }
-    const field = { arg: arg, kind: kind, input: input, touched: false };
+    const field = { arg: arg, kind: kind, input: input };
     state.fields.push(field);
 
     const label = el("label", { htmlFor: id, textContent: arg.name });
@@ -233,10 +233,10 @@
     input.setAttribute("aria-describedby", hint.id);
 
     const row = el("div", { className: "field field-" + kind.toLowerCase() }, [head]);
-    if (kind === "Boolean") {
-      const said = el("span", { className: "bool-state", textContent: required ? "false" : "not sent" });
+    if (input.type === "checkbox") {
+      // A required switch: always sent, as it shows.
+      const said = el("span", { className: "bool-state", textContent: String(input.checked) });
       input.addEventListener("change", () => {
-        field.touched = true;
         said.textContent = String(input.checked);
       });
       row.append(el("div", { className: "bool" }, [input, said]));
@@ -268,9 +268,19 @@
       case "Number":
         return el("input", { type: "number", step: "any", inputMode: "decimal", placeholder: example });
       case "Boolean": {
-        const box = el("input", { type: "checkbox" });
-        box.checked = arg.default === true;
-        return box;
+        if (arg.required) {
+          const box = el("input", { type: "checkbox" });
+          box.checked = arg.default === true;
+          return box;
+        }
+        // An optional switch has three states: not sent (InstaMsg's default applies), true
+        // or false; a checkbox could not go back to "not sent" once clicked.
+        const select = el("select");
+        select.append(el("option", { value: "", textContent: "— not sent —" }));
+        for (const value of ["true", "false"]) {
+          select.append(el("option", { value: value, textContent: value }));
+        }
+        return select;
       }
       case "Select": {
         const select = el("select");
@@ -414,8 +424,10 @@
       const { arg, kind, input } = field;
       switch (kind) {
         case "Boolean":
-          if (arg.required || field.touched) {
+          if (input.type === "checkbox") {
             args[arg.name] = input.checked;
+          } else if (input.value !== "") {
+            args[arg.name] = input.value === "true";
           }
           break;
         case "Number":
