@@ -29,6 +29,7 @@ from werkzeug.datastructures import FileStorage
 
 from connector.docs import manifest
 from connector.engine import Invocation
+from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
 from connector.errors import UnknownBlock
 
@@ -74,7 +75,7 @@ def list_command(as_json):
 def describe_command(name, as_json):
     """A block's description and arguments."""
     try:
-        blk = REGISTRY.get(name)
+        blk = REGISTRY.get(name, LISTED_BY["cli"])
     except UnknownBlock as error:
         raise click.UsageError(error.message) from None
     entry = manifest.block_entry(blk)

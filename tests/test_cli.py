@@ -133,7 +133,7 @@ def test_describe_an_unknown_block_says_which_were_meant_and_exits_2(blocks):
     assert result.stdout == ""
     assert result.stderr.splitlines()[-1] == (
         "Error: There is no block named 'getTenant'. Did you mean: getTenants, deleteTenant, "
-        "createTenant? GET /blocks lists them all."
+        "createTenant? `flask --app app blocks list` lists them all."
     )
 
 
@@ -256,7 +256,7 @@ def test_a_success_envelope_exits_0_and_is_all_of_stdout(blocks):
             ["getTenant", "accessToken=tok"],
             "UNKNOWN_BLOCK",
             "There is no block named 'getTenant'. Did you mean: getTenants, deleteTenant, "
-            "createTenant? GET /blocks lists them all.",
+            "createTenant? `flask --app app blocks list` lists them all.",
         ),
     ],
 )
@@ -447,7 +447,7 @@ def test_flask_blocks_call_is_live_when_instamsg_sandbox_is_0(tmp_path):
             2,
             0,
             "Error: There is no block named 'getTenant'. Did you mean: getTenants, "
-            "deleteTenant, createTenant? GET /blocks lists them all.",
+            "deleteTenant, createTenant? `flask --app app blocks list` lists them all.",
         ),
         (
             ["call", "getTenants", "accessToken"],

@@ -136,3 +136,20 @@ def test_call_answers_a_key_reused_for_other_arguments_with_its_envelope(engine)
     engine.call(inv, "createTenant", dict(args), key="k-1")
     envelope, _ = engine.call(Invocation(), "createTenant", {**args, "name": "Barn"}, key="k-1")
     assert envelope["contextWrites"]["to"]["status_code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+@pytest.mark.parametrize(
+    ("face", "hint"),
+    [
+        ("blocks", " GET /blocks lists them all."),
+        ("rapid", " GET /blocks lists them all."),
+        ("cli", " `flask --app app blocks list` lists them all."),
+        ("mcp", " tools/list lists them all."),
+        ("samples", "?"),  # a face with no listing names none
+    ],
+)
+def test_an_unknown_block_is_told_where_the_callers_face_lists_them(engine, face, hint):
+    with pytest.raises(UnknownBlock) as caught:
+        engine.find(Invocation(face=face), "getTenant")
+    assert caught.value.message.startswith("There is no block named 'getTenant'. Did you mean:")
+    assert caught.value.message.endswith(hint)

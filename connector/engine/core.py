@@ -119,7 +119,7 @@ class Engine:
         """The block called ``name`` (or UNKNOWN_BLOCK), noted in ``inv`` from then on: a
         face finds it before it reads the arguments, so that even a call refused for its body
         is logged and counted under its block."""
-        blk = self.registry.get(name)
+        blk = self.registry.get(name, inv.listed_by)
         inv.block = blk.name
         return blk
 

@@ -10,6 +10,15 @@ import time
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
+#: Where each face lists every block, for a caller who named one that does not exist.
+LISTED_BY = {
+    "blocks": "GET /blocks",
+    "rapid": "GET /blocks",
+    "cli": "`flask --app app blocks list`",
+    "mcp": "tools/list",
+}
+
+
 class Invocation:
     """What one run of a block carries: who asked (its request id and face), what ran, what
     InstaMsg answered, the secrets to keep out of the answer and the key it holds.
@@ -52,6 +61,11 @@ class Invocation:
         self.watch = None
         #: who this caller is, as the face checked it (rate limits count under it)
         self.identity: str | None = None
+
+    @property
+    def listed_by(self) -> str | None:
+        """How this call's face lists the blocks (UNKNOWN_BLOCK's hint)."""
+        return LISTED_BY.get(self.face)
 
     @property
     def rapid(self) -> bool:

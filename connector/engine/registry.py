@@ -205,8 +205,9 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._blocks)
 
-    def get(self, name: str) -> Block:
-        """The block called ``name`` (``InstaMsg.name`` too), or UNKNOWN_BLOCK."""
+    def get(self, name: str, listed_by: str | None = None) -> Block:
+        """The block called ``name`` (``InstaMsg.name`` too), or UNKNOWN_BLOCK; its message
+        names the closest blocks, and ``listed_by``, where the caller's face lists them all."""
         key = name.removeprefix("InstaMsg.")
         blk = self._blocks.get(key)
         if blk is not None:
@@ -217,7 +218,8 @@ class Registry:
         message = f"There is no block named {key[:80]!r}."
         if suggestions:
             message += " Did you mean: " + ", ".join(suggestions) + "?"
-        message += " GET /blocks lists them all."
+        if listed_by:
+            message += f" {listed_by} lists them all."
         raise UnknownBlock(message)
 
 

@@ -22,6 +22,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, ListToolsResult
 
 from connector import __version__
+from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
 from connector.errors import UnknownBlock
 from connector.mcp import runners, tools
@@ -45,7 +46,7 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
 
     async def call_tool(ctx, params: CallToolRequestParams) -> CallToolResult:
         try:
-            blk = REGISTRY.get(params.name)
+            blk = REGISTRY.get(params.name, LISTED_BY["mcp"])
         except UnknownBlock as error:
             # A tool that does not exist is a protocol error (the spec's INVALID_PARAMS),
             # with the connector's did-you-mean sentence.

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, g, request
 
 from connector.docs import manifest, openapi
 from connector.engine import Invocation
-from connector.engine.invocation import REQUEST_ID
+from connector.engine.invocation import LISTED_BY, REQUEST_ID
 from connector.errors import InvalidRequest
 from connector.server import logs, metrics
 from connector.web.auth import authenticate
@@ -117,7 +117,7 @@ def run_block(name):
 @bp.get("/blocks/<name>")
 def describe_block(name):
     """One block's manifest entry; with a query, a 405 saying blocks run with POST."""
-    blk = engine().registry.get(name)
+    blk = engine().registry.get(name, LISTED_BY["blocks"])
     if request.args:
         refusal = InvalidRequest(
             f"Blocks run with POST: POST /blocks/{blk.name} with the arguments (in the body or "
