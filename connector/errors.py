@@ -29,6 +29,9 @@ class ConnectorError(Exception):
         http_status=None,
         retryable=None,
         retry_after_s=None,
+        headers=(),
+        nothing_sent=None,
+        fault=None,
     ):
         super().__init__(message)
         self.message = message
@@ -40,8 +43,12 @@ class ConnectorError(Exception):
         if retryable is not None:
             self.retryable = retryable
         self.retry_after_s = retry_after_s
-        #: extra response headers (Allow on a 405)
-        self.headers: list = []
+        #: extra response headers (Allow on a 405, Idempotent-Replayed on a kept outcome)
+        self.headers: list = list(headers)
+        if nothing_sent is not None:
+            self.nothing_sent = nothing_sent
+        #: what failed, by kind (a store's fault, for /readyz), never its text
+        self.fault = fault
 
     def to_dict(self) -> dict:
         body = {"status_code": self.code, "status_msg": self.message, "retryable": self.retryable}

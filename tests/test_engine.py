@@ -153,3 +153,21 @@ def test_an_unknown_block_is_told_where_the_callers_face_lists_them(engine, face
         engine.find(Invocation(face=face), "getTenant")
     assert caught.value.message.startswith("There is no block named 'getTenant'. Did you mean:")
     assert caught.value.message.endswith(hint)
+
+
+def test_errors_are_built_whole():
+    """Headers, nothing_sent and a fault are a ConnectorError's constructor arguments: no
+    module of the connector sets them on an error after making it (STYLE.md, rule 11)."""
+    import re
+
+    # (an Invocation and a requests Response have such attributes of their own)
+    patched = re.compile(
+        r"^\s*(?!self\.|inv\.|response\.)\w+\.(headers|nothing_sent|fault|retry_after_s) = "
+    )
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "connector").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if patched.match(line)
+    ]
+    assert found == []

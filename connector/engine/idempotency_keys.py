@@ -74,9 +74,7 @@ def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
             "same call again to get its answer."
         )
     if found.kind == "abandoned":  # the key's answer: its call may have run, outcome unknown
-        error = outcome_unknown()
-        error.headers = [("Idempotent-Replayed", "true")]
-        raise error
+        raise outcome_unknown(replayed=True)
     if found.kind == "replay":
         inv.code = "REPLAYED"
         return found

@@ -78,9 +78,9 @@ UNAVAILABLE = (
 RETRY_AFTER = 5.0
 
 
-def outcome_unknown() -> OutcomeUnknown:
+def outcome_unknown(replayed: bool = False) -> OutcomeUnknown:
     """The answer a key keeps when its call may have reached InstaMsg and how it ended is
-    not known: the same for the first caller and every retry."""
+    not known: the same for the first caller and every retry (``replayed``: a retry's)."""
     return OutcomeUnknown(
         "The call with this Idempotency-Key may or may not have reached InstaMsg: it was "
         "interrupted (a timeout after sending, InstaMsg failing with a 5xx after it may have "
@@ -88,12 +88,13 @@ def outcome_unknown() -> OutcomeUnknown:
         "cannot say whether it took effect and will not send it "
         "again under this key. Check in InstaMsg (getMessages, getFiles, getClients...) "
         "whether it happened; if it did not and you still want it, send it again with a NEW "
-        "Idempotency-Key."
+        "Idempotency-Key.",
+        headers=[("Idempotent-Replayed", "true")] if replayed else (),
     )
 
 
-def unavailable() -> IdempotencyUnavailable:
-    return IdempotencyUnavailable(UNAVAILABLE, retry_after_s=RETRY_AFTER)
+def unavailable(fault: str | None = None) -> IdempotencyUnavailable:
+    return IdempotencyUnavailable(UNAVAILABLE, retry_after_s=RETRY_AFTER, fault=fault)
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,12 @@ class SendWatch:
         if self.send_by is not None and time.monotonic() > self.send_by:
             from connector.errors import UpstreamTimeout
 
-            error = UpstreamTimeout(
+            raise UpstreamTimeout(
                 "This call spent its time getting ready (a token, a file) and was not sent to "
                 "InstaMsg: it is too late to send it under its Idempotency-Key's lease. Send "
-                "it again with the same Idempotency-Key."
+                "it again with the same Idempotency-Key.",
+                nothing_sent=True,
             )
-            error.nothing_sent = True
-            raise error
         self._open = True
 
     def after(self, reached: bool) -> None:
@@ -275,9 +275,7 @@ def store_fault(store: str, step: str, exc: BaseException) -> IdempotencyUnavail
     """Log a store fault (its kind, never its text) and make the error that answers it."""
     kind = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
     logs.event("idempotency store unavailable", logging.WARNING, store=store, step=step, fault=kind)
-    error = unavailable()
-    error.fault = kind  # for /readyz: what failed, by kind
-    return error
+    return unavailable(fault=kind)  # the kind: what /readyz names
 
 
 #: what a SQLite store fault looks like: the file's errors, and the directory's

@@ -99,11 +99,10 @@ def exception_error(exc: BaseException) -> ConnectorError:
             exc = cause
     for kind, error, message, options in EXCEPTION_TABLE:
         if isinstance(exc, kind):
-            made = error(message, **options)
             # A connection never made (refused, connect timeout, TLS, proxy) sent nothing;
             # one that broke after sending (a ProtocolError, unwrapped above) may have.
-            made.nothing_sent = isinstance(exc, requests.ConnectionError)
-            return made
+            never_made = isinstance(exc, requests.ConnectionError)
+            return error(message, nothing_sent=never_made, **options)
     return UpstreamUnavailable(EXCEPTION_TABLE[-1][2])
 
 

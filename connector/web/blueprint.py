@@ -123,8 +123,8 @@ def describe_block(name):
             f"Blocks run with POST: POST /blocks/{blk.name} with the arguments (in the body or "
             f"the query string). GET /blocks/{blk.name} without a query describes the block.",
             http_status=405,
+            headers=[("Allow", "GET, HEAD, OPTIONS, POST")],
         )
-        refusal.headers = [("Allow", "GET, HEAD, OPTIONS, POST")]
         raise refusal
     return json_response(manifest.block_entry(blk))
 

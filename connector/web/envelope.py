@@ -73,8 +73,8 @@ def http_error(error: HTTPException) -> Response:
             f"{request.method} is not allowed here (allowed: {allow}). Blocks run with POST; "
             "lists are read with GET.",
             http_status=405,
+            headers=[("Allow", allow)],
         )
-        refusal.headers = [("Allow", allow)]
         return error_response(refusal)
     if isinstance(error, NotFound):
         return error_response(
