@@ -8,13 +8,13 @@ import pytest
 import requests
 
 from connector.config import Settings
-from connector.state.idempotency import (
+from connector.engine.idempotency_keys import (
     MAX_KEPT_BYTES,
     Lifetimes,
     SendWatch,
-    SQLiteIdempotencyStore,
     bounded_answer,
 )
+from connector.state.sqlite_store import SQLiteIdempotencyStore
 from tests.support.upstream import INSTAMSG, TOKEN, VALVE
 
 T = "/api/v1/tenants/t/clients/c"

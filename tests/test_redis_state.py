@@ -16,11 +16,12 @@ import redis
 
 import blocks  # noqa: F401  (registers getAccessToken)
 from connector.config import Settings
+from connector.engine.build import build_engine
+from connector.engine.idempotency_keys import LOCK_SLACK, Lifetimes
 from connector.engine.registry import REGISTRY
 from connector.engine.tokens import TokenManager
 from connector.errors import ApiError, IdempotencyUnavailable
 from connector.state.fingerprint import fingerprint
-from connector.state.idempotency import Lifetimes, SQLiteIdempotencyStore
 from connector.state.redis_store import (
     CONNECT_TIMEOUT,
     HEALTH_CHECK_INTERVAL,
@@ -31,7 +32,7 @@ from connector.state.redis_store import (
     new_client,
     shared_client,
 )
-from connector.state.stores import open_idempotency_store, open_token_cache
+from connector.state.sqlite_store import SQLiteIdempotencyStore
 from tests.support.redisd import redis_server, redisd_fixture  # noqa: F401  (redisd)
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
@@ -349,8 +350,9 @@ def test_the_sqlite_probe_leaves_no_row_behind(tmp_path):
 
 def test_without_redis_url_the_store_is_the_sqlite_file_in_the_data_dir(tmp_path):
     settings = Settings(data_dir=str(tmp_path), deadline=45)
-    store = open_idempotency_store(settings)
-    assert isinstance(store, SQLiteIdempotencyStore)
+    engine = build_engine(settings)
+    store = engine.idempotency
+    assert isinstance(store, SQLiteIdempotencyStore) and engine.tokens.shared is None
     assert (store.db.path, store.ttl, store.lease) == (
         tmp_path / "idempotency.sqlite3",
         24 * 3600,
@@ -366,13 +368,19 @@ def test_with_redis_url_the_store_is_redis_under_the_prefix(tmp_path):
         idempotency_ttl=120,
         deadline=10,
     )
-    store = open_idempotency_store(settings)
+    engine = build_engine(settings)
+    store = engine.idempotency
     assert isinstance(store, RedisIdempotencyStore)
-    assert (store.prefix, store.ttl, store.lease) == ("p:", 120, Lifetimes.of(settings).lease)
+    life = Lifetimes.of(settings)
+    assert (store.prefix, store.ttl, store.lease) == ("p:", 120, life.lease)
     assert store.client is shared_client(settings.redis_url)
     assert not (tmp_path / "idempotency.sqlite3").exists()
-    assert open_token_cache(settings).client is store.client
-    assert open_token_cache(Settings()) is None
+    tokens = engine.tokens.shared
+    assert tokens.client is store.client
+    # A token fetch is repeatable: the lock outlives a whole fetch, its retries included.
+    assert (tokens.lock_timeout, tokens.wait) == (life.token_lock, life.token_wait)
+    assert life.token_lock == settings.deadline + life.attempt + LOCK_SLACK
+    assert build_engine(Settings(data_dir=str(tmp_path))).tokens.shared is None
 
 
 CLIENT_URLS = [

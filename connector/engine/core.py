@@ -25,7 +25,7 @@ from connector.engine.registry import REGISTRY, Block, Context
 from connector.engine.tokens import TokenManager
 from connector.errors import ConnectorError, InternalError, InvalidFields, Unauthorized
 from connector.server import logs
-from connector.state.idempotency import Claim
+from connector.state.store import Claim
 from connector.state.stores import open_idempotency_store, open_token_cache
 
 
@@ -58,13 +58,16 @@ class Engine:
         self.sandbox_data = sandbox_data
         self.upstream = upstream
         self.registry = registry
-        self.tokens = TokenManager(upstream, registry, shared=open_token_cache(settings))
+        lifetimes = keys.Lifetimes.of(settings)
+        shared = open_token_cache(settings, lifetimes.token_lock, lifetimes.token_wait)
+        self.tokens = TokenManager(upstream, registry, shared=shared)
+        self._lease = lifetimes.lease
         self._idempotency = None
 
     @property
     def idempotency(self):
         if self._idempotency is None:
-            self._idempotency = open_idempotency_store(self.settings)
+            self._idempotency = open_idempotency_store(self.settings, self._lease)
         return self._idempotency
 
     def announce(self) -> None:

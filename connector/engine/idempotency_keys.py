@@ -1,10 +1,43 @@
-"""Idempotency-Key: a block call repeated with the same key answers what the first one
-answered, and reaches InstaMsg at most once, whatever fails (the key's life is told in
-connector/state/idempotency.py; what each outcome settles is decided here)."""
+"""Idempotency-Key: a repeated block call answers what the first one answered, and a key
+never runs a call twice.
+
+As Stripe defines it: the first completed answer (status and body, errors from InstaMsg
+included) is kept under the key, scoped to the caller (``claim`` says who that is); the
+same key with the same arguments replays it without calling InstaMsg; with other arguments
+or another block it is refused (IDEMPOTENCY_KEY_REUSED); while the first call still runs,
+IDEMPOTENCY_KEY_IN_USE.
+Only blocks with side effects keep answers: a read (GET) ignores the key.
+
+A key's life: ``claim`` makes it ``running`` for a lease that covers the whole possible life
+of the call (``Lifetimes``, from the same settings the call runs with). Then exactly one of:
+
+- ``complete``: InstaMsg answered definitely (a success, or a refusal that ran nothing
+  upstream beyond refusing); the answer is kept and replayed.
+- ``release``: the call certainly sent nothing (refused before sending, a failed token
+  fetch, an upstream 429, a connect error): the key is free for a retry.
+- ``settle_unknown``: the call may have reached InstaMsg and its outcome is not known (a
+  timeout after sending, the worker stopped mid-call, an answer that could not be kept).
+  The key answers OUTCOME_UNKNOWN from then on; it is never run again.
+
+A ``running`` claim whose lease passed (its process was killed) is not run again either:
+the next claim finds it ``abandoned``, settles it as unknown in the same step, and every
+later call with the key gets OUTCOME_UNKNOWN. The call itself never starts sending past its
+``send_by`` moment (``SendWatch``), so a call still running when its lease ends has either
+finished sending or never started.
+
+Store faults raise ``IdempotencyUnavailable`` (503, nothing sent when the claim failed);
+nothing is lost silently.
+
+Every face runs a keyed call through these rules (the engine's ``run`` claims, the face's
+rendered answer settles); the stores (connector/state/) only keep what they are told.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from dataclasses import dataclass
 
 from connector.engine.invocation import Invocation
 from connector.errors import (
@@ -12,17 +45,24 @@ from connector.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidRequest,
+    OutcomeUnknown,
+    UpstreamTimeout,
 )
 from connector.server import metrics
 from connector.state.fingerprint import fingerprint
-from connector.state.idempotency import (
-    MAX_KEY,
-    Claim,
-    Lifetimes,
-    SendWatch,
-    outcome_unknown,
-    request_digest,
-)
+from connector.state.store import Claim
+
+MAX_KEY = 255
+#: The largest answer a key keeps whole (bytes). Only blocks with side effects keep answers,
+#: and theirs are small; a larger one keeps its status and a note (see ``bounded_answer``).
+MAX_KEPT_BYTES = 64 * 1024
+#: What the lease adds to the call's own worst case: the store write after the answer, and
+#: scheduling. (A write later than that finds its claim settled as unknown, and its caller is
+#: answered OUTCOME_UNKNOWN too: a small margin costs consistency of nothing.)
+MARGIN = 5.0
+#: What a token lock's life and wait add to a fetch's own time (``Lifetimes``).
+LOCK_SLACK = 5.0
+
 
 #: What an Idempotency-Key keeps once its call may have reached InstaMsg: an answer InstaMsg
 #: gave definitely (a success, or a 4xx refusal). Anything else after sending (a timeout, a
@@ -31,6 +71,147 @@ from connector.state.idempotency import (
 KEPT_CODES = frozenset({"SUCCESS", "API_ERROR"})
 #: The arguments that say who calls InstaMsg, not what is asked of it.
 CREDENTIALS = frozenset({"accessToken", "clientKey", "clientSecret"})
+
+
+def outcome_unknown(replayed: bool = False) -> OutcomeUnknown:
+    """The answer a key keeps when its call may have reached InstaMsg and how it ended is
+    not known: the same for the first caller and every retry (``replayed``: a retry's)."""
+    return OutcomeUnknown(
+        "The call with this Idempotency-Key may or may not have reached InstaMsg: it was "
+        "interrupted (a timeout after sending, InstaMsg failing with a 5xx after it may have "
+        "acted, the connector stopping, or its answer could not be kept), so the connector "
+        "cannot say whether it took effect and will not send it "
+        "again under this key. Check in InstaMsg (getMessages, getFiles, getClients...) "
+        "whether it happened; if it did not and you still want it, send it again with a NEW "
+        "Idempotency-Key.",
+        headers=[("Idempotent-Replayed", "true")] if replayed else (),
+    )
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """How long each step of one block call can take at most, from the settings it runs
+    with (seconds), and the lease that covers them all.
+
+    - one upstream attempt: its connect and read timeouts;
+    - one upstream send: its retries and waits end within ``deadline``, and the last
+      attempt may start just before it (connector.upstream.retry.RetryPolicy);
+    - a managed-token fetch: one upstream send, after waiting for another instance's fetch
+      under the Redis token lock at most one attempt and a slack;
+    - uploadFile's fileUrl fetch: its overall deadline and one connect (connector.upstream.fetch).
+
+    A 401 on the block's call renews the token and sends once more: that second send still
+    has to start by ``send_by``, or it is not sent at all (and the key is freed). The lease is
+    therefore safe whatever the call does: no send starts later than ``send_by``, and every
+    send ends within ``upstream``.
+    """
+
+    attempt: float
+    upstream: float
+    token: float
+    file: float
+    lease: float
+
+    @classmethod
+    def of(cls, settings) -> Lifetimes:
+        attempt = settings.connect_timeout + settings.read_timeout
+        upstream = settings.deadline + attempt
+        token = upstream + attempt + LOCK_SLACK
+        file = settings.deadline + settings.connect_timeout
+        lease = file + token + upstream + MARGIN
+        return cls(attempt, upstream, token, file, lease)
+
+    @property
+    def token_lock(self) -> float:
+        """How long one instance's token fetch may hold the shared token lock: a whole fetch
+        (it is repeatable, so its retries too) and the slack."""
+        return self.upstream + LOCK_SLACK
+
+    @property
+    def token_wait(self) -> float:
+        """How long another instance waits for that lock before fetching on its own (what
+        ``token`` counts): one attempt and the slack."""
+        return self.attempt + LOCK_SLACK
+
+    @property
+    def send_by(self) -> float:
+        """Seconds after its claim past which a call no longer starts sending: a send that
+        starts then ends before the lease does, with the margin to keep its answer."""
+        return self.lease - MARGIN - self.upstream
+
+
+class SendWatch:
+    """Whether one keyed call may have reached InstaMsg, told by the upstream client
+    (``connector.upstream.client.Upstream.send_once``) around each attempt of the block's own call:
+    ``before`` just before bytes go out, ``after`` once the attempt ended, saying whether
+    InstaMsg may have run it. An attempt that never ended (the worker stopped mid-call)
+    counts as sent. ``before`` refuses to start past ``send_by`` (a monotonic time)."""
+
+    __slots__ = ("send_by", "reached", "_open")
+
+    def __init__(self, send_by: float | None = None):
+        self.send_by = send_by
+        self.reached = False
+        self._open = False
+
+    def before(self) -> None:
+        if self.send_by is not None and time.monotonic() > self.send_by:
+            raise UpstreamTimeout(
+                "This call spent its time getting ready (a token, a file) and was not sent to "
+                "InstaMsg: it is too late to send it under its Idempotency-Key's lease. Send "
+                "it again with the same Idempotency-Key.",
+                nothing_sent=True,
+            )
+        self._open = True
+
+    def after(self, reached: bool) -> None:
+        self._open = False
+        if reached:
+            self.reached = True
+
+    @property
+    def may_have_sent(self) -> bool:
+        return self.reached or self._open
+
+
+def request_digest(block: str, args: dict, context_key: str, rapid: bool, who: str = "") -> str:
+    """A digest of what was asked: the block, its arguments as sent, and the answer's form;
+    and ``who`` asked, where the key's scope alone does not say (an anonymous caller's
+    InstaMsg identity: connector.engine.idempotency_keys.principal)."""
+
+    def plain(value):
+        if hasattr(value, "stream") and hasattr(value, "filename"):  # an uploaded file part
+            stream = value.stream
+            digest = hashlib.sha256()
+            stream.seek(0)
+            while chunk := stream.read(65536):
+                digest.update(chunk)
+            stream.seek(0)
+            return {"file": value.filename, "sha256": digest.hexdigest()}
+        return str(value)
+
+    asked = [block, args, context_key, rapid, who] if who else [block, args, context_key, rapid]
+    text = json.dumps(asked, sort_keys=True, default=plain, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def bounded_answer(status: int, headers: list, body: bytes) -> tuple[int, list, bytes]:
+    """What a key keeps of an answer: all of it up to MAX_KEPT_BYTES; past that, its status
+    and an envelope saying the call ran once and its answer was too large to keep."""
+    if len(body) <= MAX_KEPT_BYTES:
+        return status, headers, body
+    note = {
+        "callback": "success" if status < 400 else "error",
+        "contextWrites": {},
+        "warnings": [
+            f"This call ran once; its answer ({len(body)} bytes) was larger than the "
+            f"{MAX_KEPT_BYTES} bytes an Idempotency-Key keeps, so a replay answers only its "
+            "status. Read the result with the matching get block."
+        ],
+    }
+    kept = [[k, v] for k, v in headers if k.lower() not in ("content-length", "content-type")]
+    kept.append(["Content-Type", "application/json"])
+    return status, kept, json.dumps(note).encode("utf-8")
 
 
 def check_form(key: str) -> None:
@@ -80,7 +261,7 @@ def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
         return found
     inv.claim = (scope, key, found.owner)
     # From the claim on, the call must not start sending past send_by: its lease would end
-    # while it runs and a retry could find it abandoned (connector.state.idempotency.Lifetimes).
+    # while it runs and a retry could find it abandoned (``Lifetimes``).
     inv.watch = SendWatch(time.monotonic() + Lifetimes.of(settings).send_by)
     return None
 
@@ -157,7 +338,7 @@ def keep(store, inv: Invocation, status, headers, body, streamed) -> bool:
             inv.code == "SUCCESS" or (inv.upstream_status or 500) < 500
         )
         if definite and not streamed:
-            if store.complete(scope, key, owner, status, headers, body):
+            if store.complete(scope, key, owner, *bounded_answer(status, headers, body)):
                 return True
         else:
             store.settle_unknown(scope, key, owner)

@@ -14,9 +14,9 @@ Every key the connector writes starts with ``REDIS_PREFIX`` and has an expiry:
 - ``<prefix>token:<fingerprint>``: a managed token; it expires when it is due for renewal.
 - ``<prefix>token-lock:<fingerprint>``: held while one instance fetches that token.
 
-Redis faults are answered, never guessed around: every idempotency step that cannot reach
-Redis raises ``IdempotencyUnavailable`` (a claim that failed sent nothing upstream; an
-answer that could not be kept is answered OUTCOME_UNKNOWN, see ``connector.state.idempotency``);
+Redis faults are answered, never guessed around: every idempotency step that cannot reach Redis
+raises ``IdempotencyUnavailable`` (a claim that failed sent nothing upstream; an answer that could
+not be kept is answered OUTCOME_UNKNOWN: the rules are in ``connector.engine.idempotency_keys``);
 tokens fall back to the per-process cache (see ``connector.engine.tokens``). Keys need a Redis that
 never evicts them: ``maxmemory-policy noeviction`` (``eviction_risk``, checked by /readyz).
 """
@@ -36,11 +36,10 @@ from redis.retry import Retry
 
 from connector.errors import IdempotencyUnavailable
 from connector.server import logs
-from connector.state.idempotency import (  # noqa: F401  (RETRY_AFTER: this module's too)
+from connector.state.store import (  # noqa: F401  (RETRY_AFTER: this module's too)
     RETRY_AFTER,
     Claim,
     IdempotencyStore,
-    bounded_answer,
     new_owner,
     unavailable,
 )
@@ -273,7 +272,6 @@ class RedisIdempotencyStore(IdempotencyStore):
 
     def complete(self, scope, key, owner, status, headers, body) -> bool:
         """Keep the finished answer; False when the claim is no longer this owner's."""
-        status, headers, body = bounded_answer(status, headers, body)
         return self._step("done", scope, key, owner, status, json.dumps(headers), body)
 
     def settle_unknown(self, scope, key, owner) -> None:

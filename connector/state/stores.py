@@ -1,19 +1,21 @@
 """Which stores a process keeps its state in: Redis, shared by every instance, when
-``redis_url`` is set; else a SQLite file (Idempotency-Keys) and this process (tokens)."""
+``redis_url`` is set; else a SQLite file (Idempotency-Keys) and this process (tokens). How long
+a claim or a token lock may last is the engine's to say (connector.engine.idempotency_keys)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from connector.state.idempotency import IdempotencyStore, Lifetimes, SQLiteIdempotencyStore
 from connector.state.redis_store import RedisIdempotencyStore, RedisTokenCache, shared_client
+from connector.state.sqlite_store import SQLiteIdempotencyStore
+from connector.state.store import IdempotencyStore
 
 
-def open_idempotency_store(settings) -> IdempotencyStore:
+def open_idempotency_store(settings, lease: float) -> IdempotencyStore:
     """The store these settings ask for: Redis, shared by every instance, when
     ``redis_url`` is set; else the SQLite file in ``data_dir``, shared by this machine's
-    workers. Opening it connects to nothing: Redis is first reached by the first call."""
-    lease = Lifetimes.of(settings).lease
+    workers. ``lease``: how long a claim runs before it counts as abandoned. Opening it
+    connects to nothing: Redis is first reached by the first call."""
     if settings.redis_url:
         return RedisIdempotencyStore(
             shared_client(settings.redis_url),
@@ -26,12 +28,15 @@ def open_idempotency_store(settings) -> IdempotencyStore:
     )
 
 
-def open_token_cache(settings) -> RedisTokenCache | None:
-    """The shared token cache when ``settings.redis_url`` is set, else None (per process)."""
+def open_token_cache(settings, lock_timeout: float, wait: float) -> RedisTokenCache | None:
+    """The shared token cache when ``settings.redis_url`` is set, else None (per process).
+    ``lock_timeout``: how long one instance's fetch may hold the token lock; ``wait``: how
+    long another waits for it before fetching on its own."""
     if not settings.redis_url:
         return None
-    # One token fetch is one POST, never retried: it ends within the upstream timeouts.
-    fetch = settings.connect_timeout + settings.read_timeout + 5
     return RedisTokenCache(
-        shared_client(settings.redis_url), settings.redis_prefix, lock_timeout=fetch, wait=fetch
+        shared_client(settings.redis_url),
+        settings.redis_prefix,
+        lock_timeout=lock_timeout,
+        wait=wait,
     )

@@ -44,8 +44,8 @@ class UpstreamRequest:
     stream: bool = False
     #: the block this call runs, for log lines
     block: str | None = None
-    #: a keyed call's ``connector.state.idempotency.SendWatch``: told just before each attempt goes
-    #: out and whether it may have reached InstaMsg once it ended
+    #: a keyed call's ``connector.engine.idempotency_keys.SendWatch``: told just before each
+    #: attempt goes out and whether it may have reached InstaMsg once it ended
     watch: Any = None
 
 
