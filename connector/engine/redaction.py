@@ -13,6 +13,7 @@ import base64
 import heapq
 import re
 from collections.abc import Iterator
+from urllib.parse import quote_plus
 
 from connector.engine.validation import validation_error
 
@@ -33,13 +34,14 @@ def refuse_oversized_secrets(blk, args) -> None:
 
 def secret_values(blk, args) -> list[str]:
     """The secrets this call carries, to scrub from whatever it answers (after
-    ``refuse_oversized_secrets``: each is no longer than its field's bound)."""
+    ``refuse_oversized_secrets``: each is no longer than its field's bound), each also as
+    a query string writes it where that differs (InstaMsg may echo the URL it was sent)."""
     found = [v for k in blk.secret_keys if isinstance(v := args.get(k), str) and len(v) >= 4]
     key, secret = args.get("clientKey"), args.get("clientSecret")
     if isinstance(key, str) and isinstance(secret, str):
         # The Basic header they make: sent by the OAuth blocks and by managed-token fetches.
         found.append(base64.b64encode(f"{key}:{secret}".encode()).decode("ascii"))
-    return found
+    return found + [q for v in found if (q := quote_plus(v, safe="")) != v]
 
 
 #: A secret this long is redacted wherever it appears, inside other text too.
@@ -114,16 +116,20 @@ def redaction(secrets) -> Redaction | None:
     return prepared if prepared else None
 
 
-def scrub(value, secrets):
-    """``value`` with every secret redacted from its text (values only, keys as they are);
-    ``secrets`` is a list of secrets or a ``Redaction``."""
+def scrub(value, secrets, *, keys=False):
+    """``value`` with every secret redacted from its text; ``secrets`` is a list of secrets
+    or a ``Redaction``. Keys of objects are left as they are unless ``keys`` (an upstream
+    body's keys are its text too; the envelope's own keys are field names)."""
     prepared = secrets if isinstance(secrets, Redaction) or secrets is None else redaction(secrets)
     if not prepared:
         return value
     if isinstance(value, str):
         return prepared.text(value)
     if isinstance(value, dict):
-        return {k: scrub(v, prepared) for k, v in value.items()}
+        return {
+            (prepared.text(k) if keys and isinstance(k, str) else k): scrub(v, prepared, keys=keys)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [scrub(v, prepared) for v in value]
+        return [scrub(v, prepared, keys=keys) for v in value]
     return value
