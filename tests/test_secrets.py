@@ -263,3 +263,25 @@ def test_a_token_is_scrubbed_as_a_query_string_writes_it_too(app, mocked):
     text = answer.get_data(as_text=True)
     assert answer.status_code == 400 and "access_token=[redacted]" in text
     assert query not in text and token not in text
+
+
+# InstaMsg's text bodies are now read whole (to be scrubbed before the cut): finding their
+# sentence must read them once. A pattern that starts over at each "<" without an end, as the
+# old title and tag patterns did, would take many minutes over a megabyte.
+WHOLE_PAGES = [
+    (">" + "<" * 2**20, ">" + "<" * 299),
+    ("<title>" * (2**20 // 7), ""),  # all tags, no text: nothing said
+    ("<title" * (2**20 // 6), "<title" * 50),
+    ("<p>" + "bad " * 2**18 + "</p>", "bad " * 75),
+]
+
+
+@pytest.mark.parametrize(("page", "said"), WHOLE_PAGES, ids=["lt", "title-open", "title", "p"])
+def test_the_sentence_of_a_whole_text_body_is_found_in_one_read(client, mocked, page, said):
+    mocked.get(TENANT_URL, status=400, body=page, content_type="text/html")
+    answer = client.post(
+        "/blocks/getSingleTenant", json={"accessToken": "tok-3f9a8c7e", "id": "t-1"}
+    )
+    error = answer.json["contextWrites"]["to"]
+    assert error["status_msg"].partition("InstaMsg said: ")[2] == said
+    assert error["upstream"]["body"] == page[:4096]

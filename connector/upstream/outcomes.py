@@ -140,7 +140,25 @@ def parse_body(response) -> Any:
 
 
 _TAG = re.compile(r"<[^>]*>")
-_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
+_TITLE_OPEN = re.compile(r"(?i)<title")
+_TITLE_CLOSE = re.compile(r"(?i)</title>")
+
+
+def page_title(text: str) -> str | None:
+    """What a page's first <title> holds, or None. Found by plain searches, each reading on
+    from where the last stopped: a pattern such as ``<title[^>]*>(.*?)</title>`` starts over
+    at every ``<title`` without an end, which over a whole body is quadratic."""
+    opened = _TITLE_OPEN.search(text)
+    start = text.find(">", opened.end()) if opened else -1
+    closed = _TITLE_CLOSE.search(text, start + 1) if start >= 0 else None
+    return text[start + 1 : closed.start()] if closed else None
+
+
+def without_tags(text: str) -> str:
+    """``text`` with its tags as spaces. Only up to the last ``>``: a ``<`` after it opens no
+    tag, and the pattern would read to the end from each one (quadratic)."""
+    last = text.rfind(">")
+    return _TAG.sub(" ", text[: last + 1]) + text[last + 1 :]
 
 
 def upstream_message(body) -> str | None:
@@ -153,8 +171,8 @@ def upstream_message(body) -> str | None:
                 return value.strip()
         return None
     if isinstance(body, str):
-        title = _TITLE.search(body)
-        text = title.group(1) if title else _TAG.sub(" ", body)
+        title = page_title(body)
+        text = title if title is not None else without_tags(body)
         return " ".join(text.split()) or None
     return None
 
