@@ -183,16 +183,17 @@ def cut_to_limits(error: dict) -> dict:
     scrubbed of secrets (``Engine.error_envelope`` scrubs, then calls this): a cut made
     first can split a secret and leave a piece that no longer reads as the secret."""
     upstream = error.get("upstream")
-    if not isinstance(upstream, dict):
+    if not isinstance(upstream, dict) or "body" not in upstream:
         return error
     head, mark, said = error["status_msg"].partition(SAID)
     if mark:
         error["status_msg"] = head + mark + said[:SAID_LIMIT]
     body = upstream.get("body")
     if isinstance(body, (dict, list)) and len(text := json.dumps(body)) > BODY_LIMIT:
-        upstream["body"] = text[:BODY_LIMIT]
+        body = text[:BODY_LIMIT]
     elif isinstance(body, str):
-        upstream["body"] = body[:BODY_LIMIT]
+        body = body[:BODY_LIMIT]
+    error["upstream"] = {**upstream, "body": body}  # a copy: the error's own stays whole
     return error
 
 
