@@ -5,12 +5,17 @@ Proved by structure, not by the clock: the refusal is made before validation and
 scrubber is given the value; the scrubber compiles no pattern from a long secret and reads
 each text once per long secret."""
 
+import json
+
 import pytest
+import requests
 
 from connector.engine import redaction
 from connector.engine.registry import REGISTRY
 from schemas import fields as f
 from schemas.fields import MAX_SECRET_BYTES
+from tests.support.faultkit import workers_of
+from tests.support.servers import gunicorn
 
 #: Far past the bound: a quarter of the issue's 4 MB case keeps the table quick.
 HUGE = 2**20
@@ -154,3 +159,37 @@ def test_each_long_secret_reads_the_text_once(length):
     assert scrubbed.endswith(" [redacted]") and LONG not in scrubbed
     # Counted: one whole read per long secret, never one per place a search could start.
     assert len(text) <= text.read <= len(secrets) * len(text)
+
+
+# -- the issue's call, on a real worker ----------------------------------------------------
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The most memory ``pid`` has held (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+#: What a worker may grow by for the issue's 16 MB call: reading and parsing the body costs
+#: about 50 MiB; the scrubber's pattern cost 2,400 MiB (issue 21: +1.9 GB).
+WORKER_GROWTH_MIB = 400
+
+
+@pytest.mark.slow
+def test_a_16_mb_token_is_refused_without_growing_the_worker(tmp_path):
+    args = {"accessToken": "A" * 16_000_000, "name": "T", "maxClients": -1, "maxMessages": 1}
+    body = json.dumps({"args": args})
+    with gunicorn({"INSTAMSG_DATA_DIR": str(tmp_path)}, workers=1) as (base, process):
+        [worker] = workers_of(process)
+        before = peak_rss_mib(worker)
+        answer = requests.post(
+            f"{base}/blocks/createTenant",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=120,
+        )
+        grown = peak_rss_mib(worker) - before
+    error = answer.json()["contextWrites"]["to"]
+    assert (answer.status_code, error["fields"]) == (422, ["accessToken"])
+    assert grown < WORKER_GROWTH_MIB, f"the worker grew by {grown:.0f} MiB"
