@@ -285,3 +285,20 @@ def test_the_sentence_of_a_whole_text_body_is_found_in_one_read(client, mocked, 
     error = answer.json["contextWrites"]["to"]
     assert error["status_msg"].partition("InstaMsg said: ")[2] == said
     assert error["upstream"]["body"] == page[:4096]
+
+
+WRITTEN = [
+    # (a secret, how an echo of the request writes it)
+    ("abc/def+ghi=jkl0", "abc%2Fdef%2Bghi%3Djkl0"),  # a query string
+    ('pass"word\\12', 'pass\\"word\\\\12'),  # a JSON string
+    ("pässwörd-1234", "p\\u00e4ssw\\u00f6rd-1234"),  # a JSON string written in ASCII
+]
+
+
+@pytest.mark.parametrize(("secret", "echoed"), WRITTEN)
+def test_a_secret_is_scrubbed_as_an_echo_of_the_request_writes_it(secret, echoed):
+    from connector.engine.redaction import scrub, secret_values
+    from connector.engine.registry import REGISTRY
+
+    secrets = secret_values(REGISTRY.get("createClient"), {"gsmPassword": secret})
+    assert scrub(f"you sent [{echoed}]", secrets) == "you sent [[redacted]]"

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import heapq
+import json
 import re
 from collections.abc import Iterator
 from urllib.parse import quote_plus
 
+from connector import jsonx
 from connector.engine.validation import validation_error
 
 REDACTED = "[redacted]"
@@ -34,14 +36,25 @@ def refuse_oversized_secrets(blk, args) -> None:
 
 def secret_values(blk, args) -> list[str]:
     """The secrets this call carries, to scrub from whatever it answers (after
-    ``refuse_oversized_secrets``: each is no longer than its field's bound), each also as
-    a query string writes it where that differs (InstaMsg may echo the URL it was sent)."""
+    ``refuse_oversized_secrets``: each is no longer than its field's bound), each also in
+    the forms ``WRITTEN_AS`` gives where they differ (InstaMsg may echo the URL or the JSON
+    body it was sent, as text)."""
     found = [v for k in blk.secret_keys if isinstance(v := args.get(k), str) and len(v) >= 4]
     key, secret = args.get("clientKey"), args.get("clientSecret")
     if isinstance(key, str) and isinstance(secret, str):
         # The Basic header they make: sent by the OAuth blocks and by managed-token fetches.
         found.append(base64.b64encode(f"{key}:{secret}".encode()).decode("ascii"))
-    return found + [q for v in found if (q := quote_plus(v, safe="")) != v]
+    return found + [w for v in found for form in WRITTEN_AS if (w := form(v)) != v]
+
+
+#: How a secret may be written in what InstaMsg echoes: in a query string (invalidateAccessToken
+#: sends the token there), and inside a JSON string, as the connector's JSON writer (orjson)
+#: and an ASCII-only one escape it.
+WRITTEN_AS = (
+    lambda v: quote_plus(v, safe=""),
+    lambda v: jsonx.dumps(v).decode("utf-8")[1:-1],
+    lambda v: json.dumps(v)[1:-1],
+)
 
 
 #: A secret this long is redacted wherever it appears, inside other text too.
