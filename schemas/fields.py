@@ -94,12 +94,28 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: The longest credential (access token, client key or secret, password, PIN) a secret
+#: argument takes, in bytes of UTF-8. InstaMsg's tokens and keys are tens of characters; an
+#: HTTP header line rarely takes more than 8 KiB. A value past this is no credential, and it
+#: is refused before anything reads it (connector.engine.redaction).
+MAX_SECRET_BYTES = 4096
+#: The longest identifier: a path segment or a file's name (file systems stop at 255 too).
+MAX_ID_BYTES = 255
+#: The longest text argument without a bound of its own: names, descriptions, APN settings,
+#: network filters. The message payload and file contents are bounded by the request body
+#: (MAX_REQUEST_BYTES) instead: they are the body.
+MAX_TEXT_BYTES = 4096
+
+
 class String(ArgField, fields.String):
     """Text. A number is taken as its text; objects and lists are refused.
 
-    ``max_bytes`` caps the UTF-8 length; ``pattern`` with ``pattern_hint``
-    checks the shape and says what is allowed.
+    ``max_bytes`` caps the UTF-8 length (the type's ``default_max_bytes`` when not given);
+    ``pattern`` with ``pattern_hint`` checks the shape and says what is allowed.
     """
+
+    #: the bound of an argument of this type that names none of its own (None: the body's)
+    default_max_bytes: int | None = MAX_TEXT_BYTES
 
     default_error_messages = {
         "invalid": "Must be text, not an object or a list.",
@@ -116,9 +132,18 @@ class String(ArgField, fields.String):
         super().__init__(info, **kwargs)
         if nonblank is not None:
             self.nonblank = nonblank
-        self.max_bytes = max_bytes
+        self.max_bytes = self.default_max_bytes if max_bytes is None else max_bytes
         self.pattern = re.compile(pattern) if pattern else None
         self.pattern_hint = pattern_hint or "Has the wrong format."
+
+    def too_long(self, value: str) -> bool:
+        """``value`` is over ``max_bytes``, told at a cost bounded by the limit, not by the
+        value: a text of more characters than the limit has bytes is over it unencoded."""
+        if self.max_bytes is None:
+            return False
+        if len(value) > self.max_bytes:
+            return True
+        return len(value.encode("utf-8", "surrogatepass")) > self.max_bytes
 
     def _deserialize(self, value, attr, data, **kwargs):
         if _is_number(value):
@@ -127,13 +152,11 @@ class String(ArgField, fields.String):
             value = str(value)
         if not isinstance(value, str):
             raise self.make_error("invalid")
+        # The length first: every later check reads the whole value.
+        if self.too_long(value):
+            raise self.make_error("too_long", max_bytes=self.max_bytes)
         if self.nonblank and not value.strip():
             raise self.make_error("blank")
-        if (
-            self.max_bytes is not None
-            and len(value.encode("utf-8", "surrogatepass")) > self.max_bytes
-        ):
-            raise self.make_error("too_long", max_bytes=self.max_bytes)
         if self.pattern is not None and not self.pattern.fullmatch(value):
             raise self.make_error("pattern", hint=self.pattern_hint)
         return value
@@ -160,6 +183,7 @@ class Credentials(String):
     manifest_type = "credentials"
     nonblank = True
     example = "demo-secret"
+    default_max_bytes = MAX_SECRET_BYTES
 
     def __init__(self, info, **kwargs):
         super().__init__(info, secret=True, **kwargs)
@@ -194,6 +218,8 @@ class AccessToken(Credentials):
 class JSONText(String):
     """Text, where a JSON object or array is taken as its JSON text: a flow builder maps an
     earlier step's object straight into it (publishMessage's payload)."""
+
+    default_max_bytes = None
 
     default_error_messages = {
         "invalid": "Must be text, or a JSON object or array (sent as its JSON text).",
@@ -230,6 +256,7 @@ class Id(String):
         "control": "Must not contain control characters (line breaks, tabs and the like).",
     }
     nonblank = True
+    default_max_bytes = MAX_ID_BYTES
     #: C0 controls and DEL: a filename goes into a multipart header, where a line break
     #: would start a header of its own.
     CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -641,6 +668,7 @@ class Base64(String):
         "data_url": "A data: URL must be base64-encoded: data:<type>;base64,<data>.",
     }
     example = "aGVsbG8="
+    default_max_bytes = None
     DATA_URL = re.compile(r"(?is)\s*data:([^,]*),")
 
     def _deserialize(self, value, attr, data, **kwargs):

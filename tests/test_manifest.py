@@ -92,6 +92,7 @@ def test_manifest_shape_and_every_arg_documented():
                 "example",
                 "minimum",
                 "maximum",
+                "maxBytes",
                 "pattern",
                 "format",
                 "unit",

@@ -125,3 +125,180 @@ def test_the_access_line_is_stamped_with_the_time_in_utc_to_the_millisecond(capf
     ]
     assert stamps == expected
     assert stamps[0].endswith(":48.998Z") and stamps[2].endswith(":49.000Z")
+
+
+# -- issue 21 item 6: InstaMsg's words are scrubbed first, then cut ------------------------
+
+#: The connector's own managed token: 48 characters, none of them in the padding below.
+MANAGED = "mt-4c1e9a2f5b3d8c6e0a4f1b9d2c7e5a3f8b6d0c4e2a9f1"
+APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
+TOKEN_URL = "https://instamsg.test/oauth2/token"
+TENANT_URL = "https://instamsg.test/api/v1/tenants/t-1"
+#: How long a piece of a secret must be to count as shown (shorter ones occur by chance).
+SHOWN = 6
+
+
+def at(position: int, filler: str, echoed: str) -> str:
+    """Padding that puts the echoed token's middle at ``position`` of the text it starts."""
+    start = position - len(MANAGED) // 2 - (len(echoed) - len(MANAGED))
+    return filler * start + echoed
+
+
+def json_said(echoed):  # the sentence in status_msg, cut at 300 characters
+    return {"json": {"message": at(300, "y", echoed)}}
+
+
+def json_body(echoed):  # the JSON body under upstream.body, cut at 4,096 characters of its text
+    return {
+        "json": {
+            "detail": "see below",
+            "trace": at(4096 - len('{"detail": "see below", "trace": "'), "z", echoed),
+        }
+    }
+
+
+def text_said(echoed):  # a text body: its sentence is cut at 300 characters
+    return {"body": at(300, "y", echoed), "content_type": "text/plain"}
+
+
+def text_body(echoed):  # a text body is cut at 4,096 characters
+    return {"body": at(4096, "z", echoed), "content_type": "text/plain"}
+
+
+ECHOES = [json_said, json_body, text_said, text_body]
+
+
+def pieces(secret: str) -> list[str]:
+    return [secret[i : i + SHOWN] for i in range(len(secret) - SHOWN + 1)]
+
+
+def shown_pieces(text: str, secret: str) -> list[str]:
+    return [piece for piece in pieces(secret) if piece in text]
+
+
+def echoing(shape):
+    """An InstaMsg that answers 400 repeating the Authorization header it was sent."""
+
+    def answer(request):
+        made = shape(request.headers["Authorization"])
+        body = made.get("body") or json.dumps(made["json"])
+        return 400, {"Content-Type": made.get("content_type", "application/json")}, body
+
+    return answer
+
+
+def call_over_http(app):
+    answer = app.test_client().post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
+    return answer.status_code, answer.get_data(as_text=True)
+
+
+def call_in_the_cli(app):
+    args = ["blocks", "call", "getSingleTenant", "id=t-1"] + [f"{k}={v}" for k, v in APP.items()]
+    done = app.test_cli_runner().invoke(args=args)
+    return json.loads(done.stdout)["contextWrites"]["to"]["upstream"]["status"], done.stdout
+
+
+@pytest.mark.parametrize("face", [call_over_http, call_in_the_cli])
+@pytest.mark.parametrize("shape", ECHOES)
+def test_no_piece_of_the_managed_token_survives_where_instamsg_text_is_cut(
+    app, mocked, face, shape
+):
+    mocked.post(TOKEN_URL, json={"access_token": MANAGED, "expires_in": 3600})
+    mocked.add_callback("GET", TENANT_URL, callback=echoing(shape))
+    status, text = face(app)
+    assert status == 400
+    assert shown_pieces(text, MANAGED) == []
+    error = json.loads(text)["contextWrites"]["to"]
+    said = error["status_msg"].partition("InstaMsg said: ")[2]
+    body = error["upstream"]["body"]
+    # The cuts still hold: the scrubbed words are cut to the same limits as before.
+    assert len(said) <= 300 and len(body if isinstance(body, str) else json.dumps(body)) <= 4096
+    assert "[redact" in said + (body if isinstance(body, str) else json.dumps(body))
+
+
+A = "tok-aaaa-1111-bbbb"
+B = "bbbb-2222-cccc-ttt"  # begins where A ends: the two overlap in "tok-aaaa-1111-bbbb-2222..."
+
+SCRUBBED = [
+    # (the call's secrets, InstaMsg's text, what the caller reads)
+    ([A, B], "see tok-aaaa-1111-bbbb-2222-cccc-ttt here", "see [redacted] here"),
+    ([A, B], "tok-aaaa-1111-bbbb-2222-cccc-ttt", "[redacted]"),
+    ([A], "tok-aaaa-1111-bbbbtok-aaaa-1111-bbbb", "[redacted][redacted]"),
+    ([A, "s3cr3t"], "s3cr3t tok-aaaa-1111-bbbb, s3cr3t.", "[redacted] [redacted], [redacted]."),
+    ([A, "x" + A + "y"], "1 xtok-aaaa-1111-bbbby 2", "1 [redacted] 2"),
+    (["", A], "nothing here", "nothing here"),
+    ([A], "", ""),
+]
+
+
+@pytest.mark.parametrize(("secrets", "text", "shown"), SCRUBBED)
+def test_secrets_that_overlap_are_redacted_as_one_stretch(secrets, text, shown):
+    from connector.engine.redaction import scrub
+
+    assert scrub(text, secrets) == shown
+
+
+def test_the_names_in_instamsgs_body_are_scrubbed_too_and_the_envelopes_are_not(app, mocked):
+    mocked.post(TOKEN_URL, json={"access_token": MANAGED, "expires_in": 3600})
+    echoed = {"headers": {"Bearer " + MANAGED: "seen"}, "message": "no"}
+    mocked.get(TENANT_URL, status=403, json=echoed)
+    status, text = call_over_http(app)
+    error = json.loads(text)["contextWrites"]["to"]
+    assert error["upstream"] == {
+        "status": 403,
+        "body": {"headers": {"Bearer [redacted]": "seen"}, "message": "no"},
+    }
+    assert shown_pieces(text, MANAGED) == []
+
+
+def test_a_token_is_scrubbed_as_a_query_string_writes_it_too(app, mocked):
+    token = "abc/def+ghi=jkl0"  # InstaMsg's invalidate_token takes it in the query
+    query = "abc%2Fdef%2Bghi%3Djkl0"
+    mocked.post(
+        TOKEN_URL.replace("token", "invalidate_token"),
+        status=400,
+        json={"message": f"bad token in /oauth2/invalidate_token?access_token={query}"},
+    )
+    answer = app.test_client().post("/blocks/invalidateAccessToken", json={**APP, "token": token})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and "access_token=[redacted]" in text
+    assert query not in text and token not in text
+
+
+# InstaMsg's text bodies are now read whole (to be scrubbed before the cut): finding their
+# sentence must read them once. A pattern that starts over at each "<" without an end, as the
+# old title and tag patterns did, would take many minutes over a megabyte.
+WHOLE_PAGES = [
+    (">" + "<" * 2**20, ">" + "<" * 299),
+    ("<title>" * (2**20 // 7), ""),  # all tags, no text: nothing said
+    ("<title" * (2**20 // 6), "<title" * 50),
+    ("<p>" + "bad " * 2**18 + "</p>", "bad " * 75),
+]
+
+
+@pytest.mark.parametrize(("page", "said"), WHOLE_PAGES, ids=["lt", "title-open", "title", "p"])
+def test_the_sentence_of_a_whole_text_body_is_found_in_one_read(client, mocked, page, said):
+    mocked.get(TENANT_URL, status=400, body=page, content_type="text/html")
+    answer = client.post(
+        "/blocks/getSingleTenant", json={"accessToken": "tok-3f9a8c7e", "id": "t-1"}
+    )
+    error = answer.json["contextWrites"]["to"]
+    assert error["status_msg"].partition("InstaMsg said: ")[2] == said
+    assert error["upstream"]["body"] == page[:4096]
+
+
+WRITTEN = [
+    # (a secret, how an echo of the request writes it)
+    ("abc/def+ghi=jkl0", "abc%2Fdef%2Bghi%3Djkl0"),  # a query string
+    ('pass"word\\12', 'pass\\"word\\\\12'),  # a JSON string
+    ("pässwörd-1234", "p\\u00e4ssw\\u00f6rd-1234"),  # a JSON string written in ASCII
+]
+
+
+@pytest.mark.parametrize(("secret", "echoed"), WRITTEN)
+def test_a_secret_is_scrubbed_as_an_echo_of_the_request_writes_it(secret, echoed):
+    from connector.engine.redaction import scrub, secret_values
+    from connector.engine.registry import REGISTRY
+
+    secrets = secret_values(REGISTRY.get("createClient"), {"gsmPassword": secret})
+    assert scrub(f"you sent [{echoed}]", secrets) == "you sent [[redacted]]"

@@ -122,6 +122,9 @@ def arg_entry(name: str, field: ArgField) -> dict:
         value = getattr(field, key, None)
         if value is not None:
             entry[key] = value
+    max_bytes = getattr(field, "max_bytes", None)
+    if max_bytes is not None:
+        entry["maxBytes"] = max_bytes
     pattern = getattr(field, "pattern", None)
     if pattern is not None:
         entry["pattern"] = "^" + pattern.pattern + "$"

@@ -16,6 +16,8 @@ def _limits(arg: dict) -> str:
     for key, label in (("minimum", "min"), ("maximum", "max"), ("default", "default")):
         if key in arg:
             parts.append(f"{label} `{json.dumps(arg[key])}`")
+    if "maxBytes" in arg:
+        parts.append(f"at most {arg['maxBytes']:,} bytes")
     return "; ".join(parts)
 
 

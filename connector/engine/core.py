@@ -20,13 +20,19 @@ from connector import jsonx
 from connector.engine import idempotency_keys as keys
 from connector.engine.arguments import ignored_warnings, take_context_key, take_stream_switch
 from connector.engine.invocation import Invocation
-from connector.engine.redaction import scrub, secret_values
+from connector.engine.redaction import (
+    redaction,
+    refuse_oversized_secrets,
+    scrub,
+    secret_values,
+)
 from connector.engine.registry import REGISTRY, Block, Context
 from connector.engine.tokens import TokenManager
 from connector.errors import ConnectorError, InternalError, InvalidFields, Unauthorized
 from connector.server import logs
 from connector.state.store import Claim
 from connector.state.stores import open_idempotency_store, open_token_cache
+from connector.upstream.outcomes import cut_to_limits
 
 
 def caller_identity(api_key: str) -> str:
@@ -148,6 +154,7 @@ class Engine:
         hung up (a file fetch stops then). Raises a ConnectorError for anything that is not
         a success; ``inv`` says what happened either way."""
         blk = block if isinstance(block, Block) else self.find(inv, block)
+        refuse_oversized_secrets(blk, args)  # before any step reads one
         inv.secrets = secret_values(blk, args)
         inv.context_key = take_context_key(args)
         streamed = blk.streamable and take_stream_switch(args, stream)
@@ -274,12 +281,15 @@ class Engine:
         if isinstance(error.upstream, dict) and isinstance(error.upstream.get("status"), int):
             inv.upstream_status = error.upstream["status"]
         body = error.to_dict()
-        secrets = inv.secrets
+        secrets = redaction(inv.secrets)
         if secrets:
             # Only the free text: the codes, field names and ids are the envelope's own words
-            # (a secret that reads like one of them must not rewrite it).
+            # (a secret that reads like one of them must not rewrite it). InstaMsg's body is
+            # its text throughout, the names in its objects too.
             for part in ("status_msg", "errors", "upstream"):
                 if part in body:
-                    body[part] = scrub(body[part], secrets)
+                    body[part] = scrub(body[part], secrets, keys=part == "upstream")
+        # Cut only now: a secret cut in two before scrubbing would leave its first half.
+        cut_to_limits(body)
         body["request_id"] = inv.request_id
         return self.envelope(inv, "error", body)

@@ -15,8 +15,13 @@ from urllib3.exceptions import ProtocolError
 from connector import jsonx
 from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
 
-#: How much of an upstream error body an envelope keeps.
+#: How much of an upstream error body an envelope keeps: characters of its text, or of its
+#: JSON written out.
 BODY_LIMIT = 4096
+#: How much of InstaMsg's own sentence an error's status_msg repeats, in characters.
+SAID_LIMIT = 300
+#: Where status_msg starts repeating InstaMsg's sentence.
+SAID = ". InstaMsg said: "
 
 
 NOT_RETRIED = {"retryable": False}
@@ -122,42 +127,80 @@ STATUS_HINTS = {
 
 
 def parse_body(response) -> Any:
-    """An upstream error body as JSON if it is JSON, else text, trimmed."""
+    """An upstream error body as JSON if it is JSON, else text: whole, for the engine to
+    scrub of secrets before ``cut_to_limits`` cuts it."""
     raw = response.content or b""
     if not raw.strip():
         return None
     try:
         return jsonx.loads(raw)
     except ValueError:
-        return raw[:BODY_LIMIT].decode("utf-8", "replace")
+        return raw.decode("utf-8", "replace")
 
 
 _TAG = re.compile(r"<[^>]*>")
-_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
+_TITLE_OPEN = re.compile(r"(?i)<title")
+_TITLE_CLOSE = re.compile(r"(?i)</title>")
+
+
+def page_title(text: str) -> str | None:
+    """What a page's first <title> holds, or None. Found by plain searches, each reading on
+    from where the last stopped: a pattern such as ``<title[^>]*>(.*?)</title>`` starts over
+    at every ``<title`` without an end, which over a whole body is quadratic."""
+    opened = _TITLE_OPEN.search(text)
+    start = text.find(">", opened.end()) if opened else -1
+    closed = _TITLE_CLOSE.search(text, start + 1) if start >= 0 else None
+    return text[start + 1 : closed.start()] if closed else None
+
+
+def without_tags(text: str) -> str:
+    """``text`` with its tags as spaces. Only up to the last ``>``: a ``<`` after it opens no
+    tag, and the pattern would read to the end from each one (quadratic)."""
+    last = text.rfind(">")
+    return _TAG.sub(" ", text[: last + 1]) + text[last + 1 :]
 
 
 def upstream_message(body) -> str | None:
-    """The sentence an upstream error body says, wherever it keeps it."""
+    """The sentence an upstream error body says, wherever it keeps it (whole: it is cut
+    to SAID_LIMIT only once scrubbed)."""
     if isinstance(body, dict):
         for key in ("message", "error_description", "detail", "error", "msg", "status_msg"):
             value = body.get(key)
             if isinstance(value, str) and value.strip():
-                return value.strip()[:300]
+                return value.strip()
         return None
     if isinstance(body, str):
-        title = _TITLE.search(body)
-        text = title.group(1) if title else _TAG.sub(" ", body)
-        text = " ".join(text.split())
-        return text[:300] or None
+        title = page_title(body)
+        text = title if title is not None else without_tags(body)
+        return " ".join(text.split()) or None
     return None
 
 
+def cut_to_limits(error: dict) -> dict:
+    """An error envelope's upstream words cut to their limits: InstaMsg's sentence in
+    ``status_msg`` to SAID_LIMIT, ``upstream.body`` to BODY_LIMIT. Only for words already
+    scrubbed of secrets (``Engine.error_envelope`` scrubs, then calls this): a cut made
+    first can split a secret and leave a piece that no longer reads as the secret."""
+    upstream = error.get("upstream")
+    if not isinstance(upstream, dict) or "body" not in upstream:
+        return error
+    head, mark, said = error["status_msg"].partition(SAID)
+    if mark:
+        error["status_msg"] = head + mark + said[:SAID_LIMIT]
+    body = upstream.get("body")
+    if isinstance(body, (dict, list)) and len(text := json.dumps(body)) > BODY_LIMIT:
+        body = text[:BODY_LIMIT]
+    elif isinstance(body, str):
+        body = body[:BODY_LIMIT]
+    error["upstream"] = {**upstream, "body": body}  # a copy: the error's own stays whole
+    return error
+
+
 def response_error(response) -> ApiError:
-    """The error for an upstream answer that is not a success."""
+    """The error for an upstream answer that is not a success, with InstaMsg's words whole
+    (see ``cut_to_limits``)."""
     status = response.status_code
     body = parse_body(response)
-    if isinstance(body, (dict, list)) and len(json.dumps(body)) > BODY_LIMIT:
-        body = json.dumps(body)[:BODY_LIMIT]
     if status in STATUS_HINTS:
         hint = STATUS_HINTS[status]
     elif status >= 500:
@@ -167,7 +210,7 @@ def response_error(response) -> ApiError:
     else:
         hint = "InstaMsg refused the request"
     said = upstream_message(body)
-    message = f"{hint} (HTTP {status})" + (f". InstaMsg said: {said}" if said else ".")
+    message = f"{hint} (HTTP {status})" + (f"{SAID}{said}" if said else ".")
     http_status = status if 400 <= status < 500 else 502
     return ApiError(
         message,
