@@ -199,7 +199,8 @@ def call_command(name, pairs, json_args, to, api_key):
         args["to"] = to
     engine = current_app.extensions["instamsg"]
     engine.announce()
-    envelope, reply = engine.call(Invocation(face="cli"), name, args, api_key=api_key)
+    answer = engine.call(Invocation(face="cli"), name, args, api_key=api_key)
+    envelope, reply = answer.envelope, answer.reply
     if reply is not None:  # downloadFile with stream: the bytes themselves
         out = sys.stdout.buffer
         with reply:

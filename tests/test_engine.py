@@ -111,7 +111,7 @@ def published(engine, key, **extra):
     answers = []
     for _ in range(2):
         inv = Invocation(face="test")
-        envelope, _ = engine.call(inv, "publishMessage", dict(args), key=key)
+        envelope = engine.call(inv, "publishMessage", dict(args), key=key).envelope
         answers.append((envelope, inv.code))
     listing = engine.run(Invocation(), "getMessages", {**ids, "start": "2000-01-01"}).result
     return answers, listing
@@ -134,7 +134,9 @@ def test_call_answers_a_key_reused_for_other_arguments_with_its_envelope(engine)
     inv = Invocation()
     args = {**APP, "name": "Farm", "maxClients": 2, "maxMessages": 10}
     engine.call(inv, "createTenant", dict(args), key="k-1")
-    envelope, _ = engine.call(Invocation(), "createTenant", {**args, "name": "Barn"}, key="k-1")
+    envelope = engine.call(
+        Invocation(), "createTenant", {**args, "name": "Barn"}, key="k-1"
+    ).envelope
     assert envelope["contextWrites"]["to"]["status_code"] == "IDEMPOTENCY_KEY_REUSED"
 
 

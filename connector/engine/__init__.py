@@ -1,6 +1,6 @@
 """The engine: runs a block, with no web framework. Faces call ``Engine.run``."""
 
-from connector.engine.core import Engine, Outcome
+from connector.engine.core import Answer, Engine, Outcome
 from connector.engine.invocation import Invocation
 
-__all__ = ["Engine", "Invocation", "Outcome"]
+__all__ = ["Answer", "Engine", "Invocation", "Outcome"]

@@ -40,6 +40,33 @@ def caller_identity(api_key: str) -> str:
     return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
 
 
+#: The header every envelope goes with.
+JSON_TYPE = ("Content-Type", "application/json")
+
+
+@dataclass(slots=True)
+class Answer:
+    """A call's final answer, as every face renders it: the HTTP status and headers the HTTP
+    face sends (the CLI and the MCP server read the envelope), the envelope as JSON (what an
+    Idempotency-Key keeps and replays), or downloadFile's open upstream answer to pass on."""
+
+    status: int
+    headers: list
+    _envelope: dict | None = None
+    body: bytes | None = None
+    reply: Any = None
+    filename: str | None = None
+    #: the answer an Idempotency-Key already held
+    replayed: bool = False
+
+    @property
+    def envelope(self) -> dict | None:
+        """The envelope (a replay's, read from its kept JSON); None for raw bytes."""
+        if self._envelope is None and self.body is not None:
+            self._envelope = jsonx.loads(self.body)
+        return self._envelope
+
+
 @dataclass(slots=True)
 class Outcome:
     """What a block run answered: its result; or, when the caller asked for downloadFile's
@@ -189,6 +216,60 @@ class Engine:
                 keys.tie_token(self.idempotency, inv, args, result)
         return Outcome(result=result)
 
+    def answer(
+        self,
+        inv: Invocation,
+        block: str | Block,
+        args: dict,
+        *,
+        key: str | None = None,
+        stream=False,
+        can_stream=True,
+        caller_gone=None,
+    ) -> Answer:
+        """Run a call to its final answer, the one every face renders: a success, an error
+        (a bug's included, logged by type and place, never its text), the answer its
+        Idempotency-Key already held, or OUTCOME_UNKNOWN when its key could not be settled.
+        The key is settled here, with this very answer, before any face sees it; a call
+        stopped midway (the worker stopping) leaves its key to ``keys.abandon``. The
+        arguments are ``run``'s."""
+        try:
+            try:
+                outcome = self.run(
+                    inv,
+                    block,
+                    args,
+                    key=key,
+                    stream=stream,
+                    can_stream=can_stream,
+                    caller_gone=caller_gone,
+                )
+            except ConnectorError as error:
+                answer = self.failed(inv, error)
+            except Exception as exc:  # noqa: BLE001  (a bug: answered, logged without its text)
+                logs.LOGGER.error(
+                    "unexpected error",
+                    exc_info=exc,
+                    extra={"fields": {"request_id": inv.request_id, "block": inv.block}},
+                )
+                answer = self.failed(inv, InternalError.bug())
+            else:
+                answer = self.succeeded(inv, outcome)
+            if inv.claim is not None and not keys.keep(
+                self.idempotency,
+                inv,
+                answer.status,
+                answer.headers,
+                answer.body or b"",
+                answer.reply is not None,
+            ):
+                answer = self.failed(inv, keys.outcome_unknown())
+            return answer
+        except BaseException:
+            if inv.claim is not None:  # stopped before its answer was settled
+                keys.abandon(self.idempotency, inv)
+            raise
+
     def call(
         self,
         inv: Invocation,
@@ -199,44 +280,14 @@ class Engine:
         key: str | None = None,
         stream=False,
         can_stream=True,
-    ) -> tuple[dict, Any]:
-        """For a face that runs blocks in this process and answers with the envelope (the
-        CLI, the MCP server): the API-key rule, the run, and every error as its envelope,
-        a bug's included (logged by type and place, never its text). Returns the envelope,
-        and downloadFile's open answer when the raw bytes were asked for (else None).
-
-        ``key`` is an Idempotency-Key, kept as the HTTP face keeps it (the envelope's JSON and
-        its HTTP status), so a key answers the same on every face. A replayed answer leaves
-        ``inv.code`` REPLAYED."""
-        reply = None
-        status = 200
-        try:
-            if not self.keyless and not self.identify(inv, api_key):
-                raise Unauthorized.api_key_needed()
-            outcome = self.run(inv, name, args, key=key, stream=stream, can_stream=can_stream)
-            reply = outcome.reply
-            if outcome.replay is not None:
-                envelope = jsonx.loads(outcome.replay.body)
-            else:
-                result = None if reply is not None else outcome.result
-                envelope = self.envelope(inv, "success", result)
-        except ConnectorError as error:
-            status = error.http_status
-            envelope = self.error_envelope(inv, error)
-        except Exception as exc:  # noqa: BLE001  (a bug: answered, and logged without its text)
-            logs.LOGGER.error(
-                "unexpected error",
-                exc_info=exc,
-                extra={"fields": {"request_id": inv.request_id, "block": inv.block}},
-            )
-            status = InternalError.http_status
-            envelope = self.error_envelope(inv, InternalError.bug())
-        if inv.claim is not None:
-            headers = [["Content-Type", "application/json"]]
-            instead = self.keep(inv, status, headers, jsonx.dumps(envelope), reply is not None)
-            if instead is not None:
-                envelope = self.error_envelope(inv, instead)
-        # The line an HTTP call's access line would be, for the faces without one.
+    ) -> Answer:
+        """``answer`` for a face that runs blocks in this process and has no HTTP request of
+        its own (the CLI, the MCP server): the API-key rule first, and afterwards the log
+        line an HTTP call's access line would be."""
+        if not self.keyless and not self.identify(inv, api_key):
+            answer = self.failed(inv, Unauthorized.api_key_needed())
+        else:
+            answer = self.answer(inv, name, args, key=key, stream=stream, can_stream=can_stream)
         logs.event(
             "block call",
             request_id=inv.request_id,
@@ -247,24 +298,40 @@ class Engine:
             ms=round((time.perf_counter() - inv.started) * 1000, 1),
             ignored_args=inv.ignored or None,
         )
-        return envelope, reply
-
-    def keep(
-        self, inv: Invocation, status: int, headers: list, body: bytes, streamed=False
-    ) -> ConnectorError | None:
-        """The face rendered ``inv``'s answer: settle its Idempotency-Key with it (keep it,
-        free the key, or settle it as unknown, as ``keys.keep`` decides). Returns the error
-        the face answers instead (OUTCOME_UNKNOWN), or None when its answer stands."""
-        if inv.claim is None or keys.keep(self.idempotency, inv, status, headers, body, streamed):
-            return None
-        return keys.outcome_unknown()
-
-    def abandon(self, inv: Invocation) -> None:
-        """The face never rendered an answer (the worker is stopping, or a bug)."""
-        if inv.claim is not None:
-            keys.abandon(self.idempotency, inv)
+        return answer
 
     # -- what every face answers ----------------------------------------------------------
+
+    def succeeded(self, inv: Invocation, outcome: Outcome) -> Answer:
+        """The answer of a run that did not fail: its result, its raw bytes, or a replay."""
+        if outcome.replay is not None:
+            kept = outcome.replay
+            headers = [(name, value) for name, value in kept.headers]
+            headers.append(("Idempotent-Replayed", "true"))
+            return Answer(kept.status, headers, body=kept.body, replayed=True)
+        if outcome.reply is not None:
+            return Answer(200, [], reply=outcome.reply, filename=outcome.filename)
+        envelope = self.envelope(inv, "success", outcome.result)
+        return Answer(200, [JSON_TYPE], envelope, jsonx.dumps(envelope))
+
+    @classmethod
+    def failed(cls, inv: Invocation, error: ConnectorError) -> Answer:
+        """The answer of a call that ends with ``error``, wherever it was raised (in the run,
+        or by a face before it: a refused API key, an unreadable body). What the call was
+        (its code, InstaMsg's status) is recorded here, once; rendering changes nothing."""
+        inv.code = error.code
+        if isinstance(error.upstream, dict) and isinstance(error.upstream.get("status"), int):
+            inv.upstream_status = error.upstream["status"]
+        envelope = cls.error_envelope(inv, error)
+        # The RapidAPI twin answers every block call with 200; a wrong method is no call.
+        status = 200 if inv.rapid and error.http_status != 405 else error.http_status
+        headers = [JSON_TYPE]
+        if error.retry_after_s is not None:
+            headers.append(("Retry-After", str(max(1, round(error.retry_after_s)))))
+        elif error.http_status == 429:
+            headers.append(("Retry-After", "1"))  # InstaMsg said to slow down, not how long
+        headers.extend(error.headers)
+        return Answer(status, headers, envelope, jsonx.dumps(envelope))
 
     @staticmethod
     def envelope(inv: Invocation, callback: str, result) -> dict:
@@ -274,12 +341,9 @@ class Engine:
             body["warnings"] = inv.warnings
         return body
 
-    def error_envelope(self, inv: Invocation, error: ConnectorError) -> dict:
+    @classmethod
+    def error_envelope(cls, inv: Invocation, error: ConnectorError) -> dict:
         """The error envelope for ``error``, with no secret of the call's in its text."""
-        inv.code = error.code
-        inv.nothing_sent = error.nothing_sent
-        if isinstance(error.upstream, dict) and isinstance(error.upstream.get("status"), int):
-            inv.upstream_status = error.upstream["status"]
         body = error.to_dict()
         secrets = redaction(inv.secrets)
         if secrets:
@@ -292,4 +356,4 @@ class Engine:
         # Cut only now: a secret cut in two before scrubbing would leave its first half.
         cut_to_limits(body)
         body["request_id"] = inv.request_id
-        return self.envelope(inv, "error", body)
+        return cls.envelope(inv, "error", body)

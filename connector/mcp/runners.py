@@ -35,9 +35,10 @@ def run_in_process(
 ) -> tuple[dict, bool]:
     """Run block ``name`` with the engine of this process (as ``flask blocks call`` does).
     The raw bytes of downloadFile are the HTTP face's alone: a tool gets them base64."""
-    inv = Invocation(face="mcp")
-    envelope, _ = engine.call(inv, name, dict(args), api_key=api_key, key=key, can_stream=False)
-    return envelope, inv.code == "REPLAYED"
+    answer = engine.call(
+        Invocation(face="mcp"), name, dict(args), api_key=api_key, key=key, can_stream=False
+    )
+    return answer.envelope, answer.replayed
 
 
 class Remote:

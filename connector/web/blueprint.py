@@ -3,9 +3,9 @@
 One Blueprint holds every route. ``POST /blocks/<name>`` answers with meaningful HTTP
 statuses; ``POST /api/InstaMsg/<name>`` is the RapidAPI-compatible twin that always
 answers 200 (the envelope's ``callback`` says what happened). Every error leaves through
-the error handlers of connector/web/envelope.py. One ``after_request`` hook adds
-``X-Request-Id``, hands the answer to the engine for its Idempotency-Key and writes the
-access log line.
+the error handlers of connector/web/envelope.py. The engine answers a block call whole (its
+Idempotency-Key settled); this face turns the answer into a response. One ``after_request``
+hook adds ``X-Request-Id`` and writes the access log line.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from connector.web.auth import authenticate
 from connector.web.body import read_args, stream_switch
 from connector.web.caller import caller_gone
 from connector.web.context import RAPID_PREFIX, current_invocation, engine, face_of
-from connector.web.envelope import error_response, json_response, stream_response
+from connector.web.envelope import answer_response, json_response
 
 #: The endpoint that runs blocks (rate limits count it alone).
 BLOCK_ENDPOINT = "connector.run_block"
@@ -48,16 +48,6 @@ def start_call():
 @bp.after_app_request
 def finish_call(response: Response) -> Response:
     inv = current_invocation()
-    if inv.claim is not None:
-        instead = engine().keep(
-            inv,
-            response.status_code,
-            [[k, v] for k, v in response.headers.items()],
-            b"" if response.is_streamed else response.get_data(),
-            streamed=response.is_streamed,
-        )
-        if instead is not None:  # the key could not be settled with this answer
-            response = error_response(instead)
     response.headers["X-Request-Id"] = inv.request_id
     duration = time.perf_counter() - inv.started
     if inv.block is not None or request.endpoint == BLOCK_ENDPOINT:
@@ -82,8 +72,6 @@ def end_call(exc=None):
     if inv.counted:
         inv.counted = False
         metrics.IN_FLIGHT.dec()
-    # The answer never reached finish_call (the worker is stopping, or a bug).
-    engine().abandon(inv)
 
 
 # -- the routes ---------------------------------------------------------------------------
@@ -96,7 +84,7 @@ def run_block(name):
     inv = current_invocation()
     running = engine()
     blk = running.find(inv, name)  # before the body: a call refused for it is still its block's
-    outcome = running.run(
+    answer = running.answer(
         inv,
         blk,
         read_args(),
@@ -104,14 +92,7 @@ def run_block(name):
         stream=stream_switch(),
         caller_gone=caller_gone(request.environ),
     )
-    if outcome.replay is not None:
-        kept = outcome.replay
-        response = Response(kept.body, status=kept.status, headers=kept.headers)
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
-    if outcome.reply is not None:
-        return stream_response(outcome.reply, outcome.filename)
-    return json_response(running.envelope(inv, "success", outcome.result))
+    return answer_response(answer)
 
 
 @bp.get("/blocks/<name>")

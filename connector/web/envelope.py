@@ -10,6 +10,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from connector import jsonx
+from connector.engine import Answer, Engine
 from connector.errors import ConnectorError, InternalError, InvalidRequest, PayloadTooLarge
 from connector.server import logs
 from connector.web.context import current_invocation, engine
@@ -41,21 +42,17 @@ def stream_response(reply, filename) -> Response:
     return response
 
 
+def answer_response(answer: Answer) -> Response:
+    """The engine's answer to a call as it is: status, headers and envelope, or the bytes."""
+    if answer.reply is not None:
+        return stream_response(answer.reply, answer.filename)
+    return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
 def error_response(error: ConnectorError) -> Response:
-    """The error envelope: on /blocks with the error's status, on /api/InstaMsg with 200."""
-    inv = current_invocation()
-    response = json_response(
-        engine().error_envelope(inv, error),
-        # The RapidAPI twin answers every block call with 200; a wrong method is no call.
-        200 if inv.rapid and error.http_status != 405 else error.http_status,
-    )
-    if error.retry_after_s is not None:
-        response.headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
-    elif error.http_status == 429:
-        response.headers["Retry-After"] = "1"  # InstaMsg said to slow down, not for how long
-    for name, value in error.headers:
-        response.headers[name] = value
-    return response
+    """An error raised on the way to the engine or in it (a refused key, an unreadable body,
+    no such route), answered as the engine answers every failed call."""
+    return answer_response(Engine.failed(current_invocation(), error))
 
 
 def http_error(error: HTTPException) -> Response:
