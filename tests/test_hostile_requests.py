@@ -137,6 +137,8 @@ def test_the_same_request_well_formed_does_reach_the_upstream(live):
 # Each body below is followed, in the same packet, by a request that would be served if the
 # server took the bytes after a body it cannot frame for the next request (a smuggled request).
 SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: connector\r\n\r\n"
+#: the same, ending the connection: sent after a request to see the connection go on
+LAST = b"GET /healthz HTTP/1.1\r\nHost: connector\r\nConnection: close\r\n\r\n"
 CHUNK = b"%x\r\n%s\r\n" % (len(BODY), BODY)
 
 UNFRAMED = [
@@ -184,12 +186,7 @@ def test_a_body_that_cannot_be_framed_is_a_400_and_ends_the_connection(live, bod
 def test_well_formed_chunks_with_a_trailer_run_the_block(live):
     base, _, upstream = live
     upstream.calls.clear()
-    answer = exchange(
-        base,
-        chunked(CHUNK + b"0\r\nX-Trailer: 1\r\n\r\n")
-        + SMUGGLED[:-2]
-        + b"Connection: close\r\n\r\n",
-    )
+    answer = exchange(base, chunked(CHUNK + b"0\r\nX-Trailer: 1\r\n\r\n") + LAST)
     assert answer.startswith(b"HTTP/1.1 200 OK")
     assert answer.count(b"HTTP/1.1 200 OK") == 2  # and the next request on the connection too
     assert len(upstream.calls) == 1
@@ -201,3 +198,54 @@ def test_a_later_http_1_x_is_answered_as_http_1_1(live):
         base, b"GET /healthz HTTP/1.2\r\nHost: connector\r\nConnection: close\r\n\r\n"
     )
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def urlencoded(fields: int) -> bytes:
+    """getSingleTenant's two arguments and filler up to ``fields`` form fields."""
+    filler = "".join(f"&f{n}=x" for n in range(fields - 2))
+    body = f"accessToken={TOKEN}&id=t-1{filler}".encode()
+    return request(body=body).replace(b"application/json", b"application/x-www-form-urlencoded")
+
+
+def multipart(fields: int) -> bytes:
+    values = [("accessToken", TOKEN), ("id", "t-1")] + [(f"f{n}", "x") for n in range(fields - 2)]
+    parts = "".join(
+        f'--B\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in values
+    )
+    body = (parts + "--B--\r\n").encode()
+    return request(body=body).replace(b"application/json", b"multipart/form-data; boundary=B")
+
+
+FORMS = [
+    pytest.param(urlencoded(501), id="urlencoded, 501 fields"),
+    pytest.param(urlencoded(1_000_000), id="urlencoded, a million fields (9.9 MB)"),
+    pytest.param(multipart(501), id="multipart, 501 fields"),
+    pytest.param(multipart(100_000), id="multipart, 100,000 fields"),
+]
+
+
+@pytest.mark.parametrize("raw", FORMS)
+def test_a_form_stops_being_parsed_past_the_argument_limit(live, raw):
+    # "more than 500": the parser stopped at the limit and never counted the rest (it used to
+    # split every field first, and then say how many there were). The worker reads what was
+    # left of the body, and the request behind it is served.
+    base, _, upstream = live
+    upstream.calls.clear()
+    answer = exchange(base, raw + LAST)
+    head, payload = answer.split(b"\r\n\r\n", 1)
+    payload, after = payload.split(b"HTTP/1.1 ", 1)
+    error = json.loads(payload)["contextWrites"]["to"]
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert after.startswith(b"200 OK")
+    assert error["status_code"] == "INVALID_REQUEST"
+    assert error["status_msg"].startswith("The call carries more than 500 arguments;")
+    assert upstream.calls == []
+
+
+@pytest.mark.parametrize("raw", [urlencoded(500), multipart(500)], ids=["urlencoded", "multipart"])
+def test_a_form_of_500_fields_is_taken(live, raw):
+    base, _, upstream = live
+    upstream.calls.clear()
+    assert exchange(base, raw + LAST).startswith(b"HTTP/1.1 200 OK")
+    assert len(upstream.calls) == 1
