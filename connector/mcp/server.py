@@ -30,7 +30,6 @@ from mcp_types import (
     JSONRPCError,
     ListToolsResult,
 )
-from pydantic import ValidationError
 
 from connector import __version__
 from connector.engine.registry import REGISTRY
@@ -149,8 +148,10 @@ class AnsweringUnreadable:
 
 
 def unreadable(error: Exception) -> JSONRPCError:
-    """The answer to a line the transport could not read (pydantic says which way)."""
-    kinds = {e["type"] for e in error.errors()} if isinstance(error, ValidationError) else set()
+    """The answer to a line the transport could not read: its validation error (pydantic's,
+    read through its ``errors()``) says whether the line was JSON at all."""
+    errors = getattr(error, "errors", None)
+    kinds = {e["type"] for e in errors()} if callable(errors) else set()
     if "json_invalid" in kinds:
         code, message = PARSE_ERROR, "The line is not JSON: send one JSON-RPC message a line."
     else:
