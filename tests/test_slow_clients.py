@@ -268,3 +268,19 @@ def test_a_bad_timeout_stops_the_start_naming_the_variable(tmp_path, name, value
     refused = pytest.raises(RuntimeError, match=f"configuration error: {name} must be a positive")
     with refused, gunicorn(sandbox(tmp_path, **{name: value}), workers=1, timeout=10):
         pass
+
+
+def test_an_empty_line_after_a_request_is_no_pipelined_request(tmp_path):
+    # Some clients end a body with one more CRLF; gunicorn skips it. The connection is idle,
+    # and waits past the head deadline for its next request.
+    get = b"GET /healthz HTTP/1.1\r\nHost: connector\r\n\r\n"
+    with gunicorn(sandbox(tmp_path, CLIENT_HEADER_TIMEOUT="1"), workers=1) as (base, _):
+        sock = socket.create_connection(address(base), timeout=5)
+        sock.sendall(get + b"\r\n")
+        first = sock.recv(4096)
+        time.sleep(1.5)
+        sock.sendall(get)
+        second = sock.recv(4096)
+        sock.close()
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    assert second.startswith(b"HTTP/1.1 200 OK")

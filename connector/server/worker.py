@@ -295,8 +295,9 @@ class DeadlineWorker(GeventWorker):
                 sock.flush()  # an answer with a head and no body (HEAD, 204, 304)
         self.finish_body(req)
         # Bytes already buffered are the next request's (pipelined behind this one): its head
-        # deadline runs from now. (Unreader.read seeks to the end before every read too.)
-        pipelined = req.unreader.buf.seek(0, os.SEEK_END) > 0
+        # deadline runs from now. Empty lines are not (some clients end a body with one more
+        # CRLF, which gunicorn skips): such a connection is idle.
+        pipelined = req.unreader.buf.getvalue().lstrip(b"\r\n")
         self.moved(sock, HEAD if pipelined else IDLE)
         if loop.iteration == turn:
             # This request never waited (its client and InstaMsg had every byte ready), so no
