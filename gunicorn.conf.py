@@ -11,6 +11,10 @@ stall for more than CLIENT_BODY_TIMEOUT (30 s) between reads, and a worker
 near its connection limit closes idle keep-alive connections first. This holds
 without a proxy in front. GUNICORN_WORKER_CLASS=gthread still works but has none
 of these deadlines: a thread per connection, so put a buffering proxy in front.
+
+A request head is bounded by the LIMIT_REQUEST_* settings below (gunicorn answers 414 or 431
+past them), and every request passes connector.server.worker.admit on its way in, whatever the
+worker class: HTTP/1.1 with exactly one Host, and a body that cannot be framed answered 400.
 """
 
 import contextlib
@@ -39,7 +43,7 @@ if worker_class in ("gevent", DEADLINE_WORKER):
     monkey.patch_all()
 
 from connector.config import ConfigError  # noqa: E402
-from connector.server.worker import client_timeouts  # noqa: E402
+from connector.server.worker import admit, client_timeouts  # noqa: E402
 
 try:
     # Read again by each worker; checked here so that a bad value stops the start at once.
@@ -58,6 +62,22 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 # so settles its key: connector.web.blueprint.end_call).
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 75
+
+# The request head's bounds (docs/operations.md): a request line of at most LIMIT_REQUEST_LINE
+# bytes (414 past it), at most LIMIT_REQUEST_FIELDS header fields (431) of at most
+# LIMIT_REQUEST_FIELD_SIZE bytes each (431): a head of about 410 KB at most, where gunicorn's
+# defaults let 820 KB through. A block's URL is short (its arguments travel in the body); a
+# browser sends about 20 fields and a CDN and a load balancer in front add up to 20 more; one
+# field (a cookie, a bearer token) may take a few KB. GUNICORN_CMD_ARGS="--limit-request-fields
+# 80" (for example) overrides a bound without editing this file.
+LIMIT_REQUEST_LINE = 4094
+LIMIT_REQUEST_FIELDS = 50
+LIMIT_REQUEST_FIELD_SIZE = 8190
+limit_request_line = LIMIT_REQUEST_LINE
+limit_request_fields = LIMIT_REQUEST_FIELDS
+limit_request_field_size = LIMIT_REQUEST_FIELD_SIZE
+# HTTP/1.1 where gunicorn's parser is lenient (a Host, one version), and a malformed body is a 400.
+pre_request = admit
 # Build the app once in the master: one start-up log line, and workers fork ready to serve.
 # Nothing opened at import (sockets, SQLite connections) is used across the fork.
 preload_app = True

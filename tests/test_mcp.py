@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -570,6 +571,41 @@ def stdio(tmp_path, scenario, *args, **env):
 
     anyio.run(main)
     return answers[0]
+
+
+UNREADABLE = [
+    pytest.param(b"this is not json", -32700, id="not JSON"),
+    pytest.param(b'{"jsonrpc": "2.0", "id": 1', -32700, id="JSON cut off"),
+    pytest.param(b'{"hello": "world"}', -32600, id="JSON, no message"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("line", "code"), UNREADABLE)
+def test_over_stdio_a_line_that_is_no_message_is_answered_with_a_json_rpc_error(
+    tmp_path, line, code
+):
+    # Then a ping on the next line: the server reads on.
+    ping = b'{"jsonrpc": "2.0", "id": 7, "method": "ping"}'
+    command = [FLASK, "--app", str(ROOT / "app.py"), "blocks", "mcp"]
+    env = {**os.environ, **command_env(tmp_path)}
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    ) as process:
+        process.stdin.write(line + b"\n" + ping + b"\n")
+        process.stdin.flush()
+        out = b""
+        deadline = time.monotonic() + 30
+        while out.count(b"\n") < 2 and time.monotonic() < deadline:  # no answer: a failure
+            if select.select([process.stdout], [], [], 0.5)[0]:
+                out += os.read(process.stdout.fileno(), 65536)  # unbuffered, as select sees it
+        process.stdin.close()  # the end of the session: the server exits
+        process.wait(timeout=30)
+    answers = [json.loads(answer) for answer in out.splitlines()]
+    assert len(answers) == 2, answers
+    assert answers[0] == {"jsonrpc": "2.0", "id": None, "error": answers[0]["error"]}
+    assert answers[0]["error"]["code"] == code
+    assert answers[1] == {"jsonrpc": "2.0", "id": 7, "result": {}}
 
 
 @pytest.mark.slow

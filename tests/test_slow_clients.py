@@ -116,12 +116,18 @@ def test_stalled_requests_starve_nobody_and_are_closed_with_a_408(tmp_path, coun
     assert "Traceback" not in log
 
 
-def test_two_requests_on_one_kept_alive_connection_even_after_a_pause(tmp_path):
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("GET", "/healthz", None), ("POST", "/nowhere", b'{"unread": "by the 404"}')],
+    ids=["a GET", "a body the application never reads"],
+)
+def test_two_requests_on_one_kept_alive_connection_even_after_a_pause(tmp_path, method, path, body):
     # A kept-alive connection waits for its next request as long as `keepalive` allows:
-    # the head deadline starts with the request, not with the pause before it.
+    # the head deadline starts with the request, not with the pause before it (nor with a
+    # body the application left unread).
     with gunicorn(sandbox(tmp_path, CLIENT_HEADER_TIMEOUT="1"), workers=1) as (base, _):
         conn = http.client.HTTPConnection(*address(base), timeout=5)
-        conn.request("GET", "/healthz")
+        conn.request(method, path, body=body)
         first = conn.getresponse()
         first.read()
         sock = conn.sock
@@ -131,8 +137,26 @@ def test_two_requests_on_one_kept_alive_connection_even_after_a_pause(tmp_path):
         second.read()
         reused = conn.sock is sock  # http.client reconnects silently if the server had closed
         conn.close()
-    assert (first.status, second.status) == (200, 200)
+    assert (first.status, second.status) == ((404 if body else 200), 200)
     assert reused and second.getheader("Connection") != "close"
+
+
+def test_half_a_head_pipelined_behind_a_whole_request_has_the_head_deadline(tmp_path):
+    # Both arrive in one packet: the half head is already buffered when the first answer goes
+    # out, so its deadline runs from then, not the keep-alive wait (75 s).
+    with gunicorn(sandbox(tmp_path), workers=1) as (base, _):
+        sock = socket.create_connection(address(base), timeout=DEADLINE + 10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: connector\r\n\r\n" + HALF_A_HEAD)
+        answer = b""
+        try:
+            while chunk := sock.recv(4096):
+                answer += chunk
+        except TimeoutError:
+            answer += b"(still open)"
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert answer.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 408 Request Timeout\r\n" in answer  # and then the server closed
 
 
 def is_open(sock):
@@ -244,3 +268,19 @@ def test_a_bad_timeout_stops_the_start_naming_the_variable(tmp_path, name, value
     refused = pytest.raises(RuntimeError, match=f"configuration error: {name} must be a positive")
     with refused, gunicorn(sandbox(tmp_path, **{name: value}), workers=1, timeout=10):
         pass
+
+
+def test_an_empty_line_after_a_request_is_no_pipelined_request(tmp_path):
+    # Some clients end a body with one more CRLF; gunicorn skips it. The connection is idle,
+    # and waits past the head deadline for its next request.
+    get = b"GET /healthz HTTP/1.1\r\nHost: connector\r\n\r\n"
+    with gunicorn(sandbox(tmp_path, CLIENT_HEADER_TIMEOUT="1"), workers=1) as (base, _):
+        sock = socket.create_connection(address(base), timeout=5)
+        sock.sendall(get + b"\r\n")
+        first = sock.recv(4096)
+        time.sleep(1.5)
+        sock.sendall(get)
+        second = sock.recv(4096)
+        sock.close()
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    assert second.startswith(b"HTTP/1.1 200 OK")

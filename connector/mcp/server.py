@@ -19,7 +19,17 @@ import anyio.to_thread
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, ListToolsResult
+from mcp.shared.message import SessionMessage
+from mcp_types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    CallToolRequestParams,
+    CallToolResult,
+    ErrorData,
+    JSONRPCError,
+    ListToolsResult,
+)
 
 from connector import __version__
 from connector.engine.invocation import LISTED_BY
@@ -96,7 +106,58 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
 
 async def serve(server: Server) -> None:
     async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+        lines = AnsweringUnreadable(read_stream, write_stream)
+        await server.run(lines, write_stream, server.create_initialization_options())
+
+
+class AnsweringUnreadable:
+    """The messages read from stdin, as the SDK's stdio transport hands them on; a line that is
+    not a JSON-RPC message is answered, as JSON-RPC 2.0 asks, with -32700 (not JSON) or -32600
+    (JSON, but no message) and ``"id": null``. (The SDK's server only logs such a line at
+    debug level, and a client would wait for an answer that never comes.)"""
+
+    def __init__(self, read_stream, write_stream):
+        self._read = read_stream
+        self._write = write_stream
+
+    async def receive(self):
+        while isinstance(item := await self._read.receive(), Exception):
+            await self._write.send(SessionMessage(unreadable(item)))
+        return item
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    @property
+    def last_context(self):  # the context the SDK runs a handler in: the transport's
+        return getattr(self._read, "last_context", None)
+
+    async def aclose(self) -> None:
+        await self._read.aclose()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.aclose()
+
+
+def unreadable(error: Exception) -> JSONRPCError:
+    """The answer to a line the transport could not read: its validation error (pydantic's,
+    read through its ``errors()``) says whether the line was JSON at all."""
+    errors = getattr(error, "errors", None)
+    kinds = {e["type"] for e in errors()} if callable(errors) else set()
+    if "json_invalid" in kinds:
+        code, message = PARSE_ERROR, "The line is not JSON: send one JSON-RPC message a line."
+    else:
+        code, message = INVALID_REQUEST, "The line is JSON but not a JSON-RPC 2.0 message."
+    return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message))
 
 
 def serve_stdio(run: Runner, where: str, credentials: dict | None = None) -> None:

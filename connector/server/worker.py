@@ -22,7 +22,14 @@ closed to make room; when all of them are, gunicorn stops accepting at ``worker_
 as before.
 
 The deadlines live in ``recv()`` of a thin wrapper around the client socket, the one call
-through which gunicorn reads a request, and are plain ``gevent.Timeout`` timers.
+through which gunicorn reads a request, and are plain ``gevent.Timeout`` timers. After an
+answer, what the application left unread of the body is read under the body's deadline; bytes
+of a next request already buffered behind it (pipelined) put the connection in its head phase
+at once, so half a head sent in the same packet as a whole request waits no longer than any
+other head.
+
+``admit`` (gunicorn's ``pre_request`` hook, for every worker class) holds a request to HTTP/1.1
+where gunicorn's parser is lenient, and makes a body that cannot be framed the client's fault.
 
 The same wrapper writes an answer's head and the first part of its body with one ``sendall``:
 gunicorn writes them one after the other, which cost a system call and a packet more per answer.
@@ -41,9 +48,11 @@ import time
 
 import gevent
 from gunicorn import util
+from gunicorn.http.errors import InvalidHeader, NoMoreData, ParseException
 from gunicorn.workers.ggevent import GeventWorker
 
 from connector.config import ConfigError
+from connector.errors import InvalidRequest
 
 HEADER_TIMEOUT = 15.0
 BODY_TIMEOUT = 30.0
@@ -53,6 +62,18 @@ ROOM_AT = 0.9
 COALESCE_MAX = 64 * 1024
 #: the shortest timer: "after the event loop's next poll"
 TURN_S = 1e-6
+#: what the application left of a request body is read (and dropped) this much at a time
+DRAIN_STEP = 64 * 1024
+#: the version the connector answers in (RFC 9110 section 2.5: a request of a later HTTP/1.x
+#: is answered as the highest minor version the server speaks)
+HTTP_1_1 = (1, 1)
+HTTP_2 = (2, 0)
+
+UNFRAMED = (
+    "The request body could not be read: its chunked framing is malformed (a chunk size, a "
+    "chunk extension, a line end or a trailer) or it ended before its last chunk. Send "
+    "well-formed chunks or the body with a Content-Length; this connection is closed."
+)
 
 IDLE, HEAD, BODY = "idle", "head", "body"
 TOO_SLOW = {
@@ -84,6 +105,47 @@ def client_timeouts(env=None) -> tuple[float, float]:
         _seconds(env, "CLIENT_HEADER_TIMEOUT", HEADER_TIMEOUT),
         _seconds(env, "CLIENT_BODY_TIMEOUT", BODY_TIMEOUT),
     )
+
+
+def admit(worker, req) -> None:
+    """gunicorn's ``pre_request`` hook (gunicorn.conf.py): what gunicorn's parser lets through
+    and HTTP/1.1 does not.
+
+    - A request of HTTP/1.2 to 1.9 is served, and answered, as HTTP/1.1 (gunicorn would echo the
+      client's version in the status line).
+    - An HTTP/1.1 request must carry exactly one Host (RFC 9112 section 3.2): anything else is
+      gunicorn's own 400, before the application runs, and the connection closes.
+    - A body whose framing gunicorn cannot read (a malformed chunk or trailer, or one cut off)
+      is the client's fault: reading it raises InvalidRequest, which the application answers
+      400 like any other bad request, with ``Connection: close``. gunicorn marks such a body
+      failed and reads no further request from the connection, whatever follows the bad bytes.
+    """
+    if HTTP_1_1 < req.version < HTTP_2:
+        req.version = HTTP_1_1
+    if HTTP_1_1 <= req.version < HTTP_2:
+        hosts = sum(1 for name, _ in req.headers if name == "HOST")
+        if hosts != 1:
+            raise InvalidHeader("Host: an HTTP/1.1 request carries exactly one")
+    body = getattr(req, "body", None)
+    if body is not None:
+        body.reader = FramedReader(body.reader, req)
+
+
+class FramedReader:
+    """gunicorn's body reader (chunked or by length), with its framing errors told as the
+    client's: ``InvalidRequest`` rather than an exception the application would take for a bug.
+    """
+
+    def __init__(self, reader, req):
+        self._reader = reader
+        self._req = req
+
+    def read(self, size):
+        try:
+            return self._reader.read(size)
+        except (ParseException, NoMoreData):
+            self._req.force_close()  # the answer says Connection: close
+            raise InvalidRequest(UNFRAMED) from None
 
 
 class ClientDropped(BaseException):
@@ -231,7 +293,12 @@ class DeadlineWorker(GeventWorker):
         finally:
             with contextlib.suppress(OSError):  # a broken connection ends at its next read
                 sock.flush()  # an answer with a head and no body (HEAD, 204, 304)
-        self.moved(sock, IDLE)
+        self.finish_body(req)
+        # Bytes already buffered are the next request's (pipelined behind this one): its head
+        # deadline runs from now. Empty lines are not (some clients end a body with one more
+        # CRLF, which gunicorn skips): such a connection is idle.
+        pipelined = req.unreader.buf.getvalue().lstrip(b"\r\n")
+        self.moved(sock, HEAD if pipelined else IDLE)
         if loop.iteration == turn:
             # This request never waited (its client and InstaMsg had every byte ready), so no
             # other connection has had a turn since it began: give them one before the next
@@ -242,6 +309,16 @@ class DeadlineWorker(GeventWorker):
                 gevent.sleep(TURN_S)
             except gevent.GreenletExit:  # the worker is stopping: this connection ends here
                 raise StopIteration from None
+
+    def finish_body(self, req) -> None:
+        """Read what the application left of the request body, still in the body phase and
+        under its deadline (gunicorn would read it before the next request, under the
+        keep-alive wait). A body that cannot be framed ends the connection."""
+        try:
+            while req.body.read(DRAIN_STEP):
+                pass
+        except (InvalidRequest, ParseException, OSError):
+            raise StopIteration from None
 
     def timeout_ctx(self):
         # The keep-alive wait is the idle phase's deadline in Connection.recv.

@@ -3,16 +3,71 @@ fields, multipart parts, and the query string of a POST."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from flask import Request, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
 
 from connector import jsonx
 from connector.engine.arguments import SWITCH_ON
 from connector.errors import InvalidRequest
 
+#: The most arguments one call may carry: a block takes about twenty, and every argument
+#: costs work (an ignored one, a hint): a body of a million names must not hold a worker.
+#: A form stops being parsed at this many fields (ConnectorRequest.max_form_parts).
+MAX_ARGS = 500
+
+
+def too_many_args(count: int | None = None) -> InvalidRequest:
+    """The refusal of a call past MAX_ARGS (``count`` unknown when a form parser stopped)."""
+    carries = f"{count} arguments" if count is not None else f"more than {MAX_ARGS} arguments"
+    return InvalidRequest(
+        f"The call carries {carries}; a block takes at most {MAX_ARGS}. "
+        "Send only the block's arguments (GET /blocks/<name> lists them)."
+    )
+
+
+class FormParser(FormDataParser):
+    """werkzeug's form parser, stopping at ``max_form_parts`` fields in either kind of form.
+
+    werkzeug applies ``max_form_parts`` to multipart forms only (and says so past it with the
+    413 of a body too large); a urlencoded form was split whole, a million fields and all,
+    before the count of arguments could refuse it. Python's ``parse_qsl`` takes the same bound
+    as ``max_num_fields`` and counts the separators before it splits anything."""
+
+    def _parse_urlencoded(self, stream, mimetype, content_length, options):
+        text = stream.read().decode()  # a UnicodeDecodeError: a form that cannot be read
+        try:
+            items = parse_qsl(
+                text,
+                keep_blank_values=True,
+                errors="werkzeug.url_quote",
+                max_num_fields=self.max_form_parts,
+            )
+        except ValueError:  # the only one parse_qsl raises here: more fields than the bound
+            raise too_many_args() from None
+        return stream, self.cls(items), self.cls()
+
+    def _parse_multipart(self, stream, mimetype, content_length, options):
+        try:
+            return super()._parse_multipart(stream, mimetype, content_length, options)
+        except RequestEntityTooLarge:
+            # A chunked body (no Content-Length) read up to the body limit is too large;
+            # else the decoder stopped at max_form_parts (the memory bound of one part is the
+            # body limit: app.py).
+            if content_length is None and getattr(stream, "is_exhausted", False):
+                raise
+            raise too_many_args() from None
+
 
 class ConnectorRequest(Request):
     """Flask's request, with a form parser that says when a form cannot be read (werkzeug's
-    default drops a broken multipart body silently, which would look like missing args)."""
+    default drops a broken multipart body silently, which would look like missing args) and
+    stops at MAX_ARGS fields."""
+
+    form_data_parser_class = FormParser
+    max_form_parts = MAX_ARGS
 
     def make_form_data_parser(self):
         parser = super().make_form_data_parser()
@@ -20,20 +75,12 @@ class ConnectorRequest(Request):
         return parser
 
 
-#: The most arguments one call may carry: a block takes about twenty, and every argument
-#: costs work (an ignored one, a hint): a body of a million names must not hold a worker.
-MAX_ARGS = 500
-
-
 def read_args() -> dict:
     """The arguments: the body's (any accepted kind) over the query string's."""
     args = query_args()
     args.update(body_args())
     if len(args) > MAX_ARGS:
-        raise InvalidRequest(
-            f"The call carries {len(args)} arguments; a block takes at most {MAX_ARGS}. "
-            "Send only the block's arguments (GET /blocks/<name> lists them)."
-        )
+        raise too_many_args(len(args))
     if any(isinstance(key, str) and key.endswith("[]") for key in args):
         return {unbracket(key): value for key, value in args.items()}
     return args
