@@ -25,6 +25,7 @@ from connector.upstream.sandbox import SANDBOX_URL, SandboxAdapter
 from connector.upstream.transport import upstream_session
 from tests.support import faultkit
 from tests.support.loopback import Loopback
+from tests.support.servers import ROOT
 from tests.support.upstream import INSTAMSG, TOKEN, VALVE
 
 MESSAGES_PATH = "/api/v1/tenants/t/clients/c/messages"
@@ -175,6 +176,15 @@ def test_a_keyed_create_answered_too_deep_replays_the_same_502(client, mocked):
     assert envelope(first)["status_code"] == envelope(again)["status_code"] == "API_ERROR"
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(mocked.calls) == 1
+
+
+def test_the_documents_state_the_bounds_the_code_has():
+    for doc in ("README.md", "docs/operations.md"):
+        text = (ROOT / doc).read_text()
+        assert (
+            f"over {ANSWER_LIMIT // MIB} MiB" in text or f"past {ANSWER_LIMIT // MIB} MiB" in text
+        )
+        assert f"more than {jsonx.MAX_DEPTH} levels deep" in text
 
 
 # -- item 5: the deadline bounds a whole call ------------------------------------------------
