@@ -18,7 +18,7 @@ from app import create_app
 from connector import jsonx
 from connector.config import Settings
 from connector.errors import UpstreamTimeout, UpstreamUnavailable
-from connector.upstream.bounds import ANSWER_LIMIT, MIB
+from connector.upstream.bounds import ANSWER_LIMIT, MIB, MIN_PIECE
 from connector.upstream.client import Upstream, UpstreamRequest
 from connector.upstream.retry import RetryPolicy
 from connector.upstream.sandbox import SANDBOX_URL, SandboxAdapter
@@ -47,15 +47,30 @@ def nested(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
+def packed(data_parts, wbits: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    return b"".join([*(packer.compress(part) for part in data_parts), packer.flush()])
+
+
+def spaces():
+    yield b"[]"
+    for _ in range(BOMB_SIZE // MIB):
+        yield b" " * MIB
+
+
+GZIP, DEFLATE = 31, 15  # zlib's wbits for the gzip and the deflate (zlib) formats
+
+
 @pytest.fixture(scope="module")
-def bomb() -> bytes:
-    """BOMB_SIZE bytes of JSON gzipped to about a quarter of a MiB, built a MiB at a time."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip format
-    parts = [packer.compress(b"[]")]
-    spaces = b" " * MIB
-    parts += [packer.compress(spaces) for _ in range(BOMB_SIZE // MIB)]
-    parts.append(packer.flush())
-    return b"".join(parts)
+def bombs() -> dict:
+    """BOMB_SIZE bytes of JSON packed to about a quarter of a MiB, built a MiB at a time; and
+    a gzip of that gzip (a few KiB), whose outer layer inflates to the first bomb."""
+    gzip = packed(spaces(), GZIP)
+    return {
+        "gzip": gzip,
+        "deflate": packed(spaces(), DEFLATE),
+        "gzip, gzip": packed([gzip], GZIP),
+    }
 
 
 def envelope(answer):
@@ -70,8 +85,9 @@ def call(client, block="getMessages", args=READ, key=None):
 # -- item 4: what one answer may carry ------------------------------------------------------
 
 
-def test_a_gzip_bomb_is_refused_after_the_cap_not_inflated(client, mocked, bomb):
-    mocked.get(MESSAGES, body=bomb, headers={"Content-Encoding": "gzip"})
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "gzip, gzip"])
+def test_a_compression_bomb_is_refused_after_the_cap_not_inflated(client, mocked, bombs, encoding):
+    mocked.get(MESSAGES, body=bombs[encoding], headers={"Content-Encoding": encoding})
     tracemalloc.start()
     try:
         answer = call(client)
@@ -107,6 +123,21 @@ def test_an_answer_is_taken_up_to_the_cap_and_refused_past_it(
         assert envelope(answer)["status_code"] == "UPSTREAM_UNAVAILABLE"
         assert envelope(answer)["retryable"] is False
         assert len(mocked.calls) == 1  # not retried: it would be as long again
+
+
+def test_an_answer_in_too_many_pieces_is_refused_before_it_costs_seconds(tmp_path):
+    # One-byte chunks: within the byte cap, each piece costs urllib3 microseconds, so a body
+    # of millions of them would hold a worker for seconds. Refused one piece past the count.
+    pieces = ANSWER_LIMIT // MIN_PIECE + 1
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\n \r\n" * pieces
+    with Loopback() as server:
+        server.get(MESSAGES_PATH, raw=answer + b"0\r\n\r\n", times=1)
+        app = create_app(Settings(api_url=server.url, data_dir=str(tmp_path)))
+        refused = call(app.test_client())
+        server.get(MESSAGES_PATH, raw=answer[: -len(b"1\r\n \r\n")] + b"0\r\n\r\n")
+        taken = call(app.test_client())
+    assert refused.status_code == 502 and "pieces" in envelope(refused)["status_msg"]
+    assert taken.status_code == 200
 
 
 def test_a_keyed_publish_answered_past_the_cap_settles_as_unknown(client, mocked):

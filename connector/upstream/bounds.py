@@ -29,6 +29,11 @@ MIB = 1024 * 1024
 ANSWER_LIMIT = 8 * MIB
 #: How much is read, and decoded, at a time.
 CHUNK = 64 * 1024
+#: The smallest piece an answer may average: a body is refused once it has come in more than
+#: its cap's worth of pieces this small. Each piece costs a few microseconds in urllib3, so a
+#: chunked body of one-byte chunks would otherwise cost a worker seconds of CPU within the cap
+#: (about 1.4 s a million), without a pause for the watchdog.
+MIN_PIECE = 64
 #: How often the watchdog looks at the clock and the callers (seconds).
 WATCH_EVERY = 0.25
 
@@ -36,19 +41,28 @@ WATCH_EVERY = 0.25
 _CURRENT: ContextVar[Watchdog | None] = ContextVar("upstream_watchdog", default=None)
 
 
-def read_within(response, limit: int, too_large: Callable[[], ConnectorError]) -> bytes:
+def read_within(
+    response, limit: int, too_large: Callable[[], ConnectorError], dog: Watchdog | None = None
+) -> bytes:
     """A requests response's body, decoded, refused with ``too_large()`` as soon as it is
-    known to pass ``limit`` bytes (from its Content-Length, or while reading): the rest is
-    neither read nor decoded. The caller closes the response, and so its connection."""
+    known to pass ``limit`` bytes (from its Content-Length, or while reading) or to come in
+    more than ``limit // MIN_PIECE`` pieces: the rest is neither read nor decoded. Past
+    ``dog``'s deadline the reading stops and the watchdog is tripped, even where no read
+    waits (and so lets the watchdog's thread run): its owner checks ``dog.why``. The caller
+    closes the response, and so its connection."""
     declared = response.headers.get("Content-Length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_large()
-    chunks, size = [], 0
+    chunks, size, pieces = [], 0, limit // MIN_PIECE
     for chunk in response.iter_content(CHUNK):
         size += len(chunk)
-        if size > limit:
+        pieces -= 1
+        if size > limit or pieces < 0:
             raise too_large()
         chunks.append(chunk)
+        if dog is not None and time.monotonic() > dog.deadline:
+            dog.trip("slow")
+            break
     return b"".join(chunks)
 
 
@@ -127,7 +141,10 @@ class Watcher:
 
     def forget(self, dog: Watchdog) -> None:
         # Under the lock: once forgotten, a watchdog is never tripped, so the sockets its
-        # exchange handed back to the pool are left alone.
+        # exchange handed back to the pool are left alone. (A socket goes back to the pool as
+        # its answer's last byte is read, just before this: under gevent no other call runs
+        # in between; with threads, a deadline falling in that instant could shut a socket
+        # another call has just taken, which that call sees as a broken connection.)
         with self._lock:
             self._dogs.discard(dog)
 

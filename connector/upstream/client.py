@@ -168,7 +168,7 @@ class Upstream:
             )
             status = reply.status_code
             if not (call.stream and 200 <= status < 300):
-                body = read_within(reply, ANSWER_LIMIT, lambda: answer_too_large(status))
+                body = read_within(reply, ANSWER_LIMIT, lambda: answer_too_large(status), dog)
                 reply._content, reply._content_consumed = body, True  # as Response.content does
         except TRANSPORT_ERRORS as exc:
             error = exception_error(exc)

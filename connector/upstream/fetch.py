@@ -191,7 +191,7 @@ def _fetch(url: str, settings, watchdog: Watchdog) -> tuple[bytes, str]:
                     if response.is_redirect:
                         url = urljoin(url, response.headers.get("Location", ""))
                         continue
-                    return read_file(response, limit)
+                    return read_file(response, limit, watchdog)
             except requests.RequestException:
                 raise refused(
                     "The file URL could not be fetched (no connection, or it broke off)."
@@ -199,11 +199,11 @@ def _fetch(url: str, settings, watchdog: Watchdog) -> tuple[bytes, str]:
     raise refused(f"The file URL redirected more than {MAX_REDIRECTS} times.")
 
 
-def read_file(response, limit: int) -> tuple[bytes, str]:
+def read_file(response, limit: int, watchdog: Watchdog) -> tuple[bytes, str]:
     """The answer's bytes and type, refusing a non-200 or more than ``limit`` bytes."""
     if response.status_code != 200:
         raise refused(f"The file URL answered HTTP {response.status_code}, not 200.")
-    data = read_within(response, limit, lambda: too_large(limit))
+    data = read_within(response, limit, lambda: too_large(limit), watchdog)
     kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
     return data, kind or "application/octet-stream"
 

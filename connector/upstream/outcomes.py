@@ -15,7 +15,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from connector import jsonx
 from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
-from connector.upstream.bounds import ANSWER_LIMIT, MIB
+from connector.upstream.bounds import ANSWER_LIMIT, MIB, MIN_PIECE
 
 #: How much of an upstream error body an envelope keeps.
 BODY_LIMIT = 4096
@@ -137,8 +137,9 @@ def answer_too_large(status: int) -> UpstreamUnavailable:
     have taken effect, and what it said is unknown. Not retried (it would be as long again);
     a keyed call settles as OUTCOME_UNKNOWN."""
     return UpstreamUnavailable(
-        f"InstaMsg's answer (HTTP {status}) was larger than {ANSWER_LIMIT // MIB} MiB, more "
-        "than any block's answer can be, so the connector stopped reading it. " + CHECK_FIRST,
+        f"InstaMsg's answer (HTTP {status}) was larger than {ANSWER_LIMIT // MIB} MiB (or came "
+        f"in more than {ANSWER_LIMIT // MIN_PIECE:,} pieces), more than any block's answer can "
+        "be, so the connector stopped reading it. " + CHECK_FIRST,
         upstream={"status": status, "body": None},
         retryable=False,
     )
