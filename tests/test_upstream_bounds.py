@@ -196,6 +196,15 @@ def test_an_answer_deeper_than_the_bound_is_a_502_on_every_path(
     assert said["upstream"] == {"status": status, "body": None}
 
 
+@pytest.mark.parametrize("status", [200, 404])
+def test_an_answer_with_text_no_writer_can_write_is_not_a_bug(client, mocked, status):
+    # JSON's escapes allow a lone surrogate, which no UTF-8 writer can write back.
+    mocked.get(MESSAGES, status=status, body=b'["\\udc80"]', content_type="application/json")
+    answer = call(client)
+    assert answer.status_code == (502 if status == 200 else 404), answer.json
+    assert envelope(answer)["status_code"] == "API_ERROR"
+
+
 def test_a_keyed_create_answered_too_deep_replays_the_same_502(client, mocked):
     # InstaMsg created the tenant and said so in a body too deep to pass on: a definite
     # answer (the call ran), kept for the key like any other API_ERROR, never a bug.
