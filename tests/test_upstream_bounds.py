@@ -7,6 +7,7 @@ then, for what only a socket shows (a body that drips, one that never ends), a r
 stand-in called by a real block call in live mode; and under gunicorn, a worker that reads an
 endless answer."""
 
+import time
 import tracemalloc
 import zlib
 
@@ -18,7 +19,7 @@ from app import create_app
 from connector import jsonx
 from connector.config import Settings
 from connector.errors import UpstreamTimeout, UpstreamUnavailable
-from connector.upstream.bounds import ANSWER_LIMIT, MIB, MIN_PIECE
+from connector.upstream.bounds import ANSWER_LIMIT, MIB, MIN_PIECE, Watchdog
 from connector.upstream.client import Upstream, UpstreamRequest
 from connector.upstream.retry import RetryPolicy
 from connector.upstream.sandbox import SANDBOX_URL, SandboxAdapter
@@ -250,6 +251,19 @@ def test_a_dripping_answer_ends_at_the_deadline(how):
         with pytest.raises(UpstreamTimeout, match="INSTAMSG_DEADLINE"):
             upstream.send(UpstreamRequest("GET", MESSAGES_PATH, repeatable=True))
         assert len(server.calls) == 1  # a timeout is not sent again
+
+
+def test_a_failing_caller_check_stops_no_other_call():
+    def broken():
+        raise RuntimeError("the check itself failed")
+
+    now = time.monotonic()
+    with Watchdog(now + 60, broken) as lasting, Watchdog(now + 0.1) as due:
+        for _ in range(100):  # the watcher looks every WATCH_EVERY seconds
+            if due.why is not None:
+                break
+            time.sleep(0.05)
+    assert (due.why, lasting.why) == ("slow", None)
 
 
 @pytest.mark.slow

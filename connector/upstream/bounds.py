@@ -131,13 +131,17 @@ class Watcher:
         self._lock = threading.Lock()
         self._dogs: set[Watchdog] = set()
         self._pid: int | None = None
+        self._thread: threading.Thread | None = None
 
     def watch(self, dog: Watchdog) -> None:
         with self._lock:
             self._dogs.add(dog)
-            if self._pid != os.getpid():
+            if self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()
-                threading.Thread(target=self._run, name="upstream-watchdog", daemon=True).start()
+                self._thread = threading.Thread(
+                    target=self._run, name="upstream-watchdog", daemon=True
+                )
+                self._thread.start()
 
     def forget(self, dog: Watchdog) -> None:
         # Under the lock: once forgotten, a watchdog is never tripped, so the sockets its
@@ -154,7 +158,10 @@ class Watcher:
             now = time.monotonic()
             with self._lock:
                 for dog in list(self._dogs):
-                    why = dog.due(now)
+                    try:
+                        why = dog.due(now)
+                    except Exception:  # noqa: BLE001  (a failed check stops no other call)
+                        why = "slow" if now > dog.deadline else None
                     if why is not None:
                         dog.trip(why)
                         self._dogs.discard(dog)
