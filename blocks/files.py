@@ -5,6 +5,7 @@ import mimetypes
 
 from connector.engine.registry import block
 from connector.errors import PayloadTooLarge
+from connector.upstream.bounds import read_within
 from connector.upstream.fetch import fetch_file
 from connector.upstream.outcomes import TRANSPORT_ERRORS, exception_error, json_result
 from schemas import clients
@@ -13,7 +14,6 @@ from schemas import results as r
 
 FILES = "/api/v1/tenants/{tenant_id}/clients/{client_id}/files"
 FILE = FILES + "/{filename}"
-CHUNK = 64 * 1024
 
 
 def content_type(response, filename):
@@ -49,23 +49,21 @@ def listed(response, args, ctx):
     return [camel_content_type(item) for item in files] if isinstance(files, list) else files
 
 
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The file is larger than {limit} bytes, the most downloadFile returns "
+        "as base64. Call POST /blocks/downloadFile?stream=1 to get the raw bytes."
+    )
+
+
 def file_as_json(response, args, ctx):
     """The downloaded file, base64 in JSON, up to MAX_DOWNLOAD_BYTES."""
     limit = ctx.settings.max_download_bytes
-    chunks, size = [], 0
     with response:
         try:
-            for chunk in response.iter_content(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(
-                        f"The file is larger than {limit} bytes, the most downloadFile returns "
-                        "as base64. Call POST /blocks/downloadFile?stream=1 to get the raw bytes."
-                    )
-                chunks.append(chunk)
+            data = read_within(response, limit, lambda: too_large(limit))
         except TRANSPORT_ERRORS as exc:  # the body broke off or stalled: InstaMsg's fault
             raise exception_error(exc) from None
-    data = b"".join(chunks)
     return {
         "filename": args["filename"],
         "contentType": content_type(response, args["filename"]),

@@ -72,13 +72,18 @@ def test_1_a_key_retried_while_a_long_managed_call_still_runs_is_in_use_not_run_
     tmp_path, recording
 ):
     # A 429 on the token endpoint, then a slow token, then a slow publish: one call of about
-    # 32 s, longer than the old lease (INSTAMSG_DEADLINE + 30 = 31 s).
+    # 32 s, longer than the old lease (INSTAMSG_DEADLINE + 30 = 31 s). The token fetch and
+    # the publish are two upstream calls, each within INSTAMSG_DEADLINE.
     recording.post("/oauth2/token", status=429, headers={"Retry-After": "0.5"}, times=1)
     recording.post(
         "/oauth2/token", json={"access_token": "tok-slow", "expires_in": 3600}, delay=15.8
     )
     recording.post(MESSAGES, status=201, headers=LOCATION, delay=15.8)
-    env = {"INSTAMSG_READ_TIMEOUT": "16", "INSTAMSG_CONNECT_TIMEOUT": "0.5"}
+    env = {
+        "INSTAMSG_READ_TIMEOUT": "16",
+        "INSTAMSG_CONNECT_TIMEOUT": "0.5",
+        "INSTAMSG_DEADLINE": "17",
+    }
     with connector(tmp_path, recording, **env) as (base, master):
         started = time.monotonic()
         first = in_background(publish, base, "k-long", "long-call", timeout=60, **APP)
@@ -98,7 +103,8 @@ def test_2_a_worker_stopped_gracefully_mid_call_settles_its_key_as_outcome_unkno
     tmp_path, recording
 ):
     recording.post(MESSAGES, status=201, headers=LOCATION, delay=25)
-    env = {"INSTAMSG_READ_TIMEOUT": "30"}
+    # The call outlasts the graceful timeout (1 s), not its own deadline.
+    env = {"INSTAMSG_READ_TIMEOUT": "30", "INSTAMSG_DEADLINE": "30"}
     with connector(tmp_path, recording, **env) as (base, master):
         (worker,) = workers_of(master)
         first = in_background(publish, base, "k-term", "stopped-call", timeout=60)
@@ -139,7 +145,9 @@ def test_2_the_master_stopped_mid_call_and_started_again_never_runs_the_key_twic
     tmp_path, recording
 ):
     recording.post(MESSAGES, status=201, headers=LOCATION, delay=25)
-    with connector(tmp_path, recording) as (base, master):
+    # The call outlasts the graceful timeout (1 s), not its own deadline.
+    env = {"INSTAMSG_READ_TIMEOUT": "30", "INSTAMSG_DEADLINE": "30"}
+    with connector(tmp_path, recording, **env) as (base, master):
         first = in_background(publish, base, "k-master", "master-call", timeout=60)
         until(lambda: stored(recording, "master-call") == 1, 10, every=0.01)
         os.killpg(master.pid, signal.SIGTERM)
@@ -273,7 +281,7 @@ def open_files(pid: int) -> int:
 @pytest.mark.parametrize("calls", [100])
 def test_6_keyed_calls_cost_no_file_descriptor_each(tmp_path, recording, calls):
     recording.post(MESSAGES, status=201, headers=LOCATION, delay=4)
-    env = {"INSTAMSG_READ_TIMEOUT": "10"}
+    env = {"INSTAMSG_READ_TIMEOUT": "10", "INSTAMSG_DEADLINE": "10"}
     with connector(tmp_path, recording, **env) as (base, master):
         (worker,) = workers_of(master)
         counts = {}

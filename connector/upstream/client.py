@@ -19,12 +19,22 @@ import requests
 from requests_toolbelt import MultipartEncoder
 
 from connector import __version__, jsonx
-from connector.errors import ApiError, UpstreamUnavailable
+from connector.errors import ApiError, ConnectorError, UpstreamUnavailable
 from connector.server import logs, metrics
-from connector.upstream.outcomes import TRANSPORT_ERRORS, exception_error, response_error
+from connector.upstream.bounds import ANSWER_LIMIT, Watchdog, read_within
+from connector.upstream.outcomes import (
+    TRANSPORT_ERRORS,
+    answer_too_large,
+    exception_error,
+    past_deadline,
+    response_error,
+)
 from connector.upstream.retry import RetryPolicy
 
 USER_AGENT = f"instamsg-connector/{__version__}"
+#: The shortest timeout an attempt is given near its deadline (seconds): the watchdog, not a
+#: zero timeout, ends an attempt that runs out of time.
+MIN_TIMEOUT = 0.05
 
 
 @dataclass
@@ -68,11 +78,18 @@ class Upstream:
         self.policy = policy or RetryPolicy()
 
     def send(self, call: UpstreamRequest, request_id: str | None = None) -> requests.Response:
-        """One block call: the first attempt and, for a repeatable call, the retries."""
+        """One block call: the first attempt and, for a repeatable call, the retries, all
+        within the policy's deadline (INSTAMSG_DEADLINE) whatever InstaMsg's pace: a
+        watchdog ends the call there (bounds.py). A streamed answer (downloadFile's raw
+        bytes) is returned once its head has arrived; its body is read at the reader's pace."""
+        with Watchdog(time.monotonic() + self.policy.deadline) as dog:
+            return self.attempts(call, request_id, dog)
+
+    def attempts(self, call: UpstreamRequest, request_id, dog: Watchdog) -> requests.Response:
         started, attempt = self.policy.clock(), 0
         while True:
             try:
-                return self.send_once(call, request_id)
+                return self.send_once(call, request_id, dog)
             except (ApiError, UpstreamUnavailable) as error:
                 wait = self.policy.wait_before(attempt, error, started) if call.repeatable else None
                 if wait is None:
@@ -118,32 +135,58 @@ class Upstream:
         prepared.prepare_hooks(None)
         return prepared
 
-    def send_once(self, call: UpstreamRequest, request_id: str | None = None) -> requests.Response:
+    def timeouts(self, dog: Watchdog | None, streamed: bool) -> tuple[float, float]:
+        """The connect and read timeouts of one attempt, not past the call's deadline (the
+        watchdog sees a socket once it is connected). A streamed body is read after the
+        call, at the reader's pace: its reads keep the whole read timeout."""
+        connect, read = self.timeout
+        if dog is None:
+            return connect, read
+        left = max(dog.left(), MIN_TIMEOUT)
+        return min(connect, left), read if streamed else min(read, left)
+
+    def send_once(
+        self, call: UpstreamRequest, request_id: str | None = None, dog: Watchdog | None = None
+    ) -> requests.Response:
+        """One attempt. Its answer is read here, capped at ANSWER_LIMIT, unless it is a
+        success the caller streams; ``dog`` (the call's watchdog) may end it early."""
         prepared = self.prepare(call, request_id)
         watch = call.watch
         if watch is not None:
             watch.before()  # from here on, bytes may reach InstaMsg
         started = time.perf_counter()
+        reply, error = None, None
         try:
             session = self.session
             reply = session.get_adapter(prepared.url).send(
                 prepared,
-                stream=call.stream,
-                timeout=self.timeout,
+                stream=True,  # read below, within the cap, whatever the adapter
+                timeout=self.timeouts(dog, call.stream),
                 verify=session.verify,
                 cert=session.cert,
                 proxies=self.proxies,
             )
-            if not call.stream:
-                reply.content  # noqa: B018  (read whole now, as Session.send does)
+            status = reply.status_code
+            if not (call.stream and 200 <= status < 300):
+                body = read_within(reply, ANSWER_LIMIT, lambda: answer_too_large(status), dog)
+                reply._content, reply._content_consumed = body, True  # as Response.content does
         except TRANSPORT_ERRORS as exc:
-            metrics.upstream_response("none").inc()
             error = exception_error(exc)
-            if watch is not None:
-                watch.after(reached=not error.nothing_sent)
-            raise error from None
+        except ConnectorError as exc:  # too large
+            error = exc
         finally:
             metrics.upstream_seconds(call.block or "(none)").observe(time.perf_counter() - started)
+        if dog is not None and dog.why is not None:
+            # Cut short by the deadline: whatever the read made of it (a broken connection,
+            # or a body that seemed to end), the call ran out of time.
+            error = past_deadline(self.policy.deadline)
+        if error is not None:
+            metrics.upstream_response("none" if reply is None else str(reply.status_code)).inc()
+            if reply is not None:
+                reply.close()  # a body left unread closes its connection
+            if watch is not None:
+                watch.after(reached=not error.nothing_sent)
+            raise error
         if watch is not None:
             # A 429 (slow down) or a 401 (the token was refused) is InstaMsg saying it ran
             # nothing; any other answer may have taken effect.

@@ -9,17 +9,15 @@ while streaming.
 
 The whole fetch, redirects included, ends by INSTAMSG_DEADLINE whatever the sender's pace
 (a server dripping a byte a second never trips a read timeout), and as soon as the caller
-who asked for it has gone: a watchdog (``Watchdog``) shuts the fetch's sockets down.
+who asked for it has gone: the watchdog every upstream exchange has (connector/upstream/bounds.py)
+shuts the fetch's sockets down.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
-import threading
 import time
-from contextvars import ContextVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -27,16 +25,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from connector.errors import InvalidFields, PayloadTooLarge
+from connector.upstream.bounds import Watchdog, read_within, watched
 from connector.upstream.client import USER_AGENT
 from connector.upstream.transport import RejectAll, pools_with
 
 MAX_REDIRECTS = 5
-CHUNK = 64 * 1024
-#: How often the watchdog looks at the clock and the caller (seconds).
-WATCH_EVERY = 0.25
-
-#: the sockets the current fetch opened, for its watchdog (each greenlet or thread its own)
-_OPENED: ContextVar[list | None] = ContextVar("fetch_opened", default=None)
 
 
 def refused(message: str) -> InvalidFields:
@@ -118,56 +111,8 @@ class _PinnedConnectionMixin:
             raise ConnectTimeoutError(self, "The connection timed out.") from exc
         except OSError as exc:
             raise NewConnectionError(self, "The connection failed.") from exc
-        opened = _OPENED.get()
-        if opened is not None:
-            opened.append(sock)
+        watched(sock)
         return sock
-
-
-class Watchdog:
-    """Ends a fetch at ``deadline`` (monotonic) or when ``gone()`` says its caller left, by
-    shutting down every socket the fetch opened: a read blocked on a dripping sender returns
-    at once. ``why`` says which, or is None."""
-
-    def __init__(self, deadline: float, gone=None):
-        self.deadline = deadline
-        self.gone = gone
-        self.sockets: list = []
-        self.why: str | None = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="fetch-watchdog", daemon=True)
-
-    def __enter__(self):
-        self._token = _OPENED.set(self.sockets)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        _OPENED.reset(self._token)
-        self._done.set()
-
-    def _watch(self):
-        while not self._done.wait(WATCH_EVERY):
-            if time.monotonic() > self.deadline:
-                self.why = "slow"
-            elif self.gone is not None and self.gone():
-                self.why = "gone"
-            else:
-                continue
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-            return
-
-    def check(self) -> None:
-        """Raise the refusal for what ended the fetch, if anything did."""
-        if self.why == "slow":
-            raise refused(
-                "The file URL was too slow: it had not sent the whole file within "
-                "INSTAMSG_DEADLINE."
-            )
-        if self.why == "gone":
-            raise refused("The caller went away before the file URL was fetched.")
 
 
 PINNED_POOLS = pools_with(_PinnedConnectionMixin)
@@ -203,16 +148,26 @@ def fetch_file(url: str, settings, gone=None) -> tuple[bytes, str]:
         try:
             return _fetch(url, settings, watchdog)
         except (InvalidFields, PayloadTooLarge):
-            watchdog.check()  # a fetch cut short fails as what cut it
+            cut_short(watchdog)  # a fetch cut short fails as what cut it
             raise
         finally:
-            watchdog.check()
+            cut_short(watchdog)
+
+
+def cut_short(watchdog: Watchdog) -> None:
+    """Raise the refusal for what ended the fetch, if anything did."""
+    if watchdog.why == "slow":
+        raise refused(
+            "The file URL was too slow: it had not sent the whole file within INSTAMSG_DEADLINE."
+        )
+    if watchdog.why == "gone":
+        raise refused("The caller went away before the file URL was fetched.")
 
 
 def _fetch(url: str, settings, watchdog: Watchdog) -> tuple[bytes, str]:
     limit = settings.max_upload_bytes
     for _ in range(MAX_REDIRECTS + 1):
-        watchdog.check()
+        cut_short(watchdog)
         parts, host, port, address = check_destination(url, settings.upload_url_allowlist)
         with requests.Session() as session:
             session.trust_env = False  # a proxy would connect elsewhere than the checked address
@@ -236,7 +191,7 @@ def _fetch(url: str, settings, watchdog: Watchdog) -> tuple[bytes, str]:
                     if response.is_redirect:
                         url = urljoin(url, response.headers.get("Location", ""))
                         continue
-                    return read_capped(response, limit, watchdog.deadline)
+                    return read_file(response, limit, watchdog)
             except requests.RequestException:
                 raise refused(
                     "The file URL could not be fetched (no connection, or it broke off)."
@@ -244,24 +199,13 @@ def _fetch(url: str, settings, watchdog: Watchdog) -> tuple[bytes, str]:
     raise refused(f"The file URL redirected more than {MAX_REDIRECTS} times.")
 
 
-def read_capped(response, limit: int, deadline: float) -> tuple[bytes, str]:
-    """The answer's bytes and type, refusing a non-200, more than ``limit`` bytes, or a body
-    still arriving at ``deadline`` (a server dripping a byte per read timeout)."""
+def read_file(response, limit: int, watchdog: Watchdog) -> tuple[bytes, str]:
+    """The answer's bytes and type, refusing a non-200 or more than ``limit`` bytes."""
     if response.status_code != 200:
         raise refused(f"The file URL answered HTTP {response.status_code}, not 200.")
-    declared = response.headers.get("Content-Length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
-    chunks, size = [], 0
-    for chunk in response.iter_content(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        if time.monotonic() > deadline:
-            raise refused("The file URL was too slow: it had not sent the whole file in time.")
-        chunks.append(chunk)
+    data = read_within(response, limit, lambda: too_large(limit), watchdog)
     kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
-    return b"".join(chunks), kind or "application/octet-stream"
+    return data, kind or "application/octet-stream"
 
 
 def too_large(limit: int) -> PayloadTooLarge:

@@ -3,6 +3,7 @@ exceptions of the way there, InstaMsg's error statuses and bodies, and its succe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -10,10 +11,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
-from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from connector import jsonx
 from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
+from connector.upstream.bounds import ANSWER_LIMIT, MIB, MIN_PIECE
 
 #: How much of an upstream error body an envelope keeps: characters of its text, or of its
 #: JSON written out.
@@ -22,6 +24,13 @@ BODY_LIMIT = 4096
 SAID_LIMIT = 300
 #: Where status_msg starts repeating InstaMsg's sentence.
 SAID = ". InstaMsg said: "
+
+#: What a caller may do after a call whose outcome is unknown.
+CHECK_FIRST = (
+    "A read, update or delete is safe to call again; "
+    "a create or publish may have taken effect, so check before you repeat it."
+)
+TIMED_OUT = "InstaMsg did not answer in time. " + CHECK_FIRST
 
 
 NOT_RETRIED = {"retryable": False}
@@ -39,8 +48,7 @@ EXCEPTION_TABLE: tuple[tuple[type[BaseException], type[ConnectorError], str, dic
     (
         requests.exceptions.Timeout,
         UpstreamTimeout,
-        "InstaMsg did not answer in time. A read, update or delete is safe to call again; "
-        "a create or publish may have taken effect, so check before you repeat it.",
+        TIMED_OUT,
         {},
     ),
     (
@@ -79,10 +87,17 @@ EXCEPTION_TABLE: tuple[tuple[type[BaseException], type[ConnectorError], str, dic
         {},
     ),
     (
+        # A read timeout in the middle of a body: requests hands it on as a ConnectionError,
+        # but the request had gone out.
+        ReadTimeoutError,
+        UpstreamTimeout,
+        TIMED_OUT,
+        {},
+    ),
+    (
         TimeoutError,
         UpstreamTimeout,
-        "InstaMsg did not answer in time. A read, update or delete is safe to call again; "
-        "a create or publish may have taken effect, so check before you repeat it.",
+        TIMED_OUT,
         {},
     ),
     (
@@ -92,7 +107,9 @@ EXCEPTION_TABLE: tuple[tuple[type[BaseException], type[ConnectorError], str, dic
         {},
     ),
 )
-TRANSPORT_ERRORS = tuple(kind for kind, _, _, _ in EXCEPTION_TABLE if kind is not ProtocolError)
+TRANSPORT_ERRORS = tuple(
+    kind for kind, _, _, _ in EXCEPTION_TABLE if kind not in (ProtocolError, ReadTimeoutError)
+)
 
 
 def exception_error(exc: BaseException) -> ConnectorError:
@@ -100,7 +117,7 @@ def exception_error(exc: BaseException) -> ConnectorError:
     it can hold the URL, and a URL can hold a token."""
     if isinstance(exc, requests.ConnectionError) and exc.args:
         cause = exc.args[0]
-        if isinstance(cause, ProtocolError):  # requests wraps what urllib3 saw
+        if isinstance(cause, (ProtocolError, ReadTimeoutError)):  # requests wraps urllib3's
             exc = cause
     for kind, error, message, options in EXCEPTION_TABLE:
         if isinstance(exc, kind):
@@ -109,6 +126,40 @@ def exception_error(exc: BaseException) -> ConnectorError:
             never_made = isinstance(exc, requests.ConnectionError)
             return error(message, nothing_sent=never_made, **options)
     return UpstreamUnavailable(EXCEPTION_TABLE[-1][2])
+
+
+def past_deadline(deadline: float) -> UpstreamTimeout:
+    """The error for a call INSTAMSG_DEADLINE cut short, whatever InstaMsg was doing."""
+    return UpstreamTimeout(
+        f"InstaMsg had not answered within INSTAMSG_DEADLINE ({deadline:g} s), so the "
+        "connector stopped waiting. " + CHECK_FIRST
+    )
+
+
+def answer_too_large(status: int) -> UpstreamUnavailable:
+    """The error for an answer longer than ANSWER_LIMIT: InstaMsg answered, so the call may
+    have taken effect, and what it said is unknown. Not retried (it would be as long again);
+    a keyed call settles as OUTCOME_UNKNOWN."""
+    return UpstreamUnavailable(
+        f"InstaMsg's answer (HTTP {status}) was larger than {ANSWER_LIMIT // MIB} MiB (or came "
+        f"in more than {ANSWER_LIMIT // MIN_PIECE:,} pieces), more than any block's answer can "
+        "be, so the connector stopped reading it. " + CHECK_FIRST,
+        upstream={"status": status, "body": None},
+        retryable=False,
+    )
+
+
+def answer_json(raw: bytes, status: int) -> Any:
+    """An answer's body parsed once: ValueError when it is not JSON; an answer that nests
+    deeper than jsonx.MAX_DEPTH is an ApiError (502) on every path, success or error."""
+    try:
+        return jsonx.loads_bounded(raw)
+    except jsonx.TooDeep:
+        raise ApiError(
+            f"InstaMsg's answer (HTTP {status}) is JSON nested more than {jsonx.MAX_DEPTH} "
+            "levels deep, deeper than the connector passes on, so it was not used. " + CHECK_FIRST,
+            upstream={"status": status, "body": None},
+        ) from None
 
 
 # What an upstream error status means, and what the caller can do about it.
@@ -126,16 +177,17 @@ STATUS_HINTS = {
 }
 
 
-def parse_body(response) -> Any:
-    """An upstream error body as JSON if it is JSON, else text: whole, for the engine to
-    scrub of secrets before ``cut_to_limits`` cuts it."""
+def parse_body(response, as_json=True) -> Any:
+    """An upstream error body as JSON if it is JSON (``as_json``: not already known not to
+    be), else text: whole, for the engine to scrub of secrets before ``cut_to_limits`` cuts
+    it (the answer's size is bounded as it is read: connector.upstream.bounds)."""
     raw = response.content or b""
     if not raw.strip():
         return None
-    try:
-        return jsonx.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")
+    if as_json:
+        with contextlib.suppress(ValueError):
+            return answer_json(raw, response.status_code)
+    return raw.decode("utf-8", "replace")
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -247,9 +299,9 @@ def json_result(response) -> Any:
     if not raw or not raw.strip():
         return {"success": True}
     try:
-        return jsonx.loads(raw)
+        return answer_json(raw, response.status_code)
     except ValueError:
         raise ApiError(
             "InstaMsg answered with a success status but a body that is not JSON.",
-            upstream={"status": response.status_code, "body": parse_body(response)},
+            upstream={"status": response.status_code, "body": parse_body(response, False)},
         ) from None

@@ -23,6 +23,35 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 SANDBOX_URL = "http://sandbox.instamsg.invalid"
 
 
+class AppBody(io.RawIOBase):
+    """A WSGI app's answer as a file: its chunks pulled only as a reader asks, so a reader
+    that stops early (the client's cap) never makes the app produce the rest."""
+
+    def __init__(self, chunks):
+        self._chunks = chunks
+        self._next = iter(chunks)
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._left:
+            chunk = next(self._next, None)
+            if chunk is None:
+                return 0
+            self._left = chunk
+        size = min(len(buffer), len(self._left))
+        buffer[:size] = self._left[:size]
+        self._left = self._left[size:]
+        return size
+
+    def close(self) -> None:
+        if not self.closed and hasattr(self._chunks, "close"):
+            self._chunks.close()
+        super().close()
+
+
 class SandboxAdapter(BaseAdapter):
     """Answers requests with a WSGI app in this process (the InstaMsg sandbox).
 
@@ -55,14 +84,8 @@ class SandboxAdapter(BaseAdapter):
             environ_overrides={"sandbox.read_timeout": read_timeout},
         )
         try:
-            chunks, status, answer_headers = run_wsgi_app(
-                self.app, builder.get_environ(), buffered=True
-            )
-            try:
-                content = b"".join(chunks)
-            finally:
-                if hasattr(chunks, "close"):
-                    chunks.close()
+            # The app signals a fault when it is called; its body is pulled only as it is read.
+            chunks, status, answer_headers = run_wsgi_app(self.app, builder.get_environ())
         except Dropped:
             raise requests.ConnectionError(
                 "the sandbox dropped the connection", request=request
@@ -79,7 +102,7 @@ class SandboxAdapter(BaseAdapter):
         for name, value in answer_headers.to_wsgi_list():
             raw_headers.add(name, value)
         raw = HTTPResponse(
-            body=io.BytesIO(content),
+            body=AppBody(chunks),
             headers=raw_headers,
             status=int(code),
             reason=reason,
@@ -95,8 +118,8 @@ class SandboxAdapter(BaseAdapter):
         response.request = request
         response.connection = self
         response.encoding = requests.utils.get_encoding_from_headers(response.headers)
-        if not stream:
-            response.content  # noqa: B018  (read now, as HTTPAdapter does)
+        # Not read here: the client reads every answer through its cap (bounds.read_within),
+        # as it does an answer off a socket.
         return response
 
     def close(self):

@@ -14,6 +14,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
 from connector.server.poll import POLL
+from connector.upstream.bounds import watched
 
 
 class RejectAll(http.cookiejar.DefaultCookiePolicy):
@@ -26,7 +27,20 @@ class RejectAll(http.cookiejar.DefaultCookiePolicy):
 class _CheckedConnection:
     """urllib3 asks each pooled connection, before reusing it, whether its socket is readable
     (an answer to nothing means the server closed it). The same question, asked with the
-    system's poll and a zero wait."""
+    system's poll and a zero wait.
+
+    Each socket is handed to the watchdog of the call it carries (``bounds.watched``): when
+    it is opened (a TLS handshake too) and each time a request goes out on it."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        watched(sock)
+        return sock
+
+    def request(self, *args, **kwargs):
+        if self.sock is not None:  # a kept connection, carrying another call now
+            watched(self.sock)
+        return super().request(*args, **kwargs)
 
     @property
     def is_connected(self) -> bool:

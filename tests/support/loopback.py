@@ -17,7 +17,11 @@ Socket behaviour, per answer:
 - ``fault="drop"``: close the connection without answering;
 - ``fault="cut"``: send the head and the first bytes of the body, then close;
 - ``raw=b"..."``: send these bytes as the whole answer (status line included);
-- ``hang_up=True``: close the connection right after answering, without saying so.
+- ``hang_up=True``: close the connection right after answering, without saying so;
+- ``drip=s``: send the body one byte every ``s`` seconds (``drip_head=True``: the status
+  line and headers too), until it is sent or the client hangs up;
+- ``endless=n``: a chunked body that repeats ``body`` until ``n`` bytes have gone out or the
+  client hangs up (an answer that, to the client, never ends).
 """
 
 from __future__ import annotations
@@ -76,6 +80,9 @@ class Rule:
     times: int | None = None
     raw: bytes | None = None
     hang_up: bool = False
+    drip: float = 0.0
+    drip_head: bool = False
+    endless: int = 0
     used: int = 0
 
 
@@ -191,6 +198,9 @@ class Loopback:
         hold=None,
         raw=None,
         hang_up=False,
+        drip=0.0,
+        drip_head=False,
+        endless=0,
     ):
         """Register an answer for ``method`` and a path ("*": any path); a full URL counts
         by its path."""
@@ -203,7 +213,10 @@ class Loopback:
             body = body.encode()
         if content_type:
             headers["Content-Type"] = content_type
-        rule = Rule(method, path, status, body, headers, fault, delay, hold, times, raw, hang_up)
+        rule = Rule(
+            method, path, status, body, headers, fault, delay, hold, times, raw, hang_up,
+            drip, drip_head, endless,
+        )  # fmt: skip
         with self.lock:
             self.rules.append(rule)
 
@@ -294,10 +307,47 @@ class Loopback:
         if rule.raw is not None:
             handler.wfile.write(rule.raw)
             handler.wfile.flush()
+        elif rule.drip:
+            self.drip(handler, rule)
+        elif rule.endless:
+            self.endless(handler, rule)
         else:
             self.answer(handler, rule.status, rule.headers, rule.body)
         if rule.hang_up:
             self.hang_up(handler)
+
+    @staticmethod
+    def head(status, headers) -> bytes:
+        lines = [f"HTTP/1.1 {status} Answer"] + [f"{k}: {v}" for k, v in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def drip(self, handler, rule):
+        head = self.head(rule.status, {**rule.headers, "Content-Length": len(rule.body)})
+        if not rule.drip_head:
+            handler.wfile.write(head)
+            head = b""
+        try:
+            for byte in head + rule.body:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(rule.drip)
+        except OSError:  # the client let go
+            handler.close_connection = True
+
+    def endless(self, handler, rule):
+        handler.wfile.write(
+            self.head(rule.status, {**rule.headers, "Transfer-Encoding": "chunked"})
+        )
+        chunk = b"%x\r\n%s\r\n" % (len(rule.body), rule.body)
+        sent = 0
+        try:
+            while sent < rule.endless:
+                handler.wfile.write(chunk)
+                sent += len(rule.body)
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+        except OSError:  # the client let go
+            handler.close_connection = True
 
     @staticmethod
     def hang_up(handler):
