@@ -308,6 +308,28 @@ def test_a_block_call_through_the_app_ends_at_the_deadline_in_live_mode(tmp_path
 
 
 @pytest.mark.slow
+def test_a_managed_tokens_fetch_and_the_call_share_one_deadline(tmp_path):
+    """The token's fetch and the block's own request each end within the deadline alone
+    (0.7 s of drip against 1 s), not together: the call is one deadline in all."""
+    with Loopback() as server:
+        token = b'{"access_token": "tok-1", "expires_in": 600}'
+        server.post("/oauth2/token", body=token, drip=0.7 / len(token))
+        server.get(MESSAGES_PATH, body=b"[]" + b" " * 18, drip=0.7 / 20)
+        app = create_app(
+            Settings(api_url=server.url, read_timeout=0.5, deadline=1, data_dir=str(tmp_path))
+        )
+        managed = {"clientKey": "app-key", "clientSecret": "app-secret", **READ}
+        del managed["accessToken"]
+        answer = call(app.test_client(), args=managed)
+        assert [c.request.url.split("?")[0] for c in server.calls] == [
+            server.url + "/oauth2/token",
+            server.url + MESSAGES_PATH,
+        ]
+    assert answer.status_code == 504, answer.json
+    assert envelope(answer)["status_code"] == "UPSTREAM_TIMEOUT"
+
+
+@pytest.mark.slow
 def test_an_endless_answer_is_cut_off_at_the_cap_in_live_mode(tmp_path):
     with Loopback() as server:
         server.get(MESSAGES_PATH, body=b" " * 65536, endless=1 << 40)

@@ -203,7 +203,8 @@ class Engine:
             caller_gone=caller_gone,
         )
         part = blk.file_part(loaded, ctx) if blk.file_part is not None else None
-        reply = self.tokens.send(blk, loaded, inv.request_id, inv.secrets, part, inv.watch)
+        with self.upstream.within():  # the token's fetch, the call and a renewal: one deadline
+            reply = self.tokens.send(blk, loaded, inv.request_id, inv.secrets, part, inv.watch)
         inv.upstream_status = reply.status_code
         inv.code = "SUCCESS"
         if streamed:

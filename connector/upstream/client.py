@@ -10,6 +10,8 @@ prepared requests to the sandbox app in this process. Nothing else differs betwe
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,11 @@ from connector.upstream.outcomes import (
 from connector.upstream.retry import RetryPolicy
 
 USER_AGENT = f"instamsg-connector/{__version__}"
+#: The moment (monotonic) by which the block call being run must end, set by
+#: ``Upstream.within`` (a context variable: per thread, and per greenlet under gevent).
+CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "instamsg_call_deadline", default=None
+)
 #: The shortest timeout an attempt is given near its deadline (seconds): the watchdog, not a
 #: zero timeout, ends an attempt that runs out of time.
 MIN_TIMEOUT = 0.05
@@ -78,12 +85,27 @@ class Upstream:
         self.policy = policy or RetryPolicy()
 
     def send(self, call: UpstreamRequest, request_id: str | None = None) -> requests.Response:
-        """One block call: the first attempt and, for a repeatable call, the retries, all
-        within the policy's deadline (INSTAMSG_DEADLINE) whatever InstaMsg's pace: a
-        watchdog ends the call there (bounds.py). A streamed answer (downloadFile's raw
-        bytes) is returned once its head has arrived; its body is read at the reader's pace."""
-        with Watchdog(time.monotonic() + self.policy.deadline) as dog:
+        """One request: the first attempt and, for a repeatable call, the retries, all
+        within the policy's deadline (INSTAMSG_DEADLINE) whatever InstaMsg's pace, or within
+        the block call's own when ``within`` set one: a watchdog ends it there (bounds.py).
+        A streamed answer (downloadFile's raw bytes) is returned once its head has arrived;
+        its body is read at the reader's pace."""
+        deadline = time.monotonic() + self.policy.deadline
+        deadline = min(deadline, CALL_DEADLINE.get() or deadline)
+        with Watchdog(deadline) as dog:
             return self.attempts(call, request_id, dog)
+
+    @contextlib.contextmanager
+    def within(self, seconds: float | None = None):
+        """Every request sent inside, a managed token's fetch and renewal included, ends by
+        one deadline (``seconds`` from now; the policy's by default): a block call takes at
+        most INSTAMSG_DEADLINE in all, however many requests it makes."""
+        moment = time.monotonic() + (self.policy.deadline if seconds is None else seconds)
+        token = CALL_DEADLINE.set(moment)
+        try:
+            yield moment
+        finally:
+            CALL_DEADLINE.reset(token)
 
     def attempts(self, call: UpstreamRequest, request_id, dog: Watchdog) -> requests.Response:
         started, attempt = self.policy.clock(), 0
