@@ -18,6 +18,7 @@ from connector.upstream.client import Upstream, UpstreamRequest
 from connector.upstream.sandbox import SANDBOX_URL, SandboxAdapter
 from connector.upstream.transport import _HTTPConnection, upstream_session
 from tests.support.loopback import Loopback
+from tests.support.servers import ROOT
 from tests.support.upstream import INSTAMSG, TOKEN
 
 OK = b'{"ok": true}'
@@ -308,3 +309,51 @@ def test_live_and_sandbox_differ_only_by_the_adapter_mounted(tmp_path):
     assert type(live_session) is type(sandbox_session) is requests.Session
     assert type(live_session.get_adapter("https://api.instamsg.io/x")).__name__ == "UpstreamAdapter"
     assert isinstance(sandbox_session.get_adapter(SANDBOX_URL + "/x"), SandboxAdapter)
+
+
+# -- one outcome table ----------------------------------------------------------------------
+
+# status: (ran nothing, definite, sent again, retryable for the caller, renews the token)
+OUTCOMES = {
+    200: (False, True, False, False, False),
+    201: (False, True, False, False, False),
+    302: (False, True, False, False, False),
+    400: (False, True, False, False, False),
+    401: (True, True, False, False, True),
+    403: (False, True, False, False, False),
+    404: (False, True, False, False, False),
+    409: (False, True, False, False, False),
+    418: (False, True, False, False, False),
+    429: (True, True, True, True, False),
+    500: (False, False, False, True, False),
+    502: (False, False, True, True, False),
+    503: (False, False, True, True, False),
+    504: (False, False, True, True, False),
+    507: (False, False, False, True, False),
+}
+
+
+@pytest.mark.parametrize(("status", "expected"), OUTCOMES.items())
+def test_what_each_status_says_about_the_call_is_one_table(status, expected):
+    from connector.upstream.outcomes import status_rule
+
+    rule = status_rule(status)
+    said = (rule.ran_nothing, rule.definite, rule.resend, rule.retryable, rule.renew_token)
+    assert said == expected
+
+
+def test_no_reader_decides_a_status_on_its_own():
+    """The client, the retry policy, the key rules and the managed tokens read the table:
+    none of them compares a status with a number of its own."""
+    import re
+
+    readers = [
+        "connector/upstream/client.py",
+        "connector/upstream/retry.py",
+        "connector/engine/idempotency_keys.py",
+        "connector/engine/tokens.py",
+    ]
+    numbered = re.compile(r"(status\w*|status_code)\W+(==|!=|<|>|<=|>=|in|not in)\W+\(?\d{3}")
+    for path in readers:
+        text = (ROOT / path).read_text()
+        assert not numbered.search(text), path

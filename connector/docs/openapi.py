@@ -17,9 +17,12 @@ from connector.engine.invocation import REQUEST_ID
 from connector.engine.registry import REGISTRY
 from connector.errors import ALL as ERRORS
 from connector.errors import ApiError, ConnectorError
-from connector.upstream.outcomes import STATUS_HINTS
+from connector.upstream.outcomes import STATUS_RULES
 from schemas import envelopes
 from schemas.fields import ArgField
+
+#: The 4xx statuses of InstaMsg the upstream client names: each passes through as API_ERROR.
+INSTAMSG_REFUSALS = sorted(int(s) for s in STATUS_RULES if 400 <= s < 500)
 
 
 def arg_property(converter, field, ret, **kwargs):
@@ -153,7 +156,7 @@ def error_statuses() -> dict[str, tuple[str, tuple[str, ...]]]:
     by_status: dict[int, list] = {}
     for error in ERRORS:
         by_status.setdefault(error.http_status, []).append(error)
-    for status in STATUS_HINTS:
+    for status in INSTAMSG_REFUSALS:
         if ApiError not in by_status.setdefault(status, []):
             by_status[status].append(ApiError)
     statuses = {

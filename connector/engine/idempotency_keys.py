@@ -38,6 +38,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from connector.engine.invocation import Invocation
 from connector.errors import (
@@ -51,6 +52,7 @@ from connector.errors import (
 from connector.server import metrics
 from connector.state.fingerprint import fingerprint
 from connector.state.store import Claim
+from connector.upstream.outcomes import status_rule
 
 MAX_KEY = 255
 #: The largest answer a key keeps whole (bytes). Only blocks with side effects keep answers,
@@ -201,7 +203,7 @@ def bounded_answer(status: int, headers: list, body: bytes) -> tuple[int, list, 
     if len(body) <= MAX_KEPT_BYTES:
         return status, headers, body
     note = {
-        "callback": "success" if status < 400 else "error",
+        "callback": "success" if status < HTTPStatus.BAD_REQUEST else "error",
         "contextWrites": {},
         "warnings": [
             f"This call ran once; its answer ({len(body)} bytes) was larger than the "
@@ -334,8 +336,10 @@ def keep(store, inv: Invocation, status, headers, body, streamed) -> bool:
         if watch is None or not watch.may_have_sent:
             store.release(scope, key, owner)
             return True
-        definite = inv.code in KEPT_CODES and (
-            inv.code == "SUCCESS" or (inv.upstream_status or 500) < 500
+        definite = (
+            inv.code in KEPT_CODES
+            and inv.upstream_status is not None
+            and status_rule(inv.upstream_status).definite
         )
         if definite and not streamed:
             if store.complete(scope, key, owner, *bounded_answer(status, headers, body)):

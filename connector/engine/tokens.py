@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from connector.errors import ApiError
 from connector.server import logs, metrics
 from connector.state.fingerprint import fingerprint
-from connector.upstream.outcomes import json_result
+from connector.upstream.outcomes import json_result, status_rule
 
 #: how many locks the per-process token cache spreads credential pairs over
 LOCK_STRIPES = 64
@@ -196,7 +196,7 @@ class TokenManager:
         try:
             return self.upstream.send(build(), request_id)
         except ApiError as error:
-            if not error.upstream or error.upstream.get("status") != 401:
+            if not error.upstream or not status_rule(error.upstream["status"]).renew_token:
                 raise
         # InstaMsg refused the token (revoked, or expired early): a 401 means nothing ran,
         # so one renewed token and one more try are safe for any method.

@@ -30,6 +30,7 @@ from connector.upstream.outcomes import (
     exception_error,
     past_deadline,
     response_error,
+    status_rule,
 )
 from connector.upstream.retry import RetryPolicy
 
@@ -189,7 +190,7 @@ class Upstream:
                 proxies=self.proxies,
             )
             status = reply.status_code
-            if not (call.stream and 200 <= status < 300):
+            if not (call.stream and status_rule(status).succeeded):
                 body = read_within(reply, ANSWER_LIMIT, lambda: answer_too_large(status), dog)
                 reply._content, reply._content_consumed = body, True  # as Response.content does
         except TRANSPORT_ERRORS as exc:
@@ -209,12 +210,11 @@ class Upstream:
             if watch is not None:
                 watch.after(reached=not error.nothing_sent)
             raise error
+        rule = status_rule(reply.status_code)
         if watch is not None:
-            # A 429 (slow down) or a 401 (the token was refused) is InstaMsg saying it ran
-            # nothing; any other answer may have taken effect.
-            watch.after(reached=reply.status_code not in (401, 429))
+            watch.after(reached=not rule.ran_nothing)
         metrics.upstream_response(str(reply.status_code)).inc()
-        if not 200 <= reply.status_code < 300:
+        if not rule.succeeded:
             try:
                 raise response_error(reply)
             finally:

@@ -7,7 +7,9 @@ import contextlib
 import json
 import re
 import time
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -162,19 +164,79 @@ def answer_json(raw: bytes, status: int) -> Any:
         ) from None
 
 
-# What an upstream error status means, and what the caller can do about it.
-STATUS_HINTS = {
-    400: "InstaMsg refused the request as invalid",
-    401: "InstaMsg refused the credentials: check clientKey and clientSecret, "
-    "or get a fresh access token with getAccessToken",
-    403: "InstaMsg does not allow this (a permission, quota or topic rule)",
-    404: "InstaMsg has no such resource: check the IDs and the filename",
-    405: "InstaMsg does not allow this method here",
-    409: "InstaMsg refused the request because it conflicts with the current state",
-    413: "InstaMsg refused the request as too large",
-    422: "InstaMsg refused the request's values",
-    429: "InstaMsg is limiting the request rate: wait and try again",
+@dataclass(frozen=True)
+class StatusRule:
+    """What an InstaMsg answer's status says about the call, decided once for every reader:
+    the upstream client (did it reach InstaMsg?), the retry policy (send it again?), the
+    Idempotency-Key rules (keep the answer?) and the managed tokens (renew?)."""
+
+    #: what the caller is told, in words
+    hint: str
+    #: InstaMsg did what was asked (a 2xx): the block's result
+    succeeded: bool = False
+    #: InstaMsg said it ran nothing: a keyed call's key is freed for a retry
+    ran_nothing: bool = False
+    #: the answer is a definite outcome an Idempotency-Key keeps and replays (else: unknown)
+    definite: bool = True
+    #: a repeatable call is sent again (after Retry-After or a backoff)
+    resend: bool = False
+    #: the caller is told it may try again
+    retryable: bool = False
+    #: the access token was refused: a managed one is renewed and the call sent once more
+    renew_token: bool = False
+
+
+S = HTTPStatus
+SERVER_FAILED = "InstaMsg failed to handle the request; try again later"
+#: InstaMsg's statuses, by what they mean; ``status_rule`` falls back by class.
+STATUS_RULES: dict[int, StatusRule] = {
+    S.BAD_REQUEST: StatusRule("InstaMsg refused the request as invalid"),
+    S.UNAUTHORIZED: StatusRule(
+        "InstaMsg refused the credentials: check clientKey and clientSecret, "
+        "or get a fresh access token with getAccessToken",
+        ran_nothing=True,
+        renew_token=True,
+    ),
+    S.FORBIDDEN: StatusRule("InstaMsg does not allow this (a permission, quota or topic rule)"),
+    S.NOT_FOUND: StatusRule("InstaMsg has no such resource: check the IDs and the filename"),
+    S.METHOD_NOT_ALLOWED: StatusRule("InstaMsg does not allow this method here"),
+    S.CONFLICT: StatusRule(
+        "InstaMsg refused the request because it conflicts with the current state"
+    ),
+    S.REQUEST_ENTITY_TOO_LARGE: StatusRule("InstaMsg refused the request as too large"),
+    S.UNPROCESSABLE_ENTITY: StatusRule("InstaMsg refused the request's values"),
+    S.TOO_MANY_REQUESTS: StatusRule(
+        "InstaMsg is limiting the request rate: wait and try again",
+        ran_nothing=True,
+        resend=True,
+        retryable=True,
+    ),
+    **{
+        status: StatusRule(SERVER_FAILED, definite=False, resend=True, retryable=True)
+        for status in (S.BAD_GATEWAY, S.SERVICE_UNAVAILABLE, S.GATEWAY_TIMEOUT)
+    },
 }
+
+
+def status_rule(status: int) -> StatusRule:
+    """The rule for ``status``: its own, else its class's (a success; any other refusal; any
+    other failure, which may have acted and is not sent again; a redirect)."""
+    rule = STATUS_RULES.get(status)
+    if rule is not None:
+        return rule
+    if 200 <= status < 300:
+        return SUCCEEDED
+    if 400 <= status < 500:
+        return REFUSED
+    if status >= 500:
+        return FAILED
+    return REDIRECTED
+
+
+SUCCEEDED = StatusRule("InstaMsg did it", succeeded=True)
+REFUSED = StatusRule("InstaMsg refused the request")
+FAILED = StatusRule(SERVER_FAILED, definite=False, retryable=True)
+REDIRECTED = StatusRule("InstaMsg answered with an unexpected redirect")
 
 
 def parse_body(response, as_json=True) -> Any:
@@ -253,28 +315,17 @@ def response_error(response) -> ApiError:
     (see ``cut_to_limits``)."""
     status = response.status_code
     body = parse_body(response)
-    if status in STATUS_HINTS:
-        hint = STATUS_HINTS[status]
-    elif status >= 500:
-        hint = "InstaMsg failed to handle the request; try again later"
-    elif status < 400:
-        hint = "InstaMsg answered with an unexpected redirect"
-    else:
-        hint = "InstaMsg refused the request"
+    rule = status_rule(status)
     said = upstream_message(body)
-    message = f"{hint} (HTTP {status})" + (f"{SAID}{said}" if said else ".")
+    message = f"{rule.hint} (HTTP {status})" + (f"{SAID}{said}" if said else ".")
     http_status = status if 400 <= status < 500 else 502
     return ApiError(
         message,
         upstream={"status": status, "body": body},
         http_status=http_status,
-        retryable=status in RETRY_STATUSES or status >= 500,
+        retryable=rule.retryable,
         retry_after_s=retry_after(response.headers.get("Retry-After")),
     )
-
-
-#: Upstream statuses that a repeatable call is sent again for.
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 def retry_after(value) -> float | None:

@@ -6,7 +6,7 @@ import random
 import time
 
 from connector.errors import ApiError, ConnectorError, UpstreamUnavailable
-from connector.upstream.outcomes import RETRY_STATUSES
+from connector.upstream.outcomes import status_rule
 
 
 class RetryPolicy:
@@ -38,7 +38,7 @@ class RetryPolicy:
             return None
         if not isinstance(error, (ApiError, UpstreamUnavailable)):
             return None  # a timeout may have taken effect upstream: not repeated here
-        if isinstance(error, ApiError) and error.upstream["status"] not in RETRY_STATUSES:
+        if isinstance(error, ApiError) and not status_rule(error.upstream["status"]).resend:
             return None
         wait = error.retry_after_s if error.retry_after_s is not None else self.backoff(attempt)
         if self.clock() + wait > started + self.deadline:
