@@ -183,7 +183,14 @@ def file_part(data: bytes, filename: str) -> FileStorage:
     show_envvar=True,
     help="One of CONNECTOR_API_KEYS, where it is set.",
 )
-def call_command(name, pairs, json_args, to, api_key):
+@click.option(
+    "--idempotency-key",
+    "key",
+    metavar="KEY",
+    help="Run a call that changes something at most once: the same KEY with the same "
+    "arguments answers the first call's answer again (as the HTTP header does).",
+)
+def call_command(name, pairs, json_args, to, api_key, key):
     """Run block NAME in this process with the connector's engine, and print the envelope as
     JSON (with stream=1, downloadFile's raw bytes instead). Exit status: 0 success, 1 error
     envelope, 2 usage error.
@@ -199,7 +206,7 @@ def call_command(name, pairs, json_args, to, api_key):
         args["to"] = to
     engine = current_app.extensions["instamsg"]
     engine.announce()
-    answer = engine.call(Invocation(face="cli"), name, args, api_key=api_key)
+    answer = engine.call(Invocation(face="cli"), name, args, api_key=api_key, key=key)
     envelope, reply = answer.envelope, answer.reply
     if reply is not None:  # downloadFile with stream: the bytes themselves
         out = sys.stdout.buffer

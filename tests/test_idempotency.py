@@ -345,3 +345,19 @@ def test_an_api_key_owns_its_keys_on_every_face(tmp_path):
 
     messages = account.post("getMessages", {**client, "accessToken": token}, api_key="key-a")
     assert len(envelope(messages)) == 1
+
+
+def test_a_key_matches_what_was_asked_whatever_its_spelling(client, mocked):
+    """A retry that sends the same call as a form (all text) or with a default spelled out
+    is the same call: it replays."""
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
+    first = publish(client, "k-spelling")
+    as_form = client.post(
+        "/blocks/publishMessage",
+        data={k: str(v) for k, v in PUBLISH.items()},
+        headers={"Idempotency-Key": "k-spelling"},
+    )
+    with_default = publish(client, "k-spelling", {**PUBLISH, "save": True})
+    for again in (as_form, with_default):
+        assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
+    assert len(mocked.calls) == 1

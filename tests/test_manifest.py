@@ -5,6 +5,7 @@ import pytest
 from connector.docs import __main__ as docs_main
 from connector.docs import manifest, markdown, openapi, samples
 from connector.engine.registry import REGISTRY
+from tests.support.servers import ROOT
 
 DOCUMENTED = [
     "getAccessToken",
@@ -443,7 +444,12 @@ def test_the_documented_error_classes_are_all_of_them():
     def subclasses(cls):
         return {cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))}
 
-    assert set(ALL) == subclasses(ConnectorError) - {ConnectorError}
+    from connector.mcp.runners import ConnectorUnavailable
+
+    # The MCP face's own code (a deployed connector that does not answer) is told in
+    # docs/mcp.md; the HTTP face never answers it.
+    assert "CONNECTOR_UNAVAILABLE" in (ROOT / "docs" / "mcp.md").read_text()
+    assert set(ALL) == subclasses(ConnectorError) - {ConnectorError, ConnectorUnavailable}
     assert len({error.code for error in ALL}) == len(ALL)
 
 

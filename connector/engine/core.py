@@ -191,9 +191,9 @@ class Engine:
         inv.warnings = ignored_warnings(inv, blk, args)
         loaded = blk.load(args)
         if key is not None:
-            keys.check_form(key)
+            keys.check_form(key, inv.key_argument)
         if key is not None and blk.keyed:
-            replay = keys.claim(self.idempotency, self.settings, inv, blk, args, key)
+            replay = keys.claim(self.idempotency, self.settings, inv, blk, args, loaded, key)
             if replay is not None:
                 return Outcome(replay=replay)
         ctx = Context(

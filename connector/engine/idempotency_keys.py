@@ -45,6 +45,7 @@ from connector.errors import (
     ConnectorError,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    InvalidFields,
     InvalidRequest,
     OutcomeUnknown,
     UpstreamTimeout,
@@ -216,22 +217,31 @@ def bounded_answer(status: int, headers: list, body: bytes) -> tuple[int, list, 
     return status, kept, json.dumps(note).encode("utf-8")
 
 
-def check_form(key: str) -> None:
-    """A malformed key is refused on every block, the ones that ignore keys too."""
-    if not 1 <= len(key) <= MAX_KEY:
+def check_form(key, argument: str | None = None) -> None:
+    """A malformed key is refused on every block, the ones that ignore keys too: in the words
+    of the face that took it, the HTTP header, or the ``argument`` of a tool's call."""
+    if isinstance(key, str) and 1 <= len(key) <= MAX_KEY:
+        return
+    if argument is None:
         raise InvalidRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY} characters.")
+    why = f"Give {argument} as a string (1 to {MAX_KEY} characters), or leave it out."
+    raise InvalidFields(f"{argument}: {why}", fields=[argument], errors={argument: [why]})
 
 
-def claim(store, settings, inv: Invocation, blk, args, key) -> Claim | None:
-    """Claim ``key`` for this call (None: run it), or the answer the key already holds."""
-    check_form(key)
+def claim(store, settings, inv: Invocation, blk, args, loaded, key) -> Claim | None:
+    """Claim ``key`` for this call (None: run it), or the answer the key already holds.
+    ``args`` are the caller's, ``loaded`` the same validated: what the key must match is what
+    was asked, whatever its spelling (qos "2" from a form or 2 from JSON, a default given or
+    left out)."""
+    check_form(key, inv.key_argument)
     # A key belongs to the connector's caller as the face checked it (its API key, RapidAPI's
     # user), not to an access token: a flow that renewed its token before retrying must find
     # its key, so the credentials are no part of what the key must match. An anonymous
     # caller (no CONNECTOR_API_KEYS) shares one scope with every other, and is told apart
     # by the InstaMsg app it acts as: its kept answers go to that app's calls only.
     scope = fingerprint("caller", inv.identity or "")
-    asked = {k: v for k, v in args.items() if k not in CREDENTIALS}
+    credentials = {n for n, f in blk.loader.fields.items() if (f.data_key or n) in CREDENTIALS}
+    asked = {k: v for k, v in loaded.items() if k not in credentials}
     try:
         who = principal(store, inv, args)
         digest = request_digest(blk.name, asked, inv.context_key, inv.rapid, who)

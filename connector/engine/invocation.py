@@ -19,6 +19,10 @@ LISTED_BY = {
 }
 
 
+#: Where a face takes an Idempotency-Key other than the HTTP header: its refusal names it.
+KEY_ARGUMENT = {"cli": "--idempotency-key", "mcp": "idempotencyKey"}
+
+
 class Invocation:
     """What one run of a block carries: who asked (its request id and face), what ran, what
     InstaMsg answered, the secrets to keep out of the answer and the key it holds.
@@ -66,6 +70,11 @@ class Invocation:
     def listed_by(self) -> str | None:
         """How this call's face lists the blocks (UNKNOWN_BLOCK's hint)."""
         return LISTED_BY.get(self.face)
+
+    @property
+    def key_argument(self) -> str | None:
+        """What this call's face calls an Idempotency-Key, where not the HTTP header."""
+        return KEY_ARGUMENT.get(self.face)
 
     @property
     def rapid(self) -> bool:

@@ -15,15 +15,25 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from connector.engine import Invocation
+from connector.engine import Engine, Invocation
+from connector.errors import ConnectorError
 
 #: Waiting for a deployed connector: to connect, and for its answer (its own deadline,
 #: INSTAMSG_DEADLINE, is 60 s by default, and retries wait within it).
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 120.0
-#: The one code this face adds to the connector's: the deployed connector did not answer
-#: with an envelope (it is down, or something in front of it answered instead).
-CONNECTOR_UNAVAILABLE = "CONNECTOR_UNAVAILABLE"
+
+
+class ConnectorUnavailable(ConnectorError):
+    """The one code this face adds to the connector's: the deployed connector did not answer
+    with an envelope (it is down, or something in front of it answered instead)."""
+
+    code, http_status = "CONNECTOR_UNAVAILABLE", 502
+    summary = "the deployed connector did not answer"
+    retryable = True
+
+
+CONNECTOR_UNAVAILABLE = ConnectorUnavailable.code
 
 
 def block_path(name: str) -> str:
@@ -96,11 +106,6 @@ def is_envelope(value) -> bool:
     )
 
 
-def error_envelope(code: str, message: str, retryable: bool = False) -> dict:
-    """An error envelope of this face's own (the connector's are made by the connector)."""
-    body = {"status_code": code, "status_msg": message, "retryable": retryable}
-    return {"callback": "error", "contextWrites": {"to": body}}
-
-
 def unavailable(message: str) -> dict:
-    return error_envelope(CONNECTOR_UNAVAILABLE, message, retryable=True)
+    """CONNECTOR_UNAVAILABLE's envelope, made as the engine makes every error's."""
+    return Engine.failed(Invocation(face="mcp"), ConnectorUnavailable(message)).envelope

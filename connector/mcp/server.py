@@ -32,10 +32,12 @@ from mcp_types import (
 )
 
 from connector import __version__
+from connector.engine import Engine, Invocation
+from connector.engine import idempotency_keys as keys
 from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
-from connector.errors import UnknownBlock
-from connector.mcp import runners, tools
+from connector.errors import ConnectorError, InternalError, UnknownBlock
+from connector.mcp import tools
 from connector.server import logs
 
 #: A runner: a block's name, arguments and Idempotency-Key (or None) in; the connector's
@@ -75,24 +77,27 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
             )
         args = tools.with_credentials(dict(params.arguments or {}), credentials)
         key = args.pop(tools.KEY_ARGUMENT, None)
-        if key is not None and not (isinstance(key, str) and 1 <= len(key) <= tools.MAX_KEY):
-            return tools.tool_result(tools.bad_key_envelope())
+        if key is not None:
+            # Checked here, in the argument's own name: over --url the connector would
+            # speak of its HTTP header.
+            inv = Invocation(face="mcp")
+            try:
+                keys.check_form(key, inv.key_argument)
+            except ConnectorError as error:
+                return tools.tool_result(Engine.failed(inv, error).envelope)
         try:
             envelope, replayed = await anyio.to_thread.run_sync(
                 functools.partial(run, blk.name, args, key)
             )
             return tools.tool_result(envelope, blk.name, replayed=replayed)
         except Exception as exc:  # noqa: BLE001  (a bug here must not end the session)
+            inv = Invocation(face="mcp")
             logs.LOGGER.error(
-                "mcp tool call failed", exc_info=exc, extra={"fields": {"block": blk.name}}
+                "mcp tool call failed",
+                exc_info=exc,
+                extra={"fields": {"request_id": inv.request_id, "block": blk.name}},
             )
-            return tools.tool_result(
-                runners.error_envelope(
-                    "INTERNAL_PACKAGE_ERROR",
-                    "The MCP server failed while handling this call. It was logged; please "
-                    "report it.",
-                )
-            )
+            return tools.tool_result(Engine.failed(inv, InternalError.bug()).envelope)
 
     return Server(
         NAME,

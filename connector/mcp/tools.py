@@ -8,7 +8,6 @@ from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 
 from connector import jsonx
 from connector.docs import manifest, openapi
-from connector.engine.idempotency_keys import MAX_KEY
 from connector.engine.registry import REGISTRY
 from connector.mcp import schema
 
@@ -121,20 +120,6 @@ REPLAYED_NOTE = (
     "Note: this is the answer the first call with this idempotencyKey got; the call was not "
     "sent to InstaMsg again."
 )
-
-
-def bad_key_envelope() -> dict:
-    """The refusal of an idempotencyKey that is not text of 1 to MAX_KEY characters, in the
-    argument's name (the engine's own check speaks of the HTTP header)."""
-    why = f"Give idempotencyKey as a string (1 to {MAX_KEY} characters), or leave it out."
-    body = {
-        "status_code": "INVALID_FIELDS",
-        "status_msg": KEY_ARGUMENT + ": " + why,
-        "fields": [KEY_ARGUMENT],
-        "errors": {KEY_ARGUMENT: [why]},
-        "retryable": False,
-    }
-    return {"callback": "error", "contextWrites": {"to": body}}
 
 
 def tool_result(envelope: dict, name: str | None = None, *, replayed=False) -> CallToolResult:
