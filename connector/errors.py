@@ -75,7 +75,12 @@ class InvalidFields(ConnectorError):
 
 class InvalidRequest(ConnectorError):
     code, http_status = "INVALID_REQUEST", 400
-    summary = "the body is not JSON, form or multipart, or not an object"
+    summary = (
+        "the body is not JSON, form or multipart (415 for another content type), or not an "
+        "object, or carries too many arguments"
+    )
+    #: the other statuses a block call answers it with (documents read them)
+    also_answers = (415,)
 
 
 class UnknownBlock(ConnectorError):

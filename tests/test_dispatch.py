@@ -705,3 +705,14 @@ def test_the_block_is_found_before_the_body_is_read(client, capfd, path, status,
         json.loads(line) for line in capfd.readouterr().err.splitlines() if '"request"' in line
     ]
     assert [(line.get("block"), line.get("code")) for line in lines] == [(block, code)]
+
+
+@pytest.mark.parametrize("kind", ["application/xml", "text/xml", "application/yaml"])
+def test_a_body_of_another_kind_is_told_by_its_name_not_as_broken_json(client, kind):
+    answer = client.post("/blocks/getTenants", data="<args/>", content_type=kind)
+    assert answer.status_code == 415
+    body = context(answer)
+    assert body["status_code"] == "INVALID_REQUEST" and kind in body["status_msg"]
+    assert "not valid JSON" not in body["status_msg"]
+    as_text = client.post("/blocks/getTenants", data="{oops", content_type="text/plain")
+    assert as_text.status_code == 400 and "not valid JSON" in context(as_text)["status_msg"]

@@ -155,7 +155,8 @@ def error_statuses() -> dict[str, tuple[str, tuple[str, ...]]]:
     upstream client names) and the headers that come with it."""
     by_status: dict[int, list] = {}
     for error in ERRORS:
-        by_status.setdefault(error.http_status, []).append(error)
+        for status in (error.http_status, *getattr(error, "also_answers", ())):
+            by_status.setdefault(status, []).append(error)
     for status in INSTAMSG_REFUSALS:
         if ApiError not in by_status.setdefault(status, []):
             by_status[status].append(ApiError)

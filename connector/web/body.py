@@ -99,6 +99,15 @@ def unbracket(key):
     return key[:-2] if isinstance(key, str) and key.endswith("[]") and len(key) > 2 else key
 
 
+#: Content types whose body is read as JSON when it is not a form: JSON's own, none at all,
+#: text (what a hand-typed request often says), and a form whose body is JSON (curl -d).
+JSON_READ = ("application/json", "", "text/plain", "application/x-www-form-urlencoded")
+
+
+def reads_as_json(mimetype: str) -> bool:
+    return mimetype in JSON_READ or mimetype.endswith("+json")
+
+
 def looks_like_json(raw: bytes) -> bool:
     return raw.lstrip()[:1] in (b"{", b"[")
 
@@ -116,6 +125,13 @@ def body_args() -> dict:
     try:
         body = jsonx.loads(raw)
     except ValueError:
+        if not reads_as_json(mimetype):
+            # XML, say: told by its own name rather than as broken JSON.
+            raise InvalidRequest(
+                f"The connector does not read a {mimetype[:80]} body. Send a JSON object "
+                '(optionally as {"args": {...}}), form fields, or multipart/form-data.',
+                http_status=415,
+            ) from None
         raise InvalidRequest(
             "The request body is not valid JSON. Send a JSON object (optionally as "
             '{"args": {...}}), form fields, or multipart/form-data.'
