@@ -46,7 +46,7 @@ check: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m connector.docs --check
+	$(BIN)/python -m connector.generate --check
 	bash .ci/openapi-lint/run
 
 format: $(VENV)/.dev
@@ -60,11 +60,11 @@ bench: $(VENV)/.dev
 
 ## samples: run every block against the sandbox and record its result (blocks/samples.json)
 samples: $(VENV)/.runtime
-	$(BIN)/python -m connector.docs --record-samples
+	$(BIN)/python -m connector.generate --record-samples
 
 ## manifest: regenerate manifest.json, openapi.json, docs/blocks.md and integrations/ from the schemas
 manifest: $(VENV)/.runtime
-	$(BIN)/python -m connector.docs
+	$(BIN)/python -m connector.generate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
@@ -73,8 +73,8 @@ clean:
 
 ## integrations: regenerate the n8n node and the Zapier app (integrations/) from manifest.json
 integrations: $(VENV)/.runtime
-	$(BIN)/python -m connector.docs.n8n
-	$(BIN)/python -m connector.docs.zapier
+	$(BIN)/python -m connector.generate.n8n
+	$(BIN)/python -m connector.generate.zapier
 
 ## test-integrations: the n8n node in the real n8n, the Zapier app in Zapier's CLI and runtime
 test-integrations: $(VENV)/.dev

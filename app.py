@@ -18,10 +18,9 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import blocks  # noqa: F401  (registers every block)
-from connector import cli
+from connector import cli, logs
 from connector.config import ConfigError, Settings, with_sandbox_default
 from connector.engine.build import build_engine
-from connector.server import logs
 from connector.web import blueprint, playground, ratelimit
 from connector.web.body import ConnectorRequest
 from connector.web.envelope import register_errors

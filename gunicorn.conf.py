@@ -59,7 +59,7 @@ worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2048"))
 backlog = 4096
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 # How long a stopping worker lets its calls finish before it ends them (a keyed call ended
-# so settles its key: connector.web.blueprint.end_call).
+# so settles its key: connector.engine.core.Engine.answer).
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 75
 
@@ -89,7 +89,7 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
 
 def when_ready(server):
     """Say where the connector listens, once, in the connector's own log format."""
-    from connector.server import logs
+    from connector import logs
 
     for listener in server.LISTENERS:
         host, port = listener.sock.getsockname()[:2]
@@ -121,7 +121,7 @@ def clear_metrics():
 
 def child_exit(server, worker):
     """A worker that exited no longer counts in the gauge of calls in flight."""
-    from connector.server.metrics import worker_exited
+    from connector.metrics import worker_exited
 
     worker_exited(worker.pid)
 

@@ -27,11 +27,11 @@ from flask import current_app
 from flask.cli import AppGroup
 from werkzeug.datastructures import FileStorage
 
-from connector.docs import manifest
 from connector.engine import Invocation
 from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
 from connector.errors import UnknownBlock
+from connector.generate import manifest
 
 #: Lines of ``describe`` are wrapped to this width, whatever the terminal's.
 WIDTH = 100

@@ -1,5 +1,5 @@
 """The envelopes every block call answers, declared once: the OpenAPI document emits these
-(connector/docs/openapi.py), and a test holds real answers against them.
+(connector/generate/openapi.py), and a test holds real answers against them.
 
 A success carries the block's result under ``contextWrites.to`` (each block's own success
 schema types it); an error carries an ``ErrorBody``. A call that names another key with the

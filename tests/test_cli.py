@@ -13,8 +13,8 @@ import pytest
 from app import create_app
 from connector import cli
 from connector.config import Settings, with_sandbox_default
-from connector.docs import manifest
 from connector.engine.registry import REGISTRY
+from connector.generate import manifest
 from tests.support.servers import ROOT, free_port
 
 APP = ["clientKey=demo-key", "clientSecret=demo-secret"]

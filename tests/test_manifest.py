@@ -2,9 +2,9 @@
 
 import pytest
 
-from connector.docs import __main__ as docs_main
-from connector.docs import manifest, markdown, openapi, samples
 from connector.engine.registry import REGISTRY
+from connector.generate import __main__ as docs_main
+from connector.generate import manifest, markdown, openapi, samples
 from tests.support.servers import ROOT
 
 DOCUMENTED = [

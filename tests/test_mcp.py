@@ -27,8 +27,8 @@ from mcp.shared.exceptions import MCPError
 
 from app import create_app
 from connector.config import Settings
-from connector.docs import manifest, openapi, samples
 from connector.engine.registry import REGISTRY
+from connector.generate import manifest, openapi, samples
 from connector.mcp import runners, schema, server, tools
 from sandbox.app import create_sandbox_app
 from sandbox.store import Store

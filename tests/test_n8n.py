@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from connector.docs import n8n as n8n_package
+from connector.generate import n8n as n8n_package
 from tests.support.netns import Netns
 from tests.support.servers import ROOT, free_port, gunicorn, stop
 

@@ -1,4 +1,5 @@
-"""The n8n package's generator (connector/docs/n8n.py): fresh, and a faithful map of the manifest.
+"""The n8n package's generator (connector/generate/n8n.py): fresh, and a faithful map of the
+manifest.
 
 The package itself runs in the real n8n in tests/test_n8n.py (slow)."""
 
@@ -8,8 +9,8 @@ import json
 import pytest
 
 import blocks  # noqa: F401  (registers every block)
-from connector.docs import n8n
 from connector.engine.registry import REGISTRY
+from connector.generate import n8n
 
 MANIFEST = n8n.load_manifest()
 BLOCKS = {block["name"]: block for block in MANIFEST["blocks"]}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from connector.docs import __main__ as docs_main
+from connector.generate import __main__ as docs_main
 from tests.support.browser import serve
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.

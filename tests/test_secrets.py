@@ -93,7 +93,7 @@ def test_no_secret_reaches_the_log_or_an_error(tmp_path):
 def test_library_log_lines_lose_any_url_query(capfd):
     import logging
 
-    from connector.server import logs
+    from connector import logs
 
     logs.setup()
     logging.getLogger("urllib3.connectionpool").warning(
@@ -110,7 +110,7 @@ def test_library_log_lines_lose_any_url_query(capfd):
 def test_the_access_line_is_stamped_with_the_time_in_utc_to_the_millisecond(capfd, monkeypatch):
     from datetime import UTC, datetime
 
-    from connector.server import logs
+    from connector import logs
 
     # Across a second boundary, and whole milliseconds that float arithmetic would shave.
     moments_ns = [1795705128_998_000_000, 1795705128_999_999_999, 1795705129_000_400_000]

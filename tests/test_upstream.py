@@ -10,9 +10,9 @@ from flask import Flask, Response
 from gevent import monkey
 
 from app import create_app
+from connector import poll
 from connector.config import Settings
 from connector.errors import ApiError
-from connector.server import poll
 from connector.upstream import transport
 from connector.upstream.client import Upstream, UpstreamRequest
 from connector.upstream.sandbox import SANDBOX_URL, SandboxAdapter

@@ -16,8 +16,8 @@ import sys
 import pytest
 
 import blocks  # noqa: F401  (registers every block)
-from connector.docs import zapier
 from connector.engine.registry import REGISTRY
+from connector.generate import zapier
 from tests.support.servers import ROOT
 
 MANIFEST = json.loads((ROOT / "manifest.json").read_text())
@@ -215,7 +215,7 @@ def test_stale_names_changed_missing_and_leftover_files(tmp_path):
 
 def test_check_command_passes_on_the_committed_app():
     done = subprocess.run(
-        [sys.executable, "-m", "connector.docs.zapier", "--check"],
+        [sys.executable, "-m", "connector.generate.zapier", "--check"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -285,7 +285,7 @@ def test_the_real_zapier_cli_refuses_a_broken_app(tmp_path):
 
 def test_the_zapier_app_and_the_n8n_node_label_every_argument_alike():
     """One display-name rule for both packages: "GSM SIM PIN" in each, never "Gsm Sim Pin"."""
-    from connector.docs import n8n
+    from connector.generate import n8n
 
     compared = 0
     for block in MANIFEST["blocks"]:

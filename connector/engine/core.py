@@ -1,8 +1,8 @@
 """The engine: runs one block, from the caller's arguments to its result or a ConnectorError.
 
-No web framework here. Each face (the Flask blueprint, the CLI, the MCP server, the sample
-recorder) turns what it received into arguments and an ``Invocation``, calls ``Engine.run``
-and renders the ``Outcome`` or the error with ``envelope`` / ``error_envelope``. Validation,
+No web framework here. Each face (the Flask blueprint, the CLI, the MCP server) turns what it
+received into arguments and an ``Invocation``, calls ``Engine.answer`` (or ``Engine.call``)
+and renders the ``Answer``: the final answer of the call, its Idempotency-Key already settled. Validation,
 managed tokens, retries, Idempotency-Keys and the scrubbing of secrets happen here once, for
 every face.
 """
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from connector import jsonx
+from connector import jsonx, logs
 from connector.engine import idempotency_keys as keys
 from connector.engine.arguments import ignored_warnings, take_context_key, take_stream_switch
 from connector.engine.invocation import Invocation
@@ -29,7 +29,6 @@ from connector.engine.redaction import (
 from connector.engine.registry import REGISTRY, Block, Context
 from connector.engine.tokens import TokenManager
 from connector.errors import ConnectorError, InternalError, InvalidFields, Unauthorized
-from connector.server import logs
 from connector.state.store import Claim
 from connector.state.stores import open_idempotency_store, open_token_cache
 from connector.upstream.outcomes import cut_to_limits

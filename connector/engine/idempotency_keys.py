@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from connector import metrics
 from connector.engine.invocation import Invocation
 from connector.errors import (
     ConnectorError,
@@ -50,7 +51,6 @@ from connector.errors import (
     OutcomeUnknown,
     UpstreamTimeout,
 )
-from connector.server import metrics
 from connector.state.fingerprint import fingerprint
 from connector.state.store import Claim
 from connector.upstream.outcomes import status_rule

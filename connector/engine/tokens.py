@@ -20,8 +20,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from connector import logs, metrics
 from connector.errors import ApiError
-from connector.server import logs, metrics
 from connector.state.fingerprint import fingerprint
 from connector.upstream.outcomes import json_result, status_rule
 

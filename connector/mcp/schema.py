@@ -1,6 +1,6 @@
 """A block's MCP ``inputSchema`` and ``outputSchema``, from the OpenAPI document.
 
-The OpenAPI document (connector/docs/openapi.py's ``openapi()``) already holds each block's
+The OpenAPI document (connector/generate/openapi.py's ``openapi()``) already holds each block's
 argument schema and its typed result as components; MCP wants plain JSON Schema (Draft
 2020-12) with nothing to look up elsewhere. ``portable()`` rewrites an OpenAPI 3.0 schema
 object into that:
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import copy
 
-from connector.docs import manifest, openapi
 from connector.engine.idempotency_keys import MAX_KEY
+from connector.generate import manifest, openapi
 
 #: The OpenAPI 3.0 keywords that mean nothing (or something else) in JSON Schema 2020-12.
 OPENAPI_ONLY = frozenset({"nullable", "example", "discriminator", "xml", "externalDocs"})

@@ -31,14 +31,13 @@ from mcp_types import (
     ListToolsResult,
 )
 
-from connector import __version__
+from connector import __version__, logs
 from connector.engine import Engine, Invocation
 from connector.engine import idempotency_keys as keys
 from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
 from connector.errors import ConnectorError, InternalError, UnknownBlock
 from connector.mcp import tools
-from connector.server import logs
 
 #: A runner: a block's name, arguments and Idempotency-Key (or None) in; the connector's
 #: envelope out, and whether it replays the answer the key already held.
@@ -167,7 +166,7 @@ def unreadable(error: Exception) -> JSONRPCError:
 
 def serve_stdio(run: Runner, where: str, credentials: dict | None = None) -> None:
     """Serve MCP on stdin and stdout until the client closes stdin. stdout carries the
-    protocol only: the connector's log lines go to stderr (connector/server/logs.py writes to fd
+    protocol only: the connector's log lines go to stderr (connector/logs.py writes to fd
     2), and while it serves the SDK points fd 1 at stderr, so a stray print cannot break a
     frame."""
     logs.setup()

@@ -7,8 +7,8 @@ from functools import cache, lru_cache
 from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 
 from connector import jsonx
-from connector.docs import manifest, openapi
 from connector.engine.registry import REGISTRY
+from connector.generate import manifest, openapi
 from connector.mcp import schema
 
 #: What the server tells an agent when it connects (MCP's ``instructions``).

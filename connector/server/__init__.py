@@ -1,2 +1,2 @@
-"""The base under every layer: JSON log lines, Prometheus metrics, the system's poll, and the
-gunicorn worker (which nothing imports: gunicorn.conf.py names it)."""
+"""The top: the gunicorn worker the connector runs on (nothing imports it; gunicorn.conf.py
+names it)."""

@@ -34,8 +34,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from connector import logs
 from connector.errors import IdempotencyUnavailable
-from connector.server import logs
 from connector.state.store import (  # noqa: F401  (RETRY_AFTER: this module's too)
     RETRY_AFTER,
     Claim,

@@ -14,8 +14,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+from connector import logs
 from connector.errors import IdempotencyUnavailable
-from connector.server import logs
 
 UNAVAILABLE = (
     "The Idempotency-Key store is not answering, so this call was not sent to InstaMsg. "

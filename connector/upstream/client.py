@@ -20,9 +20,8 @@ from urllib.parse import urlencode
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from connector import __version__, jsonx
+from connector import __version__, jsonx, logs, metrics
 from connector.errors import ApiError, ConnectorError, UpstreamUnavailable
-from connector.server import logs, metrics
 from connector.upstream.bounds import ANSWER_LIMIT, Watchdog, read_within
 from connector.upstream.outcomes import (
     TRANSPORT_ERRORS,

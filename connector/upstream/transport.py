@@ -13,7 +13,7 @@ from requests.utils import get_environ_proxies
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
-from connector.server.poll import POLL
+from connector.poll import POLL
 from connector.upstream.bounds import watched
 
 

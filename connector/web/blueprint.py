@@ -14,11 +14,11 @@ import time
 
 from flask import Blueprint, Response, g, request
 
-from connector.docs import manifest, openapi
+from connector import logs, metrics
 from connector.engine import Invocation
 from connector.engine.invocation import LISTED_BY, REQUEST_ID
 from connector.errors import InvalidRequest
-from connector.server import logs, metrics
+from connector.generate import manifest, openapi
 from connector.web.auth import authenticate
 from connector.web.body import read_args, stream_switch
 from connector.web.caller import caller_gone

@@ -6,7 +6,7 @@ from __future__ import annotations
 import select
 import socket
 
-from connector.server.poll import POLL
+from connector.poll import POLL
 
 
 def caller_gone(environ):

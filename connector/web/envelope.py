@@ -9,10 +9,9 @@ from urllib.parse import quote
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from connector import jsonx
+from connector import jsonx, logs
 from connector.engine import Answer, Engine
 from connector.errors import ConnectorError, InternalError, InvalidRequest, PayloadTooLarge
-from connector.server import logs
 from connector.web.context import current_invocation, engine
 
 JSON = "application/json"

@@ -1,7 +1,7 @@
 'use strict';
 // The runtime of the InstaMsg nodes, shared by the action node and the trigger: it turns an
 // operation's parameters into a block's arguments and a connector envelope into n8n items or an
-// error. Hand-written in connector/docs/n8n_package/ and copied as it is into the generated
+// error. Hand-written in connector/generate/n8n_package/ and copied as it is into the generated
 // package (make integrations); what depends on the blocks comes from the *.description.json files.
 
 const { NodeApiError, NodeOperationError } = require('n8n-workflow');

@@ -11,12 +11,19 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from connector import __version__
-from connector.docs.manifest import PACKAGE, TAG_INFO, field_names, one_of_names, result_of, tag_of
 from connector.engine.idempotency_keys import MAX_KEY
 from connector.engine.invocation import REQUEST_ID
 from connector.engine.registry import REGISTRY
 from connector.errors import ALL as ERRORS
 from connector.errors import ApiError, ConnectorError
+from connector.generate.manifest import (
+    PACKAGE,
+    TAG_INFO,
+    field_names,
+    one_of_names,
+    result_of,
+    tag_of,
+)
 from connector.upstream.outcomes import STATUS_RULES
 from schemas import envelopes
 from schemas.fields import ArgField

@@ -2,10 +2,10 @@
 
 ``files(manifest)`` maps each path under integrations/n8n/ to its text. What depends on the
 blocks (the node's parameters, the operations, the credential fields, package.json) is generated
-here; the JavaScript that runs them is kept, hand-written, in connector/docs/n8n_package/ and
+here; the JavaScript that runs them is kept, hand-written, in connector/generate/n8n_package/ and
 copied as it is, so that the committed package loads in n8n with no build step.
 
-``python -m connector.docs.n8n`` writes the package; ``--check`` fails when it is stale.
+``python -m connector.generate.n8n`` writes the package; ``--check`` fails when it is stale.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from connector.docs.names import action_name, display_name, words  # noqa: F401
+from connector.generate.names import action_name, display_name, words  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_FILE = ROOT / "manifest.json"

@@ -10,8 +10,8 @@ from functools import lru_cache
 from marshmallow import Schema, fields
 
 from connector import __version__
-from connector.docs.samples import recorded
 from connector.engine.registry import REGISTRY
+from connector.generate.samples import recorded
 from schemas.fields import TYPES, ArgField
 
 PACKAGE = {

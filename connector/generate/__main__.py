@@ -1,4 +1,5 @@
-"""Write or check every generated document and integration package: ``python -m connector.docs``.
+"""Write or check every generated document and integration package:
+``python -m connector.generate``.
 
 ``--check`` fails when a committed file is stale (``make check``); ``--record-samples`` first
 runs every block against the sandbox and keeps what each answered (``make samples``).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from connector.docs import manifest, markdown, n8n, openapi, samples, zapier
+from connector.generate import manifest, markdown, n8n, openapi, samples, zapier
 
 #: The packages generated from manifest.json for the tools our users build in: each
 #: ``main([])`` writes its folder under integrations/, ``main(["--check"])`` checks it.
