@@ -1,10 +1,10 @@
 """The engine: runs one block, from the caller's arguments to its result or a ConnectorError.
 
-No web framework here. Each face (the Flask blueprint, the CLI, the MCP server) turns what it
-received into arguments and an ``Invocation``, calls ``Engine.answer`` (or ``Engine.call``)
-and renders the ``Answer``: the final answer of the call, its Idempotency-Key already settled. Validation,
-managed tokens, retries, Idempotency-Keys and the scrubbing of secrets happen here once, for
-every face.
+No web framework here. Each face (the Flask blueprint, the CLI, the MCP server) turns what
+it received into arguments and an ``Invocation``, calls ``Engine.answer`` (or
+``Engine.call``) and renders the ``Answer``: the final answer of the call, its Idempotency-
+Key already settled. Validation, managed tokens, retries, Idempotency-Keys and the scrubbing
+of secrets happen here once, for every face.
 """
 
 from __future__ import annotations
