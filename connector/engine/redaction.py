@@ -26,9 +26,8 @@ def refuse_oversized_secrets(blk, args) -> None:
     """Refuse the call (INVALID_FIELDS, naming the field and its limit) when a secret
     argument is longer than its field allows. Runs first, before the secrets are collected
     and before validation, so that nothing else ever reads such a value."""
-    fields = dict(blk.args)
-    for key in blk.secret_keys:
-        value, field = args.get(key), fields[key]
+    for key, field in blk.secret_fields:
+        value = args.get(key)
         if isinstance(value, str) and field.too_long(value):
             messages = {key: [field.error_messages["too_long"].format(max_bytes=field.max_bytes)]}
             raise validation_error(messages, {key: value}, blk)
@@ -36,15 +35,15 @@ def refuse_oversized_secrets(blk, args) -> None:
 
 def secret_values(blk, args) -> list[str]:
     """The secrets this call carries, to scrub from whatever it answers (after
-    ``refuse_oversized_secrets``: each is no longer than its field's bound), each also in
-    the forms ``WRITTEN_AS`` gives where they differ (InstaMsg may echo the URL or the JSON
-    body it was sent, as text)."""
+    ``refuse_oversized_secrets``: each is no longer than its field's bound). The other forms
+    a secret may be echoed in are added only when an answer is scrubbed (``Redaction``): a
+    call that succeeds pays for none of them."""
     found = [v for k in blk.secret_keys if isinstance(v := args.get(k), str) and len(v) >= 4]
     key, secret = args.get("clientKey"), args.get("clientSecret")
     if isinstance(key, str) and isinstance(secret, str):
         # The Basic header they make: sent by the OAuth blocks and by managed-token fetches.
         found.append(base64.b64encode(f"{key}:{secret}".encode()).decode("ascii"))
-    return found + [w for v in found for form in WRITTEN_AS if (w := form(v)) != v]
+    return found
 
 
 #: How a secret may be written in what InstaMsg echoes: in a query string (invalidateAccessToken
@@ -79,7 +78,11 @@ class Redaction:
     """
 
     def __init__(self, secrets):
-        unique = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # Each secret also in the forms WRITTEN_AS gives, where they differ: InstaMsg may echo
+        # the URL or the JSON body it was sent, as text.
+        secrets = [s for s in secrets if s]
+        secrets += [w for v in secrets for form in WRITTEN_AS if (w := form(v)) != v]
+        unique = sorted(set(secrets), key=len, reverse=True)
         self.long = [s for s in unique if len(s) >= LONG_SECRET]
         short = [s for s in unique if len(s) < LONG_SECRET and not s.isalpha()]
         # Each short secret as a whole token: not preceded or followed by a letter or digit.

@@ -111,6 +111,8 @@ class Block:
             else:
                 place = "query" if self.method in ("GET", "DELETE") else "body"
             self.routes[place].append(name)
+        #: (argument name, field) of each secret argument
+        self.secret_fields = [(key, fld) for key, fld in self.args if key in self.secret_keys]
         #: the argument names, and the same by lower case (for warnings' case hints)
         self.arg_names = frozenset(key for key, _ in self.args)
         self.arg_names_folded = {key.lower(): key for key in self.arg_names}
