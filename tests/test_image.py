@@ -284,7 +284,7 @@ def test_the_image_holds_the_checkout_and_nothing_git_ignores(image):
 
 def test_sigterm_ends_it_within_the_graceful_timeout_and_a_call_in_flight_finishes(image):
     with started(image) as running:
-        rule = {"fault": "slow", "delay": 3, "path": "/oauth2/token"}
+        rule = {"fault": "slow", "delay": 5, "path": "/oauth2/token"}
         assert running.post("/_sandbox/faults", json=rule).status_code == 201
         # The caller is a process in the namespace: the namespace's one thread stays free.
         caller = running.ns.run(
