@@ -25,5 +25,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:app"]
 
-# The code last: a change to it rebuilds this one layer, not the ones above.
-COPY --chown=connector:connector . .
+# The code last: a change to it rebuilds this one layer, not the ones above. It stays root's:
+# the connector's user reads it and writes only its data directory.
+COPY . .

@@ -113,7 +113,7 @@ class Container:
         settings = [f"--env={name}={value}" for name, value in (env or {}).items()]
         if settings:  # like `docker run -e`: every process of the container has them
             image.tool("buildah", "config", *settings, self.name)
-        self.base = f"http://127.0.0.1:{image.port}"
+        self.base = f"http://127.0.0.1:{(env or {}).get('PORT', image.port)}"
         # Its output goes to a file (a pipe nobody reads would stall it); closed by remove().
         self.log = tempfile.TemporaryFile()  # noqa: SIM115
         self.process: subprocess.Popen | None = None
@@ -251,6 +251,12 @@ def test_its_health_check_passes_inside_it_and_fails_with_nothing_to_answer(imag
     assert container.run(*command, env={"PORT": str(image.port + 1)}).returncode != 0
 
 
+def test_its_user_reads_its_code_and_cannot_change_it(image, container):
+    code = image.config["WorkingDir"]
+    checked = container.run("sh", "-c", f'test -r "{code}/app.py" && ! test -w "{code}/app.py"')
+    assert checked.returncode == 0
+
+
 def test_its_data_directory_is_written_by_its_user(image, container):
     data = image.settings["INSTAMSG_DATA_DIR"]
     assert container.post("/blocks/getAccessToken", json=APP).status_code == 200
@@ -283,7 +289,10 @@ def test_the_image_holds_the_checkout_and_nothing_git_ignores(image):
 
 
 def test_sigterm_ends_it_within_the_graceful_timeout_and_a_call_in_flight_finishes(image):
-    with started(image) as running:
+    # Where `docker run -e HOST=... -e PORT=...` says (gunicorn.conf.py reads both).
+    where = {"HOST": "127.0.0.1", "PORT": str(image.port + 1)}
+    with started(image, env=where) as running:
+        assert f'"address": "127.0.0.1:{where["PORT"]}"' in running.output()
         rule = {"fault": "slow", "delay": 5, "path": "/oauth2/token"}
         assert running.post("/_sandbox/faults", json=rule).status_code == 201
         # The caller is a process in the namespace: the namespace's one thread stays free.
