@@ -91,3 +91,11 @@ n8n:
 faults: $(VENV)/.dev
 	bash .ci/system-packages
 	$(BIN)/python -m pytest tests/test_keys.py tests/test_faults.py tests/test_fault_injection.py -q -s
+
+# The image as CI builds it (.ci/build-image): podman on a local stand-in for python:3.11-slim,
+# made once per machine by .ci/base-image. `make test` builds and starts it (tests/test_image.py).
+.PHONY: image
+## image: build the image with podman into ~/.cache/instamsg-connector's store, as instamsg-connector:local
+image:
+	bash .ci/system-packages
+	bash .ci/build-image instamsg-connector:local >/dev/null
