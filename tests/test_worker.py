@@ -13,6 +13,7 @@ import pytest
 
 from connector.server.worker import COALESCE_MAX, Connection
 from tests.support.servers import address, gunicorn, sandbox
+from tests.test_instances import in_flight, wait_until
 
 
 class RecordingSocket:
@@ -214,3 +215,42 @@ def test_a_connection_whose_requests_never_wait_does_not_starve_the_others(tmp_p
     # Without turns it is answered after all of busy's; with turns, at busy's next turn once
     # its bytes are in (how soon depends on how quickly this process sent them).
     assert order.index("other-one") < pipelined, order.index("other-one")
+
+
+@pytest.mark.slow
+def test_sigterm_closes_idle_keep_alive_connections_and_finishes_calls_in_flight(tmp_path):
+    """A stop must not wait for an idle keep-alive connection (a load balancer keeps many):
+    it is closed at once, while a call still running finishes and is answered."""
+    import signal
+    import threading
+
+    import requests
+
+    env = sandbox(tmp_path, GUNICORN_GRACEFUL_TIMEOUT="30")
+    with gunicorn(env, workers=1) as (base, process):
+        idle = socket.create_connection(address(base))
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert idle.recv(4096).startswith(b"HTTP/1.1 200")  # kept alive, now idle
+        rule = {"fault": "slow", "delay": 2, "path": "/oauth2/token"}
+        assert requests.post(base + "/_sandbox/faults", json=rule, timeout=10).ok
+        answers = []
+        slow = threading.Thread(
+            target=lambda: answers.append(
+                requests.post(
+                    base + "/blocks/getAccessToken",
+                    json={"clientKey": "demo-key", "clientSecret": "demo-secret"},
+                    timeout=30,
+                )
+            )
+        )
+        slow.start()
+        wait_until(lambda: in_flight(base) >= 1)  # the slow call is in the worker
+        process.send_signal(signal.SIGTERM)
+        idle.settimeout(20)
+        assert idle.recv(4096) == b""  # closed by the stop, not by the 75 s keep-alive wait
+        slow.join(30)
+        assert process.wait(timeout=30) == 0
+        output = process.output()
+    assert answers and answers[0].status_code == 200
+    assert "graceful timeout" not in output.lower()
+    assert "idle, and the worker is stopping" in output

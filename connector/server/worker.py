@@ -9,7 +9,8 @@ each connection a deadline for the phase it is in, and makes room when a worker 
   connection's accept (or of the first byte of a later request on a kept-alive connection);
 - **body**: while the application reads the body, no read may wait more than
   ``CLIENT_BODY_TIMEOUT``;
-- **idle**: a kept-alive connection waits up to gunicorn's ``keepalive`` for its next request.
+- **idle**: a kept-alive connection waits up to gunicorn's ``keepalive`` for its next request
+  (not at all once the worker is stopping: SIGTERM closes idle connections at once).
 
 A client that misses a head or body deadline gets a 408 (best effort: gunicorn's own error
 writer, which never blocks) and its connection is closed; an idle one is closed quietly.
@@ -173,8 +174,9 @@ class Connection:
         self.since = time.monotonic()
         #: an answer to the current request has started going out
         self.answered = False
-        #: closed to make room: the next read ends the connection
-        self.evicted = False
+        #: why it was closed from outside (to make room, the worker stopping): the next read
+        #: ends the connection
+        self.evicted: str | None = None
         #: hold the next write (an answer's head) to send it with the write after it
         self.hold = False
         self.held: bytes | None = None
@@ -189,7 +191,8 @@ class Connection:
         elif phase == BODY:
             wait = worker.body_timeout
         else:
-            wait = worker.cfg.keepalive
+            # A stopping worker waits for no next request: its calls in flight finish.
+            wait = worker.cfg.keepalive if worker.alive else 0
         if self.evicted or wait <= 0:
             raise self.dropped()
         waiting = worker.waiting[phase]
@@ -215,7 +218,7 @@ class Connection:
         return data
 
     def dropped(self) -> ClientDropped:
-        why = "closed to make room" if self.evicted else TOO_SLOW[self.phase]
+        why = self.evicted or TOO_SLOW[self.phase]
         return ClientDropped(why, answer=self.phase != IDLE and not self.answered)
 
     def sendall(self, data, *args):
@@ -255,9 +258,9 @@ class Connection:
             self.flush()
         return self._sock.shutdown(how)
 
-    def evict(self) -> None:
+    def evict(self, why: str = "closed to make room") -> None:
         """End this connection from another greenlet: its pending read wakes and raises."""
-        self.evicted = True
+        self.evicted = why
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RD)
 
@@ -333,6 +336,19 @@ class DeadlineWorker(GeventWorker):
                 util.write_error(
                     client, 408, "Request Timeout", "The request did not arrive in time."
                 )
+
+    def handle_exit(self, sig, frame):
+        """SIGTERM (a deploy, ``docker stop``): the calls in flight finish within the graceful
+        timeout, but a connection only waiting for its next request has nothing to finish, so
+        it is closed now. Else one idle keep-alive connection (a load balancer keeps dozens)
+        held every stop for the whole graceful timeout, and then its worker was killed."""
+        super().handle_exit(sig, frame)
+        gevent.spawn(self.close_idle)
+
+    def close_idle(self) -> None:
+        for conn in list(self.waiting[IDLE]):
+            self.waiting[IDLE].pop(conn, None)
+            conn.evict("idle, and the worker is stopping")
 
     def moved(self, conn: Connection, phase: str) -> None:
         conn.phase, conn.since, conn.answered = phase, time.monotonic(), False
