@@ -305,6 +305,36 @@ def test_an_anonymous_key_replays_only_to_the_app_that_made_the_call(tmp_path):
         assert envelope(again)["auth_token"] == secret
 
 
+def test_credentials_given_as_numbers_are_the_app_they_name(tmp_path):
+    """Text arguments take JSON numbers: an app whose key and secret are digits, sent as
+    numbers, owns its keys like any other; a stranger sending numbers is refused (found by
+    the adversarial pass: numbers once made every such caller one shared nobody)."""
+    settings = Settings(sandbox=True, sandbox_apps={"12345": "67890"}, data_dir=str(tmp_path))
+    http = create_app(settings).test_client()
+
+    def post(block, args, key=None):
+        headers = {"Idempotency-Key": key} if key else {}
+        return http.post(f"/blocks/{block}", json={"args": args}, headers=headers)
+
+    app = {"clientKey": 12345, "clientSecret": 67890}
+    tenant = envelope(post("createTenant", {**app, "name": "F", "maxClients": 1, "maxMessages": 1}))
+    created = post(
+        "createClient",
+        {**app, "tenantId": tenant["id"], "type": "device", "name": "d", "provisioningId": "p"},
+    )
+    client = {"tenantId": tenant["id"], "clientId": envelope(created)["id"]}
+    first = post("updateClientAuthToken", {**app, **client}, "k-n")
+    assert first.status_code == 200
+    for stranger in ({"accessToken": 1}, {"clientKey": 1, "clientSecret": 2}):
+        answer = post("updateClientAuthToken", {**stranger, **client}, "k-n")
+        assert answer.status_code == 422, stranger
+        assert envelope(first)["auth_token"] not in answer.get_data(as_text=True)
+    again = post(
+        "updateClientAuthToken", {"clientKey": "12345", "clientSecret": "67890", **client}, "k-n"
+    )
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
 def test_a_token_the_connector_did_not_hand_out_keeps_its_keys_to_itself(client, mocked):
     """A token from elsewhere cannot be tied to an app: the same token replays, another
     token (renewed outside the connector) is refused rather than published again."""

@@ -192,7 +192,7 @@ class Engine:
         if key is not None:
             keys.check_form(key, inv.key_argument)
         if key is not None and blk.keyed:
-            replay = keys.claim(self.idempotency, self.settings, inv, blk, args, loaded, key)
+            replay = keys.claim(self.idempotency, self.settings, inv, blk, loaded, key)
             if replay is not None:
                 return Outcome(replay=replay)
         ctx = Context(
@@ -213,7 +213,7 @@ class Engine:
             # A store that fails is logged there, and costs only this: a retry with the
             # token is refused instead of replayed. The token is answered either way.
             with contextlib.suppress(ConnectorError):
-                keys.tie_token(self.idempotency, inv, args, result)
+                keys.tie_token(self.idempotency, inv, loaded, result)
         return Outcome(result=result)
 
     def answer(

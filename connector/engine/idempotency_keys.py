@@ -228,10 +228,10 @@ def check_form(key, argument: str | None = None) -> None:
     raise InvalidFields(f"{argument}: {why}", fields=[argument], errors={argument: [why]})
 
 
-def claim(store, settings, inv: Invocation, blk, args, loaded, key) -> Claim | None:
+def claim(store, settings, inv: Invocation, blk, loaded, key) -> Claim | None:
     """Claim ``key`` for this call (None: run it), or the answer the key already holds.
-    ``args`` are the caller's, ``loaded`` the same validated: what the key must match is what
-    was asked, whatever its spelling (qos "2" from a form or 2 from JSON, a default given or
+    ``loaded`` are the call's validated arguments: what the key must match is what was asked,
+    whatever its spelling (qos "2" from a form or 2 from JSON, a default given or
     left out)."""
     check_form(key, inv.key_argument)
     # A key belongs to the connector's caller as the face checked it (its API key, RapidAPI's
@@ -243,7 +243,7 @@ def claim(store, settings, inv: Invocation, blk, args, loaded, key) -> Claim | N
     credentials = {n for n, f in blk.loader.fields.items() if (f.data_key or n) in CREDENTIALS}
     asked = {k: v for k, v in loaded.items() if k not in credentials}
     try:
-        who = principal(store, inv, args)
+        who = principal(store, inv, loaded)
         digest = request_digest(blk.name, asked, inv.context_key, inv.rapid, who)
         found = store.claim(scope, key, blk.name, digest)
     except ConnectorError:
@@ -278,10 +278,11 @@ def claim(store, settings, inv: Invocation, blk, args, loaded, key) -> Claim | N
     return None
 
 
-def principal(store, inv: Invocation, args) -> str:
+def principal(store, inv: Invocation, loaded) -> str:
     """Who an anonymous caller's keyed call acts as in InstaMsg ("" for a caller the face
-    identified: its scope says who it is). A kept answer may only go to a caller who could
-    have made the call itself:
+    identified: its scope says who it is), from its validated arguments (``loaded``: a
+    credential given as a JSON number is its text there, as InstaMsg receives it). A kept
+    answer may only go to a caller who could have made the call itself:
 
     - with clientKey and clientSecret, the app they name (both: the key alone is no proof);
     - with an accessToken the connector handed out (getAccessToken, any face), the app it
@@ -291,14 +292,15 @@ def principal(store, inv: Invocation, args) -> str:
     """
     if inv.identity is not None:
         return ""
-    token = args.get("accessToken")
-    if isinstance(token, str) and token:
-        name = token_name(token)
+    token = loaded.get("access_token")
+    if token is not None:
+        name = token_name(str(token))
         return store.owner_of(name) or "token:" + name
-    client_key, client_secret = args.get("clientKey"), args.get("clientSecret")
-    if isinstance(client_key, str) and isinstance(client_secret, str):
-        return app_name(client_key, client_secret)
-    return ""
+    client_key, client_secret = loaded.get("client_key"), loaded.get("client_secret")
+    if client_key is not None and client_secret is not None:
+        return app_name(str(client_key), str(client_secret))
+    # Every keyed block takes credentials (validation saw to it): never a shared "nobody".
+    raise AssertionError("a keyed call without credentials reached its key's claim")
 
 
 def token_name(token: str) -> str:
@@ -313,17 +315,18 @@ def app_name(client_key: str, client_secret: str) -> str:
 TOKEN_LIFE = 3600.0
 
 
-def tie_token(store, inv: Invocation, args, result) -> None:
+def tie_token(store, inv: Invocation, loaded, result) -> None:
     """getAccessToken answered an anonymous caller: remember which app the token is for,
     so that the app's keyed calls with it (or with a later token) share their keys."""
     if inv.identity is not None or not isinstance(result, dict):
         return
     token, life = result.get("access_token"), result.get("expires_in")
-    client_key, client_secret = args.get("clientKey"), args.get("clientSecret")
-    if not (isinstance(token, str) and token and isinstance(client_key, str)):
+    client_key, client_secret = loaded.get("client_key"), loaded.get("client_secret")
+    if not (isinstance(token, str) and token and client_key is not None):
         return
-    if not isinstance(client_secret, str):
+    if client_secret is None:
         return
+    client_key, client_secret = str(client_key), str(client_secret)
     ttl = float(life) if isinstance(life, int | float) and life > 0 else TOKEN_LIFE
     store.tie(token_name(token), app_name(client_key, client_secret), ttl)
 
