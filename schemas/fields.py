@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from marshmallow import Schema, ValidationError, fields
 from marshmallow.utils import missing as _MISSING
 
+from connector import jsonx
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 # Unix times below this are seconds, from it on milliseconds (connector-api.md).
@@ -105,6 +107,21 @@ MAX_ID_BYTES = 255
 #: network filters. The message payload and file contents are bounded by the request body
 #: (MAX_REQUEST_BYTES) instead: they are the body.
 MAX_TEXT_BYTES = 4096
+#: The most items a list argument holds (topics): each at most MAX_TEXT_BYTES, like any text.
+MAX_ITEMS = 500
+#: The most digits a number written as text may have: the widest InstaMsg keeps has 19.
+MAX_DIGITS = 30
+
+
+def parsed_json(text: str):
+    """JSON text given as an argument, parsed: ValueError when it is not JSON or nests deeper
+    than a request body may (jsonx.MAX_DEPTH, the same bound, whatever the spelling). The
+    standard library's parser recursed without bound: "[" * 100000 was a RecursionError."""
+    value = jsonx.loads(text)
+    problem = jsonx.request_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 class String(ArgField, fields.String):
@@ -305,7 +322,7 @@ class Number(ArgField, fields.Field):
             text = value.strip()
             # ASCII only: int("١٠") is 10 and float("٣.٥") is 3.5, but no flow builder's
             # user typed those as numbers; the documented pattern is [0-9].
-            if not text.isascii():
+            if not text.isascii() or len(text) > MAX_DIGITS:
                 raise self.make_error("invalid")
             try:
                 value = int(text)
@@ -456,6 +473,8 @@ class List(ArgField, fields.Field):
     default_error_messages = {
         "invalid": "Must be a list of strings: a JSON array or comma-separated text.",
         "item": "Every item must be text (item {index} is not).",
+        "many": f"Must hold at most {MAX_ITEMS} items.",
+        "item_long": f"Every item must be at most {MAX_TEXT_BYTES} bytes (item {{index}} is not).",
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -463,19 +482,25 @@ class List(ArgField, fields.Field):
             text = value.strip()
             if text.startswith("["):
                 try:
-                    value = json.loads(text)
+                    value = parsed_json(text)
                 except ValueError:
                     raise self.make_error("invalid") from None
             else:
-                return [item.strip() for item in text.split(",") if item.strip()]
+                if text.count(",") >= MAX_ITEMS:  # counted before anything is split
+                    raise self.make_error("many")
+                value = [item.strip() for item in text.split(",") if item.strip()]
         if not isinstance(value, (list, tuple)):
             raise self.make_error("invalid")
+        if len(value) > MAX_ITEMS:
+            raise self.make_error("many")
         items = []
         for index, item in enumerate(value):
             if _is_number(item) and math.isfinite(item):
                 item = str(item)
             if not isinstance(item, str):
                 raise self.make_error("item", index=index)
+            if len(item.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+                raise self.make_error("item_long", index=index)
             items.append(item)
         return items
 
@@ -496,9 +521,9 @@ class JSON(ArgField, fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = parsed_json(value)
             except ValueError as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "cannot parse"
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
                 raise self.make_error("syntax", reason=reason) from None
         if not isinstance(value, Mapping):
             raise self.make_error("invalid")
@@ -529,6 +554,8 @@ class Datepicker(ArgField, fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         # ASCII digits only: "²".isdigit() is true, but it is no number.
         if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            if len(value.strip()) > MAX_DIGITS:  # no time is that long; int() would refuse
+                raise self.make_error("invalid")
             value = int(value.strip())
         if _is_number(value):
             if not math.isfinite(value):
@@ -632,7 +659,7 @@ class Array(ArgField, fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = parsed_json(value)
             except ValueError:
                 raise self.make_error("invalid") from None
         if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
