@@ -5,9 +5,9 @@ import mimetypes
 
 from connector.engine.registry import block
 from connector.errors import PayloadTooLarge
-from connector.upstream.bounds import read_within
+from connector.upstream.client import read_by_deadline
 from connector.upstream.fetch import fetch_file
-from connector.upstream.outcomes import TRANSPORT_ERRORS, exception_error, json_result
+from connector.upstream.outcomes import json_result
 from schemas import clients
 from schemas import files as s
 from schemas import results as r
@@ -59,11 +59,8 @@ def too_large(limit: int) -> PayloadTooLarge:
 def file_as_json(response, args, ctx):
     """The downloaded file, base64 in JSON, up to MAX_DOWNLOAD_BYTES."""
     limit = ctx.settings.max_download_bytes
-    with response:
-        try:
-            data = read_within(response, limit, lambda: too_large(limit))
-        except TRANSPORT_ERRORS as exc:  # the body broke off or stalled: InstaMsg's fault
-            raise exception_error(exc) from None
+    with response:  # a body that breaks off or stalls is InstaMsg's fault: its error
+        data = read_by_deadline(response, limit, lambda: too_large(limit), ctx.settings)
     return {
         "filename": args["filename"],
         "contentType": content_type(response, args["filename"]),

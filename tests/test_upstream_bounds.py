@@ -330,6 +330,27 @@ def test_a_managed_tokens_fetch_and_the_call_share_one_deadline(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("how", [{"drip": 0.25}, {"drip": 0.25, "drip_head": True}])
+def test_a_downloaded_files_body_is_read_within_the_deadline(tmp_path, how):
+    """downloadFile's base64 answer reads its body after the exchange: the deadline holds
+    there too (a 60-byte file at a byte every 0.25 s answered 200 after 15 s with a 3 s
+    deadline, found by the adversarial pass)."""
+    with Loopback() as server:
+        server.get(
+            "/api/v1/tenants/t/clients/c/files/notes.txt",
+            body=b"x" * 60,
+            headers={"Content-Type": "text/plain"},
+            **how,
+        )
+        app = create_app(
+            Settings(api_url=server.url, read_timeout=1, deadline=1, data_dir=str(tmp_path))
+        )
+        answer = call(app.test_client(), "downloadFile", {**READ, "filename": "notes.txt"})
+    assert answer.status_code == 504, answer.json
+    assert envelope(answer)["status_code"] == "UPSTREAM_TIMEOUT"
+
+
+@pytest.mark.slow
 def test_an_endless_answer_is_cut_off_at_the_cap_in_live_mode(tmp_path):
     with Loopback() as server:
         server.get(MESSAGES_PATH, body=b" " * 65536, endless=1 << 40)

@@ -202,13 +202,16 @@ class Engine:
             caller_gone=caller_gone,
         )
         part = blk.file_part(loaded, ctx) if blk.file_part is not None else None
-        with self.upstream.within():  # the token's fetch, the call and a renewal: one deadline
+        # One deadline for the token's fetch, the call, a renewal and the reading of an answer
+        # read after its exchange (downloadFile's base64); a streamed one flows at its reader's.
+        with self.upstream.within():
             reply = self.tokens.send(blk, loaded, inv.request_id, inv.secrets, part, inv.watch)
-        inv.upstream_status = reply.status_code
+            inv.upstream_status = reply.status_code
+            if streamed:
+                inv.code = "SUCCESS"
+                return Outcome(reply=reply, filename=loaded["filename"])
+            result = blk.result(reply, loaded, ctx)
         inv.code = "SUCCESS"
-        if streamed:
-            return Outcome(reply=reply, filename=loaded["filename"])
-        result = blk.result(reply, loaded, ctx)
         if blk.grants_token and inv.identity is None:
             # A store that fails is logged there, and costs only this: a retry with the
             # token is refused instead of replayed. The token is answered either way.

@@ -74,6 +74,32 @@ def multipart(field_name: str, filename: str, content_type: str, source) -> Mult
     return MultipartEncoder(fields={field_name: (filename, source, content_type)})
 
 
+def call_deadline(settings) -> float:
+    """The moment (monotonic) the block call being run must end by: the one ``within`` set,
+    else INSTAMSG_DEADLINE from now."""
+    return CALL_DEADLINE.get() or time.monotonic() + settings.deadline
+
+
+def read_by_deadline(response, limit: int, too_large, settings) -> bytes:
+    """``read_within`` for an answer read after its exchange ended (downloadFile's base64):
+    under a watchdog of its own that ends the read at the call's deadline, a stall included
+    (its socket is shut), whatever InstaMsg's pace."""
+    with Watchdog(call_deadline(settings)) as dog:
+        connection = getattr(response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            dog.add(sock)
+        try:
+            body = read_within(response, limit, too_large, dog)
+        except TRANSPORT_ERRORS as exc:
+            if dog.why is None:
+                raise exception_error(exc) from None
+            body = b""
+    if dog.why is not None:
+        raise past_deadline(settings.deadline)
+    return body
+
+
 class Upstream:
     """Sends UpstreamRequests to InstaMsg with a requests session and classifies what comes back."""
 
