@@ -292,6 +292,11 @@ WRITTEN = [
     ("abc/def+ghi=jkl0", "abc%2Fdef%2Bghi%3Djkl0"),  # a query string
     ('pass"word\\12', 'pass\\"word\\\\12'),  # a JSON string
     ("pässwörd-1234", "p\\u00e4ssw\\u00f6rd-1234"),  # a JSON string written in ASCII
+    # found by the adversarial pass:
+    ("abc/def+ghi=jkl0", "abc%2fdef%2bghi%3djkl0"),  # a query string, lower-case escapes
+    ("Ab3/Zx9+Qw7/Kk1", "Ab3\\/Zx9+Qw7\\/Kk1"),  # JSON with "/" escaped (PHP's json_encode)
+    ("pass<word>2024-very-secret", "pass 2024-very-secret"),  # an HTML page's sentence
+    ("two  spaces-1234", "two spaces-1234"),  # the same, its spaces joined
 ]
 
 

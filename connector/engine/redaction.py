@@ -18,6 +18,7 @@ from urllib.parse import quote_plus
 
 from connector import jsonx
 from connector.engine.validation import validation_error
+from connector.upstream.outcomes import without_tags
 
 REDACTED = "[redacted]"
 
@@ -46,13 +47,25 @@ def secret_values(blk, args) -> list[str]:
     return found
 
 
+def _lower_escapes(text: str) -> str:
+    return _ESCAPE.sub(lambda m: m.group(0).lower(), text)
+
+
+_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+
 #: How a secret may be written in what InstaMsg echoes: in a query string (invalidateAccessToken
-#: sends the token there), and inside a JSON string, as the connector's JSON writer (orjson)
-#: and an ASCII-only one escape it.
+#: sends the token there), with upper- or lower-case escapes; inside a JSON string, as the
+#: connector's JSON writer (orjson) and an ASCII-only one escape it, and with "/" escaped too
+#: (what PHP's json_encode writes); and as the sentence of an HTML error page reads once its
+#: tags are dropped and its spaces joined (``outcomes.upstream_message``).
 WRITTEN_AS = (
     lambda v: quote_plus(v, safe=""),
+    lambda v: _lower_escapes(quote_plus(v, safe="")),
     lambda v: jsonx.dumps(v).decode("utf-8")[1:-1],
     lambda v: json.dumps(v)[1:-1],
+    lambda v: jsonx.dumps(v).decode("utf-8")[1:-1].replace("/", "\\/"),
+    lambda v: json.dumps(v)[1:-1].replace("/", "\\/"),
+    lambda v: " ".join(without_tags(v).split()),
 )
 
 
