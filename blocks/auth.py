@@ -29,5 +29,6 @@ block(
     auth="basic",
     body="form",
     destructive=True,  # the token stops working
+    revokes_token=True,
     returns=r.Done,
 )

@@ -305,6 +305,24 @@ def test_an_anonymous_key_replays_only_to_the_app_that_made_the_call(tmp_path):
         assert envelope(again)["auth_token"] == secret
 
 
+def test_an_invalidated_token_no_longer_stands_for_its_app(tmp_path):
+    """After invalidateAccessToken a token can make no call: its app's kept answers are
+    refused to it, never replayed (found by the adversarial pass), and still replayed to
+    the app's own key and secret."""
+    account = Account(tmp_path)
+    token = account.token(APP_A)
+    client = account.device(token)
+    first = account.post("updateClientAuthToken", {"accessToken": token, **client}, "k-inv")
+    assert first.status_code == 200
+    ended = account.post("invalidateAccessToken", {**APP_A, "token": token})
+    assert ended.status_code == 200
+    again = account.post("updateClientAuthToken", {"accessToken": token, **client}, "k-inv")
+    assert again.status_code == 422 and "Idempotent-Replayed" not in again.headers
+    assert envelope(first)["auth_token"] not in again.get_data(as_text=True)
+    owner = account.post("updateClientAuthToken", {**APP_A, **client}, "k-inv")
+    assert owner.headers["Idempotent-Replayed"] == "true"
+
+
 def test_credentials_given_as_numbers_are_the_app_they_name(tmp_path):
     """Text arguments take JSON numbers: an app whose key and secret are digits, sent as
     numbers, owns its keys like any other; a stranger sending numbers is refused (found by

@@ -139,6 +139,9 @@ def test_a_token_is_tied_to_its_app_until_its_life_ends(store):
     time.sleep(0.01)
     assert store.owner_of("t" * 64) == "app:one"
     assert store.owner_of("u" * 64) is None
+    store.untie("t" * 64)  # invalidated
+    store.untie("v" * 64)  # never tied: nothing to do
+    assert store.owner_of("t" * 64) is None
 
 
 def test_a_replay_is_the_kept_answer_byte_for_byte(store):

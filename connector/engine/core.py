@@ -217,6 +217,9 @@ class Engine:
             # token is refused instead of replayed. The token is answered either way.
             with contextlib.suppress(ConnectorError):
                 keys.tie_token(self.idempotency, inv, loaded, result)
+        if blk.revokes_token and inv.identity is None:
+            with contextlib.suppress(ConnectorError):
+                keys.untie_token(self.idempotency, inv, loaded)
         return Outcome(result=result)
 
     def answer(

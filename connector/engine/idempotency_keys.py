@@ -243,7 +243,7 @@ def claim(store, settings, inv: Invocation, blk, loaded, key) -> Claim | None:
     credentials = {n for n, f in blk.loader.fields.items() if (f.data_key or n) in CREDENTIALS}
     asked = {k: v for k, v in loaded.items() if k not in credentials}
     try:
-        who = principal(store, inv, loaded)
+        who = principal(store, inv, blk, loaded)
         digest = request_digest(blk.name, asked, inv.context_key, inv.rapid, who)
         found = store.claim(scope, key, blk.name, digest)
     except ConnectorError:
@@ -278,7 +278,7 @@ def claim(store, settings, inv: Invocation, blk, loaded, key) -> Claim | None:
     return None
 
 
-def principal(store, inv: Invocation, loaded) -> str:
+def principal(store, inv: Invocation, blk, loaded) -> str:
     """Who an anonymous caller's keyed call acts as in InstaMsg ("" for a caller the face
     identified: its scope says who it is), from its validated arguments (``loaded``: a
     credential given as a JSON number is its text there, as InstaMsg receives it). A kept
@@ -293,7 +293,7 @@ def principal(store, inv: Invocation, loaded) -> str:
     if inv.identity is not None:
         return ""
     token = loaded.get("access_token")
-    if token is not None:
+    if token is not None and blk.auth != "basic":  # a basic block's token is what it acts on
         name = token_name(str(token))
         return store.owner_of(name) or "token:" + name
     client_key, client_secret = loaded.get("client_key"), loaded.get("client_secret")
@@ -329,6 +329,14 @@ def tie_token(store, inv: Invocation, loaded, result) -> None:
     client_key, client_secret = str(client_key), str(client_secret)
     ttl = float(life) if isinstance(life, int | float) and life > 0 else TOKEN_LIFE
     store.tie(token_name(token), app_name(client_key, client_secret), ttl)
+
+
+def untie_token(store, inv: Invocation, loaded) -> None:
+    """invalidateAccessToken ended a token: it can make no call any more, so it no longer
+    stands for its app (a retry with it is refused, never replayed)."""
+    token = loaded.get("access_token")
+    if inv.identity is None and token is not None:
+        store.untie(token_name(str(token)))
 
 
 def keep(store, inv: Invocation, status, headers, body, streamed) -> bool:

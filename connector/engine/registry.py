@@ -81,6 +81,8 @@ class Block:
     #: answers an access token for the app whose clientKey and clientSecret it was given
     #: (getAccessToken): the engine ties the token to that app for anonymous callers' keys.
     grants_token: bool = False
+    #: ends the access token it is given (invalidateAccessToken): its tie to its app goes too.
+    revokes_token: bool = False
     #: what the block answers under contextWrites.to: a result schema, or [Schema] for a list.
     returns: Any = None
 

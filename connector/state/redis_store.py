@@ -300,6 +300,12 @@ class RedisIdempotencyStore(IdempotencyStore):
         except REDIS_FAULTS as exc:
             raise self._fault("tie", exc) from None
 
+    def untie(self, token: str) -> None:
+        try:
+            self.client.delete(f"{self.prefix}token-owner:{token}")
+        except REDIS_FAULTS as exc:
+            raise self._fault("untie", exc) from None
+
     def owner_of(self, token: str) -> str | None:
         try:
             found = self.client.get(f"{self.prefix}token-owner:{token}")

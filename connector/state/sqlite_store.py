@@ -154,6 +154,9 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         if self._claims % 500 == 1:  # swept as often as expired keys are
             self._write("tie", "DELETE FROM token_owner WHERE expires_at < ?", (now,))
 
+    def untie(self, token: str) -> None:
+        self._write("untie", "DELETE FROM token_owner WHERE token = ?", (token,))
+
     def owner_of(self, token: str) -> str | None:
         try:
             row = self.db.one(

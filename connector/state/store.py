@@ -91,6 +91,10 @@ class IdempotencyStore:
         InstaMsg app across renewed tokens (connector.engine.idempotency_keys)."""
         raise NotImplementedError
 
+    def untie(self, token: str) -> None:
+        """Forget ``tie``'s principal for ``token`` (the token was invalidated)."""
+        raise NotImplementedError
+
     def owner_of(self, token: str) -> str | None:
         """The principal ``tie`` named for ``token``, or None (unknown, or expired)."""
         raise NotImplementedError
