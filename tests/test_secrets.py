@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from tests.support.servers import gunicorn
+from tests.support.upstream import INSTAMSG
 
 SECRETS = {
     "clientSecret": "demo-secret",
@@ -307,3 +308,17 @@ def test_a_secret_is_scrubbed_as_an_echo_of_the_request_writes_it(secret, echoed
 
     secrets = secret_values(REGISTRY.get("createClient"), {"gsmPassword": secret})
     assert scrub(f"you sent [{echoed}]", secrets) == "you sent [[redacted]]"
+
+
+def test_a_secret_pasted_as_an_argument_name_is_not_repeated(app, mocked, capfd):
+    """curl -d "accessToken=$T&$T": the second is a name (found by the adversarial pass)."""
+    token = "tok-pasted-7f3c9a1e55"
+    mocked.get(INSTAMSG + "/api/v1/tenants", json=[])
+    answer = app.test_client().post(
+        "/blocks/getTenants",
+        data=f"accessToken={token}&{token}",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert answer.status_code == 200 and answer.json["warnings"]
+    assert token not in answer.get_data(as_text=True)
+    assert token not in capfd.readouterr().err

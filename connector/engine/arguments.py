@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 
 from connector.engine.invocation import Invocation
+from connector.engine.redaction import scrub
 from connector.errors import InvalidFields
 
 #: How many ignored arguments one answer names, at most.
@@ -20,7 +21,10 @@ def ignored_warnings(inv: Invocation, blk, args) -> list[str]:
     strangers = [key for key in args if key not in known]
     if not strangers:
         return []
-    inv.ignored = [str(key)[:80] for key in strangers[:MAX_WARNINGS]]
+    # A name is the caller's text too: a token pasted where a name goes (curl -d "$TOKEN")
+    # is no more repeated in a warning or the access line than in an error.
+    named = [str(key) for key in strangers[:MAX_WARNINGS]]
+    inv.ignored = [name[:80] for name in scrub(named, inv.secrets)]
     lowered = blk.arg_names_folded
     known = [key for key, _ in blk.args]  # in declaration order, for the closest match
     warnings = []
