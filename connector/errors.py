@@ -117,8 +117,13 @@ class Unauthorized(ConnectorError):
     summary = "no valid X-API-Key was sent"
 
     @classmethod
-    def api_key_needed(cls, proxy_secret: bool = False) -> Unauthorized:
-        """The refusal of a call without a valid key, in the same words on every face."""
+    def api_key_needed(
+        cls, proxy_secret: bool = False, given_as: str | None = None
+    ) -> Unauthorized:
+        """The refusal of a call without a valid key: ``given_as`` is how the caller's face
+        takes one (the X-API-Key header unless it says otherwise)."""
+        if given_as is not None:
+            return cls(f"This connector needs an API key: give one of its keys as {given_as}.")
         return cls(
             "This connector needs an API key: send it in the X-API-Key header"
             + (" (or X-RapidAPI-Proxy-Secret on /api/InstaMsg)." if proxy_secret else ".")

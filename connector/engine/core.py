@@ -291,7 +291,7 @@ class Engine:
         its own (the CLI, the MCP server): the API-key rule first, and afterwards the log
         line an HTTP call's access line would be."""
         if not self.keyless and not self.identify(inv, api_key):
-            answer = self.failed(inv, Unauthorized.api_key_needed())
+            answer = self.failed(inv, Unauthorized.api_key_needed(given_as=inv.api_key_argument))
         else:
             answer = self.answer(inv, name, args, key=key, stream=stream, can_stream=can_stream)
         logs.event(

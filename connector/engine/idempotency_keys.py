@@ -253,9 +253,9 @@ def claim(store, settings, inv: Invocation, blk, loaded, key) -> Claim | None:
         metrics.IDEMPOTENCY.labels("replayed" if found.kind == "replay" else found.kind).inc()
     if found.kind == "reused":
         other = (
-            "other arguments, another block or another InstaMsg app"
+            "other arguments, another block or route, or another InstaMsg app"
             if who
-            else ("other arguments or another block")
+            else "other arguments, another block or another route"
         )
         raise IdempotencyKeyReused(
             f"This Idempotency-Key was used for another call ({other}). "

@@ -21,6 +21,11 @@ LISTED_BY = {
 
 #: Where a face takes an Idempotency-Key other than the HTTP header: its refusal names it.
 KEY_ARGUMENT = {"cli": "--idempotency-key", "mcp": "idempotencyKey"}
+#: Where a face takes the connector's API key other than the X-API-Key header.
+API_KEY_ARGUMENT = {
+    "cli": "--api-key (or CONNECTOR_API_KEY)",
+    "mcp": "the MCP server's --api-key (or CONNECTOR_API_KEY)",
+}
 
 
 class Invocation:
@@ -75,6 +80,11 @@ class Invocation:
     def key_argument(self) -> str | None:
         """What this call's face calls an Idempotency-Key, where not the HTTP header."""
         return KEY_ARGUMENT.get(self.face)
+
+    @property
+    def api_key_argument(self) -> str | None:
+        """How this call's face takes the connector's API key, where not the HTTP header."""
+        return API_KEY_ARGUMENT.get(self.face)
 
     @property
     def rapid(self) -> bool:
