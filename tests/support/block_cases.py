@@ -1,5 +1,6 @@
 """The per-block table: for every block, arguments a caller gives and the exact request
-InstaMsg must receive (tests/test_blocks.py asserts them; tests/test_fuzz.py starts from them)."""
+InstaMsg must receive (tests/blocks/test_blocks.py asserts them; tests/e2e/test_fuzz.py starts
+from them)."""
 
 import base64
 from dataclasses import dataclass, field

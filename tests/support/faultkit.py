@@ -1,7 +1,7 @@
 """What the fault tests share: the connector under gunicorn against a recording upstream (a
 ``Loopback`` the test's fixture starts: gunicorn's workers are other processes, so InstaMsg
 must be a real server on a port), its worker processes, and keyed publishes
-(tests/test_faults.py, tests/test_fault_injection.py).
+(tests/e2e/test_faults.py, tests/e2e/test_fault_injection.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Issue 15's rules that need no server process: what an Idempotency-Key keeps, frees or
 settles; SQLite faults; rate-limit identity; malformed input; numbers; redaction. The slow,
-multi-process proofs are in tests/test_faults.py and tests/test_fault_injection.py."""
+multi-process proofs are in tests/e2e/test_faults.py and tests/e2e/test_fault_injection.py."""
 
 import sqlite3
 

@@ -1,6 +1,6 @@
 """The connector with REDIS_URL, in process: keyed calls answer 503 and send nothing while
 Redis is down, keyless calls go on, /readyz tells, and everything recovers without a
-restart. (Several instances over real HTTP: tests/test_instances.py.)"""
+restart. (Several instances over real HTTP: tests/e2e/test_instances.py.)"""
 
 import pytest
 import responses

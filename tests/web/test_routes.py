@@ -1,4 +1,4 @@
-"""The dispatcher: body kinds, envelopes, request ids, and every documented error."""
+"""The Flask face's routes: body kinds, envelopes, request ids, and every documented error."""
 
 import io
 import json

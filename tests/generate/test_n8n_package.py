@@ -1,7 +1,7 @@
 """The n8n package's generator (connector/generate/n8n.py): fresh, and a faithful map of the
 manifest.
 
-The package itself runs in the real n8n in tests/test_n8n.py (slow)."""
+The package itself runs in the real n8n in tests/faces/test_n8n.py (slow)."""
 
 import copy
 import json

@@ -32,9 +32,8 @@ from connector.generate import manifest, openapi, samples
 from connector.mcp import runners, schema, server, tools
 from sandbox.app import create_sandbox_app
 from sandbox.store import Store
-from tests.support.servers import free_port, gunicorn
+from tests.support.servers import ROOT, free_port, gunicorn
 
-ROOT = Path(__file__).resolve().parents[1]
 FLASK = str(Path(sys.executable).with_name("flask"))
 APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 BLOCKS = [blk.name for blk in REGISTRY]
