@@ -29,6 +29,7 @@ import requests
 from tests.support.faultkit import PUBLISH, SHORT, children
 from tests.support.redisd import RedisServer
 from tests.support.servers import gunicorn
+from tests.support.upstream import LIVE_APP
 
 pytestmark = pytest.mark.slow
 
@@ -126,14 +127,13 @@ class Record:
 FINAL = ("SUCCESS", "OUTCOME_UNKNOWN")
 #: every fourth key publishes on a managed token (clientKey and clientSecret): a token fetch
 #: before the publish, and through Redis's token lock when the keys are in Redis
-APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 
 
 def arguments(key: str) -> dict:
     args = {**PUBLISH, "payload": key}
     if int(key.rsplit("-", 1)[1]) % 4 == 0:
         del args["accessToken"]
-        args.update(APP)
+        args.update(LIVE_APP)
     return args
 
 

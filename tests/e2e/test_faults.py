@@ -16,7 +16,6 @@ import redis
 import requests
 
 from tests.support.faultkit import (
-    APP,
     LOCATION,
     MESSAGES,
     T,
@@ -30,7 +29,7 @@ from tests.support.faultkit import (
 )
 from tests.support.loopback import Loopback
 from tests.support.redisd import redis_server
-from tests.support.upstream import TOKEN
+from tests.support.upstream import LIVE_APP, TOKEN
 
 pytestmark = pytest.mark.slow
 
@@ -86,12 +85,12 @@ def test_1_a_key_retried_while_a_long_managed_call_still_runs_is_in_use_not_run_
     }
     with connector(tmp_path, recording, **env) as (base, master):
         started = time.monotonic()
-        first = in_background(publish, base, "k-long", "long-call", timeout=60, **APP)
+        first = in_background(publish, base, "k-long", "long-call", timeout=60, **LIVE_APP)
         time.sleep(max(0.0, started + 31.5 - time.monotonic()))
-        retry = publish(base, "k-long", "long-call", **APP)
+        retry = publish(base, "k-long", "long-call", **LIVE_APP)
         assert retry.status_code == 409 and code(retry) == "IDEMPOTENCY_KEY_IN_USE"
         assert first.result().status_code == 200
-        replay = publish(base, "k-long", "long-call", **APP)
+        replay = publish(base, "k-long", "long-call", **LIVE_APP)
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
     assert stored(recording, "long-call") == 1
 

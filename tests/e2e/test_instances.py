@@ -16,13 +16,12 @@ import requests
 from tests.support.loopback import Loopback
 from tests.support.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
 from tests.support.servers import gunicorn
-from tests.support.upstream import PUBLISH, TOKEN
+from tests.support.upstream import APP, PUBLISH, TOKEN
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
 
 CLIENT = "/api/v1/tenants/t-1/clients/c-1"
-APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 
 
 @pytest.fixture

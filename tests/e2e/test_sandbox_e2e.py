@@ -10,11 +10,10 @@ import pytest
 import requests
 
 from tests.support.servers import ROOT, free_port, gunicorn
+from tests.support.upstream import APP
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
-
-APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 
 
 class Remote:

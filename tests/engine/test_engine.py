@@ -13,8 +13,7 @@ from connector.engine.build import build_engine
 from connector.errors import RequiredFields, UnknownBlock
 from schemas.envelopes import ErrorEnvelope, SuccessEnvelope
 from tests.support.servers import ROOT
-
-APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+from tests.support.upstream import APP
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import requests
 from app import create_app
 from connector.config import Settings
 from tests.support.servers import gunicorn
-from tests.support.upstream import INSTAMSG, TOKEN, VALVE
+from tests.support.upstream import APP, INSTAMSG, TOKEN, VALVE
 
 MESSAGES_PATH = "/api/v1/tenants/t/clients/c/messages"
 MESSAGES = INSTAMSG + MESSAGES_PATH
@@ -104,18 +104,17 @@ def test_a_key_holds_across_renewed_credentials(client, mocked):
     """A flow that renewed its access token through the connector (or switched to managed
     tokens) before retrying finds its key: credentials are who calls InstaMsg, not what is
     asked of it."""
-    app = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
     for token in (TOKEN, "a-renewed-token"):
         mocked.post(INSTAMSG + "/oauth2/token", json={"access_token": token, "expires_in": 60})
     mocked.post(MESSAGES, status=201, headers=LOCATION)
     tokens = [
-        envelope(client.post("/blocks/getAccessToken", json=app))["access_token"] for _ in range(2)
+        envelope(client.post("/blocks/getAccessToken", json=APP))["access_token"] for _ in range(2)
     ]
     assert tokens == [TOKEN, "a-renewed-token"]
     first = publish(client, "k-6")
     renewed = publish(client, "k-6", {**PUBLISH, "accessToken": "a-renewed-token"})
     managed = publish(
-        client, "k-6", {**{k: v for k, v in PUBLISH.items() if k != "accessToken"}, **app}
+        client, "k-6", {**{k: v for k, v in PUBLISH.items() if k != "accessToken"}, **APP}
     )
     for again in (renewed, managed):
         assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
@@ -147,9 +146,8 @@ def test_get_access_token_ignores_keys(client, mocked):
     """A kept token would be replayed after it expired: asking again is harmless anyway."""
     for token in ("tok-first", "tok-second"):
         mocked.post(INSTAMSG + "/oauth2/token", json={"access_token": token, "expires_in": 60})
-    args = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
     answers = [
-        client.post("/blocks/getAccessToken", json=args, headers={"Idempotency-Key": "k-tok"})
+        client.post("/blocks/getAccessToken", json=APP, headers={"Idempotency-Key": "k-tok"})
         for _ in range(2)
     ]
     assert [a.json["contextWrites"]["to"]["access_token"] for a in answers] == [

@@ -15,14 +15,13 @@ from connector.engine.idempotency_keys import (
     bounded_answer,
 )
 from connector.state.sqlite_store import SQLiteIdempotencyStore
-from tests.support.upstream import INSTAMSG, TOKEN, VALVE
+from tests.support.upstream import INSTAMSG, LIVE_APP, TOKEN, VALVE
 
 T = "/api/v1/tenants/t/clients/c"
 MESSAGES = INSTAMSG + T + "/messages"
 TOKEN_URL = INSTAMSG + "/oauth2/token"
 LOCATION = {"Location": T + "/messages/m-1"}
 PUBLISH = {**VALVE, "payload": "open"}
-APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 
 
 def publish(client, key, **extra):
@@ -35,7 +34,7 @@ def publish(client, key, **extra):
 
 def managed_publish(client, key):
     return client.post(
-        "/blocks/publishMessage", json={**APP, **PUBLISH}, headers={"Idempotency-Key": key}
+        "/blocks/publishMessage", json={**LIVE_APP, **PUBLISH}, headers={"Idempotency-Key": key}
     )
 
 

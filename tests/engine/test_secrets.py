@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from tests.support.servers import gunicorn
+from tests.support.upstream import LIVE_APP
 
 SECRETS = {
     "clientSecret": "demo-secret",
@@ -131,7 +132,6 @@ def test_the_access_line_is_stamped_with_the_time_in_utc_to_the_millisecond(capf
 
 #: The connector's own managed token: 48 characters, none of them in the padding below.
 MANAGED = "mt-4c1e9a2f5b3d8c6e0a4f1b9d2c7e5a3f8b6d0c4e2a9f1"
-APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 TOKEN_URL = "https://instamsg.test/oauth2/token"
 TENANT_URL = "https://instamsg.test/api/v1/tenants/t-1"
 #: How long a piece of a secret must be to count as shown (shorter ones occur by chance).
@@ -188,12 +188,14 @@ def echoing(shape):
 
 
 def call_over_http(app):
-    answer = app.test_client().post("/blocks/getSingleTenant", json={**APP, "id": "t-1"})
+    answer = app.test_client().post("/blocks/getSingleTenant", json={**LIVE_APP, "id": "t-1"})
     return answer.status_code, answer.get_data(as_text=True)
 
 
 def call_in_the_cli(app):
-    args = ["blocks", "call", "getSingleTenant", "id=t-1"] + [f"{k}={v}" for k, v in APP.items()]
+    args = ["blocks", "call", "getSingleTenant", "id=t-1"] + [
+        f"{k}={v}" for k, v in LIVE_APP.items()
+    ]
     done = app.test_cli_runner().invoke(args=args)
     return json.loads(done.stdout)["contextWrites"]["to"]["upstream"]["status"], done.stdout
 
@@ -259,7 +261,9 @@ def test_a_token_is_scrubbed_as_a_query_string_writes_it_too(app, mocked):
         status=400,
         json={"message": f"bad token in /oauth2/invalidate_token?access_token={query}"},
     )
-    answer = app.test_client().post("/blocks/invalidateAccessToken", json={**APP, "token": token})
+    answer = app.test_client().post(
+        "/blocks/invalidateAccessToken", json={**LIVE_APP, "token": token}
+    )
     text = answer.get_data(as_text=True)
     assert answer.status_code == 400 and "access_token=[redacted]" in text
     assert query not in text and token not in text

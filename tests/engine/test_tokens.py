@@ -8,10 +8,9 @@ import pytest
 
 from app import create_app
 from sandbox.store import Store
-from tests.support.upstream import INSTAMSG
+from tests.support.upstream import APP, INSTAMSG
 
-APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
-BASIC = "Basic " + base64.b64encode(b"demo-key:demo-secret").decode()
+BASIC = "Basic " + base64.b64encode(f"{APP['clientKey']}:{APP['clientSecret']}".encode()).decode()
 TOKEN_URL = INSTAMSG + "/oauth2/token"
 TENANT = INSTAMSG + "/api/v1/tenants/t-1"
 

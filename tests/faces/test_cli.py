@@ -16,8 +16,10 @@ from connector.config import Settings, with_sandbox_default
 from connector.engine.registry import REGISTRY
 from connector.generate import manifest
 from tests.support.servers import ROOT, free_port
+from tests.support.upstream import APP
 
-APP = ["clientKey=demo-key", "clientSecret=demo-secret"]
+#: The demo app as `blocks call` takes it: name=value words.
+APP_WORDS = [f"{name}={value}" for name, value in APP.items()]
 FLASK = str(Path(sys.executable).with_name("flask"))
 
 
@@ -238,7 +240,7 @@ def test_a_usage_error_says_what_is_wrong_and_exits_2(
 
 
 def test_a_success_envelope_exits_0_and_is_all_of_stdout(blocks):
-    result = blocks("call", "getAccessToken", *APP)
+    result = blocks("call", "getAccessToken", *APP_WORDS)
     assert result.stdout.startswith('{\n  "callback": "success",\n')
     assert result_of(result)["token_type"] == "bearer"
 
@@ -270,7 +272,7 @@ def test_an_error_envelope_is_printed_and_exits_1(blocks, args, code, message):
 
 
 def test_to_names_the_results_key(blocks):
-    result = blocks("call", "getAccessToken", *APP, "--to", "login")
+    result = blocks("call", "getAccessToken", *APP_WORDS, "--to", "login")
     assert list(envelope(result)["contextWrites"]) == ["login"]
     assert result_of(result, "login")["access_token"]
 
@@ -279,7 +281,7 @@ def test_to_names_the_results_key(blocks):
 
 
 def test_a_whole_flow_from_a_token_to_a_message_read_back(blocks, tmp_path):
-    token = "accessToken=" + result_of(blocks("call", "getAccessToken", *APP))["access_token"]
+    token = "accessToken=" + result_of(blocks("call", "getAccessToken", *APP_WORDS))["access_token"]
     quotas = tmp_path / "quotas.json"
     quotas.write_text('{"maxClients": 2, "maxMessages": 5}')
     tenant = result_of(blocks("call", "createTenant", token, "name=Farm", "--json", f"@{quotas}"))
@@ -326,7 +328,7 @@ def test_a_whole_flow_from_a_token_to_a_message_read_back(blocks, tmp_path):
 
 
 def test_a_file_argument_is_sent_as_the_file_and_comes_back_byte_for_byte(blocks, tmp_path):
-    token = "accessToken=" + result_of(blocks("call", "getAccessToken", *APP))["access_token"]
+    token = "accessToken=" + result_of(blocks("call", "getAccessToken", *APP_WORDS))["access_token"]
     tenant = result_of(
         blocks("call", "createTenant", token, "name=Files", "maxClients=1", "maxMessages=1")
     )["id"]
@@ -381,7 +383,7 @@ def locked(tmp_path):
     ],
 )
 def test_the_api_key_comes_from_the_option_or_the_environment(locked, options, env, exit_code):
-    args = ["blocks", "call", "getAccessToken", *APP, *options]
+    args = ["blocks", "call", "getAccessToken", *APP_WORDS, *options]
     result = locked.invoke(args=args, env={"CONNECTOR_API_KEY": None, **env})
     assert result.exit_code == exit_code, result.output
     code = next(iter(envelope(result)["contextWrites"].values())).get("status_code")
@@ -414,7 +416,7 @@ def flask(*args, env=None, tmp_path):
 
 @pytest.mark.slow
 def test_flask_blocks_call_runs_in_the_sandbox_by_default(tmp_path):
-    args = ["call", "getAccessToken", "clientKey=demo-key", "clientSecret=demo-secret"]
+    args = ["call", "getAccessToken", *APP_WORDS]
     done = flask(*args, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)  # the log lines went to stderr
@@ -430,7 +432,7 @@ def test_flask_blocks_call_is_live_when_instamsg_sandbox_is_0(tmp_path):
         "INSTAMSG_API_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
         "INSTAMSG_RETRIES": "0",
     }
-    done = flask("call", "getAccessToken", *APP, env=env, tmp_path=tmp_path)
+    done = flask("call", "getAccessToken", *APP_WORDS, env=env, tmp_path=tmp_path)
     assert done.returncode == 1, done.stderr
     error = json.loads(done.stdout)["contextWrites"]["to"]
     assert error["status_code"] == "UPSTREAM_UNAVAILABLE"

@@ -33,9 +33,9 @@ from connector.mcp import runners, schema, server, tools
 from sandbox.app import create_sandbox_app
 from sandbox.store import Store
 from tests.support.servers import ROOT, free_port, gunicorn
+from tests.support.upstream import APP
 
 FLASK = str(Path(sys.executable).with_name("flask"))
-APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 BLOCKS = [blk.name for blk in REGISTRY]
 SAMPLES = json.loads(samples.SAMPLES_FILE.read_text())
 #: Keywords of OpenAPI 3.0 that JSON Schema 2020-12 does not have (or means otherwise).
@@ -236,8 +236,7 @@ def test_with_held_credentials_no_tool_takes_them_and_none_asks_for_them(name):
     ],
 )
 def test_held_credentials_fill_only_a_call_that_gives_no_way_to_authenticate(args, filled):
-    held = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
-    assert tools.with_credentials(args, held) == ({**args, **held} if filled else args)
+    assert tools.with_credentials(args, APP) == ({**args, **APP} if filled else args)
     assert tools.with_credentials(args, None) == args
 
 

@@ -23,6 +23,7 @@ import requests
 from connector.generate import n8n as n8n_package
 from tests.support.netns import Netns
 from tests.support.servers import ROOT, free_port, gunicorn, stop
+from tests.support.upstream import APP
 
 pytestmark = pytest.mark.slow
 
@@ -542,7 +543,7 @@ def call(base: str, block: str, **args):
     """One block call from the test, on the namespace's thread (see ``lab.ns.run``)."""
     envelope = requests.post(
         f"{base}/blocks/{block}",
-        json={"clientKey": "demo-key", "clientSecret": "demo-secret", **args},
+        json={**APP, **args},
         timeout=30,
     ).json()
     assert envelope["callback"] == "success", envelope
@@ -767,15 +768,14 @@ def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
         editor = Editor(lab, lab.env["N8N_PORT"])
         editor.sign_up()
         # The credential test gets a token with the app's key and secret...
-        app = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
-        assert credential_test(editor, **app)["status"] == "OK"
+        assert credential_test(editor, **APP)["status"] == "OK"
         wrong = credential_test(editor, clientKey="demo-key", clientSecret="wrong")
         assert wrong["status"] == "Error" and "HTTP 401" in wrong["message"]
         half = credential_test(editor, clientKey="demo-key")
         assert half["status"] == "Error" and "HTTP 422" in half["message"]
         # ...and without an app, reads the connector's catalogue: only the URL is tested.
         assert credential_test(editor)["status"] == "OK"
-        elsewhere = credential_test(editor, baseUrl="http://127.0.0.1:9", **app)
+        elsewhere = credential_test(editor, baseUrl="http://127.0.0.1:9", **APP)
         assert elsewhere["status"] == "Error"
 
         # The editor's test run of the trigger emits the latest message.

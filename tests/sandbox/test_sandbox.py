@@ -13,8 +13,7 @@ from app import create_app
 from connector.upstream.sandbox import SANDBOX_URL
 from sandbox.app import create_sandbox_app
 from sandbox.store import Store
-
-APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+from tests.support.upstream import APP
 
 
 class Flow:

@@ -17,12 +17,12 @@ import requests
 from connector.config import ConfigError
 from connector.server.worker import BODY_TIMEOUT, HEADER_TIMEOUT, client_timeouts
 from tests.support.servers import address, gunicorn, sandbox
+from tests.support.upstream import APP
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
 
 DEADLINE = 2  # seconds, for both CLIENT_HEADER_TIMEOUT and CLIENT_BODY_TIMEOUT
-APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 
 HALF_A_HEAD = b"POST /blocks/getAccessToken HTTP/1.1\r\nHost: connector\r\nContent-Type: appl"
 HALF_A_BODY = (

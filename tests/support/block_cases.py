@@ -5,12 +5,14 @@ from them)."""
 import base64
 from dataclasses import dataclass, field
 
-from tests.support.upstream import TOKEN
+from tests.support.upstream import APP, TOKEN
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-BASIC = {"Authorization": "Basic " + base64.b64encode(b"demo-key:demo-secret").decode()}
+BASIC = {
+    "Authorization": "Basic "
+    + base64.b64encode(f"{APP['clientKey']}:{APP['clientSecret']}".encode()).decode()
+}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 T = {"accessToken": TOKEN, "tenantId": "t-1"}
 C = {**T, "clientId": "c-9"}
 CLIENT = "/api/v1/tenants/t-1/clients/c-9"

@@ -22,7 +22,6 @@ T = "/api/v1/tenants/t/clients/c"
 MESSAGES = T + "/messages"
 LOCATION = {"Location": MESSAGES + "/m-1"}
 PUBLISH = {"accessToken": TOKEN, **VALVE}
-APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 
 #: Short settings: every deadline and lease of a keyed call in seconds, not minutes (the
 #: upstream's URL, INSTAMSG_API_URL, is the test's own).

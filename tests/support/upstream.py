@@ -9,6 +9,12 @@ with ConnectionError before any socket is opened. Tests that need a real upstrea
 
 INSTAMSG = "https://instamsg.test"
 TOKEN = "tok-3f9a8c7e"
+#: The sandbox's demo app: the clientKey and clientSecret the sandbox hands out tokens for
+#: (a responses mock takes any).
+APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+#: A made-up app of a live account, on purpose unlike the sandbox's: its secret must not be
+#: mistaken for a demo value where a test looks for it in logs and answers.
+LIVE_APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 #: A publishMessage call for tenant t-1, client c-1 (the multi-instance and Redis tests).
 PUBLISH = {
     "accessToken": TOKEN,
