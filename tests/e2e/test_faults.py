@@ -22,14 +22,14 @@ from tests.support.faultkit import (
     code,
     connector,
     kill,
-    publish,
+    publish_over_http,
     stored,
-    until,
     workers_of,
 )
 from tests.support.loopback import Loopback
 from tests.support.redisd import redis_server
 from tests.support.upstream import LIVE_APP, TOKEN
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -85,12 +85,14 @@ def test_1_a_key_retried_while_a_long_managed_call_still_runs_is_in_use_not_run_
     }
     with connector(tmp_path, recording, **env) as (base, master):
         started = time.monotonic()
-        first = in_background(publish, base, "k-long", "long-call", timeout=60, **LIVE_APP)
+        first = in_background(
+            publish_over_http, base, "k-long", "long-call", timeout=60, **LIVE_APP
+        )
         time.sleep(max(0.0, started + 31.5 - time.monotonic()))
-        retry = publish(base, "k-long", "long-call", **LIVE_APP)
+        retry = publish_over_http(base, "k-long", "long-call", **LIVE_APP)
         assert retry.status_code == 409 and code(retry) == "IDEMPOTENCY_KEY_IN_USE"
         assert first.result().status_code == 200
-        replay = publish(base, "k-long", "long-call", **LIVE_APP)
+        replay = publish_over_http(base, "k-long", "long-call", **LIVE_APP)
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
     assert stored(recording, "long-call") == 1
 
@@ -106,13 +108,13 @@ def test_2_a_worker_stopped_gracefully_mid_call_settles_its_key_as_outcome_unkno
     env = {"INSTAMSG_READ_TIMEOUT": "30", "INSTAMSG_DEADLINE": "30"}
     with connector(tmp_path, recording, **env) as (base, master):
         (worker,) = workers_of(master)
-        first = in_background(publish, base, "k-term", "stopped-call", timeout=60)
-        until(lambda: stored(recording, "stopped-call") == 1, 10, every=0.02)
+        first = in_background(publish_over_http, base, "k-term", "stopped-call", timeout=60)
+        wait_until(lambda: stored(recording, "stopped-call") == 1, 10, every=0.02)
         kill(worker, signal.SIGTERM)  # what a HUP reload, max_requests or a deploy does
         with pytest.raises(requests.RequestException):
             first.result()  # its request was ended with the worker: no answer
         workers_of(master)  # the master starts another
-        retries = [publish(base, "k-term", "stopped-call") for _ in range(3)]
+        retries = [publish_over_http(base, "k-term", "stopped-call") for _ in range(3)]
     for retry in retries:
         assert retry.status_code == 502 and code(retry) == "OUTCOME_UNKNOWN"
     assert stored(recording, "stopped-call") == 1
@@ -122,20 +124,20 @@ def test_2_a_worker_killed_mid_call_leaves_a_key_that_ends_as_outcome_unknown(tm
     recording.post(MESSAGES, status=201, headers=LOCATION, delay=25)
     with connector(tmp_path, recording) as (base, master):
         (worker,) = workers_of(master)
-        first = in_background(publish, base, "k-kill", "killed-call", timeout=60)
-        until(lambda: stored(recording, "killed-call") == 1, 10, every=0.01)
+        first = in_background(publish_over_http, base, "k-kill", "killed-call", timeout=60)
+        wait_until(lambda: stored(recording, "killed-call") == 1, 10, every=0.01)
         kill(worker, signal.SIGKILL)
         with pytest.raises(requests.RequestException):
             first.result()
         workers_of(master)
-        held = publish(base, "k-kill", "killed-call")
+        held = publish_over_http(base, "k-kill", "killed-call")
         assert held.status_code == 409  # within its lease: maybe still running somewhere
 
         def settled():
-            answer = publish(base, "k-kill", "killed-call")
+            answer = publish_over_http(base, "k-kill", "killed-call")
             return answer if answer.status_code != 409 else None
 
-        final = until(settled, 45, every=1.0)  # the lease (19.8 s with these settings)
+        final = wait_until(settled, 45, every=1.0)  # the lease (19.8 s with these settings)
     assert final.status_code == 502 and code(final) == "OUTCOME_UNKNOWN"
     assert stored(recording, "killed-call") == 1
 
@@ -147,8 +149,8 @@ def test_2_the_master_stopped_mid_call_and_started_again_never_runs_the_key_twic
     # The call outlasts the graceful timeout (1 s), not its own deadline.
     env = {"INSTAMSG_READ_TIMEOUT": "30", "INSTAMSG_DEADLINE": "30"}
     with connector(tmp_path, recording, **env) as (base, master):
-        first = in_background(publish, base, "k-master", "master-call", timeout=60)
-        until(lambda: stored(recording, "master-call") == 1, 10, every=0.01)
+        first = in_background(publish_over_http, base, "k-master", "master-call", timeout=60)
+        wait_until(lambda: stored(recording, "master-call") == 1, 10, every=0.01)
         os.killpg(master.pid, signal.SIGTERM)
         master.wait(30)
         with pytest.raises(requests.RequestException):
@@ -156,10 +158,10 @@ def test_2_the_master_stopped_mid_call_and_started_again_never_runs_the_key_twic
     with connector(tmp_path, recording) as (base, _):
 
         def settled():
-            answer = publish(base, "k-master", "master-call")
+            answer = publish_over_http(base, "k-master", "master-call")
             return answer if answer.status_code != 409 else None
 
-        final = until(settled, 45, every=1.0)
+        final = wait_until(settled, 45, every=1.0)
     assert final.status_code == 502 and code(final) == "OUTCOME_UNKNOWN"
     assert stored(recording, "master-call") == 1
 
@@ -179,7 +181,7 @@ def test_3_keyed_reads_keep_nothing_so_an_evicting_redis_keeps_the_publish_key(t
             master,
         ),
     ):
-        assert publish(base, "k-pub", "evict-me").status_code == 200
+        assert publish_over_http(base, "k-pub", "evict-me").status_code == 200
         for n in range(15):
             answer = requests.post(
                 base + "/blocks/downloadFile",
@@ -193,7 +195,7 @@ def test_3_keyed_reads_keep_nothing_so_an_evicting_redis_keeps_the_publish_key(t
                 timeout=60,
             )
             assert answer.status_code == 200
-        again = publish(base, "k-pub", "evict-me")
+        again = publish_over_http(base, "k-pub", "evict-me")
         ready = requests.get(base + "/readyz", timeout=10)
         started = master.output()
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
@@ -211,8 +213,8 @@ def test_3_a_full_redis_answers_no_200_for_a_key_it_could_not_settle(tmp_path, r
         raw = redis.Redis.from_url(server.url)
         with connector(tmp_path, recording, REDIS_URL=server.url) as (base, _):
             assert requests.get(base + "/readyz", timeout=10).status_code == 200
-            first = in_background(publish, base, "k-full", "full-call")
-            until(lambda: stored(recording, "full-call") == 1, 10, every=0.01)
+            first = in_background(publish_over_http, base, "k-full", "full-call")
+            wait_until(lambda: stored(recording, "full-call") == 1, 10, every=0.01)
             for n in range(16):  # Redis fills up meanwhile: 4 MB of other data...
                 raw.set(f"junk:{n}", b"j" * 256 * 1024)
             used = raw.info("memory")["used_memory"]
@@ -221,9 +223,9 @@ def test_3_a_full_redis_answers_no_200_for_a_key_it_could_not_settle(tmp_path, r
                 raw.set("one-more", b"x")
             answer = first.result()
             ready = requests.get(base + "/readyz", timeout=10)
-            refused = publish(base, "k-other", "other-call")
+            refused = publish_over_http(base, "k-other", "other-call")
             raw.config_set("maxmemory", "8mb")
-            retry = publish(base, "k-full", "full-call")
+            retry = publish_over_http(base, "k-full", "full-call")
     assert answer.status_code == 502 and code(answer) == "OUTCOME_UNKNOWN"
     assert ready.status_code == 503 and "full" in " ".join(ready.json()["failed"])
     assert refused.status_code == 503 and code(refused) == "IDEMPOTENCY_UNAVAILABLE"
@@ -246,12 +248,12 @@ def test_5_a_claim_stalled_in_redis_does_not_surface_later_as_a_key_in_use(tmp_p
         redis_server(tmp_path / "redis", options=options) as server,
         connector(tmp_path, recording, REDIS_URL=server.url) as (base, _),
     ):
-        assert publish(base, "k-warm", "warm-up").status_code == 200
+        assert publish_over_http(base, "k-warm", "warm-up").status_code == 200
         stall = in_background(redis.Redis.from_url(server.url).execute_command, "DEBUG", "SLEEP", 3)
         time.sleep(0.2)
-        during = publish(base, "k-stall", "stalled-call")
+        during = publish_over_http(base, "k-stall", "stalled-call")
         stall.result()
-        after = publish(base, "k-stall", "stalled-call")
+        after = publish_over_http(base, "k-stall", "stalled-call")
     assert during.status_code == 503 and code(during) == "IDEMPOTENCY_UNAVAILABLE"
     assert after.status_code == 200 and "Idempotent-Replayed" not in after.headers
     assert stored(recording, "stalled-call") == 1
@@ -263,11 +265,11 @@ def test_5_a_claim_stalled_in_redis_does_not_surface_later_as_a_key_in_use(tmp_p
 def test_6_a_deleted_sqlite_file_is_made_again(tmp_path, recording):
     recording.post(MESSAGES, status=201, headers=LOCATION)
     with connector(tmp_path, recording) as (base, _):
-        assert publish(base, "k-before", "before").status_code == 200
+        assert publish_over_http(base, "k-before", "before").status_code == 200
         for suffix in ("", "-wal", "-shm"):
             (tmp_path / f"idempotency.sqlite3{suffix}").unlink(missing_ok=True)
-        after = [publish(base, f"k-after-{n}", f"after-{n}") for n in range(3)]
-        replay = publish(base, "k-after-0", "after-0")
+        after = [publish_over_http(base, f"k-after-{n}", f"after-{n}") for n in range(3)]
+        replay = publish_over_http(base, "k-after-0", "after-0")
     assert [a.status_code for a in after] == [200, 200, 200]
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert (tmp_path / "idempotency.sqlite3").exists()
@@ -309,7 +311,7 @@ def test_6_keyed_calls_cost_no_file_descriptor_each(tmp_path, recording, calls):
                     )
                 )
             # every call is now waiting on the upstream (which answers after 4 s)
-            until(lambda k=keyed: stored(recording, f"fd-{k}-") >= calls or None, 10, every=0.05)
+            wait_until(lambda k=keyed: stored(recording, f"fd-{k}-") >= calls, 10)
             counts[keyed] = open_files(worker)
             for thread in threads:
                 assert thread.result().status_code == 200
@@ -426,7 +428,7 @@ def test_8_a_dripping_file_url_is_let_go_when_its_caller_leaves(tmp_path, record
                     timeout=1.5,  # the caller hangs up
                 )
             left = time.monotonic()
-            until(lambda: drip.ended or None, 5, every=0.1)
+            wait_until(lambda: drip.ended or None, 5, every=0.1)
     finally:
         drip.close()
     assert drip.ended[0] - left < 3

@@ -6,22 +6,21 @@ recovered, metrics summed over workers, and a graceful stop."""
 import json
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
 import requests
 
+from tests.support.faultkit import LOCATION, MESSAGES, publish_over_http
 from tests.support.loopback import Loopback
 from tests.support.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
 from tests.support.servers import gunicorn
-from tests.support.upstream import APP, PUBLISH, TOKEN
+from tests.support.upstream import APP, TOKEN
+from tests.support.waiting import wait_until
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
-
-CLIENT = "/api/v1/tenants/t-1/clients/c-1"
 
 
 @pytest.fixture
@@ -49,17 +48,13 @@ def instances(redisd, recording, tmp_path):
         yield bases
 
 
-def publish(base, key=None, session=None):
-    headers = {"Idempotency-Key": key} if key else {}
-    return (session or requests).post(
-        base + "/blocks/publishMessage", json=PUBLISH, headers=headers, timeout=20
-    )
+def publish(base, key=None):
+    """A publish to the instance at ``base``, its payload named by its key."""
+    return publish_over_http(base, key, key or "keyless", timeout=20)
 
 
 def test_200_keyed_publishes_over_two_instances_reach_instamsg_50_times(instances, recording):
-    recording.post(
-        CLIENT + "/messages", status=201, headers={"Location": "/m/messages/m-1"}, delay=0.2
-    )
+    recording.post(MESSAGES, status=201, headers=LOCATION, delay=0.2)
     calls = [(instances[i % 2], f"key-{i % 50}") for i in range(200)]
     with ThreadPoolExecutor(50) as pool:
         answers = list(pool.map(lambda call: publish(*call), calls))
@@ -106,7 +101,7 @@ def test_100_managed_token_calls_over_two_instances_fetch_one_token(instances, r
 def test_a_redis_outage_mid_run_is_answered_and_recovered_without_a_restart(
     instances, recording, redisd
 ):
-    recording.post(CLIENT + "/messages", status=201, headers={"Location": "/m/messages/m-1"})
+    recording.post(MESSAGES, status=201, headers=LOCATION)
     assert publish(instances[0], "before").status_code == 200
     redisd.stop()
     for base in instances:
@@ -133,13 +128,6 @@ def in_flight(base: str) -> float:
     """The requests the instance at ``base`` is handling, less the /metrics call asking."""
     text = requests.get(base + "/metrics", timeout=5).text
     return metric_values(text, "instamsg_connector_in_flight")[()] - 1
-
-
-def wait_until(condition, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        time.sleep(0.05)
 
 
 def metric_values(text: str, name: str) -> dict:
@@ -196,7 +184,8 @@ def test_sigterm_lets_ten_slow_calls_finish(tmp_path):
         for thread in threads:
             thread.start()
         started.wait()
-        wait_until(lambda: in_flight(base) == 10)  # the ten calls are in the slow fault now
+        # the ten calls are in the slow fault now
+        wait_until(lambda: in_flight(base) == 10, within=10)
         process.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(timeout=30)

@@ -8,16 +8,11 @@ import requests
 from app import create_app
 from connector.config import Settings
 from tests.support.servers import gunicorn
-from tests.support.upstream import APP, INSTAMSG, TOKEN, VALVE
+from tests.support.upstream import APP, INSTAMSG, KEYED_PUBLISH, TOKEN, VALVE, publish
 
 MESSAGES_PATH = "/api/v1/tenants/t/clients/c/messages"
 MESSAGES = INSTAMSG + MESSAGES_PATH
-PUBLISH = {"accessToken": TOKEN, **VALVE, "payload": "open"}
 LOCATION = {"Location": "/api/v1/tenants/t/clients/c/messages/m-1"}
-
-
-def publish(client, key, args=PUBLISH, path="/blocks/publishMessage"):
-    return client.post(path, json=args, headers={"Idempotency-Key": key})
 
 
 def envelope(answer):
@@ -45,10 +40,13 @@ def test_a_repeated_call_is_replayed_without_calling_upstream(client, mocked):
 def test_the_same_key_with_other_arguments_or_block_is_refused(client, mocked):
     mocked.post(MESSAGES, status=201, headers=LOCATION)
     publish(client, "k-2")
-    other_args = publish(client, "k-2", {**PUBLISH, "payload": "close"})
+    other_args = publish(client, "k-2", {**KEYED_PUBLISH, "payload": "close"})
     other_block = client.post(
         "/blocks/releaseMessage",
-        json={**{k: PUBLISH[k] for k in ("accessToken", "tenantId", "clientId")}, "messageId": 1},
+        json={
+            **{k: KEYED_PUBLISH[k] for k in ("accessToken", "tenantId", "clientId")},
+            "messageId": 1,
+        },
         headers={"Idempotency-Key": "k-2"},
     )
     for answer in (other_args, other_block):
@@ -94,7 +92,7 @@ def test_errors_from_upstream_are_kept_too(client, mocked):
 
 def test_validation_failures_are_not_kept(client, mocked):
     mocked.post(MESSAGES, status=201, headers=LOCATION)
-    bad = publish(client, "k-5", {**PUBLISH, "qos": 9})
+    bad = publish(client, "k-5", {**KEYED_PUBLISH, "qos": 9})
     assert bad.status_code == 422 and envelope(bad)["status_code"] == "INVALID_FIELDS"
     good = publish(client, "k-5")
     assert good.status_code == 200 and "Idempotent-Replayed" not in good.headers
@@ -112,9 +110,9 @@ def test_a_key_holds_across_renewed_credentials(client, mocked):
     ]
     assert tokens == [TOKEN, "a-renewed-token"]
     first = publish(client, "k-6")
-    renewed = publish(client, "k-6", {**PUBLISH, "accessToken": "a-renewed-token"})
+    renewed = publish(client, "k-6", {**KEYED_PUBLISH, "accessToken": "a-renewed-token"})
     managed = publish(
-        client, "k-6", {**{k: v for k, v in PUBLISH.items() if k != "accessToken"}, **APP}
+        client, "k-6", {**{k: v for k, v in KEYED_PUBLISH.items() if k != "accessToken"}, **APP}
     )
     for again in (renewed, managed):
         assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
@@ -132,7 +130,7 @@ def test_keys_belong_to_the_connectors_caller(tmp_path, mocked):
     answers = [
         client.post(
             "/blocks/publishMessage",
-            json=PUBLISH,
+            json=KEYED_PUBLISH,
             headers={"Idempotency-Key": "k-shared", "X-API-Key": holder},
         )
         for holder in ("ak-one", "ak-two", "ak-one")
@@ -170,7 +168,11 @@ def test_kept_answers_expire(client, mocked):
 @pytest.mark.parametrize("block", ["publishMessage", "getAccessToken", "getMessages"])
 def test_a_key_must_be_1_to_255_characters_on_every_block(client, key, block, nothing_sent):
     """Blocks that ignore keys (reads, getAccessToken) refuse a malformed one all the same."""
-    args = {"clientKey": "demo-key", "clientSecret": "s"} if block == "getAccessToken" else PUBLISH
+    args = (
+        {"clientKey": "demo-key", "clientSecret": "s"}
+        if block == "getAccessToken"
+        else KEYED_PUBLISH
+    )
     answer = publish(client, key, args, path=f"/blocks/{block}")
     assert answer.status_code == 400 and envelope(answer)["status_code"] == "INVALID_REQUEST"
 
@@ -199,7 +201,7 @@ def test_two_workers_one_key_one_publish(tmp_path, loopback):
             results.append(
                 requests.post(
                     base + "/blocks/publishMessage",
-                    json=PUBLISH,
+                    json=KEYED_PUBLISH,
                     headers={"Idempotency-Key": "shared-1", "Connection": "close"},
                     timeout=10,
                 )
@@ -211,7 +213,9 @@ def test_two_workers_one_key_one_publish(tmp_path, loopback):
         for thread in threads:
             thread.join()
         replay = requests.post(
-            base + "/blocks/publishMessage", json=PUBLISH, headers={"Idempotency-Key": "shared-1"}
+            base + "/blocks/publishMessage",
+            json=KEYED_PUBLISH,
+            headers={"Idempotency-Key": "shared-1"},
         )
     statuses = sorted(r.status_code for r in results)
     assert statuses in ([200, 409], [200, 200])
@@ -309,7 +313,7 @@ def test_a_token_the_connector_did_not_hand_out_keeps_its_keys_to_itself(client,
     mocked.post(MESSAGES, status=201, headers=LOCATION)
     first = publish(client, "k-9")
     same = publish(client, "k-9")
-    other = publish(client, "k-9", {**PUBLISH, "accessToken": "tok-from-elsewhere"})
+    other = publish(client, "k-9", {**KEYED_PUBLISH, "accessToken": "tok-from-elsewhere"})
     assert same.headers["Idempotent-Replayed"] == "true" and same.json == first.json
     assert other.status_code == 422 and envelope(other)["status_code"] == "IDEMPOTENCY_KEY_REUSED"
     assert len(mocked.calls) == 1
@@ -352,10 +356,10 @@ def test_a_key_matches_what_was_asked_whatever_its_spelling(client, mocked):
     first = publish(client, "k-spelling")
     as_form = client.post(
         "/blocks/publishMessage",
-        data={k: str(v) for k, v in PUBLISH.items()},
+        data={k: str(v) for k, v in KEYED_PUBLISH.items()},
         headers={"Idempotency-Key": "k-spelling"},
     )
-    with_default = publish(client, "k-spelling", {**PUBLISH, "save": True})
+    with_default = publish(client, "k-spelling", {**KEYED_PUBLISH, "save": True})
     for again in (as_form, with_default):
         assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
     assert len(mocked.calls) == 1

@@ -15,7 +15,7 @@ from connector.engine.idempotency_keys import (
     bounded_answer,
 )
 from connector.state.sqlite_store import SQLiteIdempotencyStore
-from tests.support.upstream import INSTAMSG, LIVE_APP, TOKEN, VALVE
+from tests.support.upstream import INSTAMSG, KEYED_PUBLISH, LIVE_APP, TOKEN, VALVE, publish
 
 T = "/api/v1/tenants/t/clients/c"
 MESSAGES = INSTAMSG + T + "/messages"
@@ -24,18 +24,8 @@ LOCATION = {"Location": T + "/messages/m-1"}
 PUBLISH = {**VALVE, "payload": "open"}
 
 
-def publish(client, key, **extra):
-    return client.post(
-        "/blocks/publishMessage",
-        json={"accessToken": TOKEN, **PUBLISH, **extra},
-        headers={"Idempotency-Key": key},
-    )
-
-
 def managed_publish(client, key):
-    return client.post(
-        "/blocks/publishMessage", json={**LIVE_APP, **PUBLISH}, headers={"Idempotency-Key": key}
-    )
+    return publish(client, key, {**LIVE_APP, **PUBLISH})
 
 
 def code(answer):
@@ -93,7 +83,7 @@ def test_the_rapidapi_twin_answers_outcome_unknown_with_200(client, mocked):
     for _ in range(2):
         answer = client.post(
             "/api/InstaMsg/publishMessage",
-            json={"accessToken": TOKEN, **PUBLISH},
+            json=KEYED_PUBLISH,
             headers={"Idempotency-Key": "k-rapid"},
         )
         assert answer.status_code == 200 and code(answer) == "OUTCOME_UNKNOWN"

@@ -24,11 +24,14 @@ from connector.generate import n8n as n8n_package
 from tests.support.netns import Netns
 from tests.support.servers import ROOT, free_port, gunicorn, stop
 from tests.support.upstream import APP
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
 N8N_VERSION = "2.41.1"
 PACKAGE = ROOT / "integrations" / "n8n"
+#: How often a test asks n8n again: each read runs n8n's CLI or the sandbox, seconds apart.
+N8N_EVERY = 2
 CREDENTIALS = {"instaMsgApi": {"id": "instamsg1", "name": "InstaMsg sandbox"}}
 NODE = "CUSTOM.instaMsg"
 TRIGGER = "CUSTOM.instaMsgTrigger"
@@ -214,7 +217,8 @@ def tenant_and_client(topic="telemetry", *, name="pump") -> list[dict]:
     ]
 
 
-def publish(name, message_id, payload, **extra_fields) -> dict:
+def publish_node(name, message_id, payload, **extra_fields) -> dict:
+    """An n8n workflow node that publishes a message (it builds the node; it sends nothing)."""
     return node(
         name,
         {
@@ -279,9 +283,9 @@ def test_a_flow_passes_results_from_block_to_block(lab):
                 },
             ),
             tenant_and_client()[1],
-            publish("Publish", 1, "21.5"),
-            publish("Publish again", 2, "={{ 22 + 0.5 }}"),
-            publish("Publish unsaved", 3, "not kept", save=False),
+            publish_node("Publish", 1, "21.5"),
+            publish_node("Publish again", 2, "={{ 22 + 0.5 }}"),
+            publish_node("Publish unsaved", 3, "not kept", save=False),
             node(
                 "Messages",
                 {
@@ -476,7 +480,7 @@ KEY = "={{ 'n8n-' + $execution.id }}"
 
 
 def keyed_publish(name, message_id, payload, key=KEY) -> dict:
-    made = publish(name, message_id, payload)
+    made = publish_node(name, message_id, payload)
     return {**made, "parameters": {**made["parameters"], "idempotencyKey": key}}
 
 
@@ -559,12 +563,14 @@ def ready(process, output, timeout=120):
         time.sleep(1)
 
 
-def wait_until(read, expected, output, seconds):
+def wait_for(read, expected, output, seconds):
     """Wait until ``read()`` answers ``expected``; else fail with what it answers and n8n's log."""
-    deadline = time.monotonic() + seconds
-    while (found := read()) != expected:
-        assert time.monotonic() < deadline, (found, output()[-3000:])
-        time.sleep(2)
+    wait_until(
+        lambda: read() == expected,
+        seconds,
+        every=N8N_EVERY,
+        explain=lambda: f"{read()!r}, not {expected!r}\n{output()[-3000:]}",
+    )
 
 
 def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab):
@@ -638,27 +644,22 @@ def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab)
     published = lab.cli("publish:workflow", "--id=watch")
     assert published.returncode == 0, published.stdout + published.stderr
 
-    def wait_for(expected, output, minutes=2.5):
-        deadline = time.monotonic() + minutes * 60
-        while time.monotonic() < deadline:
-            if seen() == expected:
-                return
-            time.sleep(2)
-        raise AssertionError(f"sink has {seen()}, not {expected}\n{output()[-3000:]}")
+    def sink_has(expected, output, minutes=2.5):
+        wait_for(seen, expected, output, minutes * 60)
 
     with lab.server() as (process, output):
         ready(process, output)
         say("first")
         say("elsewhere", topic="other")
-        wait_for(["first"], output)
+        sink_has(["first"], output)
         say("second")
         say("third")
-        wait_for(["first", "second", "third"], output)
+        sink_has(["first", "second", "third"], output)
     # Stopped: what comes meanwhile is emitted once n8n is back, and nothing twice.
     say("while stopped")
     with lab.server() as (process, output):
         ready(process, output)
-        wait_for(["first", "second", "third", "while stopped"], output)
+        sink_has(["first", "second", "third", "while stopped"], output)
         time.sleep(65)  # one more poll
         assert seen() == ["first", "second", "third", "while stopped"], output()[-3000:]
 
@@ -783,7 +784,7 @@ def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
             "POST", "/workflows/latest/run", {"triggerToStartFrom": {"name": "New message"}}
         )
         assert started["executionId"]
-        wait_until(seen, ["test: latest"], output, 60)
+        wait_for(seen, ["test: latest"], output, 60)
 
         # Activated by the user: nothing older is emitted, what comes next is; deactivated and
         # activated again, what came while it was off is not emitted either.
@@ -796,18 +797,18 @@ def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
         def activate():
             version = editor.call("GET", "/workflows/latest")["versionId"]
             editor.call("POST", "/workflows/latest/activate", {"versionId": version})
-            wait_until(live_version, version, output, 60)
+            wait_for(live_version, version, output, 60)
 
         def deactivate():
             editor.call("POST", "/workflows/latest/deactivate", {})
-            wait_until(live_version, None, output, 60)
+            wait_for(live_version, None, output, 60)
 
         activate()
         say(3, "after activation")
-        wait_until(seen, ["test: latest", "test: after activation"], output, 150)
+        wait_for(seen, ["test: latest", "test: after activation"], output, 150)
         deactivate()
         say(4, "while off")
         activate()
         say(5, "back on")
         expected = ["test: latest", "test: after activation", "test: back on"]
-        wait_until(seen, expected, output, 150)
+        wait_for(seen, expected, output, 150)

@@ -158,7 +158,8 @@ def test_the_client_quota_is_enforced(flow):
     assert "max_clients" in error["status_msg"]
 
 
-def publish(flow, tenant, client, expect=200, **overrides):
+def device_publish(flow, tenant, client, expect=200, **overrides):
+    """A publish as ``client`` of ``tenant`` in the sandbox flow, expecting ``expect``."""
     args = {"id": 1, "type": "pub", "topic": "telemetry", "payload": "21.5", "qos": 1}
     return flow("publishMessage", expect, tenantId=tenant, clientId=client, **{**args, **overrides})
 
@@ -166,23 +167,23 @@ def publish(flow, tenant, client, expect=200, **overrides):
 def test_publishing_needs_a_permitted_topic_and_is_logged_either_way(flow):
     tenant = flow.tenant()
     client = flow.device(tenant)
-    error = publish(flow, tenant, client, 403, topic="secret")
+    error = device_publish(flow, tenant, client, 403, topic="secret")
     assert "pub_topics" in error["status_msg"] and "updateClient" in error["status_msg"]
-    assert publish(flow, tenant, client)["messageId"]
+    assert device_publish(flow, tenant, client)["messageId"]
     warnings = flow("getClientLogs", tenantId=tenant, clientId=client, level="WARN")
     assert len(warnings) == 1 and "secret" in warnings[0]["message"]
     by_client = flow("getClientLogs", tenantId=tenant, clientId=client, creator="client")
     assert [entry["level"] for entry in by_client] == ["DEBUG"]
     flow("updateClient", tenantId=tenant, clientId=client, pubTopics="telemetry,secret")
-    publish(flow, tenant, client, topic="secret", id=2)
+    device_publish(flow, tenant, client, topic="secret", id=2)
 
 
 def test_the_message_quota_is_enforced(flow):
     tenant = flow.tenant(maxMessages=2)
     client = flow.device(tenant)
-    publish(flow, tenant, client, id=1)
-    publish(flow, tenant, client, id=2)
-    error = publish(flow, tenant, client, 403, id=3)
+    device_publish(flow, tenant, client, id=1)
+    device_publish(flow, tenant, client, id=2)
+    error = device_publish(flow, tenant, client, 403, id=3)
     assert "max_messages" in error["status_msg"]
     errors = flow("getClientLogs", tenantId=tenant, clientId=client, level="ERROR")
     assert len(errors) == 1
@@ -196,7 +197,9 @@ def test_messages_by_time_window_and_type(flow, monkeypatch):
     times = iter([1_700_000_000_000, 1_700_000_100_000, 1_700_000_200_000])
     monkeypatch.setattr(activity, "now_ms", lambda: next(times))
     for ident, kind in ((1, "pub"), (2, "p2p"), (3, "pub")):
-        publish(flow, tenant, client, id=ident, type=kind, topic="a" if kind == "pub" else client)
+        device_publish(
+            flow, tenant, client, id=ident, type=kind, topic="a" if kind == "pub" else client
+        )
     monkeypatch.undo()
     window = flow(
         "getMessages", tenantId=tenant, clientId=client, start=1_700_000_050, end="1700000250000"
@@ -209,7 +212,7 @@ def test_messages_by_time_window_and_type(flow, monkeypatch):
 def test_unsaved_messages_count_but_are_not_listed(flow):
     tenant = flow.tenant()
     client = flow.device(tenant)
-    publish(flow, tenant, client, save=False)
+    device_publish(flow, tenant, client, save=False)
     assert flow("getMessages", tenantId=tenant, clientId=client) == []
     metrics = flow("getClientMetrics", tenantId=tenant, clientId=client)
     assert metrics["messages_published"] == 1 and metrics["messages_stored"] == 0
@@ -218,13 +221,13 @@ def test_unsaved_messages_count_but_are_not_listed(flow):
 def test_in_flight_ids_and_release(flow):
     tenant = flow.tenant()
     client = flow.device(tenant)
-    held = publish(flow, tenant, client, id=7, qos=2)["messageId"]
-    assert "in flight" in publish(flow, tenant, client, 409, id=7, qos=2)["status_msg"]
-    publish(flow, tenant, client, id=7, qos=2, duplicate=True)
+    held = device_publish(flow, tenant, client, id=7, qos=2)["messageId"]
+    assert "in flight" in device_publish(flow, tenant, client, 409, id=7, qos=2)["status_msg"]
+    device_publish(flow, tenant, client, id=7, qos=2, duplicate=True)
     flow("releaseMessage", tenantId=tenant, clientId=client, messageId=held)
     assert flow("releaseMessage", 409, tenantId=tenant, clientId=client, messageId=held)
     flow("releaseMessage", 404, tenantId=tenant, clientId=client, messageId="999")
-    delivered = publish(flow, tenant, client, id=8, qos=1)["messageId"]
+    delivered = device_publish(flow, tenant, client, id=8, qos=1)["messageId"]
     flow("releaseMessage", 409, tenantId=tenant, clientId=client, messageId=delivered)
 
 
@@ -233,8 +236,8 @@ def test_sessions_network_logs_and_metrics_follow_from_publishing(flow):
     client = flow.device(tenant, provisioningId="00:1B:44:11:3A:B7", gsmMsisdn="9876543210")
     assert flow("getClientSessions", tenantId=tenant, clientId=client) == []
     assert flow("getClientInfo", tenantId=tenant, clientId=client)["state"] == "offline"
-    publish(flow, tenant, client, id=1, payload="abcd")
-    publish(flow, tenant, client, id=2, payload="ef")
+    device_publish(flow, tenant, client, id=1, payload="abcd")
+    device_publish(flow, tenant, client, id=2, payload="ef")
     sessions = flow("getClientSessions", tenantId=tenant, clientId=client)
     assert len(sessions) == 1 and sessions[0]["messages"] == 2
     network = flow("getClientNetworkLogs", tenantId=tenant, clientId=client, msisdn="9876543210")

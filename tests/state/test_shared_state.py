@@ -7,7 +7,7 @@ import responses
 
 from app import create_app
 from tests.support.redisd import redisd_fixture  # noqa: F401  (the real redis-server fixture)
-from tests.support.upstream import INSTAMSG, PUBLISH
+from tests.support.upstream import INSTAMSG, PUBLISH, publish
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -22,16 +22,11 @@ def shared(redisd, settings):
     return create_app(replace(settings, redis_url=redisd.url)).test_client()
 
 
-def publish(client, key=None):
-    headers = {"Idempotency-Key": key} if key else {}
-    return client.post("/blocks/publishMessage", json=PUBLISH, headers=headers)
-
-
 def test_a_replay_comes_from_redis(shared, redisd):
     with responses.RequestsMock() as mock:
         mock.post(MESSAGES, status=201, headers={"Location": "/m/messages/m-1"})
-        first = publish(shared, "k-1")
-        again = publish(shared, "k-1")
+        first = publish(shared, "k-1", PUBLISH)
+        again = publish(shared, "k-1", PUBLISH)
         assert len(mock.calls) == 1
     assert first.status_code == again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true" and again.data == first.data
@@ -41,9 +36,9 @@ def test_with_redis_down_keyed_calls_answer_503_and_send_nothing(shared, redisd)
     redisd.stop()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.post(MESSAGES, status=201, headers={"Location": "/m/messages/m-2"})
-        keyed = publish(shared, "k-2")
+        keyed = publish(shared, "k-2", PUBLISH)
         assert len(mock.calls) == 0
-        keyless = publish(shared)
+        keyless = publish(shared, args=PUBLISH)
         assert len(mock.calls) == 1
     assert keyless.status_code == 200
     assert keyed.status_code == 503 and keyed.headers["Retry-After"] == "5"
@@ -57,7 +52,7 @@ def test_with_redis_down_keyed_calls_answer_503_and_send_nothing(shared, redisd)
     redisd.start()  # the same port: no restart of the connector
     with responses.RequestsMock() as mock:
         mock.post(MESSAGES, status=201, headers={"Location": "/m/messages/m-3"})
-        assert publish(shared, "k-2").status_code == 200
+        assert publish(shared, "k-2", PUBLISH).status_code == 200
     assert shared.get("/readyz").json == {"status": "ready", "store": "redis"}
 
 

@@ -29,3 +29,12 @@ PUBLISH = {
 
 #: The keyed publish the Idempotency-Key tests send (credentials and payload are each test's).
 VALVE = {"tenantId": "t", "clientId": "c", "id": 7, "type": "pub", "topic": "valves", "qos": 2}
+#: That publish on an access token, as the in-process key tests send it.
+KEYED_PUBLISH = {"accessToken": TOKEN, **VALVE, "payload": "open"}
+
+
+def publish(client, key=None, args=KEYED_PUBLISH, path="/blocks/publishMessage"):
+    """A publishMessage call through a Flask test ``client``, under the Idempotency-Key
+    ``key`` when one is given. (Over real HTTP: tests/support/faultkit.py's publish_over_http.)"""
+    headers = {} if key is None else {"Idempotency-Key": key}
+    return client.post(path, json=args, headers=headers)
