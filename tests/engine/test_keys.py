@@ -15,6 +15,7 @@ from connector.engine.idempotency_keys import (
     bounded_answer,
 )
 from connector.state.sqlite_store import SQLiteIdempotencyStore
+from connector.web.body import MAX_ARGS
 from tests.support.upstream import INSTAMSG, KEYED_PUBLISH, LIVE_APP, TOKEN, VALVE, publish
 
 T = "/api/v1/tenants/t/clients/c"
@@ -283,8 +284,8 @@ def test_deep_client_config_is_answered_400(client, nothing_sent):
 
 
 def test_a_body_of_too_many_arguments_is_refused_before_any_work(client, nothing_sent):
-    answer = client.post("/blocks/publishMessage", json={f"k{n}": 1 for n in range(501)})
-    assert answer.status_code == 400 and "501 arguments" in code_msg(answer)
+    answer = client.post("/blocks/publishMessage", json={f"k{n}": 1 for n in range(MAX_ARGS + 1)})
+    assert answer.status_code == 400 and f"{MAX_ARGS + 1} arguments" in code_msg(answer)
 
 
 def code_msg(answer):

@@ -6,6 +6,7 @@ import json
 import pytest
 import requests
 
+from connector.upstream.outcomes import BODY_LIMIT, SAID_LIMIT
 from tests.support.servers import gunicorn
 from tests.support.upstream import LIVE_APP
 
@@ -144,25 +145,25 @@ def at(position: int, filler: str, echoed: str) -> str:
     return filler * start + echoed
 
 
-def json_said(echoed):  # the sentence in status_msg, cut at 300 characters
-    return {"json": {"message": at(300, "y", echoed)}}
+def json_said(echoed):  # the sentence in status_msg, cut at SAID_LIMIT characters
+    return {"json": {"message": at(SAID_LIMIT, "y", echoed)}}
 
 
-def json_body(echoed):  # the JSON body under upstream.body, cut at 4,096 characters of its text
+def json_body(echoed):  # the JSON under upstream.body, cut at BODY_LIMIT characters of its text
     return {
         "json": {
             "detail": "see below",
-            "trace": at(4096 - len('{"detail": "see below", "trace": "'), "z", echoed),
+            "trace": at(BODY_LIMIT - len('{"detail": "see below", "trace": "'), "z", echoed),
         }
     }
 
 
-def text_said(echoed):  # a text body: its sentence is cut at 300 characters
-    return {"body": at(300, "y", echoed), "content_type": "text/plain"}
+def text_said(echoed):  # a text body: its sentence is cut at SAID_LIMIT characters
+    return {"body": at(SAID_LIMIT, "y", echoed), "content_type": "text/plain"}
 
 
-def text_body(echoed):  # a text body is cut at 4,096 characters
-    return {"body": at(4096, "z", echoed), "content_type": "text/plain"}
+def text_body(echoed):  # a text body is cut at BODY_LIMIT characters
+    return {"body": at(BODY_LIMIT, "z", echoed), "content_type": "text/plain"}
 
 
 ECHOES = [json_said, json_body, text_said, text_body]
@@ -214,7 +215,8 @@ def test_no_piece_of_the_managed_token_survives_where_instamsg_text_is_cut(
     said = error["status_msg"].partition("InstaMsg said: ")[2]
     body = error["upstream"]["body"]
     # The cuts still hold: the scrubbed words are cut to the same limits as before.
-    assert len(said) <= 300 and len(body if isinstance(body, str) else json.dumps(body)) <= 4096
+    assert len(said) <= SAID_LIMIT
+    assert len(body if isinstance(body, str) else json.dumps(body)) <= BODY_LIMIT
     assert "[redact" in said + (body if isinstance(body, str) else json.dumps(body))
 
 
@@ -273,10 +275,10 @@ def test_a_token_is_scrubbed_as_a_query_string_writes_it_too(app, mocked):
 # sentence must read them once. A pattern that starts over at each "<" without an end, as the
 # old title and tag patterns did, would take many minutes over a megabyte.
 WHOLE_PAGES = [
-    (">" + "<" * 2**20, ">" + "<" * 299),
+    (">" + "<" * 2**20, ">" + "<" * (SAID_LIMIT - 1)),
     ("<title>" * (2**20 // 7), ""),  # all tags, no text: nothing said
-    ("<title" * (2**20 // 6), "<title" * 50),
-    ("<p>" + "bad " * 2**18 + "</p>", "bad " * 75),
+    ("<title" * (2**20 // 6), "<title" * (SAID_LIMIT // len("<title"))),
+    ("<p>" + "bad " * 2**18 + "</p>", "bad " * (SAID_LIMIT // len("bad "))),
 ]
 
 
@@ -288,7 +290,7 @@ def test_the_sentence_of_a_whole_text_body_is_found_in_one_read(client, mocked, 
     )
     error = answer.json["contextWrites"]["to"]
     assert error["status_msg"].partition("InstaMsg said: ")[2] == said
-    assert error["upstream"]["body"] == page[:4096]
+    assert error["upstream"]["body"] == page[:BODY_LIMIT]
 
 
 WRITTEN = [

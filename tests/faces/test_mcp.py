@@ -27,6 +27,7 @@ from mcp.shared.exceptions import MCPError
 
 from app import create_app
 from connector.config import Settings
+from connector.engine.idempotency_keys import MAX_KEY
 from connector.engine.registry import REGISTRY
 from connector.generate import manifest, openapi, samples
 from connector.mcp import runners, schema, server, tools
@@ -1084,15 +1085,15 @@ def test_the_same_idempotency_key_twice_publishes_one_message(sandbox_app):
     check_published_once(*run_with_client(in_process(sandbox_app), publish_twice))
 
 
-@pytest.mark.parametrize("key", [7, "", "k" * 256])
-def test_an_idempotency_key_that_is_no_text_of_1_to_255_characters_is_refused(sandbox_app, key):
+@pytest.mark.parametrize("key", [7, "", "k" * (MAX_KEY + 1)])
+def test_an_idempotency_key_that_is_no_text_of_1_to_max_key_characters_is_refused(sandbox_app, key):
     async def scenario(client):
         return await client.call_tool("createTenant", {**APP, "name": "F", "idempotencyKey": key})
 
     result = run_with_client(in_process(sandbox_app), scenario)
     refused = json.loads(result.content[0].text)
     assert result.is_error and refused["status_code"] == "INVALID_FIELDS"
-    assert refused["fields"] == ["idempotencyKey"] and "1 to 255" in refused["status_msg"]
+    assert refused["fields"] == ["idempotencyKey"] and f"1 to {MAX_KEY}" in refused["status_msg"]
 
 
 def test_a_read_tool_takes_no_idempotency_key_and_a_tool_that_changes_does():

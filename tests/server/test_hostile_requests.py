@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from connector.web.body import MAX_ARGS
 from tests.support.loopback import Loopback
 from tests.support.servers import gunicorn
 from tests.support.upstream import TOKEN
@@ -218,16 +219,16 @@ def multipart(fields: int) -> bytes:
 
 
 FORMS = [
-    pytest.param(urlencoded(501), id="urlencoded, 501 fields"),
+    pytest.param(urlencoded(MAX_ARGS + 1), id="urlencoded, one field too many"),
     pytest.param(urlencoded(1_000_000), id="urlencoded, a million fields (9.9 MB)"),
-    pytest.param(multipart(501), id="multipart, 501 fields"),
+    pytest.param(multipart(MAX_ARGS + 1), id="multipart, one field too many"),
     pytest.param(multipart(100_000), id="multipart, 100,000 fields"),
 ]
 
 
 @pytest.mark.parametrize("raw", FORMS)
 def test_a_form_stops_being_parsed_past_the_argument_limit(live, raw):
-    # "more than 500": the parser stopped at the limit and never counted the rest (it used to
+    # "more than MAX_ARGS": the parser stopped at the limit and never counted the rest (it used to
     # split every field first, and then say how many there were). The worker reads what was
     # left of the body, and the request behind it is served.
     base, _, upstream = live
@@ -239,12 +240,14 @@ def test_a_form_stops_being_parsed_past_the_argument_limit(live, raw):
     assert head.startswith(b"HTTP/1.1 400 ")
     assert after.startswith(b"200 OK")
     assert error["status_code"] == "INVALID_REQUEST"
-    assert error["status_msg"].startswith("The call carries more than 500 arguments;")
+    assert error["status_msg"].startswith(f"The call carries more than {MAX_ARGS} arguments;")
     assert upstream.calls == []
 
 
-@pytest.mark.parametrize("raw", [urlencoded(500), multipart(500)], ids=["urlencoded", "multipart"])
-def test_a_form_of_500_fields_is_taken(live, raw):
+@pytest.mark.parametrize(
+    "raw", [urlencoded(MAX_ARGS), multipart(MAX_ARGS)], ids=["urlencoded", "multipart"]
+)
+def test_a_form_of_max_args_fields_is_taken(live, raw):
     base, _, upstream = live
     upstream.calls.clear()
     assert exchange(base, raw + LAST).startswith(b"HTTP/1.1 200 OK")

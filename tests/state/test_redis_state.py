@@ -17,7 +17,7 @@ import redis
 import blocks  # noqa: F401  (registers getAccessToken)
 from connector.config import Settings
 from connector.engine.build import build_engine
-from connector.engine.idempotency_keys import LOCK_SLACK, Lifetimes
+from connector.engine.idempotency_keys import LOCK_SLACK, MAX_KEY, Lifetimes
 from connector.engine.registry import REGISTRY
 from connector.engine.tokens import TokenManager
 from connector.errors import ApiError, IdempotencyUnavailable
@@ -234,7 +234,7 @@ def test_every_key_under_the_prefix_expires(redisd):
     store.claim(SCOPE, "running", "publishMessage", "r")
     done = store.claim(SCOPE, "done", "publishMessage", "r")
     store.complete(SCOPE, "done", done.owner, 200, [], b"{}")
-    store.claim(SCOPE, "x" * 255, "publishMessage", "r")
+    store.claim(SCOPE, "x" * MAX_KEY, "publishMessage", "r")
     tokens = RedisTokenCache(store.client, PREFIX, lock_timeout=30, wait=30)
     tokens.write("f" * 64, "tok", 120)
     held = tokens.lock("f" * 64)
@@ -245,7 +245,7 @@ def test_every_key_under_the_prefix_expires(redisd):
     keys = all_keys(redisd.url)
     assert len(keys) == 7 and all(name.startswith(PREFIX) for name in keys)
     assert {name: ttl for name, ttl in keys.items() if ttl <= 0} == {}
-    assert max(len(name) for name in keys) < 200  # a 255-character key makes a short name
+    assert max(len(name) for name in keys) < 200  # a key of MAX_KEY characters makes a short name
     held.release()
 
 
