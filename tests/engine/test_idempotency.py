@@ -83,14 +83,6 @@ def test_a_key_still_running_answers_in_use(client, mocked):
     assert publish(client, "k-3").headers["Idempotent-Replayed"] == "true"
 
 
-def test_errors_from_upstream_are_kept_too(client, mocked):
-    mocked.post(MESSAGES, status=403, json={"message": "topic not permitted"})
-    first = publish(client, "k-4")
-    again = publish(client, "k-4")
-    assert first.status_code == again.status_code == 403
-    assert again.json == first.json and len(mocked.calls) == 1
-
-
 def test_validation_failures_are_not_kept(client, mocked):
     mocked.post(MESSAGES, status=201, headers=LOCATION)
     bad = publish(client, "k-5", {**KEYED_PUBLISH, "qos": 9})
