@@ -6,6 +6,7 @@ fixture starts, which records a publish the moment it arrives and answers after 
 call cut off while it waits has reached InstaMsg. Settings are short
 (tests/support/faultkit.py) so each test takes seconds."""
 
+import io
 import os
 import signal
 import threading
@@ -27,7 +28,7 @@ from tests.support.faultkit import (
     workers_of,
 )
 from tests.support.loopback import Loopback
-from tests.support.redisd import redis_server
+from tests.support.redisd import answers_ping, redis_server
 from tests.support.upstream import LIVE_APP, TOKEN
 from tests.support.waiting import wait_until
 
@@ -250,7 +251,7 @@ def test_5_a_claim_stalled_in_redis_does_not_surface_later_as_a_key_in_use(tmp_p
     ):
         assert publish_over_http(base, "k-warm", "warm-up").status_code == 200
         stall = in_background(redis.Redis.from_url(server.url).execute_command, "DEBUG", "SLEEP", 3)
-        time.sleep(0.2)
+        wait_until(lambda: not answers_ping(server.port), 5)  # Redis is in the stall now
         during = publish_over_http(base, "k-stall", "stalled-call")
         stall.result()
         after = publish_over_http(base, "k-stall", "stalled-call")
@@ -329,18 +330,37 @@ def timed_get(url):
     return answer, time.monotonic() - started
 
 
+class Told:
+    """A request body that tells when requests has handed all of it to the socket."""
+
+    def __init__(self, data: bytes):
+        self.data, self.size, self.whole = io.BytesIO(data), len(data), threading.Event()
+
+    def __len__(self):  # requests sends a Content-Length, as it does for bytes
+        return self.size
+
+    def read(self, size=-1):
+        piece = self.data.read(size)
+        if not piece:
+            self.whole.set()
+        return piece
+
+
 def test_7_a_body_of_a_million_unknown_names_does_not_hold_the_worker(tmp_path, recording):
     body = b"{" + b",".join(b'"k%07d":1' % n for n in range(1_150_000)) + b"}"
     assert len(body) < 16 * 1024 * 1024
     with connector(tmp_path, recording) as (base, _):
+        sent = Told(body)
         big = in_background(
             requests.post,
             base + "/blocks/publishMessage",
-            data=body,
+            data=sent,
             headers={"Content-Type": "application/json"},
             timeout=60,
         )
-        time.sleep(0.3)  # the body is on its way, or being read
+        # the whole body is handed to the socket: more than any buffer holds, so the worker
+        # has read most of it and is reading or parsing the rest
+        assert sent.whole.wait(30)
         health, waited = timed_get(base + "/healthz")
         answer = big.result()
     assert health.status_code == 200 and waited < 3.0, waited
@@ -448,8 +468,12 @@ def test_10_a_lone_surrogate_name_gets_an_envelope_and_an_access_line(tmp_path, 
             )
             for path in ("/blocks/publishMessage", "/api/InstaMsg/publishMessage")
         ]
-        time.sleep(0.3)
-        log = master.output()
+
+        def both_logged():  # the access lines are written once the answers are sent
+            out = master.output()
+            return out if out.count('"code":"INVALID_REQUEST"') >= 2 else None
+
+        log = wait_until(both_logged, 10)
     assert [a.status_code for a in answers] == [400, 200]
     assert [code(a) for a in answers] == ["INVALID_REQUEST", "INVALID_REQUEST"]
     assert "Traceback" not in log and log.count('"code":"INVALID_REQUEST"') == 2

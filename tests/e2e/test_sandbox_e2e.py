@@ -11,6 +11,7 @@ import requests
 
 from tests.support.servers import ROOT, free_port, gunicorn
 from tests.support.upstream import APP
+from tests.support.waiting import wait_until
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -175,12 +176,14 @@ def test_the_standalone_sandbox_serves_a_live_mode_connector(tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+
+        def up():
             try:
-                requests.get(url + "/_sandbox/health", timeout=1)
-                break
+                return requests.get(url + "/_sandbox/health", timeout=1)
             except requests.ConnectionError:
-                time.sleep(0.1)
+                return None
+
+        wait_until(up, 10)
         env = {"INSTAMSG_SANDBOX": "0", "INSTAMSG_API_URL": url}
         with gunicorn(env, workers=1) as (base, _):
             call = Remote(base)

@@ -16,8 +16,9 @@ import requests
 
 from connector.config import ConfigError
 from connector.server.worker import BODY_TIMEOUT, HEADER_TIMEOUT, client_timeouts
-from tests.support.servers import address, gunicorn, sandbox
+from tests.support.servers import address, gunicorn, sandbox, unaccepted
 from tests.support.upstream import APP
+from tests.support.waiting import wait_until
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -194,7 +195,7 @@ def test_near_the_connection_limit_idle_connections_go_first_then_the_slowest_he
                 answer += sock.recv(4096)
             idle.append(sock)
         heads = [connect(HALF_A_HEAD) for _ in range(4)]
-        time.sleep(0.3)  # all nine accepted: at the mark, nothing closed yet
+        wait_until(lambda: unaccepted(base) == 0, 10)  # all nine accepted: at the mark
         states = [[is_open(s) for s in idle + heads]]
         newcomers = []
         for n in range(1, 8):  # each newcomer stays, half-sent, and closes one older connection

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from connector.server.worker import COALESCE_MAX, Connection
-from tests.support.servers import address, gunicorn, sandbox
+from tests.support.servers import address, gunicorn, sandbox, unaccepted
+from tests.support.waiting import wait_until
 
 
 class RecordingSocket:
@@ -191,7 +192,7 @@ def test_a_connection_whose_requests_never_wait_does_not_starve_the_others(tmp_p
         where = address(base)
         busy = socket.create_connection(where, timeout=20)
         other = socket.create_connection(where, timeout=20)
-        time.sleep(0.3)  # both accepted and waiting for a request
+        wait_until(lambda: unaccepted(base) == 0, 10)  # both accepted, waiting for a request
         busy.sendall(
             b"".join(token % (b"busy-%03d" % i, len(body), body) for i in range(pipelined))
         )

@@ -28,6 +28,7 @@ from tests.support import faultkit
 from tests.support.loopback import Loopback
 from tests.support.servers import ROOT
 from tests.support.upstream import INSTAMSG, TOKEN, VALVE
+from tests.support.waiting import wait_until
 
 MESSAGES_PATH = "/api/v1/tenants/t/clients/c/messages"
 MESSAGES = INSTAMSG + MESSAGES_PATH
@@ -259,10 +260,7 @@ def test_a_failing_caller_check_stops_no_other_call():
 
     now = time.monotonic()
     with Watchdog(now + 60, broken) as lasting, Watchdog(now + 0.1) as due:
-        for _ in range(100):  # the watcher looks every WATCH_EVERY seconds
-            if due.why is not None:
-                break
-            time.sleep(0.05)
+        wait_until(lambda: due.why is not None, 5)  # the watcher looks every WATCH_EVERY s
     assert (due.why, lasting.why) == ("slow", None)
 
 
