@@ -78,7 +78,7 @@ integrations: $(VENV)/.runtime
 
 ## test-integrations: the n8n node in the real n8n, the Zapier app in Zapier's CLI and runtime
 test-integrations: $(VENV)/.dev
-	$(BIN)/python -m pytest tests/test_n8n_package.py tests/test_n8n.py tests/test_zapier.py
+	$(BIN)/python -m pytest tests/generate/test_n8n_package.py tests/faces/test_n8n.py tests/faces/test_zapier.py
 
 ## n8n: install the real n8n the slow tests drive (once per machine, ~8 min and 2.9 GB; cached
 ## outside the repository, in ~/.cache/instamsg-connector/n8n-<version>)
@@ -90,10 +90,10 @@ n8n:
 .PHONY: faults
 faults: $(VENV)/.dev
 	bash .ci/system-packages
-	$(BIN)/python -m pytest tests/test_keys.py tests/test_faults.py tests/test_fault_injection.py -q -s
+	$(BIN)/python -m pytest tests/engine/test_keys.py tests/e2e/test_faults.py tests/e2e/test_fault_injection.py -q -s
 
 # The image as CI builds it (.ci/build-image): podman on a local stand-in for python:3.11-slim,
-# made once per machine by .ci/base-image. `make test` builds and starts it (tests/test_image.py).
+# made once per machine by .ci/base-image. `make test` builds and starts it (tests/e2e/test_image.py).
 .PHONY: image
 ## image: build the image with podman into ~/.cache/instamsg-connector's store, as instamsg-connector:local
 image:

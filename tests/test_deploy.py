@@ -1,6 +1,6 @@
 """deploy/compose.yaml held to the image and the README without a container engine: what each
 service runs, the settings it names, its health check and its stop are what the Dockerfile,
-gunicorn.conf.py and the README say. tests/test_image.py starts the image these services run.
+gunicorn.conf.py and the README say. tests/e2e/test_image.py starts the image these services run.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """GET /metrics counts what happened, by block and outcome (in process here; summed over
-gunicorn's workers in tests/test_instances.py)."""
+gunicorn's workers in tests/e2e/test_instances.py)."""
 
 import pytest
 from prometheus_client import REGISTRY

@@ -38,9 +38,9 @@ def test_every_sh_block_is_run_or_named_as_not_run():
     assert len(not_run) == 4
     assert "make run" in not_run[0] and "make test" in not_run[0]
     assert "docker build" in not_run[1]  # no Docker engine on these machines
-    # Installing the n8n node from a packed tarball: tests/test_n8n.py does the same in n8n.
+    # Installing the n8n node from a packed tarball: tests/faces/test_n8n.py does the same in n8n.
     assert "npm pack" in not_run[2] and "N8N_CUSTOM_EXTENSIONS" in not_run[2]
-    # Pushing to one's own Zapier account needs Zapier's cloud; tests/test_zapier.py runs the
+    # Pushing to one's own Zapier account needs Zapier's cloud; tests/faces/test_zapier.py runs the
     # app in Zapier's CLI and runtime instead.
     assert "zapier-platform push" in not_run[3]
 

@@ -1,15 +1,18 @@
 """The per-block table: for every block, arguments a caller gives and the exact request
-InstaMsg must receive (tests/test_blocks.py asserts them; tests/test_fuzz.py starts from them)."""
+InstaMsg must receive (tests/blocks/test_blocks.py asserts them; tests/e2e/test_fuzz.py starts
+from them)."""
 
 import base64
 from dataclasses import dataclass, field
 
-from tests.support.upstream import TOKEN
+from tests.support.upstream import APP, TOKEN
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-BASIC = {"Authorization": "Basic " + base64.b64encode(b"demo-key:demo-secret").decode()}
+BASIC = {
+    "Authorization": "Basic "
+    + base64.b64encode(f"{APP['clientKey']}:{APP['clientSecret']}".encode()).decode()
+}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 T = {"accessToken": TOKEN, "tenantId": "t-1"}
 C = {**T, "clientId": "c-9"}
 CLIENT = "/api/v1/tenants/t-1/clients/c-9"

@@ -1,7 +1,7 @@
 """What the fault tests share: the connector under gunicorn against a recording upstream (a
 ``Loopback`` the test's fixture starts: gunicorn's workers are other processes, so InstaMsg
 must be a real server on a port), its worker processes, and keyed publishes
-(tests/test_faults.py, tests/test_fault_injection.py).
+(tests/e2e/test_faults.py, tests/e2e/test_fault_injection.py).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,12 +16,12 @@ import requests
 
 from tests.support.servers import gunicorn
 from tests.support.upstream import TOKEN, VALVE
+from tests.support.waiting import wait_until
 
 T = "/api/v1/tenants/t/clients/c"
 MESSAGES = T + "/messages"
 LOCATION = {"Location": MESSAGES + "/m-1"}
 PUBLISH = {"accessToken": TOKEN, **VALVE}
-APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 
 #: Short settings: every deadline and lease of a keyed call in seconds, not minutes (the
 #: upstream's URL, INSTAMSG_API_URL, is the test's own).
@@ -51,17 +50,16 @@ def connector(data_dir, upstream, workers=1, **env):
         yield base, master
 
 
-def publish(base, key, payload, timeout=30, **args):
-    """A keyed publish whose payload names it, on a connection of its own; with clientKey
-    and clientSecret in ``args``, on a managed token instead of the access token."""
+def publish_over_http(base, key, payload, timeout=30, **args):
+    """A publish whose payload names it, to the connector at ``base`` over real HTTP, on a
+    connection of its own, under the Idempotency-Key ``key`` unless it is None; with
+    clientKey and clientSecret in ``args``, on a managed token instead of the access token."""
     body = {**PUBLISH, "payload": payload, **args}
     if "clientKey" in args:
         del body["accessToken"]
+    headers = {"Connection": "close", **({} if key is None else {"Idempotency-Key": key})}
     return requests.post(
-        base + "/blocks/publishMessage",
-        json=body,
-        headers={"Idempotency-Key": key, "Connection": "close"},
-        timeout=timeout,
+        base + "/blocks/publishMessage", json=body, headers=headers, timeout=timeout
     )
 
 
@@ -98,29 +96,18 @@ def children(pid: int) -> list[int]:
 
 def workers_of(master, count=1, timeout=15.0) -> list[int]:
     """The master's live workers, once there are ``count`` of them."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def enough():
         pids = children(master.pid)
-        if len(pids) >= count:
-            return pids
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gunicorn has {len(pids)} workers, not {count}")
-        time.sleep(0.05)
+        return pids if len(pids) >= count else None
+
+    return wait_until(
+        enough,
+        timeout,
+        explain=lambda: f"gunicorn has {len(children(master.pid))} workers, not {count}",
+    )
 
 
 def kill(pid: int, sig=signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-
-
-def until(check, timeout, every=0.25):
-    """Call ``check`` until it returns something other than None or False (a Response of a
-    4xx or 5xx is falsy, and still an answer), or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(every)

@@ -18,15 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.servers import free_port
+
 LOOPBACK = "127.0.0.1"
 #: how long a start may take before the test fails (a loaded CI machine is slow, not broken)
 START_TIMEOUT = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def answers_ping(port: int) -> bool:

@@ -106,3 +106,19 @@ def sandbox(tmp_path, deadline=2, **more):
 def address(base):
     parts = urlsplit(base)
     return parts.hostname, parts.port
+
+
+#: The state /proc/net/tcp gives a listening socket.
+LISTEN = "0A"
+
+
+def unaccepted(base) -> int:
+    """How many connections to the server at ``base`` wait in its listening socket's queue,
+    not yet accepted by a worker. (Linux shows a listener's accept queue as its rx_queue in
+    /proc/net/tcp: a connect() that returned is there until the server accepts it.)"""
+    port = f":{address(base)[1]:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(port) and fields[3] == LISTEN:
+            return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"nothing listens at {base}")

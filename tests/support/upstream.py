@@ -9,6 +9,12 @@ with ConnectionError before any socket is opened. Tests that need a real upstrea
 
 INSTAMSG = "https://instamsg.test"
 TOKEN = "tok-3f9a8c7e"
+#: The sandbox's demo app: the clientKey and clientSecret the sandbox hands out tokens for
+#: (a responses mock takes any).
+APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
+#: A made-up app of a live account, on purpose unlike the sandbox's: its secret must not be
+#: mistaken for a demo value where a test looks for it in logs and answers.
+LIVE_APP = {"clientKey": "app-key-5e2c", "clientSecret": "app-secret-91d0"}
 #: A publishMessage call for tenant t-1, client c-1 (the multi-instance and Redis tests).
 PUBLISH = {
     "accessToken": TOKEN,
@@ -23,3 +29,12 @@ PUBLISH = {
 
 #: The keyed publish the Idempotency-Key tests send (credentials and payload are each test's).
 VALVE = {"tenantId": "t", "clientId": "c", "id": 7, "type": "pub", "topic": "valves", "qos": 2}
+#: That publish on an access token, as the in-process key tests send it.
+KEYED_PUBLISH = {"accessToken": TOKEN, **VALVE, "payload": "open"}
+
+
+def publish(client, key=None, args=KEYED_PUBLISH, path="/blocks/publishMessage"):
+    """A publishMessage call through a Flask test ``client``, under the Idempotency-Key
+    ``key`` when one is given. (Over real HTTP: tests/support/faultkit.py's publish_over_http.)"""
+    headers = {} if key is None else {"Idempotency-Key": key}
+    return client.post(path, json=args, headers=headers)

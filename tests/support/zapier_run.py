@@ -1,6 +1,6 @@
 """Run the Zapier app's checks against a connector in sandbox mode, in this network namespace.
 
-tests/test_zapier.py starts this module inside `unshare -n` with only loopback up, so the
+tests/faces/test_zapier.py starts this module inside `unshare -n` with only loopback up, so the
 connector, Zapier's CLI and node share a network that reaches nothing else. It starts the
 connector (gunicorn, sandbox mode, an API key required), then runs
 `zapier-platform validate --without-style` and the app's node tests with zapier-platform-core's

@@ -2,7 +2,7 @@
 
 // The app run by zapier-platform-core's own test harness (createAppTester) against a running
 // connector in sandbox mode: CONNECTOR_URL and CONNECTOR_API_KEY say where and how.
-// tests/test_zapier.py starts the connector and this file in one network namespace.
+// tests/faces/test_zapier.py starts the connector and this file in one network namespace.
 
 const assert = require('node:assert/strict');
 const http = require('node:http');

@@ -1,0 +1,814 @@
+"""The generated n8n node in the real n8n (.ci/n8n: 2.41.1 on Node 24), against the connector in
+sandbox mode, both in a network namespace with only loopback up (tests/support/netns.py).
+
+Workflows are imported with n8n's CLI into a temporary N8N_USER_FOLDER and run with
+`n8n execute --id`, which prints the run's data; the polling trigger runs in `n8n start` with its
+workflow published, and what it emits is echoed by our own node to a second client, where the
+test reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from connector.generate import n8n as n8n_package
+from tests.support.netns import Netns
+from tests.support.servers import ROOT, free_port, gunicorn, stop
+from tests.support.upstream import APP
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+
+N8N_VERSION = "2.41.1"
+PACKAGE = ROOT / "integrations" / "n8n"
+#: How often a test asks n8n again: each read runs n8n's CLI or the sandbox, seconds apart.
+N8N_EVERY = 2
+CREDENTIALS = {"instaMsgApi": {"id": "instamsg1", "name": "InstaMsg sandbox"}}
+NODE = "CUSTOM.instaMsg"
+TRIGGER = "CUSTOM.instaMsgTrigger"
+
+
+def tool_paths() -> tuple[str, str]:
+    """Node 24's folder and n8n's (each installed once per machine when missing)."""
+    node = subprocess.run(
+        ["bash", ".ci/node"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    n8n = subprocess.run(
+        ["bash", ".ci/n8n"], cwd=ROOT, check=True, capture_output=True, text=True, timeout=1800
+    ).stdout.strip()
+    return node, n8n
+
+
+class N8n:
+    """The n8n CLI with its own user folder, our package as its custom extensions, nothing sent
+    home, run on the namespace's thread."""
+
+    def __init__(self, ns: Netns, folder: Path, extensions: Path | None = PACKAGE):
+        node, n8n_bin = tool_paths()
+        self.ns = ns
+        self.command = str(Path(n8n_bin) / "n8n")
+        self.env = {
+            **os.environ,
+            "PATH": f"{node}:{os.environ['PATH']}",
+            "N8N_USER_FOLDER": str(folder),
+            "N8N_DIAGNOSTICS_ENABLED": "false",
+            "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
+            "N8N_TEMPLATES_ENABLED": "false",
+            "N8N_PERSONALIZATION_ENABLED": "false",
+            "N8N_LOG_LEVEL": "info",
+            "N8N_PORT": str(free_port()),
+            "N8N_RUNNERS_BROKER_PORT": str(free_port()),
+            "N8N_LISTEN_ADDRESS": "127.0.0.1",
+            "N8N_SECURE_COOKIE": "false",
+            "GENERIC_TIMEZONE": "UTC",
+        }
+        if extensions is not None:
+            self.env["N8N_CUSTOM_EXTENSIONS"] = str(extensions)
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def cli(self, *args, timeout=180) -> subprocess.CompletedProcess:
+        return self.ns.run(
+            subprocess.run,
+            [self.command, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def npm(self, *args, cwd) -> subprocess.CompletedProcess:
+        done = self.ns.run(
+            subprocess.run,
+            ["npm", "--no-audit", "--no-fund", "--offline", *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def import_credentials(self, base: str) -> None:
+        """The sandbox demo app, as the credentials every node of these workflows uses."""
+        data = {
+            "baseUrl": base,
+            "apiKey": "",
+            "clientKey": "demo-key",
+            "clientSecret": "demo-secret",
+        }
+        self.import_file(
+            "credentials",
+            "credentials.json",
+            [{**CREDENTIALS["instaMsgApi"], "type": "instaMsgApi", "data": data}],
+        )
+
+    def version(self) -> str:
+        return self.cli("--version").stdout.strip()
+
+    def import_file(self, kind: str, name: str, document) -> None:
+        path = self.folder / name
+        path.write_text(json.dumps(document))
+        done = self.cli(f"import:{kind}", f"--input={path}")
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def execute(self, workflow_id: str) -> tuple[bool, dict | None, str]:
+        """Run a workflow: whether it succeeded, its run data by node, and what n8n printed."""
+        done = self.cli("execute", f"--id={workflow_id}")
+        printed = done.stdout + done.stderr
+        marker = re.search(r"^={20,}$", done.stdout, re.M)
+        data = None
+        if marker:
+            data = json.JSONDecoder().raw_decode(done.stdout[marker.end() :].lstrip())[0]
+        return done.returncode == 0 and "Execution was successful" in printed, data, printed
+
+    @contextmanager
+    def server(self):
+        """`n8n start`, until the block ends; yields the process (its output in a file)."""
+        log = open(self.folder / "server.log", "w+b")  # noqa: SIM115 (closed below)
+        process = self.ns.run(
+            subprocess.Popen,
+            [self.command, "start"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process, lambda: (log.seek(0), log.read().decode("utf-8", "replace"))[1]
+        finally:
+            stop(process)
+            log.close()
+
+
+def node(name, parameters, *, kind=NODE, **extra) -> dict:
+    return {
+        "id": name.lower(),
+        "name": name,
+        "type": kind,
+        "typeVersion": 1,
+        "position": [0, 0],
+        "parameters": parameters,
+        **({"credentials": CREDENTIALS} if kind in (NODE, TRIGGER) else {}),
+        **extra,
+    }
+
+
+START = node("Start", {}, kind="n8n-nodes-base.manualTrigger")
+
+
+def workflow(workflow_id: str, *nodes) -> dict:
+    """A workflow running its nodes one after the other."""
+    connections = {
+        a["name"]: {"main": [[{"node": b["name"], "type": "main", "index": 0}]]}
+        for a, b in zip(nodes, nodes[1:], strict=False)
+    }
+    return {
+        "id": workflow_id,
+        "name": workflow_id,
+        "active": False,
+        "settings": {"executionOrder": "v1"},
+        "nodes": [{**n, "position": [i * 220, 0]} for i, n in enumerate(nodes)],
+        "connections": connections,
+    }
+
+
+def items(data: dict, name: str) -> list[dict]:
+    """The items a node put out, in the run data `n8n execute` printed."""
+    runs = data["data"]["resultData"]["runData"][name]
+    return runs[-1]["data"]["main"][0]
+
+
+def tenant_and_client(topic="telemetry", *, name="pump") -> list[dict]:
+    """createTenant then createClient, the second fed by the first's result."""
+    return [
+        node(
+            "Tenant",
+            {
+                "resource": "tenants",
+                "operation": "createTenant",
+                "name": "Farm",
+                "maxClients": 10,
+                "maxMessages": 1000,
+            },
+        ),
+        node(
+            "Client",
+            {
+                "resource": "clients",
+                "operation": "createClient",
+                "tenantId": "={{ $json.id }}",
+                "type": "device",
+                "name": name,
+                "provisioningId": f"={{{{ '{name}-' + $now.toMillis() + '-' + $execution.id }}}}",
+                "additionalFields": {"pubTopics": [topic]},
+            },
+        ),
+    ]
+
+
+def publish_node(name, message_id, payload, **extra_fields) -> dict:
+    """An n8n workflow node that publishes a message (it builds the node; it sends nothing)."""
+    return node(
+        name,
+        {
+            "resource": "messages",
+            "operation": "publishMessage",
+            "tenantId": "={{ $('Tenant').item.json.id }}",
+            "clientId": "={{ $('Client').item.json.id }}",
+            "id": message_id,
+            "type": "pub",
+            "topic": "telemetry",
+            "payload": payload,
+            "qos": 1,
+            "additionalFields": extra_fields,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """The connector (sandbox) and n8n, in one namespace; the sandbox demo app as credentials."""
+    folder = tmp_path_factory.mktemp("n8n")
+    with Netns() as ns:
+        base, _ = ns.enter(
+            gunicorn({"INSTAMSG_SANDBOX": "1", "INSTAMSG_DATA_DIR": str(folder / "connector")})
+        )
+        n8n = N8n(ns, folder / "user")
+        n8n.base = base
+        n8n.import_credentials(base)
+        yield n8n
+
+
+def test_only_loopback_is_up_where_n8n_runs(lab):
+    links = lab.ns.links()
+    assert re.findall(r"^\d+: (\S+):", links, re.M) == ["lo"]
+    assert lab.version() == N8N_VERSION
+
+
+def test_a_flow_passes_results_from_block_to_block(lab):
+    lab.import_file(
+        "workflow",
+        "chain.json",
+        workflow(
+            "chain",
+            START,
+            node("Token", {"resource": "token", "operation": "getAccessToken"}),
+            # The token from the step before; the steps after use the connector's managed tokens.
+            {
+                **tenant_and_client()[0],
+                "parameters": {
+                    **tenant_and_client()[0]["parameters"],
+                    "additionalFields": {"accessToken": "={{ $json.access_token }}"},
+                },
+            },
+            # Only the name is given: the tenant's numbers are not sent, so they stay as they are.
+            node(
+                "Rename",
+                {
+                    "resource": "tenants",
+                    "operation": "updateTenant",
+                    "id": "={{ $json.id }}",
+                    "updateFields": {"name": "Barn"},
+                },
+            ),
+            tenant_and_client()[1],
+            publish_node("Publish", 1, "21.5"),
+            publish_node("Publish again", 2, "={{ 22 + 0.5 }}"),
+            publish_node("Publish unsaved", 3, "not kept", save=False),
+            node(
+                "Messages",
+                {
+                    "resource": "messages",
+                    "operation": "getMessages",
+                    "tenantId": "={{ $('Tenant').item.json.id }}",
+                    "clientId": "={{ $('Client').item.json.id }}",
+                    "additionalFields": {"start": "2020-01-01T00:00:00", "type": "pub"},
+                },
+            ),
+        ),
+    )
+    ok, data, printed = lab.execute("chain")
+    assert ok, printed[-3000:]
+    token = items(data, "Token")[0]["json"]
+    assert token["token_type"] == "bearer" and token["access_token"]
+    tenant = items(data, "Tenant")[0]["json"]
+    # Optional arguments left out are not sent: no description, as InstaMsg stores it.
+    assert tenant["name"] == "Farm" and tenant["max_clients"] == 10
+    assert tenant["description"] is None
+    renamed = items(data, "Rename")[0]["json"]
+    assert renamed["name"] == "Barn" and renamed["id"] == tenant["id"]
+    assert (renamed["max_clients"], renamed["max_messages"]) == (10, 1000)
+    client = items(data, "Client")[0]["json"]
+    assert client["tenant_id"] == tenant["id"] and client["pub_topics"] == ["telemetry"]
+    assert items(data, "Publish")[0]["json"] == {"messageId": "1"}
+    # A list is one item per element; save, never touched, kept its default (true), and the
+    # one published with save=false is not stored.
+    messages = [item["json"] for item in items(data, "Messages")]
+    assert [(m["message_id"], m["payload"], m["topic"]) for m in messages] == [
+        (1, "21.5", "telemetry"),
+        (2, "22.5", "telemetry"),
+    ]
+
+
+def test_a_file_goes_up_and_comes_back_as_binary_data(lab):
+    text = "hello from n8n\n"
+    lab.import_file(
+        "workflow",
+        "files.json",
+        workflow(
+            "files",
+            START,
+            *tenant_and_client(),
+            node(
+                "Text",
+                {
+                    "mode": "manual",
+                    "assignments": {
+                        "assignments": [
+                            {"id": "t1", "name": "text", "value": text, "type": "string"}
+                        ]
+                    },
+                },
+                kind="n8n-nodes-base.set",
+                typeVersion=3.4,
+            ),
+            node(
+                "To file",
+                {
+                    "operation": "toText",
+                    "sourceProperty": "text",
+                    "options": {"fileName": "notes.txt"},
+                },
+                kind="n8n-nodes-base.convertToFile",
+                typeVersion=1.1,
+            ),
+            node(
+                "Upload",
+                {
+                    "resource": "files",
+                    "operation": "uploadFile",
+                    "tenantId": "={{ $('Tenant').item.json.id }}",
+                    "clientId": "={{ $('Client').item.json.id }}",
+                    "filename": "={{ $binary.data.fileName }}",
+                    "file": "data",
+                },
+            ),
+            node(
+                "Download",
+                {
+                    "resource": "files",
+                    "operation": "downloadFile",
+                    "tenantId": "={{ $('Tenant').item.json.id }}",
+                    "clientId": "={{ $('Client').item.json.id }}",
+                    "filename": "={{ $json.filename }}",
+                },
+            ),
+            node(
+                "Read",
+                {"operation": "text", "destinationKey": "text"},
+                kind="n8n-nodes-base.extractFromFile",
+                typeVersion=1.1,
+            ),
+        ),
+    )
+    ok, data, printed = lab.execute("files")
+    assert ok, printed[-3000:]
+    uploaded = items(data, "Upload")[0]["json"]
+    assert uploaded["filename"] == "notes.txt" and uploaded["size"] == len(text)
+    assert uploaded["contentType"].startswith("text/plain")
+    downloaded = items(data, "Download")[0]
+    assert sorted(downloaded["json"]) == ["contentType", "filename", "size"]
+    assert downloaded["json"]["filename"] == "notes.txt"
+    assert downloaded["json"]["size"] == len(text)
+    assert downloaded["json"]["contentType"].startswith("text/plain")
+    assert downloaded["binary"]["data"]["fileName"] == "notes.txt"
+    assert items(data, "Read")[0]["json"]["text"] == text
+
+
+def test_a_packed_tarball_installs_and_warnings_reach_the_items(lab, tmp_path):
+    """The package as users install it from a tarball (README), generated here from a newer
+    manifest: createTenant takes an argument this connector does not know, so the connector
+    answers with a warning, which the item keeps."""
+    manifest = n8n_package.load_manifest()
+    tenant = next(b for b in manifest["blocks"] if b["name"] == "createTenant")
+    tenant["args"].append({"name": "colour", "type": "String", "info": "A colour."})
+    n8n_package.write(tmp_path / "package", manifest)
+    other = N8n(lab.ns, tmp_path / "user", extensions=None)
+    other.npm("pack", "--pack-destination", str(tmp_path), cwd=tmp_path / "package")
+    (tarball,) = tmp_path.glob("n8n-nodes-instamsg-*.tgz")
+    custom = tmp_path / "user" / ".n8n" / "custom"
+    custom.mkdir(parents=True)
+    other.npm("install", "--ignore-scripts", "--legacy-peer-deps", str(tarball), cwd=custom)
+    other.import_credentials(lab.base)
+    made = tenant_and_client()[0]
+    made["parameters"]["additionalFields"] = {"colour": "blue", "description": "barn"}
+    other.import_file("workflow", "warned.json", workflow("warned", START, made))
+    ok, data, printed = other.execute("warned")
+    assert ok, printed[-3000:]
+    (item,) = items(data, "Tenant")
+    assert item["json"]["name"] == "Farm" and item["json"]["description"] == "barn"
+    assert item["json"]["warnings"] == [
+        '"colour" is not an argument of createTenant; it was ignored.'
+    ]
+
+
+def bad_client(name="Bad client", **extra) -> dict:
+    return node(
+        name,
+        {
+            "resource": "clients",
+            "operation": "createClient",
+            "tenantId": "={{ $('Tenant').item.json.id }}",
+            "type": "device",
+            "name": "pump",
+            "provisioningId": "bad-1",
+            "additionalFields": {"gsmMsisdn": "12ab"},
+        },
+        **extra,
+    )
+
+
+def test_a_bad_argument_fails_the_node_with_the_connectors_message(lab):
+    lab.import_file(
+        "workflow", "bad.json", workflow("bad", START, tenant_and_client()[0], bad_client())
+    )
+    ok, data, printed = lab.execute("bad")
+    assert not ok
+    assert "gsmMsisdn" in printed
+    assert "Request failed with status code" not in printed
+    error = data["data"]["resultData"]["error"]
+    assert "gsmMsisdn" in error["message"] and error["httpCode"] == "422"
+    assert "INVALID_FIELDS" in error["description"]
+
+
+def test_continue_on_fail_carries_the_error_envelope_on_either_output(lab):
+    lab.import_file(
+        "workflow",
+        "bad-continue.json",
+        workflow(
+            "badcontinue",
+            START,
+            tenant_and_client()[0],
+            bad_client(onError="continueRegularOutput"),
+            bad_client("Bad client again", onError="continueErrorOutput"),
+        ),
+    )
+    ok, data, printed = lab.execute("badcontinue")
+    assert ok, printed[-3000:]
+    error = items(data, "Bad client")[0]["json"]["error"]
+    assert error["status_code"] == "INVALID_FIELDS"
+    assert error["fields"] == ["gsmMsisdn"] and "gsmMsisdn" in error["status_msg"]
+    regular, failed = data["data"]["resultData"]["runData"]["Bad client again"][-1]["data"]["main"]
+    assert regular == [] and failed[0]["json"]["error"]["fields"] == ["gsmMsisdn"]
+
+
+# -- Idempotency Key -------------------------------------------------------------------------------
+
+# The same on both publish nodes of one execution: the second is a retry of the first.
+KEY = "={{ 'n8n-' + $execution.id }}"
+
+
+def keyed_publish(name, message_id, payload, key=KEY) -> dict:
+    made = publish_node(name, message_id, payload)
+    return {**made, "parameters": {**made["parameters"], "idempotencyKey": key}}
+
+
+def test_the_same_idempotency_key_twice_publishes_one_message(lab):
+    lab.import_file(
+        "workflow",
+        "keyed.json",
+        workflow(
+            "keyed",
+            START,
+            *tenant_and_client(name="keyed"),
+            keyed_publish("Publish", 1, "21.5"),
+            keyed_publish("Publish again", 1, "21.5"),
+            node(
+                "Messages",
+                {
+                    "resource": "messages",
+                    "operation": "getMessages",
+                    "tenantId": "={{ $('Tenant').item.json.id }}",
+                    "clientId": "={{ $('Client').item.json.id }}",
+                    "additionalFields": {"start": "2020-01-01T00:00:00"},
+                },
+            ),
+        ),
+    )
+    ok, data, printed = lab.execute("keyed")
+    assert ok, printed[-3000:]
+    (first,) = [item["json"] for item in items(data, "Publish")]
+    (again,) = [item["json"] for item in items(data, "Publish again")]
+    assert first["messageId"] and "idempotentReplayed" not in first
+    assert again == {**first, "idempotentReplayed": True}
+    messages = [item["json"] for item in items(data, "Messages")]
+    assert [(m["id"], m["message_id"], m["payload"]) for m in messages] == [
+        (first["messageId"], 1, "21.5")
+    ]
+
+
+def test_outcome_unknown_fails_the_node_with_the_connectors_message(lab):
+    # The sandbox answers the next publish with a 500 after reading it: the connector cannot
+    # tell whether it took effect, so it does not send it again, and the key answers
+    # OUTCOME_UNKNOWN (502) from then on.
+    rule = {"method": "POST", "path": "*/messages", "fault": "500", "times": 1}
+    added = lab.ns.run(requests.post, f"{lab.base}/_sandbox/faults", json=rule, timeout=30)
+    assert added.status_code in (200, 201), added.text
+    lab.import_file(
+        "workflow",
+        "unknown.json",
+        workflow(
+            "unknown", START, *tenant_and_client(name="cut"), keyed_publish("Publish", 1, "x")
+        ),
+    )
+    ok, data, printed = lab.execute("unknown")
+    assert not ok
+    error = data["data"]["resultData"]["error"]
+    assert error["httpCode"] == "502"
+    assert "may or may not have reached InstaMsg" in error["message"]
+    assert "OUTCOME_UNKNOWN" in error["description"]
+
+
+# -- the polling trigger ---------------------------------------------------------------------------
+
+
+def call(base: str, block: str, **args):
+    """One block call from the test, on the namespace's thread (see ``lab.ns.run``)."""
+    envelope = requests.post(
+        f"{base}/blocks/{block}",
+        json={**APP, **args},
+        timeout=30,
+    ).json()
+    assert envelope["callback"] == "success", envelope
+    return envelope["contextWrites"]["to"]
+
+
+def ready(process, output, timeout=120):
+    """Wait for `n8n start` to be up (it activates published workflows before it says so)."""
+    deadline = time.monotonic() + timeout
+    while "Editor is now accessible" not in output():
+        assert process.poll() is None, output()[-3000:]
+        assert time.monotonic() < deadline, output()[-3000:]
+        time.sleep(1)
+
+
+def wait_for(read, expected, output, seconds):
+    """Wait until ``read()`` answers ``expected``; else fail with what it answers and n8n's log."""
+    wait_until(
+        lambda: read() == expected,
+        seconds,
+        every=N8N_EVERY,
+        explain=lambda: f"{read()!r}, not {expected!r}\n{output()[-3000:]}",
+    )
+
+
+def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab):
+    run = lab.ns.run
+    tenant = run(call, lab.base, "createTenant", name="Farm", maxClients=10, maxMessages=1000)
+    stamp = str(time.time_ns())
+
+    def client(name, topics):
+        made = run(
+            call,
+            lab.base,
+            "createClient",
+            tenantId=tenant["id"],
+            type="device",
+            name=name,
+            provisioningId=f"{name}-{stamp}",
+            pubTopics=topics,
+        )
+        return made["id"]
+
+    source, sink = client("source", ["telemetry", "other"]), client("sink", ["seen"])
+    counter = iter(range(1, 1000))
+
+    def say(payload, topic="telemetry"):
+        run(
+            call,
+            lab.base,
+            "publishMessage",
+            tenantId=tenant["id"],
+            clientId=source,
+            id=next(counter),
+            type="pub",
+            topic=topic,
+            payload=payload,
+            qos=1,
+        )
+
+    def seen():
+        listed = run(call, lab.base, "getMessages", tenantId=tenant["id"], clientId=sink)
+        return sorted(m["payload"] for m in listed)
+
+    say("before activation")
+    flow = workflow(
+        "watch",
+        node(
+            "New message",
+            {
+                "tenantId": tenant["id"],
+                "clientId": source,
+                "topic": "telemetry",
+                "pollTimes": {"item": [{"mode": "everyMinute"}]},
+            },
+            kind=TRIGGER,
+        ),
+        node(
+            "Echo",
+            {
+                "resource": "messages",
+                "operation": "publishMessage",
+                "tenantId": tenant["id"],
+                "clientId": sink,
+                "id": "={{ $json.message_id }}",
+                "type": "pub",
+                "topic": "seen",
+                "payload": "={{ $json.payload }}",
+                "qos": 1,
+            },
+        ),
+    )
+    lab.import_file("workflow", "watch.json", flow)
+    published = lab.cli("publish:workflow", "--id=watch")
+    assert published.returncode == 0, published.stdout + published.stderr
+
+    def sink_has(expected, output, minutes=2.5):
+        wait_for(seen, expected, output, minutes * 60)
+
+    with lab.server() as (process, output):
+        ready(process, output)
+        say("first")
+        say("elsewhere", topic="other")
+        sink_has(["first"], output)
+        say("second")
+        say("third")
+        sink_has(["first", "second", "third"], output)
+    # Stopped: what comes meanwhile is emitted once n8n is back, and nothing twice.
+    say("while stopped")
+    with lab.server() as (process, output):
+        ready(process, output)
+        sink_has(["first", "second", "third", "while stopped"], output)
+        time.sleep(65)  # one more poll
+        assert seen() == ["first", "second", "third", "while stopped"], output()[-3000:]
+
+
+class Editor:
+    """n8n's own REST API, as its editor uses it, signed in as the owner it sets up."""
+
+    def __init__(self, lab, port):
+        self.lab, self.base = lab, f"http://127.0.0.1:{port}/rest"
+        self.session = requests.Session()
+        self.session.headers["browser-id"] = "tests"  # n8n ties its cookie to the browser
+
+    def call(self, method, path, body=None):
+        response = self.lab.ns.run(
+            self.session.request, method, self.base + path, json=body, timeout=60
+        )
+        assert response.status_code == 200, (path, response.status_code, response.text[:2000])
+        return response.json()["data"]
+
+    def sign_up(self):
+        owner = {
+            "email": "owner@example.com",
+            "firstName": "Test",
+            "lastName": "Owner",
+            "password": "Test-Password-1",
+        }
+        self.call("POST", "/owner/setup", owner)
+
+
+def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
+    run = lab.ns.run
+    tenant = run(call, lab.base, "createTenant", name="Farm", maxClients=10, maxMessages=1000)
+    stamp = str(time.time_ns())
+    ids = {}
+    for name, topics in (("source", ["telemetry"]), ("sink", ["seen"])):
+        made = run(
+            call,
+            lab.base,
+            "createClient",
+            tenantId=tenant["id"],
+            type="device",
+            name=name,
+            provisioningId=f"{name}-{stamp}",
+            pubTopics=topics,
+        )
+        ids[name] = made["id"]
+
+    def say(number, payload):
+        run(
+            call,
+            lab.base,
+            "publishMessage",
+            tenantId=tenant["id"],
+            clientId=ids["source"],
+            id=number,
+            type="pub",
+            topic="telemetry",
+            payload=payload,
+            qos=1,
+        )
+
+    say(1, "older")
+    say(2, "latest")
+    lab.import_file(
+        "workflow",
+        "latest.json",
+        workflow(
+            "latest",
+            node(
+                "New message",
+                {
+                    "tenantId": tenant["id"],
+                    "clientId": ids["source"],
+                    "pollTimes": {"item": [{"mode": "everyMinute"}]},
+                },
+                kind=TRIGGER,
+            ),
+            node(
+                "Echo",
+                {
+                    "resource": "messages",
+                    "operation": "publishMessage",
+                    "tenantId": tenant["id"],
+                    "clientId": ids["sink"],
+                    "id": "={{ $json.message_id }}",
+                    "type": "pub",
+                    "topic": "seen",
+                    "payload": "={{ 'test: ' + $json.payload }}",
+                    "qos": 1,
+                },
+            ),
+        ),
+    )
+
+    def seen():
+        listed = run(call, lab.base, "getMessages", tenantId=tenant["id"], clientId=ids["sink"])
+        return [m["payload"] for m in listed]
+
+    def credential_test(editor, **data):
+        fields = {"baseUrl": lab.base, "apiKey": "", "clientKey": "", "clientSecret": "", **data}
+        # The stored credentials, tried with other values, as the editor does before saving.
+        document = {**CREDENTIALS["instaMsgApi"], "type": "instaMsgApi", "data": fields}
+        return editor.call("POST", "/credentials/test", {"credentials": document})
+
+    with lab.server() as (process, output):
+        ready(process, output)
+        editor = Editor(lab, lab.env["N8N_PORT"])
+        editor.sign_up()
+        # The credential test gets a token with the app's key and secret...
+        assert credential_test(editor, **APP)["status"] == "OK"
+        wrong = credential_test(editor, clientKey="demo-key", clientSecret="wrong")
+        assert wrong["status"] == "Error" and "HTTP 401" in wrong["message"]
+        half = credential_test(editor, clientKey="demo-key")
+        assert half["status"] == "Error" and "HTTP 422" in half["message"]
+        # ...and without an app, reads the connector's catalogue: only the URL is tested.
+        assert credential_test(editor)["status"] == "OK"
+        elsewhere = credential_test(editor, baseUrl="http://127.0.0.1:9", **APP)
+        assert elsewhere["status"] == "Error"
+
+        # The editor's test run of the trigger emits the latest message.
+        started = editor.call(
+            "POST", "/workflows/latest/run", {"triggerToStartFrom": {"name": "New message"}}
+        )
+        assert started["executionId"]
+        wait_for(seen, ["test: latest"], output, 60)
+
+        # Activated by the user: nothing older is emitted, what comes next is; deactivated and
+        # activated again, what came while it was off is not emitted either.
+        # n8n applies a publication in the background: wait until its triggers are live (or
+        # gone), as the editor's status shows.
+        def live_version():
+            status = editor.call("GET", "/workflows/latest/publication-status")
+            return None if status["status"] == "in_progress" else status["liveVersionId"]
+
+        def activate():
+            version = editor.call("GET", "/workflows/latest")["versionId"]
+            editor.call("POST", "/workflows/latest/activate", {"versionId": version})
+            wait_for(live_version, version, output, 60)
+
+        def deactivate():
+            editor.call("POST", "/workflows/latest/deactivate", {})
+            wait_for(live_version, None, output, 60)
+
+        activate()
+        say(3, "after activation")
+        wait_for(seen, ["test: latest", "test: after activation"], output, 150)
+        deactivate()
+        say(4, "while off")
+        activate()
+        say(5, "back on")
+        expected = ["test: latest", "test: after activation", "test: back on"]
+        wait_for(seen, expected, output, 150)
