@@ -245,7 +245,7 @@ def test_sigterm_closes_idle_keep_alive_connections_and_finishes_calls_in_flight
             )
         )
         slow.start()
-        wait_until(lambda: in_flight(base) >= 1)  # the slow call is in the worker
+        wait_until(lambda: in_flight(base) >= 1, 10)  # the slow call is in the worker
         process.send_signal(signal.SIGTERM)
         idle.settimeout(20)
         assert idle.recv(4096) == b""  # closed by the stop, not by the 75 s keep-alive wait
