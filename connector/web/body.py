@@ -151,7 +151,7 @@ def body_args() -> dict:
         if not reads_as_json(mimetype):
             # XML, say: told by its own name rather than as broken JSON.
             raise InvalidRequest(
-                f"The connector does not read a {mimetype[:80]} body. Send a JSON object "
+                f"The connector does not read a body of type {mimetype[:80]}. Send a JSON object "
                 '(optionally as {"args": {...}}), form fields, or multipart/form-data.',
                 http_status=415,
             ) from None
