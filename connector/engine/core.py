@@ -222,34 +222,17 @@ class Engine:
                 keys.untie_token(self.idempotency, inv, loaded)
         return Outcome(result=result)
 
-    def answer(
-        self,
-        inv: Invocation,
-        block: str | Block,
-        args: dict,
-        *,
-        key: str | None = None,
-        stream=False,
-        can_stream=True,
-        caller_gone=None,
-    ) -> Answer:
+    def answer(self, inv: Invocation, block: str | Block, args: dict, **options) -> Answer:
         """Run a call to its final answer, the one every face renders: a success, an error
         (a bug's included, logged by type and place, never its text), the answer its
         Idempotency-Key already held, or OUTCOME_UNKNOWN when its key could not be settled.
         The key is settled here, with this very answer, before any face sees it; a call
         stopped midway (the worker stopping) leaves its key to ``keys.abandon``. The
-        arguments are ``run``'s."""
+        arguments, and the keyword ``options`` (key, stream, can_stream, caller_gone), are
+        ``run``'s."""
         try:
             try:
-                outcome = self.run(
-                    inv,
-                    block,
-                    args,
-                    key=key,
-                    stream=stream,
-                    can_stream=can_stream,
-                    caller_gone=caller_gone,
-                )
+                outcome = self.run(inv, block, args, **options)
             except ConnectorError as error:
                 answer = self.failed(inv, error)
             except Exception as exc:  # noqa: BLE001  (a bug: answered, logged without its text)

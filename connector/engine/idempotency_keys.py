@@ -232,8 +232,7 @@ def claim(store, settings, inv: Invocation, blk, loaded, key) -> Claim | None:
     """Claim ``key`` for this call (None: run it), or the answer the key already holds.
     ``loaded`` are the call's validated arguments: what the key must match is what was asked,
     whatever its spelling (qos "2" from a form or 2 from JSON, a default given or
-    left out)."""
-    check_form(key, inv.key_argument)
+    left out). ``run`` has checked the key's form."""
     # A key belongs to the connector's caller as the face checked it (its API key, RapidAPI's
     # user), not to an access token: a flow that renewed its token before retrying must find
     # its key, so the credentials are no part of what the key must match. An anonymous
