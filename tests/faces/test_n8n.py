@@ -64,6 +64,8 @@ class N8n:
             "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
             "N8N_TEMPLATES_ENABLED": "false",
             "N8N_PERSONALIZATION_ENABLED": "false",
+            # the registry of public MCP servers would look up api.n8n.io at start
+            "N8N_DISABLED_MODULES": "mcp-registry",
             "N8N_LOG_LEVEL": "info",
             "N8N_PORT": str(free_port()),
             "N8N_RUNNERS_BROKER_PORT": str(free_port()),
@@ -554,10 +556,15 @@ def call(base: str, block: str, **args):
     return envelope["contextWrites"]["to"]
 
 
-def ready(process, output, timeout=120):
-    """Wait for `n8n start` to be up (it activates published workflows before it says so)."""
+def ready(process, output, activated=None, timeout=120):
+    """Wait for `n8n start` to be up and, given a workflow's name, to have activated it: n8n may
+    say its editor is up before that, and a trigger's first poll (at activation) marks where the
+    list of messages ends, so a message sent before it would never be new."""
     deadline = time.monotonic() + timeout
-    while "Editor is now accessible" not in output():
+    awaited = ["Editor is now accessible"]
+    if activated:
+        awaited.append(f'Activated workflow "{activated}"')
+    while not all(line in output() for line in awaited):
         assert process.poll() is None, output()[-3000:]
         assert time.monotonic() < deadline, output()[-3000:]
         time.sleep(1)
@@ -648,7 +655,7 @@ def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab)
         wait_for(seen, expected, output, minutes * 60)
 
     with lab.server() as (process, output):
-        ready(process, output)
+        ready(process, output, activated="watch")
         say("first")
         say("elsewhere", topic="other")
         sink_has(["first"], output)
@@ -658,7 +665,7 @@ def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab)
     # Stopped: what comes meanwhile is emitted once n8n is back, and nothing twice.
     say("while stopped")
     with lab.server() as (process, output):
-        ready(process, output)
+        ready(process, output, activated="watch")
         sink_has(["first", "second", "third", "while stopped"], output)
         time.sleep(65)  # one more poll
         assert seen() == ["first", "second", "third", "while stopped"], output()[-3000:]
