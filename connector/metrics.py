@@ -9,6 +9,7 @@ mode; a worker that exits is marked dead by the ``child_exit`` hook). Run any ot
 
 from __future__ import annotations
 
+import glob
 import os
 
 from prometheus_client import (
@@ -113,11 +114,40 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+#: A worker's value file begins with how much of it is used (4 bytes) and 4 bytes of padding.
+HEADER_BYTES = 8
+
+
+class WorkersValues(multiprocess.MultiProcessCollector):
+    """The client's multiprocess collector, less the files a worker is creating as we read.
+
+    The client opens a new value file empty and sizes it a moment later; read in between, it
+    has no header and the whole scrape fails (a 500 from /metrics while a worker starts or
+    meets its first label). Such a file holds no value yet, so it is left for the next scrape.
+    A file only grows once sized, so a file seen whole here is still whole when merged.
+    """
+
+    def __init__(self, registry, path: str):
+        super().__init__(registry, path)
+        self.path = path
+
+    def collect(self):
+        whole = []
+        for path in glob.glob(os.path.join(self.path, "*.db")):
+            try:
+                if os.path.getsize(path) >= HEADER_BYTES:
+                    whole.append(path)
+            except FileNotFoundError:  # a dead worker's live gauges, removed meanwhile
+                continue
+        return self.merge(whole, accumulate=True)
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type: summed over workers under gunicorn."""
-    if multiprocess_dir():
+    path = multiprocess_dir()
+    if path:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        WorkersValues(registry, path)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
 

@@ -72,3 +72,25 @@ def test_metrics_follow_the_api_key_rule(headers, status, settings):
 
     locked = create_app(replace(settings, api_keys=("k1",))).test_client()
     assert locked.get("/metrics", headers=headers).status_code == status
+
+
+def test_a_scrape_skips_a_value_file_a_worker_is_creating(tmp_path, monkeypatch):
+    """Under gunicorn a worker opens a new value file empty and sizes it a moment later; a
+    scrape in between once answered 500. It now sums the whole files and leaves that one."""
+    import json
+
+    from prometheus_client.mmap_dict import MmapedDict
+
+    from connector import metrics
+
+    written = MmapedDict(str(tmp_path / "counter_101.db"))
+    key = ["instamsg_connector_calls", "instamsg_connector_calls_total", {"block": "x"}, "Calls."]
+    written.write_value(json.dumps(key), 3.0, 0.0)
+    written.close()
+    (tmp_path / "histogram_102.db").touch()  # opened by a starting worker, not yet sized
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    text, _ = metrics.render()
+
+    families = {f.name: f for f in text_string_to_metric_families(text.decode())}
+    assert [s.value for s in families["instamsg_connector_calls"].samples] == [3.0]
