@@ -24,12 +24,15 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+import h11
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from connector import jsonx, logs
+from connector.config import BODY_TIMEOUT, HEADER_TIMEOUT, client_timeouts
 from connector.engine import Engine, Invocation
 from connector.engine.core import caller_identity
 from connector.errors import RateLimited, Unauthorized
@@ -198,6 +201,52 @@ def limited(run_block, limiter: Limiter | None):
     return run
 
 
+class Deadlines(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, holding each client to the connector's time limits, as
+    the gunicorn worker does: a request head must arrive whole within CLIENT_HEADER_TIMEOUT
+    (from the connection, or from the previous answer), and a body may not stall for longer
+    than CLIENT_BODY_TIMEOUT between reads; a client that takes longer is disconnected.
+    (uvicorn itself only closes an idle keep-alive connection: a client that sends half a
+    head and waits would hold its connection for ever.) Set ``limits`` before serving."""
+
+    limits: tuple[float, float] = (HEADER_TIMEOUT, BODY_TIMEOUT)
+    _generation = 0
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm(self.limits[0], h11.IDLE)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.conn.their_state is h11.IDLE:  # not a pipelined request, already read
+            self._arm(self.limits[0], h11.IDLE)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:  # each read of the body starts its wait again
+            self._arm(self.limits[1], h11.SEND_BODY)
+        elif state is not h11.IDLE:  # the request is read: no deadline of the client's
+            self._generation += 1
+
+    def _arm(self, seconds: float, state) -> None:
+        self._generation += 1
+        self.loop.call_later(seconds, self._due, self._generation, state)
+
+    def _due(self, generation: int, state) -> None:
+        if generation != self._generation or self.conn.their_state is not state:
+            return
+        if not self.transport.is_closing():
+            logs.event(
+                "mcp client too slow",
+                why="the request head took too long"
+                if state is h11.IDLE
+                else "the request body stalled",
+                client=(self.client or ("unknown",))[0],
+            )
+            self.transport.close()
+
+
 async def health(request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -258,8 +307,10 @@ def serve(engine, run_block, *, where, host, port, credentials=None, hosts=(), o
             ),
             level=logging.WARNING,
         )
+    Deadlines.limits = client_timeouts()
     uvicorn.run(
         app,
+        http=Deadlines,
         host=host,
         port=port,
         log_config=None,

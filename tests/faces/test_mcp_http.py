@@ -9,6 +9,7 @@ plain HTTP where the protocol is not the point (401, 403, 413).
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -545,3 +546,39 @@ def test_over_http_with_url_the_callers_key_runs_the_block_on_the_deployed_conne
     assert served.count('"path":"/blocks/getTenants"') == 1
     assert '"msg": "block call"' not in mcp_log  # it ran on the deployed connector
     assert KEY_A not in mcp_log and KEY_A not in served
+
+
+def closed_within(sock, seconds) -> bool:
+    """Whether the server closes ``sock`` within ``seconds`` (it answers nothing first)."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(65536) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n", id="half a head"),
+        pytest.param(
+            b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 400\r\n\r\n{"jsonrpc": ',
+            id="a body that stalls",
+        ),
+    ],
+)
+def test_over_http_a_client_that_stalls_is_disconnected(tmp_path, sent):
+    env = {"CLIENT_HEADER_TIMEOUT": "1", "CLIENT_BODY_TIMEOUT": "1"}
+    with mcp_http(tmp_path, **env) as (url, process):
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(sent)
+            # Well past the one second it is allowed, and well before the test gives up.
+            closed = closed_within(sock, 20)
+        logged = process.output()
+    assert closed
+    assert '"msg": "mcp client too slow"' in logged
