@@ -619,7 +619,7 @@ def test_over_stdio_the_tool_list_has_every_block_with_valid_schemas(tmp_path):
         Draft202012Validator.check_schema(wire["inputSchema"])
         Draft202012Validator.check_schema(wire["outputSchema"])
         assert wire["inputSchema"]["type"] == wire["outputSchema"]["type"] == "object"
-        assert wire["description"].startswith(REGISTRY.get(tool.name).description)
+        assert wire["description"].startswith(tools.over_mcp(REGISTRY.get(tool.name).description))
         assert set(wire["annotations"]) == {
             "readOnlyHint",
             "destructiveHint",

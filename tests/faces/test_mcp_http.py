@@ -25,7 +25,7 @@ from starlette.datastructures import Headers
 from app import create_app
 from connector.config import Settings
 from connector.engine.registry import REGISTRY
-from connector.mcp import http, resources, runners, server
+from connector.mcp import http, resources, runners, schema, server, tools
 from sandbox.app import create_sandbox_app
 from sandbox.store import Store
 from tests.faces.test_mcp import BLOCKS, texts
@@ -99,6 +99,51 @@ def test_the_api_key_is_the_bearer_token_or_x_api_key(headers, key):
 )
 def test_loopback_addresses_are_told_apart(host, loopback):
     assert http.is_loopback(host) is loopback
+
+
+#: What only an HTTP caller can do or send: no tool description may point an agent at it.
+HTTP_WORDS = ("?stream", "multipart", "X-API-Key", "header", "Idempotency-Key")
+#: The verbs a description may open with, by the verb its tool's name starts with: the name
+#: and the first word an agent reads agree.
+VERBS = {
+    "get": ("Gets", "Lists", "Shows"),
+    "create": ("Creates",),
+    "update": ("Changes", "Replaces", "Gives"),
+    "delete": ("Deletes",),
+    "invalidate": ("Revokes",),
+    "upload": ("Uploads",),
+    "download": ("Downloads",),
+    "publish": ("Publishes",),
+    "release": ("Releases",),
+}
+
+
+def every_description(tool):
+    yield tool.description
+    yield from (p.get("description", "") for p in tool.input_schema["properties"].values())
+
+
+@pytest.mark.parametrize("tool", tools.tool_list(), ids=lambda t: t.name)
+def test_a_tool_description_says_what_an_agent_can_do_over_mcp(tool):
+    for text in every_description(tool):
+        assert not [w for w in HTTP_WORDS if w in text], text
+    verb = next(v for v in VERBS if tool.name.startswith(v))
+    assert tool.description.startswith(VERBS[verb]), tool.description
+
+
+def test_the_first_sentences_of_the_tools_are_all_different():
+    first = [t.description.split(". ")[0] for t in tools.tool_list()]
+    assert len(set(first)) == len(first)
+
+
+@pytest.mark.parametrize("phrase", tools.HTTP_ONLY)
+def test_each_http_only_phrase_replaced_for_agents_is_still_in_the_blocks_words(phrase):
+    words = [blk.description for blk in REGISTRY] + [
+        prop.get("description", "")
+        for blk in REGISTRY
+        for prop in schema.input_schema(blk)["properties"].values()
+    ]
+    assert any(phrase in text for text in words)
 
 
 def invoke(tmp_path, *args, **env):
@@ -239,7 +284,7 @@ def test_over_http_the_tool_list_has_every_block(keyed):
     listed = over_http(url, scenario)
     assert [t.name for t in listed] == BLOCKS
     for tool in listed:
-        assert tool.description.startswith(REGISTRY.get(tool.name).description)
+        assert tool.description.startswith(tools.over_mcp(REGISTRY.get(tool.name).description))
 
 
 @pytest.mark.slow
