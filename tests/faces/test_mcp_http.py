@@ -9,7 +9,9 @@ plain HTTP where the protocol is not the point (401, 403, 413).
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import sys
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -29,6 +31,7 @@ from connector.mcp import http, resources, runners, schema, server, tools
 from sandbox.app import create_sandbox_app
 from sandbox.store import Store
 from tests.faces.test_mcp import BLOCKS, texts
+from tests.support.netns import Netns
 from tests.support.servers import ROOT, gunicorn, serve
 from tests.support.upstream import APP
 
@@ -627,3 +630,61 @@ def test_over_http_a_client_that_stalls_is_disconnected(tmp_path, sent):
         logged = process.output()
     assert closed
     assert '"msg": "mcp client too slow"' in logged
+
+
+# -- the MCP Inspector's CLI over HTTP (slow) -------------------------------------------------
+
+
+def ci_tool(name: str) -> str:
+    """What a .ci script prints: the path of a tool it installed once per machine."""
+    return subprocess.run(
+        ["bash", str(ROOT / ".ci" / name)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def inspector_lab(tmp_path_factory):
+    """The MCP server (one API key) in a network namespace with only loopback up, and a
+    function running the MCP Inspector's CLI (.ci/mcp-inspector, on Node from .ci/node) there
+    against its /mcp URL with the key as a Bearer header."""
+    node, command = ci_tool("node"), ci_tool("mcp-inspector")
+    folder = tmp_path_factory.mktemp("inspector")
+    home = folder / "home"  # the Inspector keeps a catalog under HOME
+    home.mkdir()
+    with Netns() as ns:
+        url, _ = ns.enter(mcp_http(folder, CONNECTOR_API_KEYS=KEY_A))
+
+        def run(*args, key=KEY_A):
+            env = {**os.environ, "PATH": f"{node}:{os.environ['PATH']}", "HOME": str(home)}
+            return ns.run(
+                subprocess.run,
+                [command, "--cli", url, "--transport", "http",
+                 "--header", f"Authorization: Bearer {key}", *args],
+                env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+
+        yield run
+
+
+@pytest.mark.slow
+def test_the_inspector_lists_the_tools_over_http(inspector_lab):
+    done = inspector_lab("--method", "tools/list")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [t["name"] for t in json.loads(done.stdout)["tools"]] == BLOCKS
+
+
+@pytest.mark.slow
+def test_the_inspector_calls_a_tool_over_http_and_a_wrong_key_is_refused(inspector_lab):
+    args = ["clientKey=demo-key", "clientSecret=demo-secret", "name=Farm", "maxMessages=10"]
+    done = inspector_lab(
+        "--method", "tools/call", "--tool-name", "createTenant",
+        "--tool-arg", *args, "maxClients=3",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout)
+    assert answer["isError"] is False and answer["structuredContent"]["max_clients"] == 3
+    # A 401 is where an MCP client may start OAuth: --stored-auth-only keeps the Inspector
+    # from waiting for a person, and it stops, saying it needs authorization.
+    refused = inspector_lab("--stored-auth-only", "--method", "tools/list", key="wrong-key-77")
+    assert refused.returncode != 0 and not refused.stdout
+    assert json.loads(refused.stderr.splitlines()[-1])["error"]["code"] == "auth_required"
