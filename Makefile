@@ -25,12 +25,16 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 ## run: start the connector with gunicorn on $(PORT), and its MCP server over HTTP on
 ## $(MCP_PORT) (MCP_PORT=0: not), in sandbox mode unless INSTAMSG_SANDBOX=0
 run: $(VENV)/.runtime
-	@export INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT); \
-	if [ "$(MCP_PORT)" != 0 ]; then \
-	  $(BIN)/flask --app app blocks mcp --http "$$HOST:$(MCP_PORT)" & mcp=$$!; \
+	@$(with_mcp) INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
+
+# make run's MCP server over HTTP (blocks mcp --http) on the same HOST, in the background; it
+# stops when gunicorn does (SIGTERM, or Ctrl-C). gunicorn's command stays the line's last one:
+# the image runs that very command (tests/test_packaging.py).
+with_mcp = if [ "$(MCP_PORT)" != 0 ]; then \
+	  INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} $(BIN)/flask --app app blocks mcp \
+	    --http "$${HOST-127.0.0.1}:$(MCP_PORT)" & mcp=$$!; \
 	  trap 'kill $$mcp 2>/dev/null; wait $$mcp' EXIT; trap 'exit 143' TERM INT; \
-	fi; \
-	$(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
+	fi;
 
 ## sandbox: the InstaMsg sandbox alone, on port 8081 (point INSTAMSG_API_URL at it)
 sandbox: $(VENV)/.runtime

@@ -958,7 +958,10 @@ def test_the_inspector_calls_a_tool_and_sees_a_refusal_as_is_error(inspector, tm
 # -- the README's configuration and conversation, as written (slow) ---------------------------
 
 README = (ROOT / "README.md").read_text()
-AGENT_SECTION = README.split("## Use it from an AI agent\n", 1)[1].split("\n## ", 1)[0]
+# Up to its subsection over HTTP (tests/faces/test_mcp_http.py runs that one's configuration).
+AGENT_SECTION = (
+    README.split("## Use it from an AI agent\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+)
 
 
 def test_the_readme_section_has_one_configuration_and_one_conversation():

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -688,3 +689,23 @@ def test_the_inspector_calls_a_tool_over_http_and_a_wrong_key_is_refused(inspect
     refused = inspector_lab("--stored-auth-only", "--method", "tools/list", key="wrong-key-77")
     assert refused.returncode != 0 and not refused.stdout
     assert json.loads(refused.stderr.splitlines()[-1])["error"]["code"] == "auth_required"
+
+
+# -- the README's configuration, as written (slow) --------------------------------------------
+
+README = (ROOT / "README.md").read_text()
+HTTP_SECTION = README.split("### Over HTTP, for remote agents\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.slow
+def test_the_readme_http_configuration_connects_as_written(tmp_path):
+    (block,) = [b.split("```", 1)[0] for b in HTTP_SECTION.split("```json\n")[1:]]
+    (entry,) = json.loads(block)["mcpServers"].values()
+    assert entry["type"] == "http" and entry["url"].endswith(f":{http.DEFAULT_PORT}/mcp")
+    (header,) = entry["headers"].items()
+    key = header[1].removeprefix("Bearer ")
+    with mcp_http(tmp_path, CONNECTOR_API_KEYS=key) as (url, _):
+        # The README's URL, on the port this test's server got.
+        there = entry["url"].replace(f":{http.DEFAULT_PORT}/", f":{urlsplit(url).port}/")
+        listed = over_http(there, lambda client: client.list_tools(), key=None, **dict([header]))
+    assert len(listed.tools) == len(BLOCKS)
