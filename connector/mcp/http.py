@@ -247,6 +247,22 @@ class Deadlines(H11Protocol):
             self.transport.close()
 
 
+def library_logs(*names: str) -> None:
+    """The SDK's and uvicorn's warnings and errors as the connector's JSON log lines: an
+    exception by its type and place (never a traceback, whose text can quote a request), and
+    any URL without its query. Below WARNING they are left out (our own lines say it)."""
+    import logging
+
+    handler = logs.StderrHandler()
+    handler.setFormatter(logs.JsonFormatter())
+    handler.addFilter(logs.drop_queries)
+    for name in names:
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.setLevel(logging.WARNING)
+        log.propagate = False
+
+
 async def health(request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -277,7 +293,7 @@ def serve(engine, run_block, *, where, host, port, credentials=None, hosts=(), o
     from connector.mcp import server, tools
 
     logs.setup()
-    logging.getLogger("mcp").setLevel(logging.WARNING)
+    library_logs("mcp", "uvicorn")
     settings = engine.settings
     held = bool(credentials)
     tools.tool_list(held)  # built now, so the first tools/list answers at once
