@@ -33,6 +33,7 @@ from sandbox.app import create_sandbox_app
 from sandbox.store import Store
 from tests.faces.test_mcp import BLOCKS, texts
 from tests.support.netns import Netns
+from tests.support.redisd import redisd_fixture  # noqa: F401  (a real redis-server)
 from tests.support.servers import ROOT, gunicorn, serve
 from tests.support.upstream import APP
 
@@ -711,3 +712,37 @@ def test_the_readme_http_configuration_connects_as_written(tmp_path):
         there = entry["url"].replace(f":{http.DEFAULT_PORT}/", f":{urlsplit(url).port}/")
         listed = over_http(there, lambda client: client.list_tools(), key=None, **dict([header]))
     assert len(listed.tools) == len(BLOCKS)
+
+
+# -- two instances behind one Redis: stateless as the transport is (slow) ----------------------
+
+
+@pytest.mark.slow
+def test_two_instances_sharing_redis_count_one_rate_limit_and_replay_one_key(tmp_path, redisd):
+    env = {
+        "CONNECTOR_API_KEYS": KEY_A,
+        "RATE_LIMIT": "3/minute",
+        "REDIS_URL": redisd.url,
+        # One sandbox for both, as both would call the same InstaMsg.
+        "INSTAMSG_DATA_DIR": str(tmp_path / "shared"),
+    }
+    with (
+        mcp_http(tmp_path / "one", **env) as (first, _),
+        mcp_http(tmp_path / "two", **env) as (second, _),
+    ):
+        tenant = {**APP, "name": "Once", "maxClients": 1, "maxMessages": 1, "idempotencyKey": "k1"}
+
+        async def create(client):
+            return await client.call_tool("createTenant", tenant)
+
+        async def list_tenants(client):
+            return await client.call_tool("getTenants", APP)
+
+        made = over_http(first, create)
+        again = over_http(second, create)  # the other instance: the key is in Redis
+        listed = over_http(first, list_tenants)
+        over = over_http(second, list_tenants)  # the fourth call between them: refused
+    assert not made.is_error and (again.meta or {}).get("idempotentReplayed") is True
+    assert again.structured_content == made.structured_content
+    assert [t["name"] for t in listed.structured_content["items"]] == ["Once"]
+    assert over.is_error and json.loads(over.content[0].text)["status_code"] == "RATE_LIMITED"
