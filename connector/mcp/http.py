@@ -16,12 +16,14 @@ In front of the SDK's app sits one small ASGI gate, for what the SDK does not kn
 The SDK does the rest: the body limit (MAX_REQUEST_BYTES, 413), and the Host and Origin
 checks against DNS rebinding that the MCP specification asks of HTTP servers (403, 421).
 Rate limits (RATE_LIMIT) count each tool call under the caller's key, with the same library
-and window as the HTTP face.
+and window as the HTTP face; the client time limits (CLIENT_HEADER_TIMEOUT,
+CLIENT_BODY_TIMEOUT) are the gunicorn worker's, kept by ``Deadlines`` under uvicorn.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass
 
 import h11
@@ -181,11 +183,20 @@ class Limiter:
                 allowed = self.fallback.hit(item, self.prefix, who)
             if not allowed:
                 return RateLimited(
-                    f"Too many calls: this caller may run {self.text} (RATE_LIMIT). Wait a "
-                    "second or more, then call the tool again; nothing was sent to InstaMsg.",
-                    retry_after_s=1.0,
+                    f"Too many calls: this caller may run {self.text} (RATE_LIMIT). Wait for "
+                    "retry_after_s seconds, then call the tool again; nothing was sent to "
+                    "InstaMsg.",
+                    retry_after_s=round(self.wait_s(item, who), 3),
                 )
         return None
+
+    def wait_s(self, item, who: str) -> float:
+        """How long until ``who`` may call again under ``item``: at least a second."""
+        try:
+            reset_at = self.window.get_window_stats(item, self.prefix, who).reset_time
+        except Exception:  # noqa: BLE001  (Redis gone: the fallback's count refused it)
+            reset_at = self.fallback.get_window_stats(item, self.prefix, who).reset_time
+        return max(1.0, reset_at - time.time())
 
 
 def limited(run_block, limiter: Limiter | None):
@@ -270,7 +281,7 @@ async def health(request) -> Response:
 def build_app(server, settings, host: str, port: int, hosts=(), origins=()):
     """The ASGI app: the SDK's streamable HTTP app for ``server`` (stateless, JSON answers,
     the body limit, the Host and Origin checks) and the health route, behind the gate."""
-    app = server.streamable_http_app(
+    return server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         json_response=True,
         stateless_http=True,
@@ -279,7 +290,6 @@ def build_app(server, settings, host: str, port: int, hosts=(), origins=()):
         host=host,
         custom_starlette_routes=[Route(HEALTH_PATH, health, methods=["GET"])],
     )
-    return app
 
 
 def serve(engine, run_block, *, where, host, port, credentials=None, hosts=(), origins=()):

@@ -532,6 +532,8 @@ def test_over_http_the_rate_limit_counts_tool_calls_per_api_key(tmp_path):
         refused = json.loads(calls[3].content[0].text)
         assert refused["status_code"] == "RATE_LIMITED" and refused["retryable"] is True
         assert "nothing was sent to InstaMsg" in refused["status_msg"]
+        # The wait is the window's: the first call of the minute leaves it, under 60 s on.
+        assert 1 <= refused["retry_after_s"] <= 60
     assert KEY_A not in logged and KEY_B not in logged
 
 
