@@ -23,6 +23,7 @@ import pytest
 import requests
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from starlette.datastructures import Headers
 
 from app import create_app
@@ -404,8 +405,9 @@ def test_over_http_a_missing_or_wrong_key_is_401_before_any_tool_runs(keyed, hea
     assert process.output().count('"msg": "block call"') == before  # nothing ran
     assert "wrong-key-31" not in process.output()
     # The SDK's client sees the refusal too, and connects with a right key, either header.
-    with pytest.raises(Exception):  # noqa: B017  (the SDK's own error for a 401 answer)
+    with pytest.raises(ExceptionGroup) as caught:  # out of the client's task groups
         over_http(url, lambda client: client.list_tools(), key="wrong-key-31")
+    assert caught.group_contains(MCPError, match="Server returned an error response")
     assert over_http(url, lambda client: client.list_tools(), key=None, **{"X-API-Key": KEY_B})
 
 
