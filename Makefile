@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8080
+# The MCP server over HTTP, beside gunicorn (`make run`); 0 leaves it off.
+MCP_PORT ?= 8090
 
 .PHONY: run test test-fast check lint format manifest samples bench clean sandbox sandbox-reset
 
@@ -20,9 +22,19 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-## run: start the connector with gunicorn on $(PORT), in sandbox mode unless INSTAMSG_SANDBOX=0
+## run: start the connector with gunicorn on $(PORT), and its MCP server over HTTP on
+## $(MCP_PORT) (MCP_PORT=0: not), in sandbox mode unless INSTAMSG_SANDBOX=0
 run: $(VENV)/.runtime
-	INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
+	@$(with_mcp) INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
+
+# make run's MCP server over HTTP (blocks mcp --http) on the same HOST, in the background; it
+# stops when gunicorn does (SIGTERM, or Ctrl-C). gunicorn's command stays the line's last one:
+# the image runs that very command (tests/test_packaging.py).
+with_mcp = if [ "$(MCP_PORT)" != 0 ]; then \
+	  INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} $(BIN)/flask --app app blocks mcp \
+	    --http "$${HOST-127.0.0.1}:$(MCP_PORT)" & mcp=$$!; \
+	  trap 'kill $$mcp 2>/dev/null; wait $$mcp' EXIT; trap 'exit 143' TERM INT; \
+	fi;
 
 ## sandbox: the InstaMsg sandbox alone, on port 8081 (point INSTAMSG_API_URL at it)
 sandbox: $(VENV)/.runtime
@@ -53,7 +65,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## bench: the benchmark (S1-S5), on loopback; writes bench/results.json and prints a table
+## bench: the benchmark (S1-S6), on loopback; writes bench/results.json and prints a table
 bench: $(VENV)/.dev
 	bench/install-tools.sh
 	$(BIN)/python -m bench.run

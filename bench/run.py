@@ -15,6 +15,8 @@ Scenarios (each repeated, medians reported; the 31-second S2 run once unless --s
   S3  200 MB through downloadFile?stream=1 and uploadFile: RSS growth and MB/s
   S4  cold start: process start to the first /healthz answer
   S5  one call at a time: the latency the connector adds over calling the upstream directly
+  S6  a block as an MCP tool call over HTTP against the same block over POST /blocks: latency
+      at c=1, calls a second at c=8, and each server's CPU per call (bench/mcp_http.py)
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pathlib import Path
 
 import requests
 
+from bench import mcp_http
 from bench.responses import nginx_conf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -688,7 +691,7 @@ def s5(procs, ctx, opts) -> dict:
     return out
 
 
-SCENARIOS = {"S1": s1, "S1x": s1x, "S2": s2, "S3": s3, "S4": s4, "S5": s5}
+SCENARIOS = {"S1": s1, "S1x": s1x, "S2": s2, "S3": s3, "S4": s4, "S5": s5, "S6": mcp_http.s6}
 
 
 # -- targets and report -----------------------------------------------------------------
@@ -809,6 +812,8 @@ def table(report: dict) -> str:
             f"             {figures('direct', v['direct'])}  -> added p50 {v['added_p50_ms']} ms"
             f" p99 {v['added_p99_ms']} ms"
         )
+    if "S6" in res:
+        lines += mcp_http.table_lines(res["S6"])
     lines.append("")
     for row in report["targets"]:
         mark = "met" if row["met"] else "NOT met"
@@ -843,6 +848,7 @@ def estimate_seconds(opts) -> float:
         "S3": start + opts.repeat * 2 * opts.file_mb / 100,
         "S4": opts.repeat * start,
         "S5": start + d(opts.warmup) + opts.repeat * 2 * d(opts.duration / 2),
+        "S6": 2 * start + 2 * opts.warmup + opts.repeat * 4 * opts.duration / 2,
     }
     return start + sum(per[name] for name in opts.only.split(","))
 
@@ -875,7 +881,7 @@ def gunicorn_settings() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="S1,S1x,S2,S3,S4,S5", help="comma-separated scenarios")
+    parser.add_argument("--only", default="S1,S1x,S2,S3,S4,S5,S6", help="comma-separated scenarios")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (medians)")
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds per measurement (not S2's target)"

@@ -316,7 +316,7 @@ def as_text(who: str, data: bytes) -> str:
 # -- mcp ----------------------------------------------------------------------------------
 
 
-@blocks.command("mcp", short_help="Serve every block as a tool of an MCP server, on stdio.")
+@blocks.command("mcp", short_help="Serve every block as a tool of an MCP server (stdio or HTTP).")
 @click.option(
     "--url",
     metavar="URL",
@@ -329,12 +329,45 @@ def as_text(who: str, data: bytes) -> str:
     show_envvar=True,
     help="Sent as X-API-Key, for a connector with CONNECTOR_API_KEYS set.",
 )
-def mcp_command(url, api_key):
-    """Serve the Model Context Protocol on stdin and stdout, for AI agents: one tool per
-    block. Blocks run in this process (sandbox mode unless INSTAMSG_SANDBOX=0), or with
-    --url on a deployed connector. stdout is the protocol; logs go to stderr. With
-    INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET set, the server holds the app's
-    credentials and the agent never sees them (docs/mcp.md).
+@click.option(
+    "--http",
+    "bind",
+    metavar="[HOST:]PORT",
+    help="Serve MCP over streamable HTTP at /mcp on HOST:PORT (HOST 127.0.0.1 unless given) "
+    "instead of stdio.",
+)
+@click.option(
+    "--allow-keyless",
+    is_flag=True,
+    help="With --http and no CONNECTOR_API_KEYS: serve on an address other than loopback "
+    "anyway (anyone who reaches it runs blocks).",
+)
+@click.option(
+    "--allowed-hosts",
+    envvar="MCP_ALLOWED_HOSTS",
+    show_envvar=True,
+    default="",
+    metavar="LIST",
+    help="With --http: more Host header values to answer (comma-separated, e.g. "
+    "mcp.example.com or mcp:*), beyond loopback names and the address bound.",
+)
+@click.option(
+    "--allowed-origins",
+    envvar="MCP_ALLOWED_ORIGINS",
+    show_envvar=True,
+    default="",
+    metavar="LIST",
+    help="With --http: browser origins allowed to call it (comma-separated, e.g. "
+    "https://app.example.com), beyond pages on loopback.",
+)
+def mcp_command(url, api_key, bind, allow_keyless, allowed_hosts, allowed_origins):
+    """Serve the Model Context Protocol for AI agents: one tool per block, on stdin and
+    stdout, or with --http over streamable HTTP. Blocks run in this process (sandbox mode
+    unless INSTAMSG_SANDBOX=0), or with --url on a deployed connector. Over stdio, stdout is
+    the protocol; logs go to stderr. With INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET
+    set, the server holds the app's credentials and the agent never sees them (docs/mcp.md).
+    Over HTTP every request needs one of CONNECTOR_API_KEYS (Authorization: Bearer, or
+    X-API-Key); without any it serves on loopback only, unless --allow-keyless.
     """
     # Imported here: the SDK loads only for this command, never for gunicorn's workers.
     from connector.mcp import runners, server
@@ -345,13 +378,18 @@ def mcp_command(url, api_key):
             "Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither."
         )
     credentials = {"clientKey": key, "clientSecret": secret} if key else None
+    if url and not re.match(r"(?i)^https?://[^/\s]", url):
+        raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--url")
+    engine = current_app.extensions["instamsg"]
+    if bind is not None:
+        serve_mcp_http(
+            engine, url, api_key, bind, allow_keyless, credentials, allowed_hosts, allowed_origins
+        )
+        return
     if url:
-        if not re.match(r"(?i)^https?://[^/\s]", url):
-            raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--url")
         remote = runners.Remote(url, api_key)
         server.serve_stdio(remote, where=remote.shown, credentials=credentials)
         return
-    engine = current_app.extensions["instamsg"]
     engine.announce()
     mode = "sandbox" if engine.settings.sandbox else "live"
     server.serve_stdio(
@@ -359,3 +397,44 @@ def mcp_command(url, api_key):
         where=f"this process ({mode})",
         credentials=credentials,
     )
+
+
+def serve_mcp_http(engine, url, api_key, bind, allow_keyless, credentials, hosts, origins):
+    """``blocks mcp --http``: the checks of the command line, then connector/mcp/http.py."""
+    from connector.mcp import http, runners
+
+    try:
+        host, port = http.parse_bind(bind)
+    except ValueError as error:
+        raise click.BadParameter(str(error) + ".", param_hint="--http") from None
+    if engine.keyless and not http.is_loopback(host) and not allow_keyless:
+        raise click.UsageError(
+            f"CONNECTOR_API_KEYS is not set: anyone who reaches {host} could run blocks. "
+            "Set CONNECTOR_API_KEYS, serve on 127.0.0.1, or add --allow-keyless."
+        )
+    if url:
+        remote = runners.Remote(url, api_key)
+        run_block, where = remote, remote.shown
+    else:
+        engine.announce()
+        mode = "sandbox" if engine.settings.sandbox else "live"
+
+        def run_block(name, args, key, caller_key):
+            # The caller's key over HTTP; on a keyless server, --api-key (or none).
+            return runners.run_in_process(engine, name, args, key, caller_key or api_key)
+
+        where = f"this process ({mode})"
+    http.serve(
+        engine,
+        run_block,
+        where=where,
+        host=host,
+        port=port,
+        credentials=credentials,
+        hosts=split_list(hosts),
+        origins=split_list(origins),
+    )
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (text or "").split(",") if item.strip())

@@ -181,3 +181,33 @@ def with_sandbox_default(environ: Mapping[str, str]) -> Mapping[str, str]:
     if environ.get("FLASK_RUN_FROM_CLI") == "true" and "INSTAMSG_SANDBOX" not in environ:
         return {**environ, "INSTAMSG_SANDBOX": "1"}
     return environ
+
+
+#: How long a client may take to send a request head, and may stall between reads of its
+#: body (seconds): the gunicorn worker and the MCP HTTP server hold every client to them.
+HEADER_TIMEOUT = 15.0
+BODY_TIMEOUT = 30.0
+
+
+def _seconds(env, name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number of seconds, not {raw[:40]!r}")
+    return value
+
+
+def client_timeouts(env=None) -> tuple[float, float]:
+    """``CLIENT_HEADER_TIMEOUT`` and ``CLIENT_BODY_TIMEOUT``, in seconds.
+
+    Raises ConfigError, naming the variable, for a value that is not a positive number."""
+    env = os.environ if env is None else env
+    return (
+        _seconds(env, "CLIENT_HEADER_TIMEOUT", HEADER_TIMEOUT),
+        _seconds(env, "CLIENT_BODY_TIMEOUT", BODY_TIMEOUT),
+    )

@@ -65,12 +65,20 @@ class Remote:
         if api_key:
             self.session.headers["X-API-Key"] = api_key
 
-    def __call__(self, name: str, args: dict, key: str | None = None) -> tuple[dict, bool]:
+    def __call__(
+        self, name: str, args: dict, key: str | None = None, api_key: str | None = None
+    ) -> tuple[dict, bool]:
+        """``api_key``: the caller's own key (over HTTP), sent instead of the server's."""
+        headers = {}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        if api_key:
+            headers["X-API-Key"] = api_key
         try:
             reply = self.session.post(
                 self.url + block_path(name),
                 json={"args": args},
-                headers={"Idempotency-Key": key} if key is not None else None,
+                headers=headers or None,
                 timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
             )
         except requests.Timeout:

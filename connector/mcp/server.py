@@ -28,7 +28,10 @@ from mcp_types import (
     CallToolResult,
     ErrorData,
     JSONRPCError,
+    ListResourcesResult,
     ListToolsResult,
+    ReadResourceRequestParams,
+    ReadResourceResult,
 )
 
 from connector import __version__, logs
@@ -37,7 +40,7 @@ from connector.engine import idempotency_keys as keys
 from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
 from connector.errors import ConnectorError, InternalError, UnknownBlock
-from connector.mcp import tools
+from connector.mcp import resources, tools
 
 #: A runner: a block's name, arguments and Idempotency-Key (or None) in; the connector's
 #: envelope out, and whether it replays the answer the key already held.
@@ -45,11 +48,15 @@ Runner = Callable[[str, dict, str | None], tuple[dict, bool]]
 NAME = "instamsg-connector"
 
 
-def build_server(run: Runner, credentials: dict | None = None) -> Server:
+def build_server(
+    run: Runner, credentials: dict | None = None, caller_of: Callable | None = None
+) -> Server:
     """An MCP server whose tools are the blocks, each call run by ``run`` (in a worker
     thread: a block may wait on InstaMsg, and the protocol must keep answering).
     ``credentials`` (clientKey and clientSecret) are the app's, held by the server for
-    every call that gives none: the agent then never sees them."""
+    every call that gives none: the agent then never sees them. ``caller_of`` (over HTTP)
+    finds who sent a call in its request context; ``run`` then gets it as a fourth
+    argument (its key runs the block)."""
     held = bool(credentials)
 
     async def list_tools(ctx, params) -> ListToolsResult:
@@ -84,9 +91,10 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
                 keys.check_form(key, inv.key_argument)
             except ConnectorError as error:
                 return tools.tool_result(Engine.failed(inv, error).envelope)
+        who = () if caller_of is None else (caller_of(ctx),)
         try:
             envelope, replayed = await anyio.to_thread.run_sync(
-                functools.partial(run, blk.name, args, key)
+                functools.partial(run, blk.name, args, key, *who)
             )
             return tools.tool_result(envelope, blk.name, replayed=replayed)
         except Exception as exc:  # noqa: BLE001  (a bug here must not end the session)
@@ -98,6 +106,18 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
             )
             return tools.tool_result(Engine.failed(inv, InternalError.bug()).envelope)
 
+    async def list_resources(ctx, params) -> ListResourcesResult:
+        return ListResourcesResult(resources=resources.listed())
+
+    async def read_resource(ctx, params: ReadResourceRequestParams) -> ReadResourceResult:
+        found = await anyio.to_thread.run_sync(resources.read, params.uri)
+        if found is None:
+            names = ", ".join(d.uri for d in resources.DOCUMENTS)
+            raise MCPError(
+                INVALID_PARAMS, f"There is no resource {params.uri[:120]!r}: there are {names}."
+            )
+        return ReadResourceResult(contents=[found])
+
     return Server(
         NAME,
         version=__version__,
@@ -105,6 +125,8 @@ def build_server(run: Runner, credentials: dict | None = None) -> Server:
         instructions=tools.HELD_INSTRUCTIONS if held else tools.INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_read_resource=read_resource,
     )
 
 

@@ -42,17 +42,40 @@ def annotations(blk) -> ToolAnnotations:
     )
 
 
+#: Phrases of the blocks' descriptions that speak of the HTTP request (a query parameter, a
+#: multipart part), and what an agent is told instead: a tool cannot do either, and an agent
+#: told of them looks for a way. (tests/faces/test_mcp_http.py checks each is still found.)
+HTTP_ONLY = {
+    " With ?stream=1 on the URL, answers the raw bytes instead.": "",
+    ", as a URL to fetch (file), or as a multipart part named file.": (
+        " or as an http(s) URL the connector downloads it from (file)."
+    ),
+    ", or a multipart part named file.": ".",
+}
+
+
+def over_mcp(text: str) -> str:
+    """A description as an agent reads it: without what only an HTTP caller can do."""
+    for http_only, said in HTTP_ONLY.items():
+        text = text.replace(http_only, said)
+    return text
+
+
 def tool(blk, document: dict | None = None, *, held: bool = False) -> Tool:
     """The block as an MCP tool: its name, the manifest's description, its schemas.
     ``held``: the server holds the app's credentials (no clientKey, clientSecret)."""
-    description = manifest.block_entry(blk)["description"]
+    description = over_mcp(manifest.block_entry(blk)["description"])
     rules = schema.rules(blk, held=held)
     if rules:
         description += " " + rules
+    inputs = schema.input_schema(blk, document, held=held)
+    for prop in inputs["properties"].values():
+        if "description" in prop:
+            prop["description"] = over_mcp(prop["description"])
     return Tool(
         name=blk.name,
         description=description,
-        input_schema=schema.input_schema(blk, document, held=held),
+        input_schema=inputs,
         output_schema=schema.output_schema(blk, document),
         annotations=annotations(blk),
     )

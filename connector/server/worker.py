@@ -42,8 +42,6 @@ pipelines requests keeps the worker to itself (bench/README.md has the figures).
 from __future__ import annotations
 
 import contextlib
-import math
-import os
 import socket
 import time
 
@@ -52,11 +50,11 @@ from gunicorn import util
 from gunicorn.http.errors import InvalidHeader, NoMoreData, ParseException
 from gunicorn.workers.ggevent import GeventWorker
 
-from connector.config import ConfigError
+# The client timeouts are the base's now: the MCP HTTP server (connector/mcp/http.py) keeps
+# them too. Named here as well, where tests/server/test_slow_clients.py reads them.
+from connector.config import BODY_TIMEOUT, HEADER_TIMEOUT, client_timeouts  # noqa: F401
 from connector.errors import InvalidRequest
 
-HEADER_TIMEOUT = 15.0
-BODY_TIMEOUT = 30.0
 #: the share of worker_connections past which waiting connections are closed to make room
 ROOM_AT = 0.9
 #: a body part up to this size goes out in the same write as the head before it
@@ -82,30 +80,6 @@ TOO_SLOW = {
     HEAD: "the request head took too long",
     BODY: "the request body stalled",
 }
-
-
-def _seconds(env, name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be a positive number of seconds, not {raw[:40]!r}")
-    return value
-
-
-def client_timeouts(env=None) -> tuple[float, float]:
-    """``CLIENT_HEADER_TIMEOUT`` and ``CLIENT_BODY_TIMEOUT``, in seconds.
-
-    Raises ConfigError, naming the variable, for a value that is not a positive number."""
-    env = os.environ if env is None else env
-    return (
-        _seconds(env, "CLIENT_HEADER_TIMEOUT", HEADER_TIMEOUT),
-        _seconds(env, "CLIENT_BODY_TIMEOUT", BODY_TIMEOUT),
-    )
 
 
 def admit(worker, req) -> None:

@@ -619,7 +619,7 @@ def test_over_stdio_the_tool_list_has_every_block_with_valid_schemas(tmp_path):
         Draft202012Validator.check_schema(wire["inputSchema"])
         Draft202012Validator.check_schema(wire["outputSchema"])
         assert wire["inputSchema"]["type"] == wire["outputSchema"]["type"] == "object"
-        assert wire["description"].startswith(REGISTRY.get(tool.name).description)
+        assert wire["description"].startswith(tools.over_mcp(REGISTRY.get(tool.name).description))
         assert set(wire["annotations"]) == {
             "readOnlyHint",
             "destructiveHint",
@@ -958,7 +958,10 @@ def test_the_inspector_calls_a_tool_and_sees_a_refusal_as_is_error(inspector, tm
 # -- the README's configuration and conversation, as written (slow) ---------------------------
 
 README = (ROOT / "README.md").read_text()
-AGENT_SECTION = README.split("## Use it from an AI agent\n", 1)[1].split("\n## ", 1)[0]
+# Up to its subsection over HTTP (tests/faces/test_mcp_http.py runs that one's configuration).
+AGENT_SECTION = (
+    README.split("## Use it from an AI agent\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+)
 
 
 def test_the_readme_section_has_one_configuration_and_one_conversation():
