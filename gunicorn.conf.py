@@ -42,8 +42,8 @@ if worker_class in ("gevent", DEADLINE_WORKER):
 
     monkey.patch_all()
 
-from connector.config import ConfigError  # noqa: E402
-from connector.server.worker import admit, client_timeouts  # noqa: E402
+from connector.config import ConfigError, client_timeouts  # noqa: E402
+from connector.server.worker import admit  # noqa: E402
 
 try:
     # Read again by each worker; checked here so that a bad value stops the start at once.

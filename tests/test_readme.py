@@ -12,7 +12,8 @@ import subprocess
 import pytest
 import requests
 
-from tests.support.servers import ROOT, serve
+from tests.support.servers import ROOT, free_port, serve
+from tests.support.waiting import wait_until
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -48,9 +49,25 @@ def test_every_sh_block_is_run_or_named_as_not_run():
 @pytest.fixture(scope="module")
 def make_run(tmp_path_factory):
     """`make run` itself, on a free port, with its data in a temporary directory."""
-    env = {"INSTAMSG_DATA_DIR": str(tmp_path_factory.mktemp("data")), "WEB_CONCURRENCY": "1"}
+    env = {
+        "INSTAMSG_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "WEB_CONCURRENCY": "1",
+        "MCP_PORT": str(free_port()),
+    }
     with serve(["make", "run"], env, timeout=60, drop=["INSTAMSG_SANDBOX"]) as (base, process):
-        yield base, process.output
+        yield base, process.output, int(env["MCP_PORT"])
+
+
+def test_make_run_starts_the_mcp_server_over_http_beside_gunicorn(make_run):
+    _, output, mcp_port = make_run
+
+    def healthy():
+        try:
+            return requests.get(f"http://127.0.0.1:{mcp_port}/healthz", timeout=5).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_until(healthy, 60, explain=lambda: output()[-2000:])
 
 
 def bash(script: str, cwd, base: str, data=None) -> subprocess.CompletedProcess:
@@ -81,7 +98,7 @@ def envelopes(text: str) -> list[dict]:
 
 
 def test_make_run_says_sandbox_mode_and_where_it_listens(make_run):
-    base, output = make_run
+    base, output, _ = make_run
     assert requests.get(base + "/healthz", timeout=5).json() == {"status": "ok"}
     log = output()
     assert "SANDBOX MODE" in log
@@ -89,7 +106,7 @@ def test_make_run_says_sandbox_mode_and_where_it_listens(make_run):
 
 
 def test_the_walk_through_runs_as_written_and_again(make_run, tmp_path):
-    base, _ = make_run
+    base, _, _ = make_run
     for _ in range(2):  # fresh IDs each run: the second run works too
         done = bash(WALK_THROUGH, tmp_path, base)
         assert done.returncode == 0, done.stderr
@@ -101,7 +118,7 @@ def test_the_walk_through_runs_as_written_and_again(make_run, tmp_path):
 
 
 def test_calling_a_block_runs_as_written(make_run, tmp_path):
-    base, _ = make_run
+    base, _, _ = make_run
     done = bash(WALK_THROUGH + CALLING, tmp_path, base)
     assert done.returncode == 0, done.stderr
     answers = envelopes(done.stdout)[2:]

@@ -50,9 +50,9 @@ from gunicorn import util
 from gunicorn.http.errors import InvalidHeader, NoMoreData, ParseException
 from gunicorn.workers.ggevent import GeventWorker
 
-# The client timeouts are the base's now: the MCP HTTP server (connector/mcp/http.py) keeps
-# them too. Named here as well, where tests/server/test_slow_clients.py reads them.
-from connector.config import BODY_TIMEOUT, HEADER_TIMEOUT, client_timeouts  # noqa: F401
+# The client timeouts are read in the base: the MCP HTTP server (connector/mcp/http.py) keeps
+# them too.
+from connector.config import client_timeouts
 from connector.errors import InvalidRequest
 
 #: the share of worker_connections past which waiting connections are closed to make room

@@ -14,8 +14,7 @@ import time
 import pytest
 import requests
 
-from connector.config import ConfigError
-from connector.server.worker import BODY_TIMEOUT, HEADER_TIMEOUT, client_timeouts
+from connector.config import BODY_TIMEOUT, HEADER_TIMEOUT, ConfigError, client_timeouts
 from tests.support.servers import address, gunicorn, sandbox, unaccepted
 from tests.support.upstream import APP
 from tests.support.waiting import wait_until
