@@ -359,3 +359,88 @@ def mcp_command(url, api_key):
         where=f"this process ({mode})",
         credentials=credentials,
     )
+
+
+# -- hooks: ``flask --app app hooks add|list|show|remove`` -----------------------------------
+
+hooks = AppGroup("hooks", help="Make, list, show and remove webhook hooks (connector/hooks).")
+
+
+def hooks_service():
+    return current_app.extensions["instamsg_hooks"]
+
+
+def pairs_of(option: str, pairs) -> dict:
+    """``KEY=VALUE`` options as a dict, each value as text."""
+    found = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"{option} {pair!r} is not KEY=VALUE.")
+        found[name] = value
+    return found
+
+
+def hook_answer(work):
+    """Print what ``work`` answers as JSON; a refusal prints its error (as the HTTP face's
+    envelope says it) and exits 1."""
+    from connector.errors import ConnectorError
+
+    try:
+        click.echo(pretty(work()))
+    except ConnectorError as error:
+        click.echo(pretty(error.to_dict()))
+        sys.exit(1)
+
+
+@hooks.command("add", short_help="Make a hook; prints its URL and secret (shown this once).")
+@click.argument("block")
+@click.option("--arg", "args", multiple=True, metavar="KEY=VALUE", help="A fixed argument.")
+@click.option(
+    "--map", "maps", multiple=True, metavar="KEY=EXPRESSION", help="An argument's JMESPath."
+)
+@click.option("--scheme", required=True, help="standard-webhooks, github, stripe, hmac or token.")
+@click.option("--secret", help="The sender's secret (made when left out).")
+@click.option(
+    "--option", "options", multiple=True, metavar="KEY=VALUE", help="hmac: header, algorithm..."
+)
+@click.option("--delivery-id", help="The JMESPath of the delivery id (the scheme's default).")
+def add_hook(block, args, maps, scheme, secret, options, delivery_id):
+    """Make a hook that runs BLOCK, as POST /hooks does."""
+    verify = {"scheme": scheme, **pairs_of("--option", options)}
+    if secret is not None:
+        verify["secret"] = secret
+    body = {
+        "block": block,
+        "args": pairs_of("--arg", args),
+        "map": pairs_of("--map", maps),
+        "verify": verify,
+    }
+    if delivery_id is not None:
+        body["delivery_id"] = delivery_id
+    hook_answer(lambda: hooks_service().create(body))
+
+
+@hooks.command("list")
+def list_hooks():
+    """Every hook (no secret)."""
+    hook_answer(lambda: hooks_service().all())
+
+
+@hooks.command("show")
+@click.argument("hook_id")
+def show_hook(hook_id):
+    """One hook (no secret)."""
+    hook_answer(lambda: hooks_service().view(hooks_service().get(hook_id)))
+
+
+@hooks.command("remove")
+@click.argument("hook_id")
+def remove_hook(hook_id):
+    """Remove a hook and its deliveries' records."""
+
+    def work():
+        hooks_service().remove(hook_id)
+        return {"id": hook_id, "removed": True}
+
+    hook_answer(work)

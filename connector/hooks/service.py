@@ -1,0 +1,315 @@
+"""Hooks: made, listed, shown and removed (for the HTTP face and the CLI alike), and a
+sender's delivery run through the engine once.
+
+A hook is a JSON record: ``id``, ``block``, fixed ``args``, ``map`` (argument -> JMESPath),
+``verify`` (``scheme``, ``secret`` and the scheme's options), ``delivery_id`` (a JMESPath, or
+None), ``respond`` and ``created``. Its secret (and a token scheme's URL token, which is its
+secret) is answered once, when the hook is made; every later view leaves it out, and shows
+the secret arguments of ``args`` as ``[redacted]``.
+
+A delivery runs as one more face of the engine (``Engine.answer``): its caller is the hook
+(``hook:<id>``, its own scope for Idempotency-Keys and rate of nothing else), and its delivery
+id is the call's Idempotency-Key. The same delivery sent again is answered what the first was,
+and never runs twice (connector.engine.idempotency_keys).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Mapping
+
+from connector import metrics
+from connector.engine import Answer, Engine, Invocation
+from connector.engine.idempotency_keys import MAX_KEY
+from connector.engine.redaction import REDACTED, scrub
+from connector.errors import ConnectorError, InvalidFields, InvalidRequest
+from connector.hooks import mapping
+from connector.hooks.errors import HookNotFound
+from connector.hooks.schemes import MAX_SECRET, SCHEMES, token_matches
+from connector.state.stores import open_hook_store
+
+#: Where a sender posts a hook's deliveries: ``/webhooks/<id>``, and ``/webhooks/<id>/<token>``
+#: for the token scheme. Open without an API key (the signature or the token is the proof).
+SENDER_PREFIX = "/webhooks/"
+#: A hook's id: 20 hex characters (80 random bits; the id is no secret).
+HOOK_ID = re.compile(r"h[0-9a-f]{20}")
+#: The most hooks one connector keeps.
+MAX_HOOKS = 1000
+#: Deliveries kept per hook: at most this many, for at most this long (seconds).
+KEEP_DELIVERIES = 200
+DELIVERY_TTL = 7 * 24 * 3600
+#: The ways a hook answers its sender. ``queued`` is named by the issue and not built yet.
+RESPOND = ("result",)
+#: What a hook's creation body may hold.
+FIELDS = ("block", "args", "map", "verify", "delivery_id", "respond")
+
+
+def refusal(name: str, why: str) -> InvalidFields:
+    return InvalidFields(f"{name}: {why}.", fields=[name], errors={name: [why]})
+
+
+def public_path(path: str) -> str:
+    """A request path as a log line may show it: a sender's URL keeps its hook id, and what
+    follows it (a token scheme's token) is never written."""
+    if not path.startswith(SENDER_PREFIX):
+        return path
+    hook_id, slash, _ = path[len(SENDER_PREFIX) :].partition("/")
+    return SENDER_PREFIX + hook_id + ("/[redacted]" if slash else "")
+
+
+def sender_url(hook: Mapping, with_token: bool) -> str:
+    url = SENDER_PREFIX + hook["id"]
+    if hook["verify"]["scheme"] == "token":
+        url += "/" + (hook["verify"]["secret"] if with_token else "<token>")
+    return url
+
+
+class Hooks:
+    """Every hook of this connector, in the state store the engine's settings name (opened on
+    first use, as the engine's own stores are)."""
+
+    def __init__(self, engine: Engine, store=None, clock=time.time):
+        self.engine = engine
+        self._store = store
+        self.clock = clock
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = open_hook_store(self.engine.settings, DELIVERY_TTL, KEEP_DELIVERIES)
+        return self._store
+
+    # -- made, shown, removed -------------------------------------------------------------
+
+    def create(self, body) -> dict:
+        """Make a hook from its creation body; the answer holds its secret, this once."""
+        if not isinstance(body, dict):
+            raise InvalidRequest("A hook is made from a JSON object (block, args, map, verify).")
+        unknown = sorted(set(body) - set(FIELDS))
+        if unknown:
+            raise refusal(unknown[0], "not a field of a hook (they are: " + ", ".join(FIELDS) + ")")
+        if len(self.store.all()) >= MAX_HOOKS:
+            raise InvalidRequest(
+                f"This connector keeps at most {MAX_HOOKS} hooks. Remove one first "
+                "(DELETE /hooks/<id>).",
+                http_status=409,
+            )
+        hook = self.checked(body)
+        hook["id"] = "h" + secrets.token_hex(10)
+        hook["created"] = self.clock()
+        self.store.put(hook["id"], hook)
+        shown = self.view(hook)
+        shown["url"] = sender_url(hook, with_token=True)
+        shown["secret"] = hook["verify"]["secret"]
+        return shown
+
+    def checked(self, body: dict) -> dict:
+        """The hook a creation body describes, every part checked (INVALID_FIELDS naming the
+        part otherwise); its expressions compile, or the hook is refused."""
+        inv = Invocation(face="hook")
+        name = body.get("block")
+        if not isinstance(name, str) or not name:
+            raise refusal("block", "name the block the hook runs (GET /blocks lists them)")
+        blk = self.engine.find(inv, name)
+        args, expressions = body.get("args") or {}, body.get("map") or {}
+        for part, value in (("args", args), ("map", expressions)):
+            if not isinstance(value, dict):
+                raise refusal(part, "give an object of the block's arguments")
+            strangers = sorted(k for k in value if k not in blk.arg_names)
+            if strangers:
+                raise refusal(f"{part}.{strangers[0]}", f"{blk.name} takes no such argument")
+        if len(expressions) > mapping.MAX_MAP:
+            raise refusal("map", f"a hook maps at most {mapping.MAX_MAP} arguments")
+        for arg, text in expressions.items():
+            mapping.compile_expression(f"map.{arg}", text)
+        verify = self.checked_verify(body.get("verify"))
+        delivery = body.get("delivery_id", SCHEMES[verify["scheme"]].delivery_id)
+        if delivery is not None:
+            mapping.compile_expression("delivery_id", delivery)
+        respond = body.get("respond", "result")
+        if respond not in RESPOND:
+            why = "this connector answers with the block's result only (respond: result)"
+            raise refusal("respond", why)
+        return {
+            "block": blk.name,
+            "args": args,
+            "map": expressions,
+            "verify": verify,
+            "delivery_id": delivery,
+            "respond": respond,
+        }
+
+    @staticmethod
+    def checked_verify(given) -> dict:
+        if not isinstance(given, dict) or given.get("scheme") not in SCHEMES:
+            why = "give {scheme, secret?}, the scheme one of " + ", ".join(SCHEMES)
+            raise refusal("verify.scheme", why)
+        scheme = SCHEMES[given["scheme"]]
+        allowed = {"scheme", "secret", *scheme.options}
+        strangers = sorted(set(given) - allowed)
+        if strangers:
+            raise refusal(
+                f"verify.{strangers[0]}", f"the {scheme.name} scheme takes no such option"
+            )
+        verify = {"scheme": scheme.name}
+        for option, (choices, required, default) in scheme.options.items():
+            value = given.get(option, default)
+            if required and not value:
+                raise refusal(f"verify.{option}", f"the {scheme.name} scheme needs it")
+            if not isinstance(value, str) or len(value) > MAX_SECRET:
+                raise refusal(f"verify.{option}", f"give text of at most {MAX_SECRET} characters")
+            if choices is not None and value not in choices:
+                raise refusal(f"verify.{option}", "one of " + ", ".join(choices))
+            verify[option] = value
+        secret = given.get("secret")
+        if secret is None:
+            secret = scheme.make_secret()
+        elif not isinstance(secret, str) or not 1 <= len(secret) <= MAX_SECRET:
+            raise refusal("verify.secret", f"give text of 1 to {MAX_SECRET} characters")
+        else:
+            why = scheme.refuse_secret(secret)
+            if why:
+                raise refusal("verify.secret", why)
+        verify["secret"] = secret
+        return verify
+
+    def redacted(self, hook: Mapping, args: Mapping) -> dict:
+        """``args`` with the value of each secret argument of the hook's block redacted."""
+        secret = self.engine.registry.get(hook["block"]).secret_keys
+        return {k: REDACTED if k in secret else v for k, v in args.items()}
+
+    def view(self, hook: Mapping) -> dict:
+        """A hook as every later answer shows it: no secret, secret arguments redacted."""
+        args = self.redacted(hook, hook["args"])
+        verify = {k: v for k, v in hook["verify"].items() if k != "secret"}
+        return {
+            "id": hook["id"],
+            "url": sender_url(hook, with_token=False),
+            "block": hook["block"],
+            "args": args,
+            "map": hook["map"],
+            "verify": verify,
+            "delivery_id": hook["delivery_id"],
+            "respond": hook["respond"],
+            "created": hook["created"],
+        }
+
+    def get(self, hook_id: str) -> dict:
+        hook = self.store.get(hook_id) if HOOK_ID.fullmatch(hook_id or "") else None
+        if hook is None:
+            raise HookNotFound.at_url()
+        return hook
+
+    def all(self) -> list[dict]:
+        return [self.view(hook) for hook in self.store.all()]
+
+    def remove(self, hook_id: str) -> None:
+        self.get(hook_id)
+        self.store.delete(hook_id)
+
+    # -- a delivery -----------------------------------------------------------------------
+
+    def receive(
+        self,
+        inv: Invocation,
+        hook_id: str,
+        token: str | None,
+        raw: bytes,
+        headers: Mapping[str, str],
+        query: Mapping,
+        mimetype: str,
+    ) -> Answer:
+        """Run one delivery: find the hook (an unknown id and a wrong token answer alike),
+        check the signature on the raw body, map, and run the block under the delivery id.
+        Raises a ConnectorError for a refusal before the mapping (404, 401, 400); from the
+        mapping on, every outcome is answered and recorded."""
+        inv.face = "hook"
+        hook = self.store.get(hook_id) if HOOK_ID.fullmatch(hook_id) else None
+        if hook is None or not token_matches(hook, token):
+            raise HookNotFound.at_url()
+        metrics.hook_delivery(hook_id, "received")
+        lowered = {name.lower(): value for name, value in headers.items()}
+        try:
+            SCHEMES[hook["verify"]["scheme"]].check(hook["verify"], raw, lowered, self.clock())
+        except ConnectorError:
+            metrics.hook_delivery(hook_id, "refused")
+            raise
+        metrics.hook_delivery(hook_id, "verified")
+        inv.identity = "hook:" + hook_id
+        received = self.clock()
+        delivery, args = None, {}
+        try:
+            doc = mapping.document(mapping.read_body(raw, mimetype), lowered, query)
+            delivery = self.delivery_key(hook, doc)
+            args = {**hook["args"], **mapping.mapped_args(hook["map"], doc)}
+        except ConnectorError as error:
+            answer = Engine.failed(inv, error)
+        else:
+            answer = self.engine.answer(inv, hook["block"], args, key=delivery, can_stream=False)
+        outcome = "succeeded" if answer.status < 400 else "failed"
+        metrics.hook_delivery(hook_id, outcome)
+        self.record(hook, inv, delivery, received, args, answer)
+        return answer
+
+    def delivery_key(self, hook: Mapping, doc: dict) -> str | None:
+        """The delivery id as the call's Idempotency-Key (None: the hook names none). An id
+        longer than a key may be is kept by its SHA-256."""
+        if hook["delivery_id"] is None:
+            return None
+        value = mapping.search("delivery_id", hook["delivery_id"], doc)
+        text = value if isinstance(value, str) else str(value)
+        if not text:
+            raise refusal("delivery_id", f"{hook['delivery_id']!r} is empty in this delivery")
+        if len(text) > MAX_KEY:
+            text = "sha256:" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+        return text
+
+    def record(self, hook, inv, delivery, received, args, answer) -> None:
+        """Keep what happened to a delivery: the first time it came, how often, its mapped
+        arguments with every secret scrubbed, its status and final envelope."""
+        record_id = delivery or inv.request_id
+        before = None
+        # The log of deliveries is kept as far as the store allows: the call was answered.
+        with contextlib.suppress(ConnectorError):
+            before = self.store.delivery(hook["id"], record_id)
+        shown = self.redacted(hook, args)
+        entry = {
+            "id": record_id,
+            "delivery_id": delivery,
+            "received": before["received"] if before else received,
+            "last": received,
+            "attempts": (before["attempts"] if before else 0) + 1,
+            "request_id": inv.request_id,
+            "args": scrub(shown, inv.secrets) if inv.secrets else shown,
+            "status": answer.status,
+            "code": inv.code,
+            "replayed": answer.replayed,
+            "envelope": answer.envelope,
+        }
+        with contextlib.suppress(ConnectorError):
+            self.store.record_delivery(hook["id"], record_id, entry)
+
+    def deliveries(self, hook_id: str, limit: int = KEEP_DELIVERIES) -> list[dict]:
+        self.get(hook_id)
+        return self.store.deliveries(hook_id, max(1, min(limit, KEEP_DELIVERIES)))
+
+    def test(self, hook_id: str, sample) -> dict:
+        """Map a sample delivery (``{"body", "headers", "query"}``) as the hook would, and show
+        the arguments and delivery id; nothing is verified, run or recorded."""
+        hook = self.get(hook_id)
+        if not isinstance(sample, dict):
+            raise InvalidRequest('A sample is a JSON object: {"body": ..., "headers": {...}}.')
+        headers, query = sample.get("headers") or {}, sample.get("query") or {}
+        if not isinstance(headers, dict) or not isinstance(query, dict):
+            raise InvalidRequest("A sample's headers and query are objects.")
+        doc = mapping.document(sample.get("body"), {str(k): v for k, v in headers.items()}, query)
+        mapped = mapping.mapped_args(hook["map"], doc)
+        return {
+            "args": self.redacted(hook, {**hook["args"], **mapped}),
+            "mapped": sorted(mapped),
+            "delivery_id": self.delivery_key(hook, doc),
+        }
