@@ -178,8 +178,12 @@ class Hooks:
         return verify
 
     def redacted(self, hook: Mapping, args: Mapping) -> dict:
-        """``args`` with the value of each secret argument of the hook's block redacted."""
-        secret = self.engine.registry.get(hook["block"]).secret_keys
+        """``args`` with the value of each secret argument of the hook's block redacted (every
+        value, should the block no longer exist: nothing then says which are secret)."""
+        try:
+            secret = self.engine.registry.get(hook["block"]).secret_keys
+        except ConnectorError:
+            return dict.fromkeys(args, REDACTED)
         return {k: REDACTED if k in secret else v for k, v in args.items()}
 
     def view(self, hook: Mapping) -> dict:

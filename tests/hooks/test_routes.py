@@ -344,3 +344,17 @@ def test_a_url_token_never_reaches_a_log_line(client, mocked, capfd):
 )
 def test_the_logged_path_of_a_request(path, logged):
     assert public_path(path) == logged
+
+
+def test_a_hook_whose_block_is_gone_shows_no_argument_and_answers_unknown_block(
+    app, client, nothing_sent
+):
+    made = make(client, {**GITHUB_HOOK, "verify": {"scheme": "token"}})
+    store = app.extensions["instamsg_hooks"].store
+    store.put(made["id"], {**store.get(made["id"]), "block": "retiredBlock"})
+    shown = client.get("/hooks/" + made["id"], headers=AUTH).json
+    assert set(shown["args"].values()) == {"[redacted]"}
+    answer = client.post(made["url"], data=PUSH, content_type="application/json")
+    assert refused(answer)[:2] == (404, "UNKNOWN_BLOCK")
+    record = client.get(f"/hooks/{made['id']}/deliveries", headers=AUTH).json[0]
+    assert TOKEN not in json.dumps(record) and record["code"] == "UNKNOWN_BLOCK"
