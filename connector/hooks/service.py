@@ -272,10 +272,10 @@ class Hooks:
             text = "sha256:" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
         return text
 
-    def record(self, hook, inv, delivery, received, args, answer) -> None:
+    def record(self, hook, inv, delivery, received, args, answer, record_id=None) -> None:
         """Keep what happened to a delivery: the first time it came, how often, its mapped
         arguments with every secret scrubbed, its status and final envelope."""
-        record_id = delivery or inv.request_id
+        record_id = record_id or delivery or inv.request_id
         before = None
         # The log of deliveries is kept as far as the store allows: the call was answered.
         with contextlib.suppress(ConnectorError):
@@ -296,6 +296,30 @@ class Hooks:
         }
         with contextlib.suppress(ConnectorError):
             self.store.record_delivery(hook["id"], record_id, entry)
+
+    def redeliver(self, inv: Invocation, hook_id: str, record_id: str, key: str | None) -> Answer:
+        """Run a recorded delivery's arguments again, for the API caller who asks (``inv``
+        identified by its API key): a new block call, under that caller's Idempotency-Key
+        ``key`` when given, never the delivery's own (which still answers the sender's
+        retries as it did). A secret the record redacted is taken from the hook's fixed
+        arguments; one that came from the payload cannot be, and is refused by name."""
+        hook = self.get(hook_id)
+        found = self.store.delivery(hook_id, record_id)
+        if found is None:
+            raise InvalidRequest(
+                "This hook has no delivery record of that id (GET /hooks/<id>/deliveries "
+                f"lists them; records are kept {DELIVERY_TTL // 86400} days).",
+                http_status=404,
+            )
+        args = {k: hook["args"].get(k, v) if v == REDACTED else v for k, v in found["args"].items()}
+        lost = sorted(k for k, v in args.items() if v == REDACTED)
+        if lost:
+            raise refusal(lost[0], "a secret taken from the payload is not kept: send it anew")
+        received = self.clock()
+        answer = self.engine.answer(inv, hook["block"], args, key=key, can_stream=False)
+        metrics.hook_delivery(hook_id, "redelivered")
+        self.record(hook, inv, found["delivery_id"], received, args, answer, record_id)
+        return answer
 
     def deliveries(self, hook_id: str, limit: int = KEEP_DELIVERIES) -> list[dict]:
         self.get(hook_id)

@@ -66,6 +66,15 @@ def hook_deliveries(hook_id):
     return json_response(hooks().deliveries(hook_id, count))
 
 
+@bp.post("/hooks/<hook_id>/deliveries/<record_id>/redeliver")
+def redeliver(hook_id, record_id):
+    """Run a recorded delivery again (under the caller's Idempotency-Key, when given)."""
+    answer = hooks().redeliver(
+        current_invocation(), hook_id, record_id, request.headers.get("Idempotency-Key")
+    )
+    return answer_response(answer)
+
+
 @bp.post(SENDER_PREFIX + "<hook_id>")
 @bp.post(SENDER_PREFIX + "<hook_id>/<token>")
 def deliver(hook_id, token=None):

@@ -358,3 +358,29 @@ def test_a_hook_whose_block_is_gone_shows_no_argument_and_answers_unknown_block(
     assert refused(answer)[:2] == (404, "UNKNOWN_BLOCK")
     record = client.get(f"/hooks/{made['id']}/deliveries", headers=AUTH).json[0]
     assert TOKEN not in json.dumps(record) and record["code"] == "UNKNOWN_BLOCK"
+
+
+def test_a_delivery_that_failed_upstream_is_redelivered_once_per_key(client, mocked_in_order):
+    mocked_in_order.post(MESSAGES, status=429)  # nothing sent: the delivery's key is freed
+    mocked_in_order.post(MESSAGES, status=201, headers=LOCATION)
+    made = make(client)
+    failed = github_delivery(client, made, "d-429")
+    assert failed.status_code == 429
+    again = f"/hooks/{made['id']}/deliveries/d-429/redeliver"
+    first = client.post(again, headers={**AUTH, "Idempotency-Key": "redo-1"})
+    replay = client.post(again, headers={**AUTH, "Idempotency-Key": "redo-1"})
+    assert first.status_code == replay.status_code == 200
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert len(mocked_in_order.calls) == 2
+    assert json.loads(mocked_in_order.calls[1].request.body)["payload"] == (
+        "Close the valve when the sensor goes quiet"
+    )
+    record = client.get(f"/hooks/{made['id']}/deliveries", headers=AUTH).json[0]
+    assert record["attempts"] == 3 and record["status"] == 200
+
+
+def test_redeliver_needs_an_api_key_and_a_known_record(client, nothing_sent):
+    made = make(client)
+    path = f"/hooks/{made['id']}/deliveries/never/redeliver"
+    assert client.post(path).status_code == 401
+    assert client.post(path, headers=AUTH).status_code == 404
