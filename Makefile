@@ -20,9 +20,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-## run: start the connector with gunicorn on $(PORT), in sandbox mode unless INSTAMSG_SANDBOX=0
+## run: start the connector with gunicorn on $(PORT), in sandbox mode unless INSTAMSG_SANDBOX=0,
+## and the consumer of queued hook deliveries beside it (HOOKS_WORKER=0: not)
 run: $(VENV)/.runtime
-	INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
+	INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) HOOKS_WORKER=$${HOOKS_WORKER-1} $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
 
 ## sandbox: the InstaMsg sandbox alone, on port 8081 (point INSTAMSG_API_URL at it)
 sandbox: $(VENV)/.runtime

@@ -444,3 +444,26 @@ def remove_hook(hook_id):
         return {"id": hook_id, "removed": True}
 
     hook_answer(work)
+
+
+@hooks.command("worker", short_help="Run queued deliveries (respond: queued) until stopped.")
+@click.option("--workers", default=2, show_default=True, help="Deliveries run at once.")
+def hooks_worker(workers):
+    """Run the deliveries of queued hooks from the queue (SQLite in the data directory, or
+    Redis with REDIS_URL) until stopped. At its start every delivery left unfinished (a
+    worker killed mid-run) is queued again; each runs under its key, so none runs twice."""
+    import logging
+
+    from connector import logs
+
+    # Huey's own lines in the connector's JSON form (type and place of an error, no text).
+    handler = logs.StderrHandler()
+    handler.setFormatter(logs.JsonFormatter())
+    queue_log = logging.getLogger("huey")
+    queue_log.addHandler(handler)
+    queue_log.setLevel(logging.WARNING)
+    queue_log.propagate = False
+    service = hooks_service()
+    service.engine.announce()
+    logs.event("hooks worker", workers=workers, requeued=service.sweep(stale_only=False))
+    service.queue.consumer(workers).run()

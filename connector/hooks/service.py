@@ -21,12 +21,14 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from http import HTTPStatus
 
-from connector import metrics
+from connector import jsonx, metrics
 from connector.engine import Answer, Engine, Invocation
-from connector.engine.idempotency_keys import MAX_KEY
+from connector.engine.core import JSON_TYPE
+from connector.engine.idempotency_keys import MAX_KEY, Lifetimes
 from connector.engine.redaction import REDACTED, scrub
-from connector.errors import ConnectorError, InvalidFields, InvalidRequest
+from connector.errors import ConnectorError, InvalidFields, InvalidRequest, OutcomeUnknown
 from connector.hooks import mapping
 from connector.hooks.errors import HookNotFound
 from connector.hooks.schemes import MAX_SECRET, SCHEMES, token_matches
@@ -42,14 +44,29 @@ MAX_HOOKS = 1000
 #: Deliveries kept per hook: at most this many, for at most this long (seconds).
 KEEP_DELIVERIES = 200
 DELIVERY_TTL = 7 * 24 * 3600
-#: The ways a hook answers its sender. ``queued`` is named by the issue and not built yet.
-RESPOND = ("result",)
+#: The ways a hook answers its sender: the block's answer, or 202 and a consumer runs it.
+RESPOND = ("result", "queued")
+#: A delivery's record's final statuses (the others: queued, running, retrying).
+FINAL = frozenset({"done", "failed", "outcome_unknown"})
 #: What a hook's creation body may hold.
 FIELDS = ("block", "args", "map", "verify", "delivery_id", "respond")
 
 
 def refusal(name: str, why: str) -> InvalidFields:
     return InvalidFields(f"{name}: {why}.", fields=[name], errors={name: [why]})
+
+
+def final_status(answer: Answer, inv: Invocation) -> str:
+    """What a run's answer makes of its delivery: ``done``; ``outcome_unknown`` (it may have
+    reached InstaMsg: never run again); ``retry`` when the engine says the call sent nothing
+    and may be sent again (its envelope's ``retryable``); else ``failed`` (a refusal)."""
+    if answer.status < HTTPStatus.BAD_REQUEST:
+        return "done"
+    if inv.code == OutcomeUnknown.code:
+        return "outcome_unknown"
+    envelope = answer.envelope or {}
+    error = envelope.get("contextWrites", {}).get(inv.context_key) or {}
+    return "retry" if error.get("retryable") else "failed"
 
 
 def public_path(path: str) -> str:
@@ -72,9 +89,10 @@ class Hooks:
     """Every hook of this connector, in the state store the engine's settings name (opened on
     first use, as the engine's own stores are)."""
 
-    def __init__(self, engine: Engine, store=None, clock=time.time):
+    def __init__(self, engine: Engine, store=None, clock=time.time, queue=None):
         self.engine = engine
         self._store = store
+        self._queue = queue
         self.clock = clock
 
     @property
@@ -132,8 +150,12 @@ class Hooks:
             mapping.compile_expression("delivery_id", delivery)
         respond = body.get("respond", "result")
         if respond not in RESPOND:
-            why = "this connector answers with the block's result only (respond: result)"
-            raise refusal("respond", why)
+            raise refusal("respond", "result (the block's answer) or queued (202, run later)")
+        secret = sorted(set(expressions) & set(blk.secret_keys))
+        if respond == "queued" and secret:
+            # A queued delivery runs from its record, whose secrets are scrubbed.
+            why = "a queued hook takes its secret arguments from args, not from the payload"
+            raise refusal(f"map.{secret[0]}", why)
         return {
             "block": blk.name,
             "args": args,
@@ -227,10 +249,11 @@ class Hooks:
         query: Mapping,
         mimetype: str,
     ) -> Answer:
-        """Run one delivery: find the hook (an unknown id and a wrong token answer alike),
-        check the signature on the raw body, map, and run the block under the delivery id.
-        Raises a ConnectorError for a refusal before the mapping (404, 401, 400); from the
-        mapping on, every outcome is answered and recorded."""
+        """Take one delivery: find the hook (an unknown id and a wrong token answer alike),
+        check the signature on the raw body, map, then run the block under the delivery id
+        (``respond: result``) or record it and answer 202 (``queued``). Raises a
+        ConnectorError for a refusal before the mapping (404, 401, 400); from the mapping
+        on, every outcome is answered and recorded."""
         inv.face = "hook"
         hook = self.store.get(hook_id) if HOOK_ID.fullmatch(hook_id) else None
         if hook is None or not token_matches(hook, token):
@@ -253,11 +276,20 @@ class Hooks:
         except ConnectorError as error:
             answer = Engine.failed(inv, error)
         else:
+            if hook["respond"] == "queued":
+                return self.queue_delivery(hook, inv, delivery, received, args)
             answer = self.engine.answer(inv, hook["block"], args, key=delivery, can_stream=False)
-        outcome = "succeeded" if answer.status < 400 else "failed"
-        metrics.hook_delivery(hook_id, outcome)
-        self.record(hook, inv, delivery, received, args, answer)
+        self.settled(hook, inv, delivery, received, args, answer)
         return answer
+
+    def settled(self, hook, inv, delivery, received, args, answer, record_id=None) -> str:
+        """Record a delivery's final answer and count it; its status word (a failure that
+        could be tried again is final here: no more tries are coming)."""
+        status = final_status(answer, inv)
+        status = "failed" if status == "retry" else status
+        metrics.hook_delivery(hook["id"], "succeeded" if status == "done" else "failed")
+        self.record(hook, inv, delivery, received, args, status, answer, record_id)
+        return status
 
     def delivery_key(self, hook: Mapping, doc: dict) -> str | None:
         """The delivery id as the call's Idempotency-Key (None: the hook names none). An id
@@ -272,30 +304,124 @@ class Hooks:
             text = "sha256:" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
         return text
 
-    def record(self, hook, inv, delivery, received, args, answer, record_id=None) -> None:
-        """Keep what happened to a delivery: the first time it came, how often, its mapped
-        arguments with every secret scrubbed, its status and final envelope."""
+    def record(
+        self, hook, inv, delivery, received, args, status, answer=None, record_id=None, strict=False
+    ) -> dict:
+        """Keep what happened to a delivery: the first time it came, how often it was tried,
+        its arguments with every secret scrubbed, its status (``queued``, ``running``,
+        ``retrying``, or final: ``done``, ``failed``, ``outcome_unknown``), and the final
+        answer's HTTP status and envelope."""
         record_id = record_id or delivery or inv.request_id
         before = None
         # The log of deliveries is kept as far as the store allows: the call was answered.
         with contextlib.suppress(ConnectorError):
             before = self.store.delivery(hook["id"], record_id)
         shown = self.redacted(hook, args)
+        tried = answer is not None and status != "queued"
         entry = {
             "id": record_id,
             "delivery_id": delivery,
             "received": before["received"] if before else received,
             "last": received,
-            "attempts": (before["attempts"] if before else 0) + 1,
+            "attempts": (before["attempts"] if before else 0) + (1 if tried else 0),
             "request_id": inv.request_id,
             "args": scrub(shown, inv.secrets) if inv.secrets else shown,
-            "status": answer.status,
+            "status": status,
+            "http_status": answer.status if answer is not None else None,
             "code": inv.code,
-            "replayed": answer.replayed,
-            "envelope": answer.envelope,
+            "replayed": answer.replayed if answer is not None else False,
+            "envelope": answer.envelope if answer is not None else None,
         }
-        with contextlib.suppress(ConnectorError):
+        if strict:  # a queued delivery's record is its only durable copy: 503 when not kept
             self.store.record_delivery(hook["id"], record_id, entry)
+        else:
+            with contextlib.suppress(ConnectorError):
+                self.store.record_delivery(hook["id"], record_id, entry)
+        return entry
+
+    def restored(self, hook: Mapping, found: Mapping) -> dict:
+        """A record's arguments as they ran: a secret it shows redacted comes back from the
+        hook's fixed arguments; one that came from the payload cannot, and is refused."""
+        args = {k: hook["args"].get(k, v) if v == REDACTED else v for k, v in found["args"].items()}
+        lost = sorted(k for k, v in args.items() if v == REDACTED)
+        if lost:
+            raise refusal(lost[0], "a secret taken from the payload is not kept: send it anew")
+        return args
+
+    # -- respond: queued ------------------------------------------------------------------
+
+    @property
+    def queue(self):
+        if self._queue is None:
+            from connector.hooks.queue import Queue  # Huey loads where queued work is done
+
+            self._queue = Queue(self, self.engine.settings)
+        return self._queue
+
+    def queue_delivery(self, hook, inv, delivery, received, args) -> Answer:
+        """Record a delivery durably and answer 202; a consumer runs it. A delivery that is
+        already recorded (the sender's retry) is answered its record's status, not queued
+        again. The record is written first: a job that cannot be queued is queued again by
+        the next sweep."""
+        record_id = delivery or inv.request_id
+        found = self.store.delivery(hook["id"], record_id)
+        if found is None:
+            found = self.record(
+                hook, inv, delivery, received, args, "queued", None, record_id, strict=True
+            )
+            metrics.hook_delivery(hook["id"], "queued")
+            with contextlib.suppress(Exception):  # noqa: BLE001  (the sweep queues it again)
+                self.queue.enqueue(hook["id"], record_id, delivery or "record:" + record_id)
+        inv.code = "QUEUED"
+        body = {"delivery": record_id, "status": found["status"]}
+        return Answer(202, [JSON_TYPE], body, jsonx.dumps(body))
+
+    def run_queued(self, hook_id: str, record_id: str, key: str) -> str | int:
+        """Run a recorded delivery (a consumer's job): its status once run, or, when it sent
+        nothing and may be tried again (HOOK_RETRIES not spent), how many tries it has had.
+        A record already final, or gone with its hook, is left as it is."""
+        hook = self.store.get(hook_id)
+        found = self.store.delivery(hook_id, record_id) if hook else None
+        if found is None or found["status"] in FINAL:
+            return found["status"] if found else "gone"
+        inv = Invocation(face="hook")
+        inv.identity = "hook:" + hook_id
+        started, delivery = self.clock(), found["delivery_id"]
+        try:
+            args = self.restored(hook, found)
+        except ConnectorError as error:
+            return self.settled(
+                hook, inv, delivery, started, {}, Engine.failed(inv, error), record_id
+            )
+        self.record(hook, inv, delivery, started, args, "running", None, record_id)
+        answer = self.engine.answer(inv, hook["block"], args, key=key, can_stream=False)
+        tries = found["attempts"] + 1
+        if final_status(answer, inv) == "retry" and tries <= self.engine.settings.hook_retries:
+            metrics.hook_delivery(hook_id, "deferred")
+            self.record(hook, inv, delivery, started, args, "retrying", answer, record_id)
+            return tries
+        return self.settled(hook, inv, delivery, started, args, answer, record_id)
+
+    def sweep(self, stale_only: bool) -> int:
+        """Queue again every record of a queued hook that is not final (``stale_only``: only
+        those untouched for longer than a call's lease and SWEEP_SLACK): what a consumer
+        killed mid-run, or a queue that lost a job, left behind. Safe to repeat: a record runs
+        under its key. Answers how many were queued."""
+        from connector.hooks.queue import SWEEP_SLACK
+
+        lease = Lifetimes.of(self.engine.settings).lease
+        horizon = self.clock() - (lease + SWEEP_SLACK if stale_only else 0)
+        count = 0
+        for hook in self.store.all():
+            if hook["respond"] != "queued":
+                continue
+            for found in self.store.deliveries(hook["id"], KEEP_DELIVERIES):
+                if found["status"] in FINAL or found["last"] > horizon:
+                    continue
+                key = found["delivery_id"] or "record:" + found["id"]
+                self.queue.enqueue(hook["id"], found["id"], key)
+                count += 1
+        return count
 
     def redeliver(self, inv: Invocation, hook_id: str, record_id: str, key: str | None) -> Answer:
         """Run a recorded delivery's arguments again, for the API caller who asks (``inv``
@@ -311,14 +437,13 @@ class Hooks:
                 f"lists them; records are kept {DELIVERY_TTL // 86400} days).",
                 http_status=404,
             )
-        args = {k: hook["args"].get(k, v) if v == REDACTED else v for k, v in found["args"].items()}
-        lost = sorted(k for k, v in args.items() if v == REDACTED)
-        if lost:
-            raise refusal(lost[0], "a secret taken from the payload is not kept: send it anew")
+        args = self.restored(hook, found)
         received = self.clock()
         answer = self.engine.answer(inv, hook["block"], args, key=key, can_stream=False)
         metrics.hook_delivery(hook_id, "redelivered")
-        self.record(hook, inv, found["delivery_id"], received, args, answer, record_id)
+        status = final_status(answer, inv)
+        status = "failed" if status == "retry" else status
+        self.record(hook, inv, found["delivery_id"], received, args, status, answer, record_id)
         return answer
 
     def deliveries(self, hook_id: str, limit: int = KEEP_DELIVERIES) -> list[dict]:
