@@ -461,8 +461,9 @@ class Hooks:
             raise InvalidRequest("A sample's headers and query are objects.")
         doc = mapping.document(sample.get("body"), {str(k): v for k, v in headers.items()}, query)
         mapped = mapping.mapped_args(hook["map"], doc)
-        return {
-            "args": self.redacted(hook, {**hook["args"], **mapped}),
-            "mapped": sorted(mapped),
-            "delivery_id": self.delivery_key(hook, doc),
-        }
+        shown = {"args": self.redacted(hook, {**hook["args"], **mapped}), "mapped": sorted(mapped)}
+        try:  # a sample often lacks the sender's headers: say so, the mapping still shows
+            shown["delivery_id"] = self.delivery_key(hook, doc)
+        except ConnectorError as error:
+            shown["delivery_id"], shown["delivery_id_problem"] = None, error.message
+        return shown

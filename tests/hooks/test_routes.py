@@ -389,3 +389,12 @@ def test_redeliver_needs_an_api_key_and_a_known_record(client, nothing_sent):
     path = f"/hooks/{made['id']}/deliveries/never/redeliver"
     assert client.post(path).status_code == 401
     assert client.post(path, headers=AUTH).status_code == 404
+
+
+def test_a_sample_without_the_senders_headers_still_shows_its_mapping(client):
+    made = make(client)
+    shown = client.post(
+        f"/hooks/{made['id']}/test", json={"body": json.loads(PUSH)}, headers=AUTH
+    ).json
+    assert shown["args"]["payload"].startswith("Close the valve")
+    assert shown["delivery_id"] is None and "x-github-delivery" in shown["delivery_id_problem"]
