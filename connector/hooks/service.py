@@ -311,11 +311,12 @@ class Hooks:
         its arguments with every secret scrubbed, its status (``queued``, ``running``,
         ``retrying``, or final: ``done``, ``failed``, ``outcome_unknown``), and the final
         answer's HTTP status and envelope."""
-        record_id = record_id or delivery or inv.request_id
+        known = record_id or delivery  # else the record is new: named by the request's id
+        record_id = known or inv.request_id
         before = None
         # The log of deliveries is kept as far as the store allows: the call was answered.
         with contextlib.suppress(ConnectorError):
-            before = self.store.delivery(hook["id"], record_id)
+            before = self.store.delivery(hook["id"], record_id) if known else None
         shown = self.redacted(hook, args)
         tried = answer is not None and status != "queued"
         entry = {

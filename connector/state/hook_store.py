@@ -117,11 +117,13 @@ class SQLiteHookStore(HookStore):
                     "VALUES (?, ?, ?, ?)",
                     (hook_id, delivery_id, record["received"], json.dumps(record)),
                 )
+                # Older than the ttl, or than the keep-th newest: both walk the index from its
+                # old end, so a write costs the rows it drops, not the rows kept.
                 conn.execute(
-                    "DELETE FROM hook_deliveries WHERE hook = ? AND (received_at < ? OR id NOT "
-                    "IN (SELECT id FROM hook_deliveries WHERE hook = ? "
-                    "ORDER BY received_at DESC LIMIT ?))",
-                    (hook_id, now - self.ttl, hook_id, self.keep),
+                    "DELETE FROM hook_deliveries WHERE hook = ? AND received_at < max(?, "
+                    "coalesce((SELECT received_at FROM hook_deliveries WHERE hook = ? "
+                    "ORDER BY received_at DESC LIMIT 1 OFFSET ?), 0))",
+                    (hook_id, now - self.ttl, hook_id, self.keep - 1),
                 )
 
         self._run("delivery put", work)
