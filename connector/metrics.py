@@ -144,3 +144,11 @@ HOOK_DELIVERIES = Counter(
 def hook_delivery(hook: str, stage: str) -> None:
     """One delivery to ``hook`` reached ``stage``."""
     HOOK_DELIVERIES.labels(hook, stage).inc()
+
+
+HOOK_QUEUE_DEPTH = Gauge(
+    "instamsg_connector_hook_queue_depth",
+    "Queued hook deliveries waiting to run, retries scheduled included, as last seen by the "
+    "process that queued or ran one (one queue for every hook).",
+    multiprocess_mode="mostrecent",
+)

@@ -22,11 +22,13 @@ in the record (Huey's RetryTask only schedules the next), so a sweep's run count
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.exceptions import RetryTask
 
+from connector import metrics
 from connector.errors import ConnectorError
 
 #: Each wait before a queued delivery is tried again is this many times the last.
@@ -60,6 +62,7 @@ class Queue:
         self.sweep = self.huey.periodic_task(crontab(minute="*"), name="hook_sweep")(self._sweep)
 
     def _deliver(self, hook_id, record_id, key):
+        self.count_depth()
         try:
             tried = self.service.run_queued(hook_id, record_id, key)
         except ConnectorError:  # the state store is down (logged there): wait for it
@@ -72,10 +75,13 @@ class Queue:
 
     def enqueue(self, hook_id: str, record_id: str, key: str) -> None:
         self.deliver(hook_id, record_id, key)
+        self.count_depth()
 
-    def depth(self) -> int:
-        """Jobs waiting now (scheduled retries not counted)."""
-        return self.huey.pending_count()
+    def count_depth(self) -> None:
+        """Say in /metrics how many jobs wait (scheduled retries too); a queue that does not
+        answer leaves the last figure."""
+        with contextlib.suppress(Exception):  # noqa: BLE001  (a figure, never a failure)
+            metrics.HOOK_QUEUE_DEPTH.set(self.huey.pending_count() + self.huey.scheduled_count())
 
     def consumer(self, workers: int):
         """Huey's consumer: threads that run jobs as they come, and the periodic sweep."""

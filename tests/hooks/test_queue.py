@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from huey import MemoryHuey
 
 from app import create_app
@@ -146,3 +147,24 @@ def test_a_record_left_running_is_queued_again_and_runs_once(client, huey, mocke
     assert service.sweep(stale_only=False) == 1
     run_jobs(huey)
     assert len(mocked.calls) == 1 and record_of(client, made)["status"] == "done"
+
+
+def test_instamsg_unreachable_waits_and_runs_again_until_it_answers(client, huey, mocked_in_order):
+    for _ in range(3):  # refused connections: nothing was sent
+        mocked_in_order.post(MESSAGES, body=requests.ConnectionError("connection refused"))
+    mocked_in_order.post(MESSAGES, status=201, headers=LOCATION)
+    made = client.post("/hooks", json=HOOK).json
+    deliver(client, made)
+    assert run_jobs(huey) == 4
+    record = record_of(client, made)
+    assert (record["status"], record["attempts"], record["http_status"]) == ("done", 4, 200)
+
+
+def test_the_queue_depth_is_in_metrics(client, huey, mocked):
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
+    made = client.post("/hooks", json=HOOK).json
+    for n in range(3):
+        deliver(client, made, f"d-{n}")
+    assert "instamsg_connector_hook_queue_depth 3.0" in client.get("/metrics").text
+    run_jobs(huey)
+    assert "instamsg_connector_hook_queue_depth 0.0" in client.get("/metrics").text
