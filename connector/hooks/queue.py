@@ -67,8 +67,8 @@ class Queue:
             tried = self.service.run_queued(hook_id, record_id, key)
         except ConnectorError:  # the state store is down (logged there): wait for it
             raise RetryTask(delay=self.base * BACKOFF**4) from None
-        if isinstance(tried, int):  # sent nothing, and may be tried again: wait first
-            raise RetryTask(delay=self.base * BACKOFF ** (tried - 1))
+        if isinstance(tried, float):  # sent nothing, and may be tried again: wait first
+            raise RetryTask(delay=tried)
 
     def _sweep(self):
         self.service.sweep(stale_only=True)

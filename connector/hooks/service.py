@@ -377,9 +377,9 @@ class Hooks:
         body = {"delivery": record_id, "status": found["status"]}
         return Answer(202, [JSON_TYPE], body, jsonx.dumps(body))
 
-    def run_queued(self, hook_id: str, record_id: str, key: str) -> str | int:
+    def run_queued(self, hook_id: str, record_id: str, key: str) -> str | float:
         """Run a recorded delivery (a consumer's job): its status once run, or, when it sent
-        nothing and may be tried again (HOOK_RETRIES not spent), how many tries it has had.
+        nothing and may be tried again (HOOK_RETRIES not spent), the seconds to wait first.
         A record already final, or gone with its hook, is left as it is."""
         hook = self.store.get(hook_id)
         found = self.store.delivery(hook_id, record_id) if hook else None
@@ -400,8 +400,18 @@ class Hooks:
         if final_status(answer, inv) == "retry" and tries <= self.engine.settings.hook_retries:
             metrics.hook_delivery(hook_id, "deferred")
             self.record(hook, inv, delivery, started, args, "retrying", answer, record_id)
-            return tries
+            return self.wait_before(tries, answer)
         return self.settled(hook, inv, delivery, started, args, answer, record_id)
+
+    def wait_before(self, tries: int, answer: Answer) -> float:
+        """How long a delivery that sent nothing waits before its next try (seconds): twice as
+        long after each try, from HOOK_RETRY_BASE, and never less than the answer's
+        Retry-After (InstaMsg's own, or the key store's)."""
+        from connector.hooks.queue import BACKOFF
+
+        wait = self.engine.settings.hook_retry_base * BACKOFF ** (tries - 1)
+        said = next((v for k, v in answer.headers if k.lower() == "retry-after"), "")
+        return max(wait, float(said)) if said.isdigit() else wait
 
     def sweep(self, stale_only: bool) -> int:
         """Queue again every record of a queued hook that is not final (``stale_only``: only

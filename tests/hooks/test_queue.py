@@ -168,3 +168,16 @@ def test_the_queue_depth_is_in_metrics(client, huey, mocked):
     assert "instamsg_connector_hook_queue_depth 3.0" in client.get("/metrics").text
     run_jobs(huey)
     assert "instamsg_connector_hook_queue_depth 0.0" in client.get("/metrics").text
+
+
+@pytest.mark.parametrize(("retry_after", "at_least"), [(None, 1), ("30", 30)])
+def test_a_429_waits_at_least_what_instamsg_says(client, huey, mocked, retry_after, at_least):
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    mocked.post(MESSAGES, status=429, headers=headers)
+    made = client.post("/hooks", json=HOOK).json
+    deliver(client, made)
+    huey.execute(huey.dequeue())
+    (retry,) = huey.scheduled()
+    waits = (retry.eta - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
+    assert at_least - 2 < waits <= at_least
+    assert record_of(client, made)["status"] == "retrying"

@@ -398,3 +398,11 @@ def test_a_sample_without_the_senders_headers_still_shows_its_mapping(client):
     ).json
     assert shown["args"]["payload"].startswith("Close the valve")
     assert shown["delivery_id"] is None and "x-github-delivery" in shown["delivery_id_problem"]
+
+
+def test_a_delivery_over_the_body_limit_of_blocks_is_413(settings, nothing_sent):
+    app = create_app(replace(settings, max_request_bytes=1024))
+    client = app.test_client()
+    made = make(client, {**GITHUB_HOOK, "verify": {"scheme": "token"}})
+    answer = client.post(made["url"], data=b"x" * 2048, content_type="text/plain")
+    assert refused(answer)[:2] == (413, "PAYLOAD_TOO_LARGE")
