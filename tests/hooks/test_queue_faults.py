@@ -11,13 +11,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
 import requests
 
 from tests.support.faultkit import LOCATION, MESSAGES, SHORT, connector
-from tests.support.loopback import Loopback
+from tests.support.loopback import Loopback, closed_url
 from tests.support.redisd import redis_server
 from tests.support.servers import ROOT
 from tests.support.upstream import TOKEN
@@ -189,3 +190,33 @@ def test_redis_restarted_loses_no_queued_delivery(upstream, tmp_path):
                 assert "Traceback" not in worker.output()
     assert {r["status"] for r in done} == {"done"}
     assert sorted(publishes(upstream)) == [f"payload-{n}" for n in range(6)]
+
+
+#: How long InstaMsg stays unreachable (the issue's figure), and the waits that cross it:
+#: 1, 2, 4, 8 and 16 s, so the fifth retry comes 31 s after the first try.
+OUTAGE_S = 30
+
+
+def test_instamsg_unreachable_for_30_s_then_healing_publishes_every_delivery_once(tmp_path):
+    url = closed_url()  # connection refused: nothing is sent
+    env = {"INSTAMSG_DATA_DIR": str(tmp_path / "data"), "HOOK_RETRY_BASE": "1"}
+    with Loopback(port=int(url.rsplit(":", 1)[1])) as later:
+        later.close()  # held back: InstaMsg is down
+        with (
+            connector(tmp_path / "data", later, **env) as (base, _),
+            consumer({**env, "INSTAMSG_API_URL": url}) as worker,
+        ):
+            made = requests.post(base + "/hooks", json=HOOK, timeout=10).json()
+            for n in range(5):
+                assert send(base, made, n).status_code == 202
+            time.sleep(OUTAGE_S)
+            waiting = {r["status"] for r in records(base, made["id"])}
+            assert waiting <= {"queued", "running", "retrying"} and "retrying" in waiting
+            assert later.calls == []
+            later.post(MESSAGES, status=201, headers=LOCATION)
+            later.start()
+            done = wait_until(
+                lambda: all_final(base, made["id"], 5), within=60, explain=worker.output
+            )
+    assert {r["status"] for r in done} == {"done"}
+    assert sorted(publishes(later)) == [f"payload-{n}" for n in range(5)]
