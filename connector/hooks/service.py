@@ -8,9 +8,9 @@ secret) is answered once, when the hook is made; every later view leaves it out,
 the secret arguments of ``args`` as ``[redacted]``.
 
 A delivery runs as one more face of the engine (``Engine.answer``): its caller is the hook
-(``hook:<id>``, its own scope for Idempotency-Keys and rate of nothing else), and its delivery
-id is the call's Idempotency-Key. The same delivery sent again is answered what the first was,
-and never runs twice (connector.engine.idempotency_keys).
+(``hook:<id>``, so its Idempotency-Keys are its own, shared with no other hook or API caller),
+and its delivery id is the call's Idempotency-Key. The same delivery sent again is answered
+what the first was, and never runs twice (connector.engine.idempotency_keys).
 """
 
 from __future__ import annotations
