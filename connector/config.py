@@ -131,6 +131,10 @@ class Settings:
     sandbox_apps: dict = field(default_factory=lambda: {"demo-key": "demo-secret"})
     #: how long the sandbox's access tokens live, in seconds.
     sandbox_token_ttl: int = 3600
+    #: a queued hook delivery that sent nothing is tried again this many times, the first
+    #: after hook_retry_base seconds, each wait twice the last (connector/hooks/queue.py).
+    hook_retries: int = 10
+    hook_retry_base: float = 2.0
 
     @classmethod
     def from_env(cls, env=None) -> Settings:
@@ -169,6 +173,8 @@ class Settings:
             proxy_hops=_number(env, "PROXY_HOPS", cls.proxy_hops, int),
             sandbox_apps=_apps(env.get("SANDBOX_APPS", "")),
             sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
+            hook_retries=_number(env, "HOOK_RETRIES", cls.hook_retries, int),
+            hook_retry_base=_number(env, "HOOK_RETRY_BASE", cls.hook_retry_base),
         )
 
 
