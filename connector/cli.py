@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import mimetypes
-import os
 import re
 import sys
 import textwrap
@@ -28,6 +27,7 @@ from flask.cli import AppGroup
 from werkzeug.datastructures import FileStorage
 
 from connector.engine import Invocation
+from connector.engine.arguments import held_credentials
 from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
 from connector.errors import UnknownBlock
@@ -372,15 +372,10 @@ def mcp_command(url, api_key, bind, allow_keyless, allowed_hosts, allowed_origin
     # Imported here: the SDK loads only for this command, never for gunicorn's workers.
     from connector.mcp import runners, server
 
-    key, secret = os.environ.get("INSTAMSG_CLIENT_KEY"), os.environ.get("INSTAMSG_CLIENT_SECRET")
-    if bool(key) != bool(secret):
-        raise click.UsageError(
-            "Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither."
-        )
-    credentials = {"clientKey": key, "clientSecret": secret} if key else None
+    engine = current_app.extensions["instamsg"]
+    credentials = held_credentials(engine.settings)
     if url and not re.match(r"(?i)^https?://[^/\s]", url):
         raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--url")
-    engine = current_app.extensions["instamsg"]
     if bind is not None:
         serve_mcp_http(
             engine, url, api_key, bind, allow_keyless, credentials, allowed_hosts, allowed_origins

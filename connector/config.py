@@ -135,6 +135,10 @@ class Settings:
     #: after hook_retry_base seconds, each wait twice the last (connector/hooks/queue.py).
     hook_retries: int = 10
     hook_retry_base: float = 2.0
+    #: the app's (clientKey, clientSecret) the connector holds (INSTAMSG_CLIENT_KEY and
+    #: INSTAMSG_CLIENT_SECRET): a hook's delivery and a tool call of the MCP server that give
+    #: no credentials of their own run with them. Empty: none held.
+    app_credentials: tuple = ()
 
     @classmethod
     def from_env(cls, env=None) -> Settings:
@@ -175,7 +179,16 @@ class Settings:
             sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
             hook_retries=_number(env, "HOOK_RETRIES", cls.hook_retries, int),
             hook_retry_base=_number(env, "HOOK_RETRY_BASE", cls.hook_retry_base),
+            app_credentials=_app_credentials(env),
         )
+
+
+def _app_credentials(env) -> tuple:
+    key = env.get("INSTAMSG_CLIENT_KEY", "").strip()
+    secret = env.get("INSTAMSG_CLIENT_SECRET", "").strip()
+    if bool(key) != bool(secret):
+        raise ConfigError("Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither.")
+    return (key, secret) if key else ()
 
 
 def with_sandbox_default(environ: Mapping[str, str]) -> Mapping[str, str]:

@@ -25,6 +25,7 @@ from http import HTTPStatus
 
 from connector import jsonx, metrics
 from connector.engine import Answer, Engine, Invocation
+from connector.engine.arguments import held_credentials, with_app_credentials
 from connector.engine.core import JSON_TYPE
 from connector.engine.idempotency_keys import MAX_KEY, Lifetimes
 from connector.engine.redaction import REDACTED, scrub
@@ -278,9 +279,16 @@ class Hooks:
         else:
             if hook["respond"] == "queued":
                 return self.queue_delivery(hook, inv, delivery, received, args)
-            answer = self.engine.answer(inv, hook["block"], args, key=delivery, can_stream=False)
+            answer = self.run(inv, hook, args, delivery)
         self.settled(hook, inv, delivery, received, args, answer)
         return answer
+
+    def run(self, inv: Invocation, hook: Mapping, args: dict, key: str | None) -> Answer:
+        """The hook's block, run once under ``key``: a call that brings no credentials of its
+        own runs with the app's the connector holds (INSTAMSG_CLIENT_KEY and _SECRET)."""
+        held = held_credentials(self.engine.settings)
+        args = with_app_credentials(args, held)
+        return self.engine.answer(inv, hook["block"], args, key=key, can_stream=False)
 
     def settled(self, hook, inv, delivery, received, args, answer, record_id=None) -> str:
         """Record a delivery's final answer and count it; its status word (a failure that
@@ -395,7 +403,7 @@ class Hooks:
                 hook, inv, delivery, started, {}, Engine.failed(inv, error), record_id
             )
         self.record(hook, inv, delivery, started, args, "running", None, record_id)
-        answer = self.engine.answer(inv, hook["block"], args, key=key, can_stream=False)
+        answer = self.run(inv, hook, args, key)
         tries = found["attempts"] + 1
         if final_status(answer, inv) == "retry" and tries <= self.engine.settings.hook_retries:
             metrics.hook_delivery(hook_id, "deferred")
@@ -450,7 +458,7 @@ class Hooks:
             )
         args = self.restored(hook, found)
         received = self.clock()
-        answer = self.engine.answer(inv, hook["block"], args, key=key, can_stream=False)
+        answer = self.run(inv, hook, args, key)
         metrics.hook_delivery(hook_id, "redelivered")
         status = final_status(answer, inv)
         status = "failed" if status == "retry" else status

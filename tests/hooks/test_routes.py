@@ -406,3 +406,19 @@ def test_a_delivery_over_the_body_limit_of_blocks_is_413(settings, nothing_sent)
     made = make(client, {**GITHUB_HOOK, "verify": {"scheme": "token"}})
     answer = client.post(made["url"], data=b"x" * 2048, content_type="text/plain")
     assert refused(answer)[:2] == (413, "PAYLOAD_TOO_LARGE")
+
+
+def test_a_hook_without_credentials_runs_with_the_app_credentials_the_connector_holds(
+    settings, mocked
+):
+    mocked.post(
+        INSTAMSG + "/oauth2/token",
+        json={"access_token": "managed-7", "token_type": "bearer", "expires_in": 3600},
+    )
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
+    held = replace(settings, api_keys=(API_KEY,), app_credentials=("demo-key", "demo-secret"))
+    client = create_app(held).test_client()
+    bare = {k: v for k, v in GITHUB_HOOK["args"].items() if k != "accessToken"}
+    made = make(client, {**GITHUB_HOOK, "args": bare})
+    assert github_delivery(client, made).status_code == 200
+    assert mocked.calls[1].request.headers["Authorization"] == "Bearer managed-7"
