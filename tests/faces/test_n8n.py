@@ -265,15 +265,8 @@ def test_a_flow_passes_results_from_block_to_block(lab):
         workflow(
             "chain",
             START,
-            node("Token", {"resource": "token", "operation": "getAccessToken"}),
-            # The token from the step before; the steps after use the connector's managed tokens.
-            {
-                **tenant_and_client()[0],
-                "parameters": {
-                    **tenant_and_client()[0]["parameters"],
-                    "additionalFields": {"accessToken": "={{ $json.access_token }}"},
-                },
-            },
+            # No sign-in field anywhere: the credential's app goes with every call.
+            tenant_and_client()[0],
             # Only the name is given: the tenant's numbers are not sent, so they stay as they are.
             node(
                 "Rename",
@@ -296,14 +289,24 @@ def test_a_flow_passes_results_from_block_to_block(lab):
                     "tenantId": "={{ $('Tenant').item.json.id }}",
                     "clientId": "={{ $('Client').item.json.id }}",
                     "additionalFields": {"start": "2020-01-01T00:00:00", "type": "pub"},
+                    "returnAll": True,
                 },
+            ),
+            node(
+                "First message",
+                {
+                    "resource": "messages",
+                    "operation": "getMessages",
+                    "tenantId": "={{ $('Tenant').item.json.id }}",
+                    "clientId": "={{ $('Client').item.json.id }}",
+                    "limit": 1,
+                },
+                executeOnce=True,
             ),
         ),
     )
     ok, data, printed = lab.execute("chain")
     assert ok, printed[-3000:]
-    token = items(data, "Token")[0]["json"]
-    assert token["token_type"] == "bearer" and token["access_token"]
     tenant = items(data, "Tenant")[0]["json"]
     # Optional arguments left out are not sent: no description, as InstaMsg stores it.
     assert tenant["name"] == "Farm" and tenant["max_clients"] == 10
@@ -321,6 +324,8 @@ def test_a_flow_passes_results_from_block_to_block(lab):
         (1, "21.5", "telemetry"),
         (2, "22.5", "telemetry"),
     ]
+    # Return All off: Limit keeps the first of them.
+    assert [item["json"]["message_id"] for item in items(data, "First message")] == [1]
 
 
 def test_a_file_goes_up_and_comes_back_as_binary_data(lab):
@@ -420,8 +425,9 @@ def test_a_packed_tarball_installs_and_warnings_reach_the_items(lab, tmp_path):
     assert ok, printed[-3000:]
     (item,) = items(data, "Tenant")
     assert item["json"]["name"] == "Farm" and item["json"]["description"] == "barn"
+    # The operation is named as the form names it, not by its block name.
     assert item["json"]["warnings"] == [
-        '"colour" is not an argument of createTenant; it was ignored.'
+        '"colour" is not an argument of "Create Tenant"; it was ignored.'
     ]
 
 
@@ -483,7 +489,7 @@ KEY = "={{ 'n8n-' + $execution.id }}"
 
 def keyed_publish(name, message_id, payload, key=KEY) -> dict:
     made = publish_node(name, message_id, payload)
-    return {**made, "parameters": {**made["parameters"], "idempotencyKey": key}}
+    return {**made, "parameters": {**made["parameters"], "options": {"idempotencyKey": key}}}
 
 
 def test_the_same_idempotency_key_twice_publishes_one_message(lab):
@@ -696,6 +702,19 @@ class Editor:
         self.call("POST", "/owner/setup", owner)
 
 
+def search(editor, kind, method, parameters, text=None) -> list[dict]:
+    """A resource locator's list search, as the editor asks for it when From List opens."""
+    body = {
+        "nodeTypeAndVersion": {"name": kind, "version": 1},
+        "path": "parameters.tenantId",
+        "methodName": method,
+        "currentNodeParameters": parameters,
+        "credentials": {"instaMsgApi": CREDENTIALS["instaMsgApi"]},
+        **({"filter": text} if text is not None else {}),
+    }
+    return editor.call("POST", "/dynamic-node-parameters/resource-locator-results", body)["results"]
+
+
 def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
     run = lab.ns.run
     tenant = run(call, lab.base, "createTenant", name="Farm", maxClients=10, maxMessages=1000)
@@ -775,16 +794,36 @@ def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
         ready(process, output)
         editor = Editor(lab, lab.env["N8N_PORT"])
         editor.sign_up()
-        # The credential test gets a token with the app's key and secret...
+        # The credential test is a real call with what every operation sends: it passes with
+        # the app's key and secret...
         assert credential_test(editor, **APP)["status"] == "OK"
         wrong = credential_test(editor, clientKey="demo-key", clientSecret="wrong")
         assert wrong["status"] == "Error" and "HTTP 401" in wrong["message"]
         half = credential_test(editor, clientKey="demo-key")
         assert half["status"] == "Error" and "HTTP 422" in half["message"]
-        # ...and without an app, reads the connector's catalogue: only the URL is tested.
-        assert credential_test(editor)["status"] == "OK"
+        # ...and fails for a credential no operation can run with: the URL alone.
+        alone = credential_test(editor)
+        assert alone["status"] == "Error" and "Client Secret" in alone["message"]
         elsewhere = credential_test(editor, baseUrl="http://127.0.0.1:9", **APP)
         assert elsewhere["status"] == "Error"
+
+        # From List: the resource locators list the sandbox's tenants, then the chosen tenant's
+        # clients, in the node and in the trigger (which has no input to drag an ID from).
+        for kind in (NODE, TRIGGER):
+            tenants = search(editor, kind, "searchTenants", {"resource": "messages"})
+            assert {"name": f"Farm ({tenant['id']})", "value": tenant["id"]} in tenants
+            # The typed filter narrows it, by name or ID.
+            assert search(editor, kind, "searchTenants", {}, tenant["id"]) == [
+                {"name": f"Farm ({tenant['id']})", "value": tenant["id"]}
+            ]
+            chosen = {"tenantId": {"__rl": True, "mode": "list", "value": tenant["id"]}}
+            clients = search(editor, kind, "searchClients", chosen)
+            assert sorted(c["value"] for c in clients) == sorted(ids.values())
+            assert search(editor, kind, "searchClients", chosen, "sour") == [
+                {"name": f"source ({ids['source']})", "value": ids["source"]}
+            ]
+            # No tenant chosen yet: no clients to offer (rather than an error).
+            assert search(editor, kind, "searchClients", {}) == []
 
         # The editor's test run of the trigger emits the latest message.
         started = editor.call(
