@@ -9,7 +9,7 @@ module.exports = trigger(
     "noun": "Message",
     "display": {
       "label": "New Message",
-      "description": "Triggers on each new message that getMessages lists. Lists the messages a client exchanged, optionally in a time window and of one type."
+      "description": "Triggers on each new message that getMessages lists. Lists the messages a client exchanged, optionally in a time window and of one type. Each comes with its payload parsed (payload_json) when it is a JSON object or array, its time in ISO 8601 (created_at_iso), and messageId, the ID releaseMessage takes."
     },
     "operation": {
       "type": "polling",
@@ -77,6 +77,11 @@ module.exports = trigger(
           "type": "string"
         },
         {
+          "key": "messageId",
+          "label": "Message ID",
+          "type": "string"
+        },
+        {
           "key": "message_id",
           "label": "Message ID",
           "type": "number"
@@ -97,6 +102,10 @@ module.exports = trigger(
           "type": "string"
         },
         {
+          "key": "payload_json",
+          "label": "Payload Json"
+        },
+        {
           "key": "qos",
           "label": "QoS",
           "type": "number"
@@ -115,6 +124,11 @@ module.exports = trigger(
           "key": "created_at",
           "label": "Created At",
           "type": "number"
+        },
+        {
+          "key": "created_at_iso",
+          "label": "Created At Iso",
+          "type": "string"
         }
       ],
       "sample": {
@@ -126,7 +140,10 @@ module.exports = trigger(
         "qos": 2,
         "duplicate": 0,
         "status": "released",
-        "created_at": 1795697050272
+        "created_at": 1795697050272,
+        "messageId": "1",
+        "payload_json": null,
+        "created_at_iso": "2026-11-26T12:44:10.272Z"
       }
     }
   },
@@ -144,14 +161,17 @@ module.exports = trigger(
     "time": "created_at",
     "fields": [
       "id",
+      "messageId",
       "message_id",
       "type",
       "topic",
       "payload",
+      "payload_json",
       "qos",
       "duplicate",
       "status",
-      "created_at"
+      "created_at",
+      "created_at_iso"
     ]
   },
 );
