@@ -50,6 +50,11 @@ LOCATORS = {
     ("tenants", "id"): "searchTenants",
 }
 
+# Required arguments the node fills itself when left out, by (block, argument): publishMessage's
+# id is a number of the caller's that nobody should have to invent. The node takes it from the
+# call's Idempotency Key (lib/instamsg.js, numberFromKey), so that a retry sends the same.
+NODE_CHOSEN = {("publishMessage", "id")}
+
 # How many items a list operation puts out unless Return All is on.
 LIMIT_DEFAULT = 50
 
@@ -254,11 +259,19 @@ def split_arguments(block: dict) -> tuple[list[dict], list[dict]]:
         name = arg["name"]
         if name in SIGN_IN:
             continue
-        if arg.get("required") or name in alternatives:
+        if (block["name"], name) in NODE_CHOSEN:
+            optional.append({**arg, "info": arg["info"] + CHOSEN_NOTE})
+        elif arg.get("required") or name in alternatives:
             own.append(arg)
         else:
             optional.append(arg)
     return own, optional
+
+
+CHOSEN_NOTE = (
+    " Left out, the node picks one from the call's Idempotency Key, so that a retry of the "
+    "item sends the same."
+)
 
 
 def collection_name(block: dict) -> str:
@@ -290,6 +303,9 @@ def operation_spec(block: dict) -> dict:
         "keyed": bool(block.get("idempotencyKey")),
         "list": is_list(block),
     }
+    chosen = [a["name"] for a in block["args"] if (block["name"], a["name"]) in NODE_CHOSEN]
+    if chosen:
+        spec["chosen"] = chosen
     files = [a["name"] for a in block["args"] if kind_of(a) == "file"]
     if files:
         spec["fileAlternatives"] = {name: alternatives_of(block, name) for name in files}

@@ -228,12 +228,11 @@ def publish_node(name, message_id, payload, **extra_fields) -> dict:
             "operation": "publishMessage",
             "tenantId": "={{ $('Tenant').item.json.id }}",
             "clientId": "={{ $('Client').item.json.id }}",
-            "id": message_id,
             "type": "pub",
             "topic": "telemetry",
             "payload": payload,
             "qos": 1,
-            "additionalFields": extra_fields,
+            "additionalFields": {"id": message_id, **extra_fields},
         },
     )
 
@@ -548,6 +547,73 @@ def test_outcome_unknown_fails_the_node_with_the_connectors_message(lab):
     assert "OUTCOME_UNKNOWN" in error["description"]
 
 
+def test_retry_on_fail_never_sends_a_publish_twice_without_a_key_set(lab):
+    """No Idempotency Key set: the node sends one of its own, the same on n8n's retry of the
+    item. The sandbox answers the publish with a 500 after reading it, so the connector cannot
+    know whether it took effect; n8n's Retry On Fail then sends the item again, and the key
+    makes the connector refuse to send it a second time (OUTCOME_UNKNOWN) rather than
+    publish it twice."""
+    rule = {"method": "POST", "path": "*/messages", "fault": "500", "times": 1}
+    added = lab.ns.run(requests.post, f"{lab.base}/_sandbox/faults", json=rule, timeout=30)
+    assert added.status_code in (200, 201), added.text
+    publish = node(
+        "Publish",
+        publish_node("Publish", 1, "once")["parameters"],
+        retryOnFail=True,
+        maxTries=2,
+        waitBetweenTries=0,
+    )
+    lab.import_file(
+        "workflow",
+        "retried.json",
+        workflow("retried", START, *tenant_and_client(name="retried"), publish),
+    )
+    ok, data, printed = lab.execute("retried")
+    assert not ok
+    error = data["data"]["resultData"]["error"]
+    assert error["httpCode"] == "502" and "OUTCOME_UNKNOWN" in error["description"]
+
+
+def test_the_readmes_first_flow_runs_twice_as_written(lab):
+    """The README's first n8n flow is examples/first-flow.json: the README names its values,
+    and it runs again without a change (a fixed provisioning ID was refused the second time)."""
+    flow = json.loads((PACKAGE / "examples" / "first-flow.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    params = {n["name"]: n["parameters"] for n in flow["nodes"]}
+    for said, where, name, value in [
+        ("Name `Farm`, Max Clients `10`, Max Messages `1000`", "Tenant", "maxClients", 10),
+        (
+            "Provisioning ID `pump-{{ $now.toMillis() }}`",
+            "Client",
+            "provisioningId",
+            "=pump-{{ $now.toMillis() }}",
+        ),
+        (
+            'Payload `{"temperature": 21.5, "unit": "C"}`',
+            "Publish",
+            "payload",
+            '{"temperature": 21.5, "unit": "C"}',
+        ),
+        ("Topic `telemetry`", "Publish", "topic", "telemetry"),
+    ]:
+        assert said in readme
+        assert params[where][name] == value
+    lab.import_file("workflow", "first-flow.json", {**flow, "id": "firstflow", "active": False})
+    for _ in range(2):
+        ok, data, printed = lab.execute("firstflow")
+        assert ok, printed[-3000:]
+        (published,) = [item["json"] for item in items(data, "Publish")]
+        (message,) = [item["json"] for item in items(data, "Messages")]
+        # The next node gets the payload as an object, the text kept, the time in ISO 8601,
+        # and the ID releaseMessage takes under the name publishMessage answered it with.
+        assert message["payload_json"] == {"temperature": 21.5, "unit": "C"}
+        assert message["payload"] == '{"temperature": 21.5, "unit": "C"}'
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", message["created_at_iso"])
+        assert message["messageId"] == message["id"] == published["messageId"]
+        # No ID was given: the node picked one from the call's key.
+        assert 1 <= message["message_id"] <= 65535
+
+
 # -- the polling trigger ---------------------------------------------------------------------------
 
 
@@ -645,7 +711,6 @@ def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab)
                 "operation": "publishMessage",
                 "tenantId": tenant["id"],
                 "clientId": sink,
-                "id": "={{ $json.message_id }}",
                 "type": "pub",
                 "topic": "seen",
                 "payload": "={{ $json.payload }}",
@@ -770,7 +835,6 @@ def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
                     "operation": "publishMessage",
                     "tenantId": tenant["id"],
                     "clientId": ids["sink"],
-                    "id": "={{ $json.message_id }}",
                     "type": "pub",
                     "topic": "seen",
                     "payload": "={{ 'test: ' + $json.payload }}",

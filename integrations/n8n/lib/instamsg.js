@@ -4,7 +4,7 @@
 // error. Hand-written in connector/generate/n8n_package/ and copied as it is into the generated
 // package (make integrations); what depends on the blocks comes from the *.description.json files.
 
-const { randomUUID } = require('node:crypto');
+const { createHash, randomUUID } = require('node:crypto');
 const { NodeApiError, NodeOperationError } = require('n8n-workflow');
 
 const CREDENTIAL = 'instaMsgApi';
@@ -123,6 +123,13 @@ async function multipart(args, files) {
 	};
 }
 
+// A number from 1 to 65535 (publishMessage's id) drawn from the call's key: the same on every retry
+// of the call, and spread over the range for different calls.
+function numberFromKey(key) {
+	const digest = createHash('sha256').update(key).digest();
+	return (digest.readUInt32BE(0) % 65535) + 1;
+}
+
 // The request of one operation, as n8n's routing sends it (a preSend step).
 async function buildRequest(context, operations, requestOptions) {
 	const operation = context.getNodeParameter('operation');
@@ -132,9 +139,11 @@ async function buildRequest(context, operations, requestOptions) {
 	const files = await fileParts(context, spec, args);
 	requestOptions.headers = { ...(requestOptions.headers || {}), Accept: 'application/json' };
 	// An operation that changes something always sends an Idempotency Key.
-	if (spec.keyed) {
-		const key = idempotencyKey(context);
-		if (!isEmpty(key)) requestOptions.headers['Idempotency-Key'] = key;
+	const key = spec.keyed ? idempotencyKey(context) : undefined;
+	if (!isEmpty(key)) requestOptions.headers['Idempotency-Key'] = key;
+	// What the node fills itself when the user left it out (publishMessage's id).
+	for (const name of spec.chosen || []) {
+		if (isEmpty(args[name])) args[name] = numberFromKey(key ?? randomUUID());
 	}
 	if (files.length) {
 		const { body, contentType } = await multipart(args, files);
