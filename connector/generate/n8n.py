@@ -14,7 +14,14 @@ import json
 import sys
 from pathlib import Path
 
-from connector.generate.names import ACRONYMS, action_name, display_name, words
+from connector.generate.names import (
+    ACRONYMS,
+    action_name,
+    display_name,
+    option_labels,
+    option_name,  # noqa: F401  (the generators' one rule, used by the tests from here too)
+    words,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_FILE = ROOT / "manifest.json"
@@ -89,17 +96,6 @@ def load_manifest() -> dict:
 def node_blocks(manifest: dict) -> list[dict]:
     """The blocks the node offers: all but those whose calls the connector makes itself."""
     return [b for b in manifest["blocks"] if b["tag"] not in MANAGED_TAGS]
-
-
-def option_name(value, label: str | None = None) -> str:
-    """An option as the form shows it: its words, with the value kept where they differ
-    (``At most once (1)``); an unnamed one in words from its value (``created_at`` ->
-    ``Created At``)."""
-    if label:
-        return label if label.casefold() == str(value).casefold() else f"{label} ({value})"
-    return " ".join(
-        ACRONYMS.get(w.lower(), w[:1].upper() + w[1:]) for w in str(value).replace("_", " ").split()
-    )
 
 
 def is_list(block: dict) -> bool:
@@ -183,11 +179,9 @@ def parameter(arg: dict, *, in_collection: bool) -> dict:
         ]
     elif kind == "options":
         options = arg["options"]
-        labels = arg.get("optionLabels") or [None] * len(options)
         param["type"] = "options"
         param["options"] = [
-            {"name": option_name(o, label), "value": o}
-            for o, label in zip(options, labels, strict=True)
+            {"name": name, "value": o} for o, name in zip(options, option_labels(arg), strict=True)
         ]
         param["default"] = arg.get("default", options[0])
     elif kind == "number":

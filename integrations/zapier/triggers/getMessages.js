@@ -15,13 +15,6 @@ module.exports = trigger(
       "type": "polling",
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -65,8 +58,16 @@ module.exports = trigger(
           "helpText": "Only messages of this type.",
           "required": false,
           "choices": [
-            "pub",
-            "p2p"
+            {
+              "value": "pub",
+              "sample": "pub",
+              "label": "Publish on a topic (pub)"
+            },
+            {
+              "value": "p2p",
+              "sample": "p2p",
+              "label": "Send to one client (peer to peer) (p2p)"
+            }
           ]
         }
       ],
@@ -150,7 +151,6 @@ module.exports = trigger(
   {
     "block": "getMessages",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId",
       "start",
