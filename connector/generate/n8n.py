@@ -43,8 +43,9 @@ MANAGED_TAGS = ("token",)
 CREDENTIAL_TEST_BLOCK = "getAccessToken"
 
 # Where the connector's own documents are published (the node's and the credential's Docs link).
-DOCS_URL = "https://github.com/instamsg/instamsg-connector/blob/main/docs/integrations.md#n8n"
-CREDENTIAL_DOCS_URL = DOCS_URL.replace("#n8n", "#n8n-credentials")
+# The node's has no #fragment: n8n's editor rebuilds that link with its own query and drops one.
+DOCS_URL = "https://github.com/instamsg/instamsg-connector/blob/main/docs/integrations.md"
+CREDENTIAL_DOCS_URL = DOCS_URL + "#n8n-credentials"
 # What n8n's node search matches besides the name (it reads the codex's alias, not npm keywords).
 ALIASES = ["IoT", "MQTT", "device", "telemetry", "sensor", "message"]
 CATEGORIES = ["Communication", "Development"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from contextlib import contextmanager
@@ -922,3 +923,131 @@ def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
         say(5, "back on")
         expected = ["test: latest", "test: after activation", "test: back on"]
         wait_for(seen, expected, output, 150)
+
+
+# -- the editor in Chromium ------------------------------------------------------------------------
+
+#: Where the editor's screenshots are kept when its test fails (CI keeps the folder).
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts")) / "n8n-editor"
+OWNER = {"email": "owner@example.com", "password": "Test-Password-1"}
+
+
+def drive_editor(port, shots: Path) -> dict:
+    """Sign in, open the credential's form and the Publish step's form, as a user would; runs
+    on the namespace's thread, so Chromium (a child of Playwright's driver) shares its
+    loopback. Answers what the forms showed; screenshots go to ``shots``."""
+    from tests.support.browser import ARGS, CHROMIUM, playwright_api
+
+    sync_api = playwright_api()
+    base = f"http://127.0.0.1:{port}"
+    seen: dict = {}
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        expect = sync_api.expect
+        try:
+            page.goto(f"{base}/signin")
+            page.locator("input[type=email], input[name=emailOrLdapLoginId]").first.fill(
+                OWNER["email"]
+            )
+            page.locator("input[type=password]").first.fill(OWNER["password"])
+            page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+            page.wait_for_url(re.compile(r"/home|/workflow"), timeout=60_000)
+
+            page.goto(f"{base}/home/credentials/{CREDENTIALS['instaMsgApi']['id']}")
+            dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_text("Connector URL")).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(shots / "credential.png"))
+            seen["credential"] = dialog.inner_text()
+            seen["docs"] = dialog.get_by_role("link", name="docs").get_attribute("href")
+            seen["icon"] = dialog.locator("img[src*='instamsg']").count()
+
+            # The test behind Save is a real call: a wrong secret fails it, with our message.
+            # The password fields are the Connector API Key and the Client Secret, in order.
+            secrets = dialog.locator("input[type=password]")
+            expect(secrets).to_have_count(2)
+            secret = secrets.nth(1)
+            secret.fill("not-the-secret")
+            dialog.get_by_role("button", name="Save").click()
+            refused = dialog.get_by_text(re.compile("Couldn.t connect with these settings"))
+            expect(refused).to_be_visible(timeout=60_000)
+            # Its details are the credential's own message for a 401.
+            dialog.get_by_text("More details").click()
+            page.screenshot(path=str(shots / "credential-refused.png"))
+            expect(page.get_by_text(re.compile(r"Refused \(HTTP 401\)")).first).to_be_visible()
+            secret.fill("demo-secret")
+            dialog.get_by_role("button", name="Save").click()
+            expect(dialog.get_by_text(re.compile("tested successfully", re.I))).to_be_visible(
+                timeout=60_000
+            )
+            page.screenshot(path=str(shots / "credential-tested.png"))
+            page.keyboard.press("Escape")
+
+            # An operation's form: the first flow's Publish step.
+            page.goto(f"{base}/workflow/editorflow")
+            step = page.locator("[data-test-id=canvas-node]").filter(has_text="Publish")
+            expect(step).to_be_visible(timeout=60_000)
+            seen["canvas"] = step.inner_text()
+            step.dblclick()
+            expect(page.get_by_text("Additional Fields")).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(shots / "publish-form.png"))
+            # The form's labels, and the values its inputs and selects show.
+            values = page.locator("input").evaluate_all("inputs => inputs.map(i => i.value)")
+            seen["publish"] = page.locator("body").inner_text() + "\n" + "\n".join(values)
+            seen["node docs"] = page.get_by_role("link", name="Docs").get_attribute("href")
+            page.keyboard.press("Escape")
+
+            # n8n's node panel finds the node by its codex aliases, and lists its actions.
+            found = {}
+            page.screenshot(path=str(shots / "canvas.png"))
+            for word in ("iot", "mqtt", "telemetry"):
+                page.keyboard.press("n")  # n8n 2.x: N browses the nodes
+                listed = page.locator("[data-test-id=node-creator]")
+                listed.locator("input").first.fill(word)
+                expect(listed.get_by_text("InstaMsg").first).to_be_visible(timeout=30_000)
+                found[word] = listed.inner_text()
+                page.screenshot(path=str(shots / f"search-{word}.png"))
+                page.keyboard.press("Escape")
+            seen["search"] = found
+        except Exception:
+            page.screenshot(path=str(shots / "failed.png"))
+            raise
+        finally:
+            browser.close()
+    return seen
+
+
+def test_the_editor_in_chromium_shows_the_credential_and_an_operation_form(lab, tmp_path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    flow = json.loads((PACKAGE / "examples" / "first-flow.json").read_text())
+    lab.import_file("workflow", "editor-flow.json", {**flow, "id": "editorflow", "active": False})
+    try:
+        with lab.server() as (process, output):
+            ready(process, output)
+            editor = Editor(lab, lab.env["N8N_PORT"])
+            editor.sign_up()
+            seen = lab.ns.run(drive_editor, lab.env["N8N_PORT"], shots)
+        text = seen["credential"]
+        for label in ("Connector URL", "Connector API Key", "Client Key", "Client Secret"):
+            assert label in text
+        assert seen["docs"] == n8n_package.CREDENTIAL_DOCS_URL
+        assert seen["icon"] >= 1
+        # The canvas says what the step does; its form names options in words.
+        assert "Publish a message" in seen["canvas"]
+        form = seen["publish"]
+        for shown in ("Tenant", "Client", "Publish on a topic (pub)", "At most once (1)"):
+            assert shown in form
+        # No sign-in field in the operation; the rarely used settings under Options.
+        for absent in ("Access Token", "Client Key", "Client Secret", "Idempotency Key"):
+            assert absent not in form
+        assert "Options" in form and "Additional Fields" in form
+        # Searching "iot", "mqtt" or "telemetry" finds the node (n8n reads the codex's alias).
+        assert set(seen["search"]) == {"iot", "mqtt", "telemetry"}
+        # n8n adds its own query to the node's Docs link; the page is ours.
+        assert seen["node docs"].split("?")[0] == n8n_package.DOCS_URL
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for shot in shots.glob("*.png"):
+            shutil.copyfile(shot, ARTIFACTS / shot.name)
+        raise
