@@ -767,6 +767,13 @@ class Editor:
         }
         self.call("POST", "/owner/setup", owner)
 
+    def set_up_owner(self):
+        """The owner, set up unless an earlier test of this n8n did (n8n refuses a second)."""
+        status = self.lab.ns.run(self.session.get, self.base + "/settings", timeout=60)
+        assert status.status_code == 200, status.text[:2000]
+        if status.json()["data"]["userManagement"]["showSetupOnFirstLoad"]:
+            self.sign_up()
+
 
 def search(editor, kind, method, parameters, text=None) -> list[dict]:
     """A resource locator's list search, as the editor asks for it when From List opens."""
@@ -1025,8 +1032,7 @@ def test_the_editor_in_chromium_shows_the_credential_and_an_operation_form(lab, 
     try:
         with lab.server() as (process, output):
             ready(process, output)
-            editor = Editor(lab, lab.env["N8N_PORT"])
-            editor.sign_up()
+            Editor(lab, lab.env["N8N_PORT"]).set_up_owner()
             seen = lab.ns.run(drive_editor, lab.env["N8N_PORT"], shots)
         text = seen["credential"]
         for label in ("Connector URL", "Connector API Key", "Client Key", "Client Secret"):
