@@ -1029,14 +1029,17 @@ def drive_editor(port, shots: Path) -> dict:
             # n8n's node panel finds the node by its codex aliases, and lists its actions.
             found = {}
             page.screenshot(path=str(shots / "canvas.png"))
+            listed = page.locator("[data-test-id=node-creator]")
             for word in ("iot", "mqtt", "telemetry"):
+                page.mouse.click(700, 250)  # an empty spot: the canvas has the keyboard
                 page.keyboard.press("n")  # n8n 2.x: N browses the nodes
-                listed = page.locator("[data-test-id=node-creator]")
+                expect(listed).to_be_visible(timeout=30_000)
                 listed.locator("input").first.fill(word)
                 expect(listed.get_by_text("InstaMsg").first).to_be_visible(timeout=30_000)
                 found[word] = listed.inner_text()
                 page.screenshot(path=str(shots / f"search-{word}.png"))
                 page.keyboard.press("Escape")
+                expect(listed).to_be_hidden(timeout=30_000)
             seen["search"] = found
         except Exception:
             page.screenshot(path=str(shots / "failed.png"))
