@@ -46,9 +46,15 @@ def read_body(raw: bytes, mimetype: str):
         if not raw.strip():
             return None
         try:
-            return jsonx.loads(raw)
+            body = jsonx.loads(raw)
         except ValueError:
             raise InvalidRequest("The delivery's body says it is JSON and is not.") from None
+        # As a block call's body: text a JSON writer can write again (the delivery's record
+        # and its answer are JSON), nested no deeper than the connector reads anywhere.
+        problem = jsonx.request_problem(body)
+        if problem:
+            raise InvalidRequest(f"The delivery's JSON body cannot be taken: {problem}.")
+        return body
     if mimetype == FORM_TYPE:
         fields: dict = {}
         for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):

@@ -29,7 +29,13 @@ from connector.engine.arguments import held_credentials, with_app_credentials
 from connector.engine.core import JSON_TYPE
 from connector.engine.idempotency_keys import MAX_KEY, Lifetimes
 from connector.engine.redaction import REDACTED, scrub
-from connector.errors import ConnectorError, InvalidFields, InvalidRequest, OutcomeUnknown
+from connector.errors import (
+    ConnectorError,
+    IdempotencyKeyReused,
+    InvalidFields,
+    InvalidRequest,
+    OutcomeUnknown,
+)
 from connector.hooks import mapping
 from connector.hooks.errors import HookNotFound
 from connector.hooks.schemes import MAX_SECRET, SCHEMES, token_matches
@@ -296,6 +302,10 @@ class Hooks:
         status = final_status(answer, inv)
         status = "failed" if status == "retry" else status
         metrics.hook_delivery(hook["id"], "succeeded" if status == "done" else "failed")
+        if inv.code == IdempotencyKeyReused.code and delivery is not None:
+            # Another body under a delivery id already run (a sender's bug, or a replay
+            # with a forged id): refused, and the record of what that id did stays as it is.
+            return status
         self.record(hook, inv, delivery, received, args, status, answer, record_id)
         return status
 

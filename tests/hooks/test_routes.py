@@ -422,3 +422,38 @@ def test_a_hook_without_credentials_runs_with_the_app_credentials_the_connector_
     made = make(client, {**GITHUB_HOOK, "args": bare})
     assert github_delivery(client, made).status_code == 200
     assert mocked.calls[1].request.headers["Authorization"] == "Bearer managed-7"
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"head_commit": {"message": "\\udc80"}}', "lone surrogate"),
+        (b'{"head_commit": {"message": ' + b"[" * 300 + b"]" * 300 + b"}}", "too deep"),
+    ],
+)
+def test_a_json_body_no_json_writer_can_write_again_is_a_400_and_recorded(
+    client, body, why, nothing_sent
+):
+    """A lone surrogate or a body nested past MAX_DEPTH once answered 500, and the record it
+    left made the hook's whole list of deliveries answer 500 after it."""
+    made = make(client)
+    answer = github_delivery(client, made, raw=body)
+    assert answer.status_code == 400, (why, answer.json)
+    listed = client.get(f"/hooks/{made['id']}/deliveries", headers=AUTH)
+    assert listed.status_code == 200
+    assert [r["http_status"] for r in listed.json] == [400]
+
+
+def test_another_body_under_a_delivery_id_already_run_leaves_its_record_as_it_was(client, mocked):
+    """GitHub does not sign X-GitHub-Delivery: a captured body sent again under another
+    delivery's id is refused, and that delivery's record still says what it did (once it was
+    overwritten by the refusal, and a redeliver then published the first body twice)."""
+    mocked.post(MESSAGES, status=201, headers=LOCATION)
+    made = make(client)
+    assert github_delivery(client, made, "d-1").status_code == 200
+    other = PUSH.replace(b"Close the valve", b"Open the valve")
+    assert github_delivery(client, made, "d-1", raw=other).status_code == 422
+    records = client.get(f"/hooks/{made['id']}/deliveries", headers=AUTH).json
+    assert [(r["delivery_id"], r["status"]) for r in records] == [("d-1", "done")]
+    assert records[0]["args"]["payload"] == "Close the valve when the sensor goes quiet"
+    assert len(mocked.calls) == 1
