@@ -76,9 +76,14 @@ def final_status(answer: Answer, inv: Invocation) -> str:
     return "retry" if error.get("retryable") else "failed"
 
 
-def public_path(path: str) -> str:
+def public_path(path: str, routed: bool = True) -> str:
     """A request path as a log line may show it: a sender's URL keeps its hook id, and what
-    follows it (a token scheme's token) is never written."""
+    follows it (a token scheme's token) is never written. A path no route took (``routed``
+    False) keeps only its first two parts: a sender that got its URL's prefix wrong
+    (``/WEBHOOKS/...``, ``/hooks/<id>/<token>``) still sent its token in it."""
+    if not routed:
+        parts = path.split("/")
+        return "/".join(parts[:3]) + ("/[redacted]" if len(parts) > 3 else "")
     if not path.startswith(SENDER_PREFIX):
         return path
     hook_id, slash, _ = path[len(SENDER_PREFIX) :].partition("/")

@@ -56,7 +56,8 @@ def finish_call(response: Response) -> Response:
     logs.access(
         inv.request_id,
         request.method,
-        public_path(request.path)[:200],  # a hook's URL token is never logged
+        # a hook's URL token is never logged, even under a prefix got wrong
+        public_path(request.path, routed=request.url_rule is not None)[:200],
         response.status_code,
         duration * 1000,
         inv.block,

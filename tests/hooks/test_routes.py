@@ -338,6 +338,16 @@ def test_a_url_token_never_reaches_a_log_line(client, mocked, capfd):
     assert made["secret"][:12] not in logged
 
 
+@pytest.mark.parametrize("prefix", ["/WEBHOOKS/", "/hooks/", "/webhook/"])
+def test_a_url_token_under_a_prefix_got_wrong_reaches_no_log_line_either(client, capfd, prefix):
+    made = make(client, {**GITHUB_HOOK, "verify": {"scheme": "token"}})
+    capfd.readouterr()
+    answer = client.post(f"{prefix}{made['id']}/{made['secret']}", data=PUSH)
+    assert answer.status_code in (401, 404, 405)
+    logged = capfd.readouterr().err
+    assert made["secret"][:12] not in logged and "[redacted]" in logged
+
+
 @pytest.mark.parametrize(
     ("path", "logged"),
     [
