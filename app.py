@@ -21,7 +21,9 @@ import blocks  # noqa: F401  (registers every block)
 from connector import cli, logs
 from connector.config import ConfigError, Settings, with_sandbox_default
 from connector.engine.build import build_engine
+from connector.events.service import Events
 from connector.web import blueprint, playground, ratelimit
+from connector.web import subscriptions as subscription_routes
 from connector.web.body import ConnectorRequest
 from connector.web.envelope import register_errors
 from connector.web.sandbox_admin import sandbox_admin
@@ -54,7 +56,17 @@ def create_app(config: Settings | dict | None = None) -> Flask:
         app.register_blueprint(sandbox_admin(engine.upstream))
     register_errors(app)
     app.cli.add_command(cli.blocks)
+    install_events(app, settings, engine)
     return app
+
+
+def install_events(app: Flask, settings: Settings, engine) -> None:
+    """The instant triggers (connector/events): /subscriptions, and the CLI's
+    ``subscriptions`` and ``events`` groups."""
+    app.extensions["events"] = Events(settings, engine)
+    app.register_blueprint(subscription_routes.bp)
+    app.cli.add_command(cli.subscriptions)
+    app.cli.add_command(cli.events)
 
 
 def environment_settings() -> Settings:

@@ -131,6 +131,21 @@ class Settings:
     sandbox_apps: dict = field(default_factory=lambda: {"demo-key": "demo-secret"})
     #: how long the sandbox's access tokens live, in seconds.
     sandbox_token_ttl: int = 3600
+    # -- instant triggers (connector/events) ----------------------------------------------
+    #: how often the watcher reads each watched client's messages (seconds)
+    events_poll_seconds: float = 5.0
+    #: the waits before each new try of a failed delivery (seconds), on Svix's model: 5 s,
+    #: 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+    events_retry_schedule: tuple = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+    #: a subscription whose deliveries fail for this long is disabled (seconds)
+    events_disable_after: float = 24 * 3600.0
+    #: the most one delivery may wait for its target to connect, and to answer (seconds)
+    events_delivery_timeout: float = 10.0
+    #: targets may be loopback, private or link-local addresses (a deliberate set-up)
+    events_allow_private: bool = False
+    #: the app credentials the watcher reads InstaMsg with when a subscription gave none
+    instamsg_client_key: str = ""
+    instamsg_client_secret: str = ""
 
     @classmethod
     def from_env(cls, env=None) -> Settings:
@@ -169,7 +184,39 @@ class Settings:
             proxy_hops=_number(env, "PROXY_HOPS", cls.proxy_hops, int),
             sandbox_apps=_apps(env.get("SANDBOX_APPS", "")),
             sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
+            **_events(env, cls),
         )
+
+
+def _schedule(env, default: tuple) -> tuple:
+    raw = env.get("EVENTS_RETRY_SCHEDULE", "").strip()
+    if not raw:
+        return default
+    try:
+        waits = tuple(float(item) for item in raw.split(","))
+    except ValueError:
+        waits = ()
+    if not waits or not all(math.isfinite(w) and w >= 0 for w in waits):
+        raise ConfigError(
+            "EVENTS_RETRY_SCHEDULE must be comma-separated waits in seconds, such as "
+            f"'5,300,1800', not {raw[:60]!r}"
+        )
+    return waits
+
+
+def _events(env, cls) -> dict:
+    """The instant triggers' settings (connector/events)."""
+    return {
+        "events_poll_seconds": _seconds(env, "EVENTS_POLL_SECONDS", cls.events_poll_seconds),
+        "events_retry_schedule": _schedule(env, cls.events_retry_schedule),
+        "events_disable_after": _seconds(env, "EVENTS_DISABLE_AFTER", cls.events_disable_after),
+        "events_delivery_timeout": _seconds(
+            env, "EVENTS_DELIVERY_TIMEOUT", cls.events_delivery_timeout
+        ),
+        "events_allow_private": _flag(env, "EVENTS_ALLOW_PRIVATE"),
+        "instamsg_client_key": env.get("INSTAMSG_CLIENT_KEY", "").strip(),
+        "instamsg_client_secret": env.get("INSTAMSG_CLIENT_SECRET", "").strip(),
+    }
 
 
 def with_sandbox_default(environ: Mapping[str, str]) -> Mapping[str, str]:
