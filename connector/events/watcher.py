@@ -160,11 +160,22 @@ class Watcher:
         return kept
 
     def deliver_due(self) -> int:
+        """Send what is due: each subscription's deliveries one after another, in the order
+        they became due (a 410 stops the rest), several subscriptions at once."""
         due = self.store.due_deliveries(self.clock(), MAX_DUE_PER_ROUND)
-        if not due:
+        queues: dict[str, list[str]] = {}
+        for record in due:
+            queues.setdefault(record["subscription"], []).append(record["id"])
+        if not queues:
             return 0
-        with ThreadPoolExecutor(min(DELIVERY_THREADS, len(due))) as pool:
-            list(pool.map(lambda record: self.deliverer.run(record["id"]), due))
+
+        def send_in_turn(ids: list[str]) -> None:
+            for ident in ids:
+                if self.deliverer.run(ident) is None:  # the subscription is gone
+                    return
+
+        with ThreadPoolExecutor(min(DELIVERY_THREADS, len(queues))) as pool:
+            list(pool.map(send_in_turn, queues.values()))
         return len(due)
 
     # -- the process ----------------------------------------------------------------------
