@@ -22,10 +22,11 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-## run: start the connector with gunicorn on $(PORT), and its MCP server over HTTP on
-## $(MCP_PORT) (MCP_PORT=0: not), in sandbox mode unless INSTAMSG_SANDBOX=0
+## run: start the connector with gunicorn on $(PORT), in sandbox mode unless INSTAMSG_SANDBOX=0,
+## with the consumer of queued hook deliveries (HOOKS_WORKER=0: not) and the MCP server over
+## HTTP on $(MCP_PORT) (MCP_PORT=0: not) beside it
 run: $(VENV)/.runtime
-	@$(with_mcp) INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
+	@$(with_mcp) INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) HOOKS_WORKER=$${HOOKS_WORKER-1} $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
 
 # make run's MCP server over HTTP (blocks mcp --http) on the same HOST, in the background; it
 # stops when gunicorn does (SIGTERM, or Ctrl-C). gunicorn's command stays the line's last one:
@@ -65,7 +66,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## bench: the benchmark (S1-S6), on loopback; writes bench/results.json and prints a table
+## bench: the benchmark (S1-S7), on loopback; writes bench/results.json and prints a table
 bench: $(VENV)/.dev
 	bench/install-tools.sh
 	$(BIN)/python -m bench.run

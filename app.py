@@ -22,7 +22,8 @@ from connector import cli, logs
 from connector.config import ConfigError, Settings, with_sandbox_default
 from connector.engine.build import build_engine
 from connector.events.service import Events
-from connector.web import blueprint, playground, ratelimit
+from connector.hooks.service import Hooks
+from connector.web import blueprint, hooks, playground, ratelimit
 from connector.web import subscriptions as subscription_routes
 from connector.web.body import ConnectorRequest
 from connector.web.envelope import register_errors
@@ -51,11 +52,14 @@ def create_app(config: Settings | dict | None = None) -> Flask:
     app.extensions["instamsg"] = engine
     app.register_blueprint(blueprint.bp)
     app.register_blueprint(playground.bp)
+    app.extensions["instamsg_hooks"] = Hooks(engine)
+    app.register_blueprint(hooks.bp)
     ratelimit.install(app, settings)
     if settings.sandbox:
         app.register_blueprint(sandbox_admin(engine.upstream))
     register_errors(app)
     app.cli.add_command(cli.blocks)
+    app.cli.add_command(cli.hooks)
     install_events(app, settings, engine)
     return app
 

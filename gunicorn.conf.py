@@ -21,6 +21,7 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -88,8 +89,11 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
 
 
 def when_ready(server):
-    """Say where the connector listens, once, in the connector's own log format."""
+    """Say where the connector listens, once, in the connector's own log format; and with
+    HOOKS_WORKER=1 (`make run` sets it) start the consumer of queued hook deliveries."""
     from connector import logs
+
+    start_hooks_worker()
 
     for listener in server.LISTENERS:
         host, port = listener.sock.getsockname()[:2]
@@ -126,6 +130,24 @@ def child_exit(server, worker):
     worker_exited(worker.pid)
 
 
+#: The consumer of queued hook deliveries that this master started (HOOKS_WORKER=1), if any.
+HOOKS_WORKER = []
+
+
+def start_hooks_worker():
+    """`flask --app app hooks worker` beside the server, stopped with it: one command runs
+    everything on one machine. A deployment of several instances runs it as a service of its
+    own (deploy/compose.yaml), where a supervisor restarts it."""
+    if os.environ.get("HOOKS_WORKER") != "1":
+        return
+    command = [sys.executable, "-m", "flask", "--app", "app", "hooks", "worker"]
+    HOOKS_WORKER.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+
+
 def on_exit(server):
+    for worker in HOOKS_WORKER:
+        worker.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.wait(timeout=graceful_timeout)
     if OWN_METRICS_DIR:
         shutil.rmtree(METRICS_DIR, ignore_errors=True)

@@ -17,6 +17,8 @@ Scenarios (each repeated, medians reported; the 31-second S2 run once unless --s
   S5  one call at a time: the latency the connector adds over calling the upstream directly
   S6  a block as an MCP tool call over HTTP against the same block over POST /blocks: latency
       at c=1, calls a second at c=8, and each server's CPU per call (bench/mcp_http.py)
+  S7  one call at a time: what a hook adds to the same publishMessage (latency and CPU), as a
+      token hook, and as one keyed by a delivery id from its body (a new id each call)
 """
 
 from __future__ import annotations
@@ -691,7 +693,74 @@ def s5(procs, ctx, opts) -> dict:
     return out
 
 
-SCENARIOS = {"S1": s1, "S1x": s1x, "S2": s2, "S3": s3, "S4": s4, "S5": s5, "S6": mcp_http.s6}
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user and system) used so far by a process and its descendants."""
+    total, todo, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{current}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            todo += children(current)
+    return total
+
+
+#: Distinct delivery ids per keyed S7 run: more than one connection answers in its duration.
+S7_DELIVERIES = 100_000
+
+
+def s7(procs, ctx, opts) -> dict:
+    """The publish of MIX as a block call, through a token hook, and through a hook keyed by
+    a delivery id in the body (each call a new delivery: a claim, a kept answer and a record),
+    one call at a time: p50/p99 and the connector's CPU per call."""
+    data = ctx["workdir"] / "s7-data"
+    env = {"INSTAMSG_API_URL": ctx["up"]["fast"], "INSTAMSG_DATA_DIR": str(data)}
+    connector, url, _ = gunicorn(procs, "app:serve()", env)
+    publish = dict(MIX[2][1])
+    reading = json.dumps({"reading": publish.pop("payload")})
+    spec = {"block": "publishMessage", "args": publish, "map": {"payload": "body.reading"}}
+    plain = requests.post(url + "/hooks", json={**spec, "verify": {"scheme": "token"}}).json()
+    keyed = requests.post(
+        url + "/hooks", json={**spec, "verify": {"scheme": "token"}, "delivery_id": "body.id"}
+    ).json()
+    files = {
+        "block": lambda run: block_lines(MIX[2:3]),
+        "hook": lambda run: [("POST", plain["url"], reading)],
+        "hook_keyed": lambda run: [
+            ("POST", keyed["url"], json.dumps({"id": f"r{run}-{n}", "reading": "21.5C"}))
+            for n in range(S7_DELIVERIES)
+        ],
+    }
+    runs: dict = {name: [] for name in files}
+    load(url, requests_file(ctx["workdir"], "s7-warm", files["block"](0)), 1, opts.warmup, 1)
+    for run in range(opts.repeat):
+        for name, lines in files.items():
+            tsv = requests_file(ctx["workdir"], f"s7-{name}", lines(run))
+            before = tree_cpu(connector.pid)
+            result = load(url, tsv, 1, opts.duration / 2, threads=1)
+            spent = tree_cpu(connector.pid) - before
+            result["cpu_ms_per_call"] = round(spent * 1000 / max(1, result["requests"]), 3)
+            runs[name].append(result)
+    procs.stop(connector)
+    out = {name: median_of(r) for name, r in runs.items()}
+    for name in ("hook", "hook_keyed"):
+        out[name]["added_p50_ms"] = round(out[name]["p50_ms"] - out["block"]["p50_ms"], 3)
+        added_cpu = out[name]["cpu_ms_per_call"] - out["block"]["cpu_ms_per_call"]
+        out[name]["added_cpu_ms_per_call"] = round(added_cpu, 3)
+    return out
+
+
+SCENARIOS = {
+    "S1": s1,
+    "S1x": s1x,
+    "S2": s2,
+    "S3": s3,
+    "S4": s4,
+    "S5": s5,
+    "S6": mcp_http.s6,
+    "S7": s7,
+}
 
 
 # -- targets and report -----------------------------------------------------------------
@@ -814,6 +883,18 @@ def table(report: dict) -> str:
         )
     if "S6" in res:
         lines += mcp_http.table_lines(res["S6"])
+    if "S7" in res:
+        v = res["S7"]
+        lines.append(
+            f"S7 c=1       {figures('block', v['block'])}  CPU "
+            f"{v['block']['cpu_ms_per_call']} ms/call"
+        )
+        for name in ("hook", "hook_keyed"):
+            h = v[name]
+            lines.append(
+                f"             {figures(name[:9], h)}  -> added p50 {h['added_p50_ms']} ms, "
+                f"CPU {h['added_cpu_ms_per_call']} ms/call"
+            )
     lines.append("")
     for row in report["targets"]:
         mark = "met" if row["met"] else "NOT met"
@@ -849,6 +930,7 @@ def estimate_seconds(opts) -> float:
         "S4": opts.repeat * start,
         "S5": start + d(opts.warmup) + opts.repeat * 2 * d(opts.duration / 2),
         "S6": 2 * start + 2 * opts.warmup + opts.repeat * 4 * opts.duration / 2,
+        "S7": start + d(opts.warmup) + opts.repeat * 3 * d(opts.duration / 2),
     }
     return start + sum(per[name] for name in opts.only.split(","))
 
@@ -881,7 +963,9 @@ def gunicorn_settings() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="S1,S1x,S2,S3,S4,S5,S6", help="comma-separated scenarios")
+    parser.add_argument(
+        "--only", default="S1,S1x,S2,S3,S4,S5,S6,S7", help="comma-separated scenarios"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (medians)")
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds per measurement (not S2's target)"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import mimetypes
-import os
 import re
 import sys
 import textwrap
@@ -28,6 +27,7 @@ from flask.cli import AppGroup
 from werkzeug.datastructures import FileStorage
 
 from connector.engine import Invocation
+from connector.engine.arguments import held_credentials
 from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
 from connector.errors import ConnectorError, UnknownBlock
@@ -372,15 +372,10 @@ def mcp_command(url, api_key, bind, allow_keyless, allowed_hosts, allowed_origin
     # Imported here: the SDK loads only for this command, never for gunicorn's workers.
     from connector.mcp import runners, server
 
-    key, secret = os.environ.get("INSTAMSG_CLIENT_KEY"), os.environ.get("INSTAMSG_CLIENT_SECRET")
-    if bool(key) != bool(secret):
-        raise click.UsageError(
-            "Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither."
-        )
-    credentials = {"clientKey": key, "clientSecret": secret} if key else None
+    engine = current_app.extensions["instamsg"]
+    credentials = held_credentials(engine.settings)
     if url and not re.match(r"(?i)^https?://[^/\s]", url):
         raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--url")
-    engine = current_app.extensions["instamsg"]
     if bind is not None:
         serve_mcp_http(
             engine, url, api_key, bind, allow_keyless, credentials, allowed_hosts, allowed_origins
@@ -438,6 +433,114 @@ def serve_mcp_http(engine, url, api_key, bind, allow_keyless, credentials, hosts
 
 def split_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in (text or "").split(",") if item.strip())
+
+
+# -- hooks: ``flask --app app hooks add|list|show|remove`` -----------------------------------
+
+hooks = AppGroup("hooks", help="Make, list, show and remove webhook hooks (connector/hooks).")
+
+
+def hooks_service():
+    return current_app.extensions["instamsg_hooks"]
+
+
+def pairs_of(option: str, pairs) -> dict:
+    """``KEY=VALUE`` options as a dict, each value as text."""
+    found = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"{option} {pair!r} is not KEY=VALUE.")
+        found[name] = value
+    return found
+
+
+def hook_answer(work):
+    """Print what ``work`` answers as JSON; a refusal prints its error (as the HTTP face's
+    envelope says it) and exits 1."""
+    from connector.errors import ConnectorError
+
+    try:
+        click.echo(pretty(work()))
+    except ConnectorError as error:
+        click.echo(pretty(error.to_dict()))
+        sys.exit(1)
+
+
+@hooks.command("add", short_help="Make a hook; prints its URL and secret (shown this once).")
+@click.argument("block")
+@click.option("--arg", "args", multiple=True, metavar="KEY=VALUE", help="A fixed argument.")
+@click.option(
+    "--map", "maps", multiple=True, metavar="KEY=EXPRESSION", help="An argument's JMESPath."
+)
+@click.option("--scheme", required=True, help="standard-webhooks, github, stripe, hmac or token.")
+@click.option("--secret", help="The sender's secret (made when left out).")
+@click.option(
+    "--option", "options", multiple=True, metavar="KEY=VALUE", help="hmac: header, algorithm..."
+)
+@click.option("--delivery-id", help="The JMESPath of the delivery id (the scheme's default).")
+def add_hook(block, args, maps, scheme, secret, options, delivery_id):
+    """Make a hook that runs BLOCK, as POST /hooks does."""
+    verify = {"scheme": scheme, **pairs_of("--option", options)}
+    if secret is not None:
+        verify["secret"] = secret
+    body = {
+        "block": block,
+        "args": pairs_of("--arg", args),
+        "map": pairs_of("--map", maps),
+        "verify": verify,
+    }
+    if delivery_id is not None:
+        body["delivery_id"] = delivery_id
+    hook_answer(lambda: hooks_service().create(body))
+
+
+@hooks.command("list")
+def list_hooks():
+    """Every hook (no secret)."""
+    hook_answer(lambda: hooks_service().all())
+
+
+@hooks.command("show")
+@click.argument("hook_id")
+def show_hook(hook_id):
+    """One hook (no secret)."""
+    hook_answer(lambda: hooks_service().view(hooks_service().get(hook_id)))
+
+
+@hooks.command("remove")
+@click.argument("hook_id")
+def remove_hook(hook_id):
+    """Remove a hook and its deliveries' records."""
+
+    def work():
+        hooks_service().remove(hook_id)
+        return {"id": hook_id, "removed": True}
+
+    hook_answer(work)
+
+
+@hooks.command("worker", short_help="Run queued deliveries (respond: queued) until stopped.")
+@click.option("--workers", default=2, show_default=True, help="Deliveries run at once.")
+def hooks_worker(workers):
+    """Run the deliveries of queued hooks from the queue (SQLite in the data directory, or
+    Redis with REDIS_URL) until stopped. At its start every delivery left unfinished (a
+    worker killed mid-run) is queued again; each runs under its key, so none runs twice."""
+    import logging
+
+    from connector import logs
+
+    # Huey's own lines in the connector's JSON form (type and place of an error, no text).
+    handler = logs.StderrHandler()
+    handler.setFormatter(logs.JsonFormatter())
+    queue_log = logging.getLogger("huey")
+    queue_log.addHandler(handler)
+    queue_log.setLevel(logging.WARNING)
+    queue_log.propagate = False
+    service = hooks_service()
+    service.engine.announce()
+    logs.event("hooks worker", workers=workers, requeued=service.sweep(stale_only=False))
+    service.queue.consumer(workers).run()
 
 
 # -- instant triggers: `subscriptions` and `events` (connector/events) --------------------

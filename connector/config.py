@@ -131,6 +131,14 @@ class Settings:
     sandbox_apps: dict = field(default_factory=lambda: {"demo-key": "demo-secret"})
     #: how long the sandbox's access tokens live, in seconds.
     sandbox_token_ttl: int = 3600
+    #: a queued hook delivery that sent nothing is tried again this many times, the first
+    #: after hook_retry_base seconds, each wait twice the last (connector/hooks/queue.py).
+    hook_retries: int = 10
+    hook_retry_base: float = 2.0
+    #: the app's (clientKey, clientSecret) the connector holds (INSTAMSG_CLIENT_KEY and
+    #: INSTAMSG_CLIENT_SECRET): a hook's delivery and a tool call of the MCP server that give
+    #: no credentials of their own run with them. Empty: none held.
+    app_credentials: tuple = ()
     # -- instant triggers (connector/events) ----------------------------------------------
     #: how often the watcher reads each watched client's messages (seconds)
     events_poll_seconds: float = 5.0
@@ -143,9 +151,6 @@ class Settings:
     events_delivery_timeout: float = 10.0
     #: targets may be loopback, private or link-local addresses (a deliberate set-up)
     events_allow_private: bool = False
-    #: the app credentials the watcher reads InstaMsg with when a subscription gave none
-    instamsg_client_key: str = ""
-    instamsg_client_secret: str = ""
 
     @classmethod
     def from_env(cls, env=None) -> Settings:
@@ -184,8 +189,19 @@ class Settings:
             proxy_hops=_number(env, "PROXY_HOPS", cls.proxy_hops, int),
             sandbox_apps=_apps(env.get("SANDBOX_APPS", "")),
             sandbox_token_ttl=_number(env, "SANDBOX_TOKEN_TTL", cls.sandbox_token_ttl, int, 1),
+            hook_retries=_number(env, "HOOK_RETRIES", cls.hook_retries, int),
+            hook_retry_base=_number(env, "HOOK_RETRY_BASE", cls.hook_retry_base),
+            app_credentials=_app_credentials(env),
             **_events(env, cls),
         )
+
+
+def _app_credentials(env) -> tuple:
+    key = env.get("INSTAMSG_CLIENT_KEY", "").strip()
+    secret = env.get("INSTAMSG_CLIENT_SECRET", "").strip()
+    if bool(key) != bool(secret):
+        raise ConfigError("Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither.")
+    return (key, secret) if key else ()
 
 
 def _schedule(env, default: tuple) -> tuple:
@@ -214,8 +230,6 @@ def _events(env, cls) -> dict:
             env, "EVENTS_DELIVERY_TIMEOUT", cls.events_delivery_timeout
         ),
         "events_allow_private": _flag(env, "EVENTS_ALLOW_PRIVATE"),
-        "instamsg_client_key": env.get("INSTAMSG_CLIENT_KEY", "").strip(),
-        "instamsg_client_secret": env.get("INSTAMSG_CLIENT_SECRET", "").strip(),
     }
 
 

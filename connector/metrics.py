@@ -170,3 +170,27 @@ def worker_exited(pid: int) -> None:
     """gunicorn's child_exit hook: drop a dead worker's live gauges."""
     if multiprocess_dir():
         multiprocess.mark_process_dead(pid)
+
+
+# -- hooks (connector/hooks) ----------------------------------------------------------------
+
+HOOK_DELIVERIES = Counter(
+    "instamsg_connector_hook_deliveries_total",
+    "Deliveries to a hook, by hook id and stage: received (the URL named a hook), verified "
+    "(its signature held), refused (it did not), succeeded or failed (the block's answer). "
+    "At most MAX_HOOKS hooks exist, so the labels stay bounded.",
+    ["hook", "stage"],
+)
+
+
+def hook_delivery(hook: str, stage: str) -> None:
+    """One delivery to ``hook`` reached ``stage``."""
+    HOOK_DELIVERIES.labels(hook, stage).inc()
+
+
+HOOK_QUEUE_DEPTH = Gauge(
+    "instamsg_connector_hook_queue_depth",
+    "Queued hook deliveries waiting to run, retries scheduled included, as last seen by the "
+    "process that queued or ran one (one queue for every hook).",
+    multiprocess_mode="mostrecent",
+)

@@ -31,10 +31,11 @@ def block_with(marker: str) -> str:
 WALK_THROUGH = block_with("to() {")
 CALLING = block_with("# the RapidAPI package form")
 CLI = block_with("blocks describe")
+HOOKS = block_with("X-Hub-Signature-256")
 
 
 def test_every_sh_block_is_run_or_named_as_not_run():
-    run = {WALK_THROUGH, CALLING, CLI}
+    run = {WALK_THROUGH, CALLING, CLI, HOOKS}
     not_run = [b for b in BLOCKS if b not in run]
     assert len(not_run) == 4
     assert "make run" in not_run[0] and "make test" in not_run[0]
@@ -126,6 +127,15 @@ def test_calling_a_block_runs_as_written(make_run, tmp_path):
     assert all(a["callback"] == "success" for a in answers), answers
     assert answers[0] == answers[1] == answers[2]  # the three body kinds: the same answer
     assert answers[3]["contextWrites"]["to"]["filename"] == "hello.txt"
+
+
+def test_receiving_a_webhook_runs_as_written(make_run, tmp_path):
+    base, _ = make_run
+    done = bash(WALK_THROUGH + HOOKS, tmp_path, base)
+    assert done.returncode == 0, done.stderr
+    github, redelivered, standard = envelopes(done.stdout)[2:]
+    assert github == redelivered and github["callback"] == standard["callback"] == "success"
+    assert github["contextWrites"]["to"]["messageId"].isdigit()
 
 
 def test_the_command_line_runs_as_written(tmp_path):

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 
 from connector.engine.invocation import Invocation
 from connector.engine.redaction import scrub
 from connector.errors import InvalidFields
 
+#: The arguments by which a call authenticates itself: a token, or the app's key and secret.
+AUTH_ARGS = ("accessToken", "clientKey", "clientSecret")
 #: How many ignored arguments one answer names, at most.
 MAX_WARNINGS = 20
 SWITCH_ON = ("1", "true", "yes")
@@ -63,3 +66,20 @@ def take_stream_switch(args: dict, default: bool = False) -> bool:
     if given is not None and str(given).strip().lower() in SWITCH_ON:
         return True
     return default
+
+
+def with_app_credentials(args: dict, credentials: Mapping | None) -> dict:
+    """``args``, with the app's credentials the connector holds (``{"clientKey": ...,
+    "clientSecret": ...}``) when the call gives no way to authenticate of its own: a token,
+    or a key and secret, given by the caller, win."""
+    if not credentials or any(args.get(name) not in (None, "") for name in AUTH_ARGS):
+        return args
+    return {**args, **credentials}
+
+
+def held_credentials(settings) -> dict | None:
+    """The app's credentials ``settings`` hold, as block arguments; None when none are held."""
+    if not settings.app_credentials:
+        return None
+    key, secret = settings.app_credentials
+    return {"clientKey": key, "clientSecret": secret}

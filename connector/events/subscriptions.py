@@ -17,6 +17,7 @@ import time
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from connector.engine.arguments import held_credentials
 from connector.errors import InvalidFields, InvalidRequest, RequiredFields
 from connector.events.targets import check_target
 
@@ -133,9 +134,7 @@ class Subscriptions:
         if bool(key) != bool(secret):
             why = "Give clientKey and clientSecret together, or neither."
             raise InvalidFields(why, fields=["clientKey", "clientSecret"])
-        if not key and not (
-            self.settings.instamsg_client_key and self.settings.instamsg_client_secret
-        ):
+        if not key and held_credentials(self.settings) is None:
             raise RequiredFields(
                 "Give clientKey and clientSecret: the connector holds no app credentials "
                 "(INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET are not set).",

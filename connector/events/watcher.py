@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from connector import logs, metrics
 from connector.engine import Invocation
+from connector.engine.arguments import held_credentials
 from connector.errors import ConnectorError
 from connector.events.deliveries import Deliverer, new_record
 
@@ -112,10 +113,7 @@ class Watcher:
         for subscription in subscriptions:
             if subscription.get("credentials"):
                 return subscription["credentials"]
-        return {
-            "clientKey": self.settings.instamsg_client_key,
-            "clientSecret": self.settings.instamsg_client_secret,
-        }
+        return held_credentials(self.settings) or {}
 
     def poll(self, client: str, subscriptions: list[dict]) -> int:
         """Read one client's new messages and keep their deliveries; how many were kept."""

@@ -37,6 +37,7 @@ from mcp_types import (
 from connector import __version__, logs
 from connector.engine import Engine, Invocation
 from connector.engine import idempotency_keys as keys
+from connector.engine.arguments import with_app_credentials
 from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
 from connector.errors import ConnectorError, InternalError, UnknownBlock
@@ -81,7 +82,7 @@ def build_server(
                 "connector gets and renews access tokens itself. Call the other tools without "
                 "accessToken.",
             )
-        args = tools.with_credentials(dict(params.arguments or {}), credentials)
+        args = with_app_credentials(dict(params.arguments or {}), credentials)
         key = args.pop(tools.KEY_ARGUMENT, None)
         if key is not None:
             # Checked here, in the argument's own name: over --url the connector would

@@ -94,17 +94,6 @@ def token_block(blk, held: bool) -> bool:
     return held and blk.auth == "basic"
 
 
-def with_credentials(args: dict, credentials: dict | None) -> dict:
-    """``args``, with the app's credentials the server holds when the call gives no way to
-    authenticate of its own (a token, or a key and secret: those win)."""
-    if not credentials or any(args.get(name) not in (None, "") for name in AUTH_ARGS):
-        return args
-    return {**args, **credentials}
-
-
-AUTH_ARGS = ("accessToken", *schema.CREDENTIALS)
-
-
 def text(value) -> str:
     return jsonx.dumps(value).decode("utf-8")
 

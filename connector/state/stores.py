@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from connector.state.hook_store import HookStore, RedisHookStore, SQLiteHookStore
 from connector.state.redis_store import RedisIdempotencyStore, RedisTokenCache, shared_client
 from connector.state.sqlite_store import SQLiteIdempotencyStore
 from connector.state.store import IdempotencyStore
@@ -40,3 +41,12 @@ def open_token_cache(settings, lock_timeout: float, wait: float) -> RedisTokenCa
         lock_timeout=lock_timeout,
         wait=wait,
     )
+
+
+def open_hook_store(settings, ttl: float, keep: int) -> HookStore:
+    """Where hooks and their deliveries are kept: Redis when ``redis_url`` is set (every
+    instance serves every hook), else the SQLite file of this machine. ``ttl`` and ``keep``
+    bound the deliveries kept per hook (connector.hooks says how much)."""
+    if settings.redis_url:
+        return RedisHookStore(shared_client(settings.redis_url), settings.redis_prefix, ttl, keep)
+    return SQLiteHookStore(Path(settings.data_dir) / "hooks.sqlite3", ttl, keep)

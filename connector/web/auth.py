@@ -9,12 +9,14 @@ import hmac
 
 from connector.engine import Engine, Invocation
 from connector.errors import Unauthorized
+from connector.hooks.service import SENDER_PREFIX
 from connector.web.context import RAPID_PREFIX
 
 #: Routes open without an API key: the probes, and the playground page with its assets
-#: (the page asks for the key itself; the manifest and the blocks stay behind it).
+#: (the page asks for the key itself; the manifest and the blocks stay behind it), and a
+#: hook's sender URL, whose proof is its signature or token (connector/hooks).
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
-OPEN_PREFIXES = ("/playground/",)
+OPEN_PREFIXES = ("/playground/", SENDER_PREFIX)
 
 
 def authenticate(engine: Engine, inv: Invocation, headers, path: str) -> None:

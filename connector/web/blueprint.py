@@ -19,6 +19,7 @@ from connector.engine import Invocation
 from connector.engine.invocation import LISTED_BY, REQUEST_ID
 from connector.errors import InvalidRequest
 from connector.generate import manifest, openapi
+from connector.hooks.service import public_path
 from connector.web.auth import authenticate
 from connector.web.body import read_args, stream_switch
 from connector.web.caller import caller_gone
@@ -55,7 +56,7 @@ def finish_call(response: Response) -> Response:
     logs.access(
         inv.request_id,
         request.method,
-        request.path[:200],
+        public_path(request.path)[:200],  # a hook's URL token is never logged
         response.status_code,
         duration * 1000,
         inv.block,

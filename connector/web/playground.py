@@ -8,7 +8,8 @@ script on the page.
 
 Three small JSON facts the page cannot read from the manifest come from
 ``/playground/config.json``: whether this is sandbox mode (then the page says so and offers
-the demo credentials) and whether the connector asks for an API key.
+the demo credentials) and whether the connector asks for an API key; and the hooks panel's
+choices (the signature schemes and the ways a hook answers).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, send_from_directory
 
 from connector import jsonx
+from connector.hooks.schemes import SCHEMES
+from connector.hooks.service import RESPOND
 
 #: Only this origin: scripts, styles, fetches, images. No inline script or style, no frames.
 CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -41,6 +44,8 @@ def config():
     """What the page needs to know about this connector; never a key or a secret of it."""
     settings = current_app.extensions["instamsg"].settings
     facts = {"sandbox": bool(settings.sandbox), "api_keys": bool(settings.api_keys)}
+    # The hooks panel's choices, from the hooks' own tables.
+    facts["hooks"] = {"schemes": list(SCHEMES), "respond": list(RESPOND)}
     if settings.sandbox and settings.sandbox_apps.get(DEMO["clientKey"]) == DEMO["clientSecret"]:
         facts["demo"] = DEMO
     return Response(jsonx.dumps(facts), mimetype="application/json")

@@ -74,7 +74,7 @@ def test_a_body_that_is_not_json_is_refused(sandbox_client):
 
 
 def test_without_credentials_the_app_credentials_are_used(sandbox_settings):
-    held = replace(sandbox_settings, instamsg_client_key="k", instamsg_client_secret="s")
+    held = replace(sandbox_settings, app_credentials=("k", "s"))
     client = create_app(held).test_client()
     body = {k: v for k, v in GOOD.items() if k not in APP}
     answer = client.post("/subscriptions", json=body)

@@ -98,11 +98,7 @@ def test_instamsgs_429_pauses_that_client_for_its_retry_after(
 
 
 def test_a_subscription_without_credentials_is_read_with_the_apps(sandbox_settings, pump, catcher):
-    app = create_app(
-        replace(
-            sandbox_settings, instamsg_client_key="demo-key", instamsg_client_secret="demo-secret"
-        )
-    )
+    app = create_app(replace(sandbox_settings, app_credentials=("demo-key", "demo-secret")))
     client = app.test_client()
     body = {
         "event": "message.received",

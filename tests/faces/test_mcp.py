@@ -226,21 +226,6 @@ def test_with_held_credentials_no_tool_takes_them_and_none_asks_for_them(name):
     assert set(given["properties"]) == others
 
 
-@pytest.mark.parametrize(
-    ("args", "filled"),
-    [
-        ({"tenantId": "t1"}, True),
-        ({"tenantId": "t1", "accessToken": ""}, True),
-        ({"tenantId": "t1", "accessToken": "tok-1"}, False),
-        ({"tenantId": "t1", "clientKey": "other-key", "clientSecret": "other"}, False),
-        ({"tenantId": "t1", "clientSecret": "other"}, False),
-    ],
-)
-def test_held_credentials_fill_only_a_call_that_gives_no_way_to_authenticate(args, filled):
-    assert tools.with_credentials(args, APP) == ({**args, **APP} if filled else args)
-    assert tools.with_credentials(args, None) == args
-
-
 # -- annotations --------------------------------------------------------------------------
 
 READ = {"read_only_hint": True, "destructive_hint": False, "idempotent_hint": True}
@@ -481,18 +466,13 @@ def test_with_held_credentials_an_agent_runs_blocks_without_ever_seeing_them(san
 @pytest.mark.parametrize(
     "env", [{"INSTAMSG_CLIENT_KEY": "demo-key"}, {"INSTAMSG_CLIENT_SECRET": "demo-secret"}]
 )
-def test_held_credentials_need_both_the_key_and_the_secret(sandbox_app, env, monkeypatch):
-    from connector import cli
+def test_held_credentials_need_both_the_key_and_the_secret(env):
+    from connector.config import ConfigError, Settings
 
-    for name in ("INSTAMSG_CLIENT_KEY", "INSTAMSG_CLIENT_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    sandbox_app.cli.add_command(cli.blocks)
-    result = sandbox_app.test_cli_runner().invoke(args=["blocks", "mcp"])
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == (
-        "Error: Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither."
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(env)
+    assert str(refused.value) == (
+        "Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither."
     )
 
 

@@ -449,7 +449,13 @@ def test_the_documented_error_classes_are_all_of_them():
     # The MCP face's own code (a deployed connector that does not answer) is told in
     # docs/mcp.md; the HTTP face never answers it.
     assert "CONNECTOR_UNAVAILABLE" in (ROOT / "docs" / "mcp.md").read_text()
-    assert set(ALL) == subclasses(ConnectorError) - {ConnectorError, ConnectorUnavailable}
+    # So are a hook sender's codes, in docs/hooks.md: no block call answers them.
+    from connector.hooks.errors import ALL as HOOK_ERRORS
+
+    hooks_doc = (ROOT / "docs" / "hooks.md").read_text()
+    assert all(f"`{error.code}`" in hooks_doc for error in HOOK_ERRORS)
+    own = {ConnectorError, ConnectorUnavailable, *HOOK_ERRORS}
+    assert set(ALL) == subclasses(ConnectorError) - own
     assert len({error.code for error in ALL}) == len(ALL)
 
 

@@ -103,7 +103,10 @@ def closed_url() -> str:
 class Loopback:
     """A recording HTTP/1.1 server on 127.0.0.1 (see the module's docstring)."""
 
-    def __init__(self, unmatched: tuple[int, dict, bytes] | None = None):
+    def __init__(self, unmatched: tuple[int, dict, bytes] | None = None, port: int = 0):
+        #: the port to listen on (0: any free one); a given one lets a test heal an outage
+        #: at a URL the connector already calls (closed_url)
+        self.port = port
         self.unmatched_answer = unmatched or (
             599,
             {"Content-Type": "application/json"},
@@ -125,7 +128,7 @@ class Loopback:
     # -- life --------------------------------------------------------------------------
 
     def start(self) -> Loopback:
-        self.server = Server(("127.0.0.1", 0), self.handler())
+        self.server = Server(("127.0.0.1", self.port), self.handler())
         self.where = f"127.0.0.1:{self.server.server_address[1]}"
         self.url = f"http://{self.where}"
         # serve_forever looks for shutdown() between waits: short waits, quick teardowns.

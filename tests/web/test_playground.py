@@ -11,6 +11,8 @@ import requests
 
 from app import create_app
 from connector.engine.registry import REGISTRY
+from connector.hooks.schemes import SCHEMES
+from connector.hooks.service import RESPOND
 from connector.web import playground
 from tests.support.browser import browser_page, copy_screenshot, expect, serve
 
@@ -115,7 +117,8 @@ def test_the_page_draws_blocks_from_the_manifest_not_its_own_html():
 def test_config_says_sandbox_and_api_keys_and_never_a_key(tmp_path, overrides, facts):
     reply = make_app(tmp_path, **overrides).test_client().get("/playground/config.json")
     assert reply.status_code == 200
-    assert reply.json == facts
+    hooks = {"schemes": list(SCHEMES), "respond": list(RESPOND)}  # the hooks panel's choices
+    assert reply.json == {**facts, "hooks": hooks}
     assert KEY not in reply.get_data(as_text=True)
 
 

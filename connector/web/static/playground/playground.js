@@ -654,5 +654,106 @@
     askForKey("The key is forgotten.");
   });
 
-  start();
+  // -- hooks: a block call a webhook sender reaches ----------------------------------------
+
+  const hookUi = {
+    form: $("hook-form"),
+    map: $("hook-map"),
+    scheme: $("hook-scheme"),
+    respond: $("hook-respond"),
+    status: $("hook-status"),
+    made: $("hook-made"),
+    url: $("hook-url"),
+    secret: $("hook-secret"),
+    sampleForm: $("hook-sample-form"),
+    sample: $("hook-sample"),
+    args: $("hook-args"),
+  };
+  let hookId = "";
+
+  function parsedObject(text, what) {
+    try {
+      const value = JSON.parse(text);
+      if (value && typeof value === "object" && !Array.isArray(value)) {
+        return value;
+      }
+    } catch (e) {
+      // said below
+    }
+    hookUi.status.textContent = what + " must be a JSON object.";
+    return null;
+  }
+
+  async function hookCall(path, body) {
+    const reply = await fetch(path, {
+      method: "POST",
+      headers: headers({ "Content-Type": "application/json" }),
+      body: JSON.stringify(body),
+    });
+    const answer = await reply.json();
+    if (!reply.ok) {
+      const error = (answer.contextWrites && Object.values(answer.contextWrites)[0]) || {};
+      throw new Error("HTTP " + reply.status + " " + (error.status_code || "") + ": " +
+        (error.status_msg || ""));
+    }
+    return answer;
+  }
+
+  async function makeHook(event) {
+    event.preventDefault();
+    const map = parsedObject(hookUi.map.value, "Map");
+    const call = collect();
+    if (!map || !call || !ui.block.value) {
+      return;
+    }
+    const spec = {
+      block: ui.block.value,
+      args: Object.fromEntries(Object.entries(call.args).filter(([name]) => !(name in map))),
+      map: map,
+      verify: { scheme: hookUi.scheme.value },
+      respond: hookUi.respond.value,
+    };
+    hookUi.status.textContent = "Making a hook for " + spec.block + "…";
+    try {
+      const made = await hookCall("/hooks", spec);
+      hookId = made.id;
+      hookUi.url.textContent = location.origin + made.url;
+      hookUi.secret.textContent = made.secret;
+      hookUi.made.hidden = false;
+      hookUi.sampleForm.hidden = false;
+      hookUi.status.textContent = "Hook " + made.id + " made. Give its URL and secret to the sender.";
+    } catch (e) {
+      hookUi.status.textContent = "No hook made: " + e.message;
+    }
+  }
+
+  async function trySample(event) {
+    event.preventDefault();
+    const body = parsedObject(hookUi.sample.value, "The sample payload");
+    if (!body || !hookId) {
+      return;
+    }
+    try {
+      const shown = await hookCall("/hooks/" + encodeURIComponent(hookId) + "/test", { body: body });
+      hookUi.args.textContent = JSON.stringify(shown.args, null, 2);
+      hookUi.args.hidden = false;
+      hookUi.status.textContent = "Mapped " + shown.mapped.join(", ") + "; nothing was sent.";
+    } catch (e) {
+      hookUi.args.hidden = true;
+      hookUi.status.textContent = "The sample does not map: " + e.message;
+    }
+  }
+
+  // The choices come from /playground/config.json (the hooks' own tables), once it is read.
+  function drawHookChoices() {
+    const facts = state.config.hooks || { schemes: [], respond: [] };
+    for (const [select, names] of [[hookUi.scheme, facts.schemes], [hookUi.respond, facts.respond]]) {
+      select.replaceChildren(...names.map((name) => el("option", { value: name, textContent: name })));
+    }
+  }
+
+  hookUi.form.addEventListener("submit", makeHook);
+  hookUi.sampleForm.addEventListener("submit", trySample);
+
+  start().then(drawHookChoices);
 })();
