@@ -84,6 +84,8 @@ class Watcher:
         self.paused: dict[str, float] = {}
         #: polls this watcher made (the tests' structural count)
         self.polls = 0
+        #: whether this watcher held the lease at its last round
+        self.leading: bool | None = None
 
     # -- one round ----------------------------------------------------------------------
 
@@ -91,7 +93,12 @@ class Watcher:
         """Poll every watched client once and send what is due; False when another
         watcher holds the lease (nothing was done)."""
         ttl = self.settings.events_poll_seconds * LEASE_ROUNDS
-        if not self.store.lease(LEASE_NAME, self.owner, ttl):
+        leading = self.store.lease(LEASE_NAME, self.owner, ttl)
+        if leading != self.leading:  # said at each change only: who polls, fleet-wide
+            self.leading = leading
+            said = "holds the lease: it polls" if leading else "waits: another watcher polls"
+            logs.event("event watcher " + said, owner=self.owner)
+        if not leading:
             return False
         self.poll_all()
         self.deliver_due()
