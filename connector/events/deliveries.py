@@ -38,6 +38,8 @@ from connector.upstream.transport import RejectAll
 
 #: the one event type delivered so far
 MESSAGE_RECEIVED = "message.received"
+#: what a taken delivery's send lease adds to its time limits (seconds)
+SEND_SLACK = 30.0
 #: how much of a target's answer (or failure) a delivery's record keeps (characters)
 MAX_NOTE = 200
 
@@ -128,15 +130,18 @@ class Deliverer:
     def run(self, ident: str) -> dict | None:
         """Send the delivery ``ident`` if it is still due; its record afterwards (None when
         it, or its subscription, no longer exists)."""
+        now = self.clock()
+        # Taken in one step: of two senders (queue workers, a watcher) only one sends it.
+        if not self.store.take_delivery(ident, now, now + self.send_lease()):
+            return self.store.delivery(ident)
         record = self.store.delivery(ident)
-        if record is None or record["due"] is None:
-            return record
+        if record is None:
+            return None
         subscription = self.store.subscription(record["subscription"])
         if subscription is None:
             return None
         if subscription.get("disabled"):
             return self._final(record, "skipped", "the subscription is disabled")
-        now = self.clock()
         payload, headers = signed(record, subscription["secret"], now)
         try:
             status = post(
@@ -169,6 +174,11 @@ class Deliverer:
             )
             return None
         return self._failed(record, subscription, now)
+
+    def send_lease(self) -> float:
+        """How long a taken delivery is left to its sender: its connection and answer time
+        limits, and SEND_SLACK. A sender that dies leaves it due again after that."""
+        return 2 * self.settings.events_delivery_timeout + SEND_SLACK
 
     def _final(self, record: dict, state: str, note: str | None = None) -> dict:
         metrics.EVENT_DELIVERIES.labels(state).inc()

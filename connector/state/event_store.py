@@ -103,6 +103,12 @@ class EventStore:
         """A subscription's deliveries, newest first, at most ``limit``."""
         raise NotImplementedError
 
+    def take_delivery(self, ident: str, now: float, until: float) -> bool:
+        """Take a delivery that is due by ``now`` for sending, in one step: it is next due at
+        ``until`` (sent again then if its sender dies first). False when it is not due, or
+        another sender took it."""
+        raise NotImplementedError
+
     def due_deliveries(self, now: float, limit: int) -> list[dict]:
         """Deliveries due by ``now``, the earliest first, at most ``limit``."""
         raise NotImplementedError
@@ -257,6 +263,20 @@ class SQLiteEventStore(EventStore):
         )
         return [_load(row["body"]) for row in rows]
 
+    def take_delivery(self, ident, now, until):
+        return bool(
+            self._do(
+                "take",
+                lambda c: (
+                    c.execute(
+                        "UPDATE ev_deliveries SET due = ? WHERE id = ? AND due IS NOT NULL"
+                        " AND due <= ?",
+                        (until, ident, now),
+                    ).rowcount
+                ),
+            )
+        )
+
     def due_deliveries(self, now, limit):
         rows = self._read(
             "due",
@@ -278,6 +298,15 @@ return 1
 """
 
 
+#: Take a due delivery: move its place in the due set to ``until`` if it is due by ``now``.
+TAKE = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
+
+
 class RedisEventStore(EventStore):
     """The store every instance shares (REDIS_URL)."""
 
@@ -286,6 +315,7 @@ class RedisEventStore(EventStore):
         self.prefix = prefix + "ev:"
         self.clock = clock
         self._lease = client.register_script(LEASE)
+        self._take = client.register_script(TAKE)
 
     def _k(self, *parts) -> str:
         return self.prefix + ":".join(parts)
@@ -392,6 +422,14 @@ class RedisEventStore(EventStore):
         return self._run(
             "log",
             lambda r: self._records(r, r.zrevrange(self._k("dlvs", subscription), 0, limit - 1)),
+        )
+
+    def take_delivery(self, ident, now, until):
+        due = self._k("due")
+        return bool(
+            self._run(
+                "take", lambda r: self._take(keys=[due], args=[ident, repr(now), repr(until)])
+            )
         )
 
     def due_deliveries(self, now, limit):

@@ -134,3 +134,16 @@ def test_a_delivery_still_due_is_never_trimmed_from_the_log(make_store):
         store.add_delivery(delivery(f"d{n:04}", created=float(n + 1), due=None))
     assert store.delivery("waiting") is not None
     assert [d["id"] for d in store.due_deliveries(100.0, 10)] == ["waiting"]
+
+
+def test_a_due_delivery_is_taken_by_one_sender_until_its_lease_ends(make_store):
+    first, second = make_store(), make_store()
+    first.add_delivery(delivery("d1", due=5.0))
+    assert not first.take_delivery("d1", now=4.0, until=60.0)  # not due yet
+    assert first.take_delivery("d1", now=5.0, until=60.0)
+    assert not second.take_delivery("d1", now=6.0, until=61.0)  # taken
+    assert first.due_deliveries(59.0, 10) == []
+    assert second.take_delivery("d1", now=60.0, until=120.0)  # its sender died: due again
+    first.save_delivery({**delivery("d1"), "due": None, "state": "delivered"})
+    assert not second.take_delivery("d1", now=500.0, until=600.0)  # final: never again
+    assert not second.take_delivery("nothing", now=500.0, until=600.0)
