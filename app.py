@@ -67,7 +67,11 @@ def create_app(config: Settings | dict | None = None) -> Flask:
 def install_events(app: Flask, settings: Settings, engine) -> None:
     """The instant triggers (connector/events): /subscriptions, and the CLI's
     ``subscriptions`` and ``events`` groups."""
-    app.extensions["events"] = Events(settings, engine)
+    hooks_service = app.extensions["instamsg_hooks"]
+    events = Events(settings, engine, queue_source=lambda: hooks_service.queue)
+    # Deliveries are a second task on the hooks' queue: its consumer (hooks worker) runs both.
+    hooks_service.more_tasks.append(events.register)
+    app.extensions["events"] = events
     app.register_blueprint(subscription_routes.bp)
     app.cli.add_command(cli.subscriptions)
     app.cli.add_command(cli.events)

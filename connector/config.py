@@ -151,6 +151,9 @@ class Settings:
     events_delivery_timeout: float = 10.0
     #: targets may be loopback, private or link-local addresses (a deliberate set-up)
     events_allow_private: bool = False
+    #: deliveries are jobs on the hooks' queue, run by its consumer (flask --app app hooks
+    #: worker); off: the watcher sends them itself
+    events_queued: bool = True
 
     @classmethod
     def from_env(cls, env=None) -> Settings:
@@ -230,6 +233,7 @@ def _events(env, cls) -> dict:
             env, "EVENTS_DELIVERY_TIMEOUT", cls.events_delivery_timeout
         ),
         "events_allow_private": _flag(env, "EVENTS_ALLOW_PRIVATE"),
+        "events_queued": _flag(env, "EVENTS_QUEUED", cls.events_queued),
     }
 
 

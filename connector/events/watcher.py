@@ -40,6 +40,8 @@ LEASE_ROUNDS = 3
 #: At most this many due deliveries are sent per round, by at most DELIVERY_THREADS at once.
 MAX_DUE_PER_ROUND = 200
 DELIVERY_THREADS = 8
+#: A due delivery queued as a job is queued again after this long if still due (seconds).
+QUEUE_AGAIN_AFTER = 60.0
 
 
 def client_of(subscription: dict) -> str:
@@ -73,7 +75,9 @@ def advanced(cursor: dict, handed: list[dict]) -> dict:
 
 
 class Watcher:
-    def __init__(self, engine, store, settings, clock=time.time, owner=None, resolver=None):
+    def __init__(
+        self, engine, store, settings, clock=time.time, owner=None, resolver=None, enqueue=None
+    ):
         self.engine = engine
         self.store = store
         self.settings = settings
@@ -86,6 +90,10 @@ class Watcher:
         self.polls = 0
         #: whether this watcher held the lease at its last round
         self.leading: bool | None = None
+        #: queues a delivery by its id (the job queue's workers send it); None: sent here
+        self.enqueue = enqueue
+        #: delivery id -> when this watcher last queued it
+        self.queued: dict[str, float] = {}
 
     # -- one round ----------------------------------------------------------------------
 
@@ -167,7 +175,10 @@ class Watcher:
     def deliver_due(self) -> int:
         """Send what is due: each subscription's deliveries one after another, in the order
         they became due (a 410 stops the rest), several subscriptions at once."""
-        due = self.store.due_deliveries(self.clock(), MAX_DUE_PER_ROUND)
+        now = self.clock()
+        due = self.store.due_deliveries(now, MAX_DUE_PER_ROUND)
+        if self.enqueue is not None:
+            return self.queue_due(due, now)
         queues: dict[str, list[str]] = {}
         for record in due:
             queues.setdefault(record["subscription"], []).append(record["id"])
@@ -182,6 +193,20 @@ class Watcher:
         with ThreadPoolExecutor(min(DELIVERY_THREADS, len(queues))) as pool:
             list(pool.map(send_in_turn, queues.values()))
         return len(due)
+
+    def queue_due(self, due: list[dict], now: float) -> int:
+        """Queue each due delivery as a job, once per QUEUE_AGAIN_AFTER: a job the queue
+        lost (or a worker that died before taking it) is queued again then; a job queued
+        twice sends once (the record is taken in one step)."""
+        self.queued = {k: t for k, t in self.queued.items() if t + QUEUE_AGAIN_AFTER > now}
+        count = 0
+        for record in due:
+            if record["id"] in self.queued:
+                continue
+            self.enqueue(record["id"])
+            self.queued[record["id"]] = now
+            count += 1
+        return count
 
     # -- the process ----------------------------------------------------------------------
 

@@ -13,8 +13,13 @@ from standardwebhooks import Webhook
 from app import create_app
 from tests.support.upstream import APP
 
-#: Fast rounds and a short retry schedule: a test waits for rounds by running them itself.
-FAST = {"events_poll_seconds": 0.2, "events_retry_schedule": (0.05, 0.05, 0.05)}
+#: Fast rounds and a short retry schedule: a test waits for rounds by running them itself,
+#: and each round sends what is due itself (the queued path: test_queued.py).
+FAST = {
+    "events_poll_seconds": 0.2,
+    "events_retry_schedule": (0.05, 0.05, 0.05),
+    "events_queued": False,
+}
 
 
 @pytest.fixture

@@ -29,19 +29,21 @@ HOLDS = "holds the lease"
 
 
 @contextlib.contextmanager
-def watcher(tmp_path, name, **env):
-    """A watcher process; yields it, with ``log()`` (what it wrote so far)."""
+def watcher(tmp_path, name, command=("events", "watch"), **env):
+    """A watcher process (or another ``flask --app app`` command); yields it, with ``log()``
+    (what it wrote so far)."""
     path = tmp_path / f"{name}.log"
     full = {
         **os.environ,
         "INSTAMSG_SANDBOX": "1",
         "INSTAMSG_DATA_DIR": str(tmp_path / "data"),
         "EVENTS_POLL_SECONDS": str(POLL),
+        "EVENTS_QUEUED": "0",  # the watcher sends: no queue consumer runs here
         **env,
     }
     with open(path, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "events", "watch"],
+            [sys.executable, "-m", "flask", "--app", "app", *command],
             cwd=ROOT,
             env=full,
             stdout=out,
@@ -148,3 +150,31 @@ def test_two_watchers_on_one_redis_poll_once_and_take_over(local, tmp_path, redi
             wait_until(lambda: len(catcher.calls) >= 7, 30, explain=other.log)
         sent = delivered(catcher)
         assert len(sent) == 7 and set(sent.values()) == {1}, sent
+
+
+def test_queued_deliveries_run_on_the_hooks_worker(local, tmp_path):
+    app = create_app(local)
+    client = app.test_client()
+    tenant = client.post(
+        "/blocks/createTenant",
+        json={"clientKey": "demo-key", "clientSecret": "demo-secret", "name": "F",
+              "maxClients": 2, "maxMessages": 100},
+    ).json["contextWrites"]["to"]["id"]  # fmt: skip
+    pump = (tenant, _client(client, tenant))
+    queued = {"EVENTS_QUEUED": "1"}
+    with Loopback() as catcher:
+        catcher.post("/hook")
+        subscribe(client, pump, catcher.url + "/hook")
+        with (
+            watcher(tmp_path, "watch", **queued) as watch,
+            watcher(tmp_path, "worker", ("hooks", "worker"), **queued) as worker,
+        ):
+            for n in range(1, 6):
+                publish(client, pump, n)
+            wait_until(
+                lambda: len(catcher.calls) >= 5, 30, explain=lambda: watch.log() + worker.log()
+            )
+            publish(client, pump, 6)
+            wait_until(lambda: len(catcher.calls) >= 6, 30, explain=worker.log)
+        sent = delivered(catcher)
+        assert len(sent) == 6 and set(sent.values()) == {1}, sent
