@@ -4,6 +4,7 @@ every delivery with standardwebhooks' Webhook.verify."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from dataclasses import replace
@@ -14,7 +15,7 @@ import pytest
 from app import create_app
 from connector.events.deliveries import delivery_id
 from tests.events.conftest import publish, subscribe, verified
-from tests.support.loopback import Loopback
+from tests.support.loopback import Loopback, closed_url
 
 
 @pytest.fixture
@@ -177,3 +178,43 @@ def test_the_log_limit_is_bounded(sandbox_client, pump, limit):
     sub = subscribe(sandbox_client, pump, "http://127.0.0.1:9/hook")
     answer = sandbox_client.get(f"/subscriptions/{sub['id']}/deliveries?limit={limit}")
     assert answer.status_code == 400
+
+
+def test_a_target_slower_than_the_time_limit_is_a_failed_try(
+    sandbox_settings, pump, sandbox_client, catcher
+):
+    app = create_app(replace(sandbox_settings, events_delivery_timeout=0.2))
+    client = app.test_client()
+    release = threading.Event()
+    catcher.post("/hook", hold=release)  # answers only when the test lets it
+    sub = subscribe(client, pump, catcher.url + "/hook")
+    publish(client, pump, 1)
+    try:
+        watcher(app).round()
+    finally:
+        release.set()
+    (record,) = client.get(f"/subscriptions/{sub['id']}/deliveries").json
+    assert record["state"] == "retrying" and record["last"]["status"] is None
+    assert "ReadTimeout" in record["last"]["note"]
+
+
+def test_the_target_refusing_connections_then_listening_gets_each_once(
+    sandbox_app, sandbox_client, pump
+):
+    down = closed_url()  # nothing listens there: connections are refused
+    sub = subscribe(sandbox_client, pump, down + "/hook")
+    ids = [publish(sandbox_client, pump, n) for n in range(1, 4)]
+    w = watcher(sandbox_app)
+    w.round()
+    log = f"/subscriptions/{sub['id']}/deliveries"
+    assert {d["state"] for d in sandbox_client.get(log).json} == {"retrying"}
+    assert "ConnectionError" in sandbox_client.get(log).json[0]["last"]["note"]
+    up = Loopback(port=urlsplit(down).port).start()  # the target comes up at that URL
+    try:
+        up.post("/hook")
+        rounds_until(w, lambda: {d["state"] for d in sandbox_client.get(log).json} == {"delivered"})
+        sent = Counter(c.request.headers["webhook-id"] for c in up.calls)
+        assert sorted(sent) == sorted(delivery_id(sub["id"], i) for i in ids)
+        assert set(sent.values()) == {1}
+    finally:
+        up.close()
