@@ -147,7 +147,7 @@ class Settings:
     events_retry_schedule: tuple = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
     #: a subscription whose deliveries fail for this long is disabled (seconds)
     events_disable_after: float = 24 * 3600.0
-    #: the most one delivery may wait for its target to connect, and to answer (seconds)
+    #: the most one delivery may take, connection and whole answer (seconds)
     events_delivery_timeout: float = 10.0
     #: targets may be loopback, private or link-local addresses (a deliberate set-up)
     events_allow_private: bool = False

@@ -32,6 +32,7 @@ from standardwebhooks import Webhook
 from connector import jsonx, logs, metrics
 from connector.errors import ConnectorError
 from connector.events.targets import check_target
+from connector.upstream.bounds import Watchdog
 from connector.upstream.client import USER_AGENT
 from connector.upstream.fetch import PinnedAdapter
 from connector.upstream.transport import RejectAll
@@ -98,15 +99,34 @@ def signed(record: dict, secret: str, now: float) -> tuple[bytes, dict]:
     return payload, headers
 
 
+class TooSlow(Exception):
+    """The target had not answered within EVENTS_DELIVERY_TIMEOUT, however it dripped."""
+
+
 def post(url: str, payload: bytes, headers: dict, settings, resolver=None) -> int:
     """POST once to a checked target, connecting to the checked address; the answer's
-    status. Raises ConnectorError (a refused target) or requests' errors."""
+    status. The whole exchange ends by EVENTS_DELIVERY_TIMEOUT (the watchdog every upstream
+    exchange has: a target dripping its answer a byte at a time is cut off too). Raises
+    ConnectorError (a refused target), TooSlow, or requests' errors."""
     parts, _host, _port, address = check_target(url, settings, resolver)
+    limit = settings.events_delivery_timeout
+    with Watchdog(time.monotonic() + limit) as watchdog:
+        try:
+            status = _post(url, parts, address, payload, headers, limit)
+        except requests.RequestException:
+            if watchdog.why is not None:  # the watchdog cut it off: say so
+                raise TooSlow from None
+            raise
+        if watchdog.why is not None:
+            raise TooSlow
+        return status
+
+
+def _post(url, parts, address, payload, headers, timeout) -> int:
     with requests.Session() as session:
         session.trust_env = False  # a proxy would connect elsewhere than the checked address
         session.cookies.set_policy(RejectAll())
         session.mount(f"{parts.scheme}://", PinnedAdapter(address))
-        timeout = settings.events_delivery_timeout
         with session.post(
             url,
             data=payload,
@@ -150,6 +170,8 @@ class Deliverer:
             note = f"HTTP {status}"
         except ConnectorError as error:
             status, note = None, error.message[:MAX_NOTE]
+        except TooSlow:
+            status, note = None, "no whole answer within EVENTS_DELIVERY_TIMEOUT"
         except requests.RequestException as exc:
             status, note = None, f"no answer ({type(exc).__name__})"
         record["attempts"] += 1

@@ -218,3 +218,17 @@ def test_the_target_refusing_connections_then_listening_gets_each_once(
         assert set(sent.values()) == {1}
     finally:
         up.close()
+
+
+def test_a_target_dripping_its_answer_is_cut_off_at_the_time_limit(sandbox_settings, pump, catcher):
+    app = create_app(replace(sandbox_settings, events_delivery_timeout=0.3))
+    client = app.test_client()
+    # one byte each 0.05 s: no read ever waits the 0.3 s timeout, and the head alone would
+    # take seconds
+    catcher.post("/hook", drip=0.05, drip_head=True, body=b"ok" * 50)
+    sub = subscribe(client, pump, catcher.url + "/hook")
+    publish(client, pump, 1)
+    watcher(app).round()
+    (record,) = client.get(f"/subscriptions/{sub['id']}/deliveries").json
+    assert record["state"] == "retrying" and record["last"]["status"] is None
+    assert "EVENTS_DELIVERY_TIMEOUT" in record["last"]["note"]
