@@ -109,3 +109,11 @@ def test_a_subscription_without_credentials_is_read_with_the_apps(sandbox_settin
     publish(client, pump, 1)
     app.extensions["events"].watcher().round()
     assert len(verified(catcher, sub["secret"])) == 1
+
+
+def test_events_watch_once_runs_one_round(sandbox_app, sandbox_client, pump, catcher):
+    sub = subscribe(sandbox_client, pump, catcher.url + "/hook")
+    publish(sandbox_client, pump, 1)
+    ran = sandbox_app.test_cli_runner().invoke(args=["events", "watch", "--once"])
+    assert ran.exit_code == 0, ran.output
+    assert len(verified(catcher, sub["secret"])) == 1
