@@ -131,7 +131,7 @@ def test_calling_a_block_runs_as_written(make_run, tmp_path):
 
 
 def test_receiving_a_webhook_runs_as_written(make_run, tmp_path):
-    base, _ = make_run
+    base, _, _ = make_run
     done = bash(WALK_THROUGH + HOOKS, tmp_path, base)
     assert done.returncode == 0, done.stderr
     github, redelivered, standard = envelopes(done.stdout)[2:]
