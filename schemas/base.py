@@ -147,7 +147,12 @@ def sorting(*by: str):
             options=list(by),
             data_key="sortBy",
         ),
-        Select("The sort direction.", options=["asc", "desc"], data_key="sortOrder"),
+        Select(
+            "The sort direction.",
+            options=["asc", "desc"],
+            labels={"asc": "Ascending", "desc": "Descending"},
+            data_key="sortOrder",
+        ),
     )
 
 

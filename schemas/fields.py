@@ -96,6 +96,24 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _option_labels(options, labels) -> list[str] | None:
+    """Each option's name in words, in the options' order; refused at import unless every
+    option has one (a form would otherwise show some in words and some raw)."""
+    if not labels:
+        return None
+    if set(labels) != set(options):
+        raise ValueError(f"labels {sorted(map(str, labels))} do not name the options {options}")
+    return [labels[option] for option in options]
+
+
+def _options_extra(options, labels) -> dict:
+    """The manifest's view of a fixed set of options: the values, and their words if named."""
+    extra = {"options": list(options)}
+    if labels:
+        extra["optionLabels"] = labels
+    return extra
+
+
 #: The longest credential (access token, client key or secret, password, PIN) a secret
 #: argument takes, in bytes of UTF-8. InstaMsg's tokens and keys are tens of characters; an
 #: HTTP header line rarely takes more than 8 KiB. A value past this is no credential, and it
@@ -310,12 +328,23 @@ class Number(ArgField, fields.Field):
         "wide_low": "Must be a whole number InstaMsg can hold: {lo} or more.",
     }
 
-    def __init__(self, info, *, integer=True, minimum=None, maximum=None, choices=None, **kwargs):
+    def __init__(
+        self,
+        info,
+        *,
+        integer=True,
+        minimum=None,
+        maximum=None,
+        choices=None,
+        labels=None,
+        **kwargs,
+    ):
         super().__init__(info, **kwargs)
         self.integer = integer
         self.minimum = minimum
         self.maximum = maximum
         self.choices = list(choices) if choices else None
+        self.labels = _option_labels(self.choices, labels)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
@@ -381,7 +410,7 @@ class Number(ArgField, fields.Field):
         return r"^\s*-?[0-9]+\s*$"
 
     def manifest_extra(self):
-        return {"options": self.choices} if self.choices is not None else {}
+        return _options_extra(self.choices, self.labels) if self.choices is not None else {}
 
 
 class Boolean(ArgField, fields.Field):
@@ -446,9 +475,10 @@ class Select(ArgField, fields.String):
     def example(self):
         return self.options[0]
 
-    def __init__(self, info, *, options, **kwargs):
+    def __init__(self, info, *, options, labels=None, **kwargs):
         super().__init__(info, **kwargs)
         self.options = list(options)
+        self.labels = _option_labels(self.options, labels)
         self._by_folded = {option.casefold(): option for option in self.options}
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -462,7 +492,7 @@ class Select(ArgField, fields.String):
         return {"type": "string", "enum": self.options}
 
     def manifest_extra(self):
-        return {"options": self.options}
+        return _options_extra(self.options, self.labels)
 
 
 class List(ArgField, fields.Field):

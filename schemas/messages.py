@@ -4,6 +4,8 @@ from schemas.base import ClientScoped, time_window
 from schemas.fields import Boolean, Id, JSONText, Number, Select, String
 
 MESSAGE_TYPE = ["pub", "p2p"]
+#: The message types in words, for the forms.
+MESSAGE_TYPE_LABELS = {"pub": "Publish on a topic", "p2p": "Send to one client (peer to peer)"}
 
 
 class PublishMessage(ClientScoped):
@@ -17,7 +19,10 @@ class PublishMessage(ClientScoped):
         example=1,
     )
     type = Select(
-        "pub publishes on a topic; p2p sends to one client.", options=MESSAGE_TYPE, required=True
+        "pub publishes on a topic; p2p sends to one client.",
+        options=MESSAGE_TYPE,
+        labels=MESSAGE_TYPE_LABELS,
+        required=True,
     )
     topic = String(
         "The topic: case-sensitive UTF-8 text up to 65,535 bytes, one of the client's pubTopics.",
@@ -34,6 +39,7 @@ class PublishMessage(ClientScoped):
     qos = Number(
         "Quality of service: 1 at most once, 2 at least once, 3 exactly once.",
         choices=[1, 2, 3],
+        labels={1: "At most once", 2: "At least once", 3: "Exactly once"},
         required=True,
         example=1,
     )
@@ -51,7 +57,7 @@ class PublishMessage(ClientScoped):
 
 class GetMessages(ClientScoped):
     start, end = time_window()
-    type = Select("Only messages of this type.", options=MESSAGE_TYPE)
+    type = Select("Only messages of this type.", options=MESSAGE_TYPE, labels=MESSAGE_TYPE_LABELS)
 
 
 class ReleaseMessage(ClientScoped):

@@ -179,14 +179,28 @@ class Published(Result):
 
 class Message(Result):
     id = _text("The message's ID at InstaMsg: releaseMessage's messageId.")
-    message_id = _int("The id argument it was published with (1 to 65535).")
+    messageId = _text(  # noqa: N815 (named as releaseMessage's argument and publish's answer)
+        "The same ID as id, under the name releaseMessage takes it by and publishMessage "
+        "answers it with: pass this one on."
+    )
+    message_id = _int(
+        "The id argument it was published with (1 to 65535): not what releaseMessage takes."
+    )
     type = _text("pub or p2p.")
     topic = _text("Its topic.")
-    payload = _text("Its payload.")
+    payload = _text("Its payload, the text as it was published.")
+    payload_json = fields.Raw(
+        allow_none=True,
+        metadata={
+            "description": "The payload parsed, when its text is a JSON object or array; "
+            "null for any other payload (payload keeps the text)."
+        },
+    )
     qos = _int("Its quality of service: 1, 2 or 3.")
     duplicate = _int("1 when it was a re-send.")
     status = _text("held, or released.")
     created_at = _int(MS)
+    created_at_iso = _text("created_at in ISO 8601, UTC (2026-11-25T10:00:00.000Z).")
 
 
 class Released(Result):

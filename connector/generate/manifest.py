@@ -146,6 +146,7 @@ OUTPUT_TYPES = [
     (fields.Nested, "JSON"),
     (fields.Dict, "JSON"),
     (fields.String, "String"),
+    (fields.Raw, "JSON"),
 ]
 
 

@@ -14,7 +14,14 @@ import json
 import sys
 from pathlib import Path
 
-from connector.generate.names import action_name, display_name, words  # noqa: F401
+from connector.generate.names import (
+    ACRONYMS,
+    action_name,
+    display_name,
+    option_labels,
+    option_name,  # noqa: F401  (the generators' one rule, used by the tests from here too)
+    words,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_FILE = ROOT / "manifest.json"
@@ -25,23 +32,61 @@ PACKAGE_NAME = "n8n-nodes-instamsg"
 CREDENTIAL = "instaMsgApi"
 NODE = "InstaMsg"
 TRIGGER = "InstaMsgTrigger"
-# The arguments the credentials stand in for: left empty, the node sends the credentials' own.
+# The arguments the credentials stand in for: no operation shows them, and the node sends the
+# credentials' own with every call, so the connector gets and renews the tokens itself.
 APP_CREDENTIALS = ("clientKey", "clientSecret")
 TOKEN = "accessToken"
+SIGN_IN = (TOKEN, *APP_CREDENTIALS)
+# Blocks left out of the node: tokens are the connector's business (the credential test gets one).
+MANAGED_TAGS = ("token",)
+# The block the credential test runs: a real call with the credential's URL, key and app.
+CREDENTIAL_TEST_BLOCK = "getAccessToken"
+
+# Where the connector's own documents are published (the node's and the credential's Docs link).
+# The node's has no #fragment: n8n's editor rebuilds that link with its own query and drops one.
+DOCS_URL = "https://github.com/instamsg/instamsg-connector/blob/main/docs/integrations.md"
+CREDENTIAL_DOCS_URL = DOCS_URL + "#n8n-credentials"
+# What n8n's node search matches besides the name (it reads the codex's alias, not npm keywords).
+ALIASES = ["IoT", "MQTT", "device", "telemetry", "sensor", "message"]
+CATEGORIES = ["Communication", "Development"]
+
+# Arguments picked From List in the form (n8n's resource locator), by (tag or "*", argument):
+# the list search method of lib/instamsg.js that lists them.
+LOCATORS = {
+    ("*", "tenantId"): "searchTenants",
+    ("*", "clientId"): "searchClients",
+    ("tenants", "id"): "searchTenants",
+}
+
+# Required arguments the node fills itself when left out, by (block, argument): publishMessage's
+# id is a number of the caller's that nobody should have to invent. The node takes it from the
+# call's Idempotency Key (lib/instamsg.js, numberFromKey), so that a retry sends the same.
+NODE_CHOSEN = {("publishMessage", "id")}
+
+# How many items a list operation puts out unless Return All is on.
+LIMIT_DEFAULT = 50
+
+# Verbs whose action reads with an article, as n8n's own nodes write them ("Create a channel").
+ARTICLE_VERBS = frozenset(
+    {"create", "update", "delete", "publish", "release", "upload", "download"}
+)
 # The binary property a File argument reads, and downloadFile's file is written to.
 BINARY_PROPERTY = "data"
 
-# The parameter an operation that changes something takes its Idempotency-Key in.
+# The collection of rarely used settings of an operation that changes something, and the
+# Idempotency-Key parameter in it.
+OPTIONS = "options"
 KEY_PARAMETER = "idempotencyKey"
 KEY_DESCRIPTION = (
-    "Optional. Sent as the Idempotency-Key header: under one key the connector sends this call "
-    "to InstaMsg at most once, however often it is retried (Retry On Fail), and a retry of one "
-    "that succeeded gets the first answer again, with idempotentReplayed: true on the item. "
-    "Use an expression that is the same on every retry of an item and different for every "
-    "item, e.g. {{ $execution.id }}-{{ $itemIndex }}, or, to hold across re-runs of the "
-    "workflow too, one built from the item's own data (an order or reading ID). The same key "
-    "with other arguments is refused (IDEMPOTENCY_KEY_REUSED); OUTCOME_UNKNOWN fails the node: "
-    "check whether the call happened before sending it again under a new key."
+    "Sent as the Idempotency-Key header: under one key the connector sends this call to "
+    "InstaMsg at most once, however often it is retried, and a retry of one that succeeded "
+    "gets the first answer again, with idempotentReplayed: true on the item. Left out, the "
+    "node sends a key of its own, made of this n8n process, the execution, the node, its run "
+    "and the item, so "
+    "that Retry On Fail never sends a call twice. Set one built from the item's own data (an "
+    "order or reading ID) to hold across re-runs of the workflow too. The same key with other "
+    "arguments is refused (IDEMPOTENCY_KEY_REUSED); OUTCOME_UNKNOWN fails the node: check "
+    "whether the call happened before sending it again under a new key."
 )
 
 
@@ -49,12 +94,48 @@ def load_manifest() -> dict:
     return json.loads(MANIFEST_FILE.read_text())
 
 
+def node_blocks(manifest: dict) -> list[dict]:
+    """The blocks the node offers: all but those whose calls the connector makes itself."""
+    return [b for b in manifest["blocks"] if b["tag"] not in MANAGED_TAGS]
+
+
+def is_list(block: dict) -> bool:
+    return (block.get("outputs") or {}).get("type") == "list"
+
+
+def operation_names(block: dict) -> tuple[str, str]:
+    """An operation's name in the form and its action in the node panel, by n8n's convention:
+    ``Get Many Tenants`` / ``Get many tenants``, ``Create Tenant`` / ``Create a tenant``."""
+    parts = words(block["name"])
+    verb, rest = parts[0].lower(), parts[1:]
+    single = rest[:1] == ["Single"]
+    if single:
+        rest = rest[1:]
+    noun = " ".join(ACRONYMS.get(w.lower(), w.lower()) for w in rest)
+    title = display_name("".join(rest))
+    if verb == "get" and is_list(block):
+        return f"Get Many {title}", f"Get many {noun}"
+    if single:
+        return f"Get {title}", f"Get a {noun}"
+    if verb in ARTICLE_VERBS:
+        return display_name(block["name"]), f"{verb.capitalize()} a {noun}"
+    return display_name(block["name"]), action_name(block["name"])
+
+
 # -- the node's parameters ------------------------------------------------------------------------
+
+
+def located(block: dict, arg: dict) -> dict:
+    """The argument, marked with its list search when the form picks it from a list."""
+    method = LOCATORS.get((block["tag"], arg["name"])) or LOCATORS.get(("*", arg["name"]))
+    return {**arg, "locator": method} if method else arg
 
 
 def kind_of(arg: dict) -> str:
     """How the node takes and sends an argument (the runtime's switch, lib/instamsg.js)."""
     kind = arg["type"]
+    if arg.get("locator"):
+        return "locator"
     if kind == "File":
         return "file"
     if kind == "credentials":
@@ -77,12 +158,32 @@ def parameter(arg: dict, *, in_collection: bool) -> dict:
     name, kind = arg["name"], kind_of(arg)
     param: dict = {"displayName": display_name(name), "name": name}
     info = arg.get("info", "")
-    if name in APP_CREDENTIALS:
-        info += " Left out, the credentials' own is sent."
-    if kind == "options":
+    if kind == "locator":
+        # As n8n's own nodes pick a record (Airtable's Base): From List, searchable, or By ID.
+        # Named for what is picked (searchTenants -> Tenant), as n8n names its locators.
+        param["displayName"] = arg["locator"].removeprefix("search").removesuffix("s")
+        param["type"] = "resourceLocator"
+        param["default"] = {"mode": "list", "value": ""}
+        param["modes"] = [
+            {
+                "displayName": "From List",
+                "name": "list",
+                "type": "list",
+                "typeOptions": {"searchListMethod": arg["locator"], "searchable": True},
+            },
+            {
+                "displayName": "By ID",
+                "name": "id",
+                "type": "string",
+                "placeholder": f"e.g. {arg.get('example', '')}",
+            },
+        ]
+    elif kind == "options":
         options = arg["options"]
         param["type"] = "options"
-        param["options"] = [{"name": str(o), "value": o} for o in options]
+        param["options"] = [
+            {"name": name, "value": o} for o, name in zip(options, option_labels(arg), strict=True)
+        ]
         param["default"] = arg.get("default", options[0])
     elif kind == "number":
         param["type"] = "number"
@@ -90,7 +191,12 @@ def parameter(arg: dict, *, in_collection: bool) -> dict:
         limits = {key: value for key, value in limits.items() if value is not None}
         if limits:
             param["typeOptions"] = limits
-        param["default"] = arg.get("default", arg.get("minimum", 0))
+        # A required number starts at its example (Max Clients 10), so that the form as it
+        # comes makes a valid call; an optional one at its default or lowest value.
+        fallback = arg.get("example") if arg.get("required") else None
+        param["default"] = arg.get(
+            "default", fallback if fallback is not None else arg.get("minimum", 0)
+        )
     elif kind == "boolean":
         param["type"] = "boolean"
         param["default"] = arg.get("default", False)
@@ -134,8 +240,8 @@ def split_arguments(block: dict) -> tuple[list[dict], list[dict]]:
 
     Required arguments and the alternatives of a rule other than the token's (uploadFile's
     fileContent or file) are parameters of their own; the optional ones sit in a collection,
-    so that only what the user adds is sent. The app credentials are always optional here:
-    the node's credentials stand in for them."""
+    so that only what the user adds is sent. The sign-in arguments are neither: the node's
+    credentials stand in for them."""
     alternatives = {
         name
         for rule in block.get("oneOf") or []
@@ -144,15 +250,23 @@ def split_arguments(block: dict) -> tuple[list[dict], list[dict]]:
         for name in group
     }
     own, optional = [], []
-    for arg in block["args"]:
+    for arg in (located(block, a) for a in block["args"]):
         name = arg["name"]
-        if name in APP_CREDENTIALS or name == TOKEN:
-            optional.append(arg)
+        if name in SIGN_IN:
+            continue
+        if (block["name"], name) in NODE_CHOSEN:
+            optional.append({**arg, "info": arg["info"] + CHOSEN_NOTE})
         elif arg.get("required") or name in alternatives:
             own.append(arg)
         else:
             optional.append(arg)
     return own, optional
+
+
+CHOSEN_NOTE = (
+    " Left out, the node picks one from the call's Idempotency Key, so that a retry of the "
+    "item sends the same."
+)
 
 
 def collection_name(block: dict) -> str:
@@ -176,12 +290,17 @@ def operation_spec(block: dict) -> dict:
     """What the runtime needs to send one block: each argument's kind and where it sits."""
     own, optional = split_arguments(block)
     spec: dict = {
+        "label": operation_names(block)[0],
         "arguments": {arg["name"]: kind_of(arg) for arg in own},
         "collection": collection_name(block) if optional else None,
         "collected": {arg["name"]: kind_of(arg) for arg in optional},
         "appCredentials": any(a["name"] in APP_CREDENTIALS for a in block["args"]),
         "keyed": bool(block.get("idempotencyKey")),
+        "list": is_list(block),
     }
+    chosen = [a["name"] for a in block["args"] if (block["name"], a["name"]) in NODE_CHOSEN]
+    if chosen:
+        spec["chosen"] = chosen
     files = [a["name"] for a in block["args"] if kind_of(a) == "file"]
     if files:
         spec["fileAlternatives"] = {name: alternatives_of(block, name) for name in files}
@@ -191,7 +310,7 @@ def operation_spec(block: dict) -> dict:
 
 
 def resources(manifest: dict) -> list[dict]:
-    used = {block["tag"] for block in manifest["blocks"]}
+    used = {block["tag"] for block in node_blocks(manifest)}
     return [tag for tag in manifest["tags"] if tag["name"] in used]
 
 
@@ -212,7 +331,8 @@ def node_properties(manifest: dict) -> list[dict]:
     ]
     for tag in tags:
         blocks = sorted(
-            (b for b in manifest["blocks"] if b["tag"] == tag["name"]), key=lambda b: b["name"]
+            (b for b in node_blocks(manifest) if b["tag"] == tag["name"]),
+            key=lambda b: operation_names(b)[0],
         )
         props.append(
             {
@@ -223,9 +343,9 @@ def node_properties(manifest: dict) -> list[dict]:
                 "displayOptions": {"show": {"resource": [tag["name"]]}},
                 "options": [
                     {
-                        "name": display_name(b["name"]),
+                        "name": operation_names(b)[0],
                         "value": b["name"],
-                        "action": action_name(b["name"]),
+                        "action": operation_names(b)[1],
                         "description": b["description"],
                     }
                     for b in blocks
@@ -233,11 +353,13 @@ def node_properties(manifest: dict) -> list[dict]:
                 "default": blocks[0]["name"],
             }
         )
-    for block in manifest["blocks"]:
+    for block in node_blocks(manifest):
         show = {"show": {"resource": [block["tag"]], "operation": [block["name"]]}}
         own, optional = split_arguments(block)
         for arg in own:
             props.append({**parameter(arg, in_collection=False), "displayOptions": show})
+        if is_list(block):
+            props.extend(return_all_and_limit(show))
         if optional:
             name = collection_name(block)
             props.append(
@@ -259,27 +381,83 @@ def node_properties(manifest: dict) -> list[dict]:
                     ),
                 }
             )
-    keyed = [b["name"] for b in manifest["blocks"] if b.get("idempotencyKey")]
+    keyed = [b["name"] for b in node_blocks(manifest) if b.get("idempotencyKey")]
     if keyed:
         props.append(
             {
-                "displayName": "Idempotency Key",
-                "name": KEY_PARAMETER,
-                "type": "string",
-                "default": "",
-                "placeholder": "{{ $execution.id }}-{{ $itemIndex }}",
-                "description": KEY_DESCRIPTION,
+                "displayName": "Options",
+                "name": OPTIONS,
+                "type": "collection",
+                "placeholder": "Add Option",
+                "default": {},
                 "displayOptions": {"show": {"operation": keyed}},
+                "options": [
+                    {
+                        "displayName": "Idempotency Key",
+                        "name": KEY_PARAMETER,
+                        "type": "string",
+                        "default": "",
+                        "placeholder": "e.g. {{ $json.orderId }}",
+                        "description": KEY_DESCRIPTION,
+                    }
+                ],
             }
         )
     return props
 
 
+def return_all_and_limit(show: dict) -> list[dict]:
+    """n8n's pair for a list: every item, or the first Limit of them."""
+    return [
+        {
+            "displayName": "Return All",
+            "name": "returnAll",
+            "type": "boolean",
+            "default": False,
+            "description": "Whether to return all results or only up to a given limit",
+            "displayOptions": show,
+        },
+        {
+            "displayName": "Limit",
+            "name": "limit",
+            "type": "number",
+            "typeOptions": {"minValue": 1},
+            "default": LIMIT_DEFAULT,
+            "description": "Max number of results to return",
+            "displayOptions": {"show": {**show["show"], "returnAll": [False]}},
+        },
+    ]
+
+
+def subtitle(manifest: dict) -> str:
+    """The canvas line under the node: the operation's action, not its block name."""
+    actions = {b["name"]: operation_names(b)[1] for b in node_blocks(manifest)}
+    return "={{ " + json.dumps(actions, separators=(",", ":")) + '[$parameter["operation"]] }}'
+
+
 def node_data(manifest: dict) -> dict:
     return {
         "description": manifest["tagline"],
+        "subtitle": subtitle(manifest),
+        "documentationUrl": DOCS_URL,
         "properties": node_properties(manifest),
-        "operations": {b["name"]: operation_spec(b) for b in manifest["blocks"]},
+        "operations": {b["name"]: operation_spec(b) for b in node_blocks(manifest)},
+    }
+
+
+def codex(name: str) -> dict:
+    """The node's codex file (X.node.json beside X.node.js): what n8n's node panel files it
+    under, the words its search finds it by, and its Docs links."""
+    return {
+        "node": f"{PACKAGE_NAME}.{name}",
+        "nodeVersion": "1.0",
+        "codexVersion": "1.0",
+        "categories": CATEGORIES,
+        "alias": ALIASES,
+        "resources": {
+            "primaryDocumentation": [{"url": DOCS_URL}],
+            "credentialDocumentation": [{"url": CREDENTIAL_DOCS_URL}],
+        },
     }
 
 
@@ -299,8 +477,25 @@ def trigger_data(manifest: dict) -> dict:
     listing = block_named(manifest, "getMessages")
     topic = argument(block_named(manifest, "publishMessage"), "topic")
     props = [
-        parameter(argument(listing, "tenantId"), in_collection=False),
-        parameter(argument(listing, "clientId"), in_collection=False),
+        # n8n's node panel lists a trigger's actions from its Event options (else it says
+        # "On new InstaMsg event"), as the built-in triggers do.
+        {
+            "displayName": "Event",
+            "name": "event",
+            "type": "options",
+            "noDataExpression": True,
+            "options": [
+                {
+                    "name": "New Message",
+                    "value": "newMessage",
+                    "action": "On new message",
+                    "description": "Each message the client publishes, once",
+                }
+            ],
+            "default": "newMessage",
+        },
+        parameter(located(listing, argument(listing, "tenantId")), in_collection=False),
+        parameter(located(listing, argument(listing, "clientId")), in_collection=False),
         {
             "displayName": "Topic",
             "name": "topic",
@@ -311,11 +506,21 @@ def trigger_data(manifest: dict) -> dict:
             "messages on every topic.",
         },
     ]
-    return {"block": listing["name"], "properties": props}
+    return {"block": listing["name"], "documentationUrl": DOCS_URL, "properties": props}
+
+
+def credential_data(manifest: dict) -> dict:
+    """The credential: its fields (each one a call needs is required), its Docs link, and the
+    block its test runs with them."""
+    return {
+        "documentationUrl": CREDENTIAL_DOCS_URL,
+        "testBlock": CREDENTIAL_TEST_BLOCK,
+        "properties": credential_properties(manifest),
+    }
 
 
 def credential_properties(manifest: dict) -> list[dict]:
-    token = block_named(manifest, "getAccessToken")
+    token = block_named(manifest, CREDENTIAL_TEST_BLOCK)
     key, secret = (argument(token, name) for name in APP_CREDENTIALS)
     return [
         {
@@ -341,9 +546,10 @@ def credential_properties(manifest: dict) -> list[dict]:
             "name": "clientKey",
             "type": "string",
             "default": "",
+            "required": True,
             "description": key["info"]
-            + " With it and the secret, operations whose Access Token is left out use the "
-            "connector's managed tokens.",
+            + " Every operation sends it with the secret; the connector gets and renews the "
+            "access tokens itself.",
         },
         {
             "displayName": "Client Secret",
@@ -351,6 +557,7 @@ def credential_properties(manifest: dict) -> list[dict]:
             "type": "string",
             "typeOptions": {"password": True},
             "default": "",
+            "required": True,
             "description": secret["info"],
         },
     ]
@@ -384,7 +591,7 @@ def readme(manifest: dict) -> str:
         "what maps to what, how it is tested and its limits: docs/integrations.md there.",
         "",
         f"- Credentials `{CREDENTIAL}`: the connector's URL, its API key, your app's client key "
-        "and secret.",
+        "and secret (sent with every call; the connector manages the tokens).",
         f"- Node `{NODE[:1].lower()}{NODE[1:]}`: one operation per block, `POST /blocks/<name>`.",
         f"- Trigger `{TRIGGER[:1].lower()}{TRIGGER[1:]}`: each new message of a client, once.",
         "",
@@ -392,7 +599,7 @@ def readme(manifest: dict) -> str:
         "| --- | --- |",
     ]
     for tag in resources(manifest):
-        names = sorted(b["name"] for b in manifest["blocks"] if b["tag"] == tag["name"])
+        names = sorted(b["name"] for b in node_blocks(manifest) if b["tag"] == tag["name"])
         lines.append(f"| {tag['name']} | {', '.join(names)} |")
     return "\n".join(lines) + "\n"
 
@@ -416,7 +623,11 @@ def files(manifest: dict) -> dict[str, str]:
     out["README.md"] = readme(manifest)
     out[f"nodes/{NODE}/{NODE}.description.json"] = render_json(node_data(manifest))
     out[f"nodes/{TRIGGER}/{TRIGGER}.description.json"] = render_json(trigger_data(manifest))
-    out["credentials/InstaMsgApi.description.json"] = render_json(credential_properties(manifest))
+    for name in (NODE, TRIGGER):
+        out[f"nodes/{name}/{name}.node.json"] = render_json(codex(name[:1].lower() + name[1:]))
+    out["credentials/InstaMsgApi.description.json"] = render_json(credential_data(manifest))
+    # The credential shows the node's icon (one drawing, kept once in the templates).
+    out["credentials/instamsg.svg"] = out[f"nodes/{NODE}/instamsg.svg"]
     return dict(sorted(out.items()))
 
 

@@ -36,3 +36,20 @@ def action_name(name: str) -> str:
     """``createClient`` -> ``Create client``: a sentence, only its first word capital."""
     parts = [ACRONYMS.get(w.lower(), w.lower()) for w in words(name)]
     return " ".join([parts[0][:1].upper() + parts[0][1:], *parts[1:]])
+
+
+def option_name(value, label: str | None = None) -> str:
+    """An option as a form shows it: its words, with the value kept where they differ
+    (``At most once (1)``); an unnamed one in words from its value (``created_at`` ->
+    ``Created At``)."""
+    if label:
+        return label if label.casefold() == str(value).casefold() else f"{label} ({value})"
+    return " ".join(
+        ACRONYMS.get(w.lower(), w[:1].upper() + w[1:]) for w in str(value).replace("_", " ").split()
+    )
+
+
+def option_labels(arg: dict) -> list[str]:
+    """The names of an argument's options, in their order (the manifest's optionLabels)."""
+    labels = arg.get("optionLabels") or [None] * len(arg["options"])
+    return [option_name(o, label) for o, label in zip(arg["options"], labels, strict=True)]

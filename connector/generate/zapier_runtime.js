@@ -45,9 +45,17 @@ const fileBytes = async (z, value) => {
   return response.buffer();
 };
 
-// The arguments of one call: the fields the user filled in, and the connection's client key
-// and secret where the block takes them: always for the token blocks, and in place of an empty
-// accessToken for the others (the connector's managed tokens).
+// A number from 1 to 65535 (publishMessage's id) drawn from the step's Idempotency Key, the same
+// on every retry or replay of the step; at random when there is no key.
+const numberFrom = (key) => {
+  const seed = given(key) ? String(key) : crypto.randomUUID();
+  const digest = crypto.createHash('sha256').update(seed).digest();
+  return (digest.readUInt32BE(0) % 65535) + 1;
+};
+
+// The arguments of one call: the fields the user filled in, what the app fills itself when
+// left empty (publishMessage's id), and the connection's client key and secret wherever the
+// block takes them: no step has a sign-in field (the connector's managed tokens).
 const argumentsFor = async (z, bundle, meta) => {
   const input = bundle.inputData || {};
   const args = {};
@@ -63,10 +71,10 @@ const argumentsFor = async (z, bundle, meta) => {
       delete args[name];
     }
   }
-  if (
-    meta.credentials === 'always' ||
-    (meta.credentials === 'managed' && !given(args.accessToken))
-  ) {
+  for (const name of meta.chosen || []) {
+    if (!given(args[name])) args[name] = numberFrom(input.idempotencyKey);
+  }
+  if (meta.credentials === 'always' || meta.credentials === 'managed') {
     args.clientKey = bundle.authData.clientKey;
     args.clientSecret = bundle.authData.clientSecret;
   }

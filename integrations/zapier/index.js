@@ -33,8 +33,6 @@ module.exports = {
     deleteClientConfig: require('./creates/deleteClientConfig'),
     deleteFile: require('./creates/deleteFile'),
     deleteTenant: require('./creates/deleteTenant'),
-    getAccessToken: require('./creates/getAccessToken'),
-    invalidateAccessToken: require('./creates/invalidateAccessToken'),
     publishMessage: require('./creates/publishMessage'),
     releaseMessage: require('./creates/releaseMessage'),
     updateClient: require('./creates/updateClient'),

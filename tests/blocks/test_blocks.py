@@ -9,6 +9,7 @@ import responses
 from responses import matchers
 from werkzeug.formparser import parse_form_data
 
+from connector import jsonx
 from connector.engine.registry import REGISTRY
 from tests.support.block_cases import (
     BEARER,
@@ -190,3 +191,46 @@ def test_a_filename_with_a_control_character_is_refused(filename, client, mocked
         "Must not contain control characters (line breaks, tabs and the like)."
     ]
     assert len(mocked.calls) == 0
+
+
+# -- getMessages: what a flow needs next, beside InstaMsg's own fields -------------------------
+
+DEEP = "[" * (jsonx.MAX_DEPTH + 1) + "]" * (jsonx.MAX_DEPTH + 1)
+
+
+@pytest.mark.parametrize(
+    "payload, parsed",
+    [
+        ('{"temperature": 21.5, "unit": "C"}', {"temperature": 21.5, "unit": "C"}),
+        (" [1, 2]", [1, 2]),
+        # Only objects and arrays: a number or a string stays text, as it was published.
+        ("21.5", None),
+        ('"quoted"', None),
+        ('{"broken": ', None),
+        ("", None),
+        # Deeper than any answer may nest: left as text, not a RecursionError.
+        (DEEP, None),
+    ],
+    ids=["object", "array", "number", "string", "broken", "empty", "too deep"],
+)
+def test_get_messages_answers_the_payload_as_an_object_and_the_time_in_iso(
+    payload, parsed, client, mocked
+):
+    listed = {"id": "7", "message_id": 3, "payload": payload, "created_at": 1795697050272}
+    mocked.add("GET", INSTAMSG + CLIENT + "/messages", json=[listed])
+    answer = client.post("/blocks/getMessages", json={"args": C})
+    assert answer.status_code == 200, answer.json
+    (message,) = answer.json["contextWrites"]["to"]
+    assert message == {
+        **listed,  # InstaMsg's own fields, as they are
+        "messageId": "7",  # what releaseMessage takes, under its name
+        "payload_json": parsed,
+        "created_at_iso": "2026-11-26T12:44:10.272Z",
+    }
+
+
+@pytest.mark.parametrize("created_at", [None, "yesterday", True, 10**20])
+def test_a_message_time_that_is_not_one_has_no_iso_form(created_at, client, mocked):
+    mocked.add("GET", INSTAMSG + CLIENT + "/messages", json=[{"id": "7", "created_at": created_at}])
+    (message,) = client.post("/blocks/getMessages", json={"args": C}).json["contextWrites"]["to"]
+    assert message["created_at_iso"] is None and message["created_at"] == created_at

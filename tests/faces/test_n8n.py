@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from contextlib import contextmanager
@@ -21,7 +22,6 @@ import pytest
 import requests
 
 from connector.generate import n8n as n8n_package
-from tests.support.metrics import metric_values
 from tests.support.netns import Netns
 from tests.support.servers import ROOT, free_port, gunicorn, stop
 from tests.support.upstream import APP
@@ -229,12 +229,11 @@ def publish_node(name, message_id, payload, **extra_fields) -> dict:
             "operation": "publishMessage",
             "tenantId": "={{ $('Tenant').item.json.id }}",
             "clientId": "={{ $('Client').item.json.id }}",
-            "id": message_id,
             "type": "pub",
             "topic": "telemetry",
             "payload": payload,
             "qos": 1,
-            "additionalFields": extra_fields,
+            "additionalFields": {"id": message_id, **extra_fields},
         },
     )
 
@@ -244,11 +243,12 @@ def lab(tmp_path_factory):
     """The connector (sandbox) and n8n, in one namespace; the sandbox demo app as credentials."""
     folder = tmp_path_factory.mktemp("n8n")
     with Netns() as ns:
-        base, _ = ns.enter(
+        base, connector = ns.enter(
             gunicorn({"INSTAMSG_SANDBOX": "1", "INSTAMSG_DATA_DIR": str(folder / "connector")})
         )
         n8n = N8n(ns, folder / "user")
         n8n.base = base
+        n8n.connector = connector
         n8n.import_credentials(base)
         yield n8n
 
@@ -266,15 +266,8 @@ def test_a_flow_passes_results_from_block_to_block(lab):
         workflow(
             "chain",
             START,
-            node("Token", {"resource": "token", "operation": "getAccessToken"}),
-            # The token from the step before; the steps after use the connector's managed tokens.
-            {
-                **tenant_and_client()[0],
-                "parameters": {
-                    **tenant_and_client()[0]["parameters"],
-                    "additionalFields": {"accessToken": "={{ $json.access_token }}"},
-                },
-            },
+            # No sign-in field anywhere: the credential's app goes with every call.
+            tenant_and_client()[0],
             # Only the name is given: the tenant's numbers are not sent, so they stay as they are.
             node(
                 "Rename",
@@ -297,14 +290,24 @@ def test_a_flow_passes_results_from_block_to_block(lab):
                     "tenantId": "={{ $('Tenant').item.json.id }}",
                     "clientId": "={{ $('Client').item.json.id }}",
                     "additionalFields": {"start": "2020-01-01T00:00:00", "type": "pub"},
+                    "returnAll": True,
                 },
+            ),
+            node(
+                "First message",
+                {
+                    "resource": "messages",
+                    "operation": "getMessages",
+                    "tenantId": "={{ $('Tenant').item.json.id }}",
+                    "clientId": "={{ $('Client').item.json.id }}",
+                    "limit": 1,
+                },
+                executeOnce=True,
             ),
         ),
     )
     ok, data, printed = lab.execute("chain")
     assert ok, printed[-3000:]
-    token = items(data, "Token")[0]["json"]
-    assert token["token_type"] == "bearer" and token["access_token"]
     tenant = items(data, "Tenant")[0]["json"]
     # Optional arguments left out are not sent: no description, as InstaMsg stores it.
     assert tenant["name"] == "Farm" and tenant["max_clients"] == 10
@@ -322,6 +325,8 @@ def test_a_flow_passes_results_from_block_to_block(lab):
         (1, "21.5", "telemetry"),
         (2, "22.5", "telemetry"),
     ]
+    # Return All off: Limit keeps the first of them.
+    assert [item["json"]["message_id"] for item in items(data, "First message")] == [1]
 
 
 def test_a_file_goes_up_and_comes_back_as_binary_data(lab):
@@ -421,8 +426,9 @@ def test_a_packed_tarball_installs_and_warnings_reach_the_items(lab, tmp_path):
     assert ok, printed[-3000:]
     (item,) = items(data, "Tenant")
     assert item["json"]["name"] == "Farm" and item["json"]["description"] == "barn"
+    # The operation is named as the form names it, not by its block name.
     assert item["json"]["warnings"] == [
-        '"colour" is not an argument of createTenant; it was ignored.'
+        '"colour" is not an argument of "Create Tenant"; it was ignored.'
     ]
 
 
@@ -484,7 +490,7 @@ KEY = "={{ 'n8n-' + $execution.id }}"
 
 def keyed_publish(name, message_id, payload, key=KEY) -> dict:
     made = publish_node(name, message_id, payload)
-    return {**made, "parameters": {**made["parameters"], "idempotencyKey": key}}
+    return {**made, "parameters": {**made["parameters"], "options": {"idempotencyKey": key}}}
 
 
 def test_the_same_idempotency_key_twice_publishes_one_message(lab):
@@ -543,6 +549,73 @@ def test_outcome_unknown_fails_the_node_with_the_connectors_message(lab):
     assert "OUTCOME_UNKNOWN" in error["description"]
 
 
+def test_retry_on_fail_never_sends_a_publish_twice_without_a_key_set(lab):
+    """No Idempotency Key set: the node sends one of its own, the same on n8n's retry of the
+    item. The sandbox answers the publish with a 500 after reading it, so the connector cannot
+    know whether it took effect; n8n's Retry On Fail then sends the item again, and the key
+    makes the connector refuse to send it a second time (OUTCOME_UNKNOWN) rather than
+    publish it twice."""
+    rule = {"method": "POST", "path": "*/messages", "fault": "500", "times": 1}
+    added = lab.ns.run(requests.post, f"{lab.base}/_sandbox/faults", json=rule, timeout=30)
+    assert added.status_code in (200, 201), added.text
+    publish = node(
+        "Publish",
+        publish_node("Publish", 1, "once")["parameters"],
+        retryOnFail=True,
+        maxTries=2,
+        waitBetweenTries=0,
+    )
+    lab.import_file(
+        "workflow",
+        "retried.json",
+        workflow("retried", START, *tenant_and_client(name="retried"), publish),
+    )
+    ok, data, printed = lab.execute("retried")
+    assert not ok
+    error = data["data"]["resultData"]["error"]
+    assert error["httpCode"] == "502" and "OUTCOME_UNKNOWN" in error["description"]
+
+
+def test_the_readmes_first_flow_runs_twice_as_written(lab):
+    """The README's first n8n flow is examples/first-flow.json: the README names its values,
+    and it runs again without a change (a fixed provisioning ID was refused the second time)."""
+    flow = json.loads((PACKAGE / "examples" / "first-flow.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    params = {n["name"]: n["parameters"] for n in flow["nodes"]}
+    for said, where, name, value in [
+        ("Name `Farm`, Max Clients `10`, Max Messages `1000`", "Tenant", "maxClients", 10),
+        (
+            "Provisioning ID `pump-{{ $now.toMillis() }}`",
+            "Client",
+            "provisioningId",
+            "=pump-{{ $now.toMillis() }}",
+        ),
+        (
+            'Payload `{"temperature": 21.5, "unit": "C"}`',
+            "Publish",
+            "payload",
+            '{"temperature": 21.5, "unit": "C"}',
+        ),
+        ("Topic `telemetry`", "Publish", "topic", "telemetry"),
+    ]:
+        assert said in readme
+        assert params[where][name] == value
+    lab.import_file("workflow", "first-flow.json", {**flow, "id": "firstflow", "active": False})
+    for _ in range(2):
+        ok, data, printed = lab.execute("firstflow")
+        assert ok, printed[-3000:]
+        (published,) = [item["json"] for item in items(data, "Publish")]
+        (message,) = [item["json"] for item in items(data, "Messages")]
+        # The next node gets the payload as an object, the text kept, the time in ISO 8601,
+        # and the ID releaseMessage takes under the name publishMessage answered it with.
+        assert message["payload_json"] == {"temperature": 21.5, "unit": "C"}
+        assert message["payload"] == '{"temperature": 21.5, "unit": "C"}'
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", message["created_at_iso"])
+        assert message["messageId"] == message["id"] == published["messageId"]
+        # No ID was given: the node picked one from the call's key.
+        assert 1 <= message["message_id"] <= 65535
+
+
 # -- the polling trigger ---------------------------------------------------------------------------
 
 
@@ -566,11 +639,25 @@ def ready(process, output, timeout=120):
         time.sleep(1)
 
 
-def reads_of_messages(lab) -> float:
-    """The getMessages calls the lab's connector has answered."""
-    text = lab.ns.run(requests.get, lab.base + "/metrics", timeout=30).text
-    counted = metric_values(text, "instamsg_connector_calls_total")
-    return sum(n for labels, n in counted.items() if ("block", "getMessages") in labels)
+def polls(lab) -> int:
+    """How many getMessages calls the connector has answered (one access-log line each)."""
+    return lab.connector.output().count('"/blocks/getMessages"')
+
+
+def live(lab, process, output, seconds=150):
+    """Wait for `n8n start` to be up and its published trigger to have polled once. n8n
+    2.41.1 activates published workflows through its publication service, which logs no
+    "Activated workflow" line; the first poll is what matters anyway: it marks where the list
+    of messages ends, so a message sent before it would never be new. Only this test's
+    trigger is active while it runs."""
+    before = polls(lab)
+    ready(process, output)
+    wait_until(
+        lambda: polls(lab) > before,
+        seconds,
+        every=1,
+        explain=lambda: "the trigger never polled\n" + output()[-3000:],
+    )
 
 
 def wait_for(read, expected, output, seconds):
@@ -642,7 +729,6 @@ def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab)
                 "operation": "publishMessage",
                 "tenantId": tenant["id"],
                 "clientId": sink,
-                "id": "={{ $json.message_id }}",
                 "type": "pub",
                 "topic": "seen",
                 "payload": "={{ $json.payload }}",
@@ -657,16 +743,8 @@ def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab)
     def sink_has(expected, output, minutes=2.5):
         wait_for(seen, expected, output, minutes * 60)
 
-    def polled_once(process, output):
-        """Up, and the trigger's first poll made: n8n may say its editor is up before it
-        activates the workflow, and that poll marks where the list ends (a message sent before
-        it is never new). The test itself reads no messages meanwhile."""
-        before = reads_of_messages(lab)
-        ready(process, output)
-        wait_for(lambda: reads_of_messages(lab) > before, True, output, 120)
-
     with lab.server() as (process, output):
-        polled_once(process, output)
+        live(lab, process, output)
         say("first")
         say("elsewhere", topic="other")
         sink_has(["first"], output)
@@ -676,7 +754,7 @@ def test_the_trigger_emits_each_new_message_once_across_polls_and_a_restart(lab)
     # Stopped: what comes meanwhile is emitted once n8n is back, and nothing twice.
     say("while stopped")
     with lab.server() as (process, output):
-        polled_once(process, output)
+        live(lab, process, output)
         sink_has(["first", "second", "third", "while stopped"], output)
         time.sleep(65)  # one more poll
         assert seen() == ["first", "second", "third", "while stopped"], output()[-3000:]
@@ -705,6 +783,26 @@ class Editor:
             "password": "Test-Password-1",
         }
         self.call("POST", "/owner/setup", owner)
+
+    def set_up_owner(self):
+        """The owner, set up unless an earlier test of this n8n did (n8n refuses a second)."""
+        status = self.lab.ns.run(self.session.get, self.base + "/settings", timeout=60)
+        assert status.status_code == 200, status.text[:2000]
+        if status.json()["data"]["userManagement"]["showSetupOnFirstLoad"]:
+            self.sign_up()
+
+
+def search(editor, kind, method, parameters, text=None) -> list[dict]:
+    """A resource locator's list search, as the editor asks for it when From List opens."""
+    body = {
+        "nodeTypeAndVersion": {"name": kind, "version": 1},
+        "path": "parameters.tenantId",
+        "methodName": method,
+        "currentNodeParameters": parameters,
+        "credentials": {"instaMsgApi": CREDENTIALS["instaMsgApi"]},
+        **({"filter": text} if text is not None else {}),
+    }
+    return editor.call("POST", "/dynamic-node-parameters/resource-locator-results", body)["results"]
 
 
 def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
@@ -762,7 +860,6 @@ def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
                     "operation": "publishMessage",
                     "tenantId": tenant["id"],
                     "clientId": ids["sink"],
-                    "id": "={{ $json.message_id }}",
                     "type": "pub",
                     "topic": "seen",
                     "payload": "={{ 'test: ' + $json.payload }}",
@@ -786,16 +883,36 @@ def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
         ready(process, output)
         editor = Editor(lab, lab.env["N8N_PORT"])
         editor.sign_up()
-        # The credential test gets a token with the app's key and secret...
+        # The credential test is a real call with what every operation sends: it passes with
+        # the app's key and secret...
         assert credential_test(editor, **APP)["status"] == "OK"
         wrong = credential_test(editor, clientKey="demo-key", clientSecret="wrong")
         assert wrong["status"] == "Error" and "HTTP 401" in wrong["message"]
         half = credential_test(editor, clientKey="demo-key")
         assert half["status"] == "Error" and "HTTP 422" in half["message"]
-        # ...and without an app, reads the connector's catalogue: only the URL is tested.
-        assert credential_test(editor)["status"] == "OK"
+        # ...and fails for a credential no operation can run with: the URL alone.
+        alone = credential_test(editor)
+        assert alone["status"] == "Error" and "Client Secret" in alone["message"]
         elsewhere = credential_test(editor, baseUrl="http://127.0.0.1:9", **APP)
         assert elsewhere["status"] == "Error"
+
+        # From List: the resource locators list the sandbox's tenants, then the chosen tenant's
+        # clients, in the node and in the trigger (which has no input to drag an ID from).
+        for kind in (NODE, TRIGGER):
+            tenants = search(editor, kind, "searchTenants", {"resource": "messages"})
+            assert {"name": f"Farm ({tenant['id']})", "value": tenant["id"]} in tenants
+            # The typed filter narrows it, by name or ID.
+            assert search(editor, kind, "searchTenants", {}, tenant["id"]) == [
+                {"name": f"Farm ({tenant['id']})", "value": tenant["id"]}
+            ]
+            chosen = {"tenantId": {"__rl": True, "mode": "list", "value": tenant["id"]}}
+            clients = search(editor, kind, "searchClients", chosen)
+            assert sorted(c["value"] for c in clients) == sorted(ids.values())
+            assert search(editor, kind, "searchClients", chosen, "sour") == [
+                {"name": f"source ({ids['source']})", "value": ids["source"]}
+            ]
+            # No tenant chosen yet: no clients to offer (rather than an error).
+            assert search(editor, kind, "searchClients", {}) == []
 
         # The editor's test run of the trigger emits the latest message.
         started = editor.call(
@@ -830,3 +947,133 @@ def test_the_editor_tests_credentials_runs_the_trigger_and_activates_it(lab):
         say(5, "back on")
         expected = ["test: latest", "test: after activation", "test: back on"]
         wait_for(seen, expected, output, 150)
+
+
+# -- the editor in Chromium ------------------------------------------------------------------------
+
+#: Where the editor's screenshots are kept when its test fails (CI keeps the folder).
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts")) / "n8n-editor"
+OWNER = {"email": "owner@example.com", "password": "Test-Password-1"}
+
+
+def drive_editor(port, shots: Path) -> dict:
+    """Sign in, open the credential's form and the Publish step's form, as a user would; runs
+    on the namespace's thread, so Chromium (a child of Playwright's driver) shares its
+    loopback. Answers what the forms showed; screenshots go to ``shots``."""
+    from tests.support.browser import ARGS, CHROMIUM, playwright_api
+
+    sync_api = playwright_api()
+    base = f"http://127.0.0.1:{port}"
+    seen: dict = {}
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        expect = sync_api.expect
+        try:
+            page.goto(f"{base}/signin")
+            page.locator("input[type=email], input[name=emailOrLdapLoginId]").first.fill(
+                OWNER["email"]
+            )
+            page.locator("input[type=password]").first.fill(OWNER["password"])
+            page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+            page.wait_for_url(re.compile(r"/home|/workflow"), timeout=60_000)
+
+            page.goto(f"{base}/home/credentials/{CREDENTIALS['instaMsgApi']['id']}")
+            dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_text("Connector URL")).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(shots / "credential.png"))
+            seen["credential"] = dialog.inner_text()
+            seen["docs"] = dialog.get_by_role("link", name="docs").get_attribute("href")
+            seen["icon"] = dialog.locator("img[src*='instamsg']").count()
+
+            # The test behind Save is a real call: a wrong secret fails it, with our message.
+            # The password fields are the Connector API Key and the Client Secret, in order.
+            secrets = dialog.locator("input[type=password]")
+            expect(secrets).to_have_count(2)
+            secret = secrets.nth(1)
+            secret.fill("not-the-secret")
+            dialog.get_by_role("button", name="Save").click()
+            refused = dialog.get_by_text(re.compile("Couldn.t connect with these settings"))
+            expect(refused).to_be_visible(timeout=60_000)
+            # Its details are the credential's own message for a 401.
+            dialog.get_by_text("More details").click()
+            page.screenshot(path=str(shots / "credential-refused.png"))
+            expect(page.get_by_text(re.compile(r"Refused \(HTTP 401\)")).first).to_be_visible()
+            secret.fill("demo-secret")
+            dialog.get_by_role("button", name="Save").click()
+            expect(dialog.get_by_text(re.compile("tested successfully", re.I))).to_be_visible(
+                timeout=60_000
+            )
+            page.screenshot(path=str(shots / "credential-tested.png"))
+            page.keyboard.press("Escape")
+
+            # An operation's form: the first flow's Publish step.
+            page.goto(f"{base}/workflow/editorflow")
+            step = page.locator("[data-test-id=canvas-node]").filter(has_text="Publish")
+            expect(step).to_be_visible(timeout=60_000)
+            seen["canvas"] = step.inner_text()
+            step.dblclick()
+            expect(page.get_by_text("Additional Fields")).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(shots / "publish-form.png"))
+            # The form's labels, and the values its inputs and selects show.
+            values = page.locator("input").evaluate_all("inputs => inputs.map(i => i.value)")
+            seen["publish"] = page.locator("body").inner_text() + "\n" + "\n".join(values)
+            seen["node docs"] = page.get_by_role("link", name="Docs").get_attribute("href")
+            page.keyboard.press("Escape")
+
+            # n8n's node panel finds the node by its codex aliases, and lists its actions.
+            found = {}
+            page.screenshot(path=str(shots / "canvas.png"))
+            listed = page.locator("[data-test-id=node-creator]")
+            for word in ("iot", "mqtt", "telemetry"):
+                page.mouse.click(700, 250)  # an empty spot: the canvas has the keyboard
+                page.keyboard.press("n")  # n8n 2.x: N browses the nodes
+                expect(listed).to_be_visible(timeout=30_000)
+                listed.locator("input").first.fill(word)
+                expect(listed.get_by_text("InstaMsg").first).to_be_visible(timeout=30_000)
+                found[word] = listed.inner_text()
+                page.screenshot(path=str(shots / f"search-{word}.png"))
+                page.keyboard.press("Escape")
+                expect(listed).to_be_hidden(timeout=30_000)
+            seen["search"] = found
+        except Exception:
+            page.screenshot(path=str(shots / "failed.png"))
+            raise
+        finally:
+            browser.close()
+    return seen
+
+
+def test_the_editor_in_chromium_shows_the_credential_and_an_operation_form(lab, tmp_path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    flow = json.loads((PACKAGE / "examples" / "first-flow.json").read_text())
+    lab.import_file("workflow", "editor-flow.json", {**flow, "id": "editorflow", "active": False})
+    try:
+        with lab.server() as (process, output):
+            ready(process, output)
+            Editor(lab, lab.env["N8N_PORT"]).set_up_owner()
+            seen = lab.ns.run(drive_editor, lab.env["N8N_PORT"], shots)
+        text = seen["credential"]
+        for label in ("Connector URL", "Connector API Key", "Client Key", "Client Secret"):
+            assert label in text
+        assert seen["docs"] == n8n_package.CREDENTIAL_DOCS_URL
+        assert seen["icon"] >= 1
+        # The canvas says what the step does; its form names options in words.
+        assert "Publish a message" in seen["canvas"]
+        form = seen["publish"]
+        for shown in ("Tenant", "Client", "Publish on a topic (pub)", "At most once (1)"):
+            assert shown in form
+        # No sign-in field in the operation; the rarely used settings under Options.
+        for absent in ("Access Token", "Client Key", "Client Secret", "Idempotency Key"):
+            assert absent not in form
+        assert "Options" in form and "Additional Fields" in form
+        # Searching "iot", "mqtt" or "telemetry" finds the node (n8n reads the codex's alias).
+        assert set(seen["search"]) == {"iot", "mqtt", "telemetry"}
+        # n8n adds its own query to the node's Docs link; the page is ours.
+        assert seen["node docs"].split("?")[0] == n8n_package.DOCS_URL
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for shot in shots.glob("*.png"):
+            shutil.copyfile(shot, ARTIFACTS / shot.name)
+        raise

@@ -21,7 +21,11 @@ from connector.generate import zapier
 from tests.support.servers import ROOT
 
 MANIFEST = json.loads((ROOT / "manifest.json").read_text())
-BLOCKS = {b["name"]: b for b in MANIFEST["blocks"]}
+ALL_BLOCKS = {b["name"]: b for b in MANIFEST["blocks"]}
+# The app's operations: every block but the token ones (the connector manages tokens).
+BLOCKS = {n: b for n, b in ALL_BLOCKS.items() if b["tag"] not in zapier.MANAGED_TAGS}
+SIGN_IN = ("accessToken", "clientKey", "clientSecret")
+APP_REGISTRY = [blk for blk in REGISTRY if blk.name in BLOCKS]
 FILES = zapier.files(MANIFEST)
 
 
@@ -46,15 +50,17 @@ def test_generation_is_deterministic_and_independent_of_block_order():
 
 def test_every_block_is_exactly_one_operation_of_index_js():
     index = generated("index.js")
-    for name in REGISTRY.names():
+    for name in BLOCKS:
         kind = zapier.kind_of(BLOCKS[name])
         assert f"{kind}/{name}.js" in FILES
         assert index.count(f"require('./{kind}/{name}')") == 1
     operations = [p for p in FILES if p.split("/")[0] in zapier.KINDS]
-    assert len(operations) == len(REGISTRY)
+    assert len(operations) == len(BLOCKS) == len(REGISTRY) - 2
+    # The token blocks are the connector's business: no operation of the app.
+    assert not any("AccessToken" in path for path in operations)
 
 
-@pytest.mark.parametrize("blk", list(REGISTRY), ids=lambda b: b.name)
+@pytest.mark.parametrize("blk", APP_REGISTRY, ids=lambda b: b.name)
 def test_reads_are_exactly_the_get_blocks_and_lists_are_triggers(blk):
     kind = zapier.kind_of(BLOCKS[blk.name])
     many = BLOCKS[blk.name]["outputs"]["type"] == "list"
@@ -65,25 +71,26 @@ def test_reads_are_exactly_the_get_blocks_and_lists_are_triggers(blk):
 
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
-def test_every_argument_is_a_typed_input_field_but_the_connections_key_and_secret(name):
+def test_every_argument_is_a_typed_input_field_but_the_sign_in_ones(name):
     block = BLOCKS[name]
     _, spec, meta = definition(name)
     fields = {f["key"]: f for f in spec["operation"]["inputFields"]}
-    args = [a for a in block["args"] if a["name"] not in ("clientKey", "clientSecret")]
+    args = [a for a in block["args"] if a["name"] not in SIGN_IN]
     fields.pop(zapier.KEY_FIELD["key"], None)  # a create's Idempotency Key: no argument
     assert list(fields) == [a["name"] for a in args] == meta["args"]
     for arg in args:
         field = fields[arg["name"]]
         assert field["type"] == zapier.INPUT_TYPES[arg["type"]][0]
-        assert field["required"] is bool(arg["required"])
+        chosen = (name, arg["name"]) in zapier.APP_CHOSEN
+        assert field["required"] is (bool(arg["required"]) and not chosen)
         assert field.get("list", False) is (arg["type"] == "List")
-        options = [str(o) for o in arg["options"]] if "options" in arg else None
-        assert field.get("choices") == options
+        values = [str(o) for o in arg["options"]] if "options" in arg else None
+        assert ([c["value"] for c in field.get("choices", [])] or None) == values
         if "default" in arg:
             assert field["default"] == json.dumps(arg["default"]).strip('"')
 
 
-@pytest.mark.parametrize("blk", list(REGISTRY), ids=lambda b: b.name)
+@pytest.mark.parametrize("blk", APP_REGISTRY, ids=lambda b: b.name)
 def test_every_keyed_block_and_only_those_take_an_optional_idempotency_key_last(blk):
     kind, spec, meta = definition(blk.name)
     fields = spec["operation"]["inputFields"]
@@ -108,12 +115,25 @@ def test_field_types_cover_each_kind_of_argument():
         "type": "boolean",
         "default": "true",
     }
-    assert fields["publishMessage.qos"]["choices"] == ["1", "2", "3"]
+    assert fields["publishMessage.qos"]["choices"] == [
+        {"value": "1", "sample": "1", "label": "At most once (1)"},
+        {"value": "2", "sample": "2", "label": "At least once (2)"},
+        {"value": "3", "sample": "3", "label": "Exactly once (3)"},
+    ]
+    assert [c["label"] for c in fields["publishMessage.type"]["choices"]] == [
+        "Publish on a topic (pub)",
+        "Send to one client (peer to peer) (p2p)",
+    ]
     assert fields["createClient.pubTopics"]["list"] is True
     assert fields["updateClientConfig.config"]["type"] == "text"
     assert fields["uploadFile.file"]["type"] == "file"
     assert fields["createClient.gsmPassword"]["type"] == "password"
-    assert fields["getTenants.accessToken"]["required"] is False
+    # Sign-in lives in the connection only.
+    assert not [key for key in fields if key.split(".")[1] in SIGN_IN]
+    # publishMessage's id: nobody has to invent it.
+    assert fields["publishMessage.id"]["required"] is False
+    assert "Left empty, the app picks one" in fields["publishMessage.id"]["helpText"]
+    assert definition("publishMessage")[2]["chosen"] == ["id"]
 
 
 def test_id_fields_draw_their_dropdowns_from_list_triggers_that_exist():
@@ -126,6 +146,7 @@ def test_id_fields_draw_their_dropdowns_from_list_triggers_that_exist():
         for field in fields:
             if "dynamic" not in field:
                 assert field["key"] not in lists or lists[field["key"]][0] == name
+                assert not (BLOCKS[name]["tag"] == "tenants" and field["key"] == "id")
                 continue
             seen += 1
             trigger, value, label = field["dynamic"].split(".")
@@ -143,10 +164,11 @@ def test_an_argument_type_without_a_zapier_field_is_refused():
         zapier.input_field({"name": "area", "type": "Polygon", "required": False})
 
 
-def test_the_token_blocks_always_send_the_connections_key_and_the_others_only_instead_of_a_token():
+def test_every_operation_sends_the_connections_key_and_secret():
     credentials = {name: definition(name)[2]["credentials"] for name in BLOCKS}
-    assert credentials.pop("getAccessToken") == credentials.pop("invalidateAccessToken") == "always"
     assert set(credentials.values()) == {"managed"}
+    # The connection's test still runs getAccessToken, which always takes them.
+    assert zapier.credentials_of(ALL_BLOCKS["getAccessToken"]) == "always"
 
 
 def test_a_file_field_is_sent_as_bytes_in_its_text_alternative():

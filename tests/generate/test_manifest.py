@@ -88,6 +88,7 @@ def test_manifest_shape_and_every_arg_documented():
                 "info",
                 "required",
                 "options",
+                "optionLabels",
                 "structure",
                 "default",
                 "example",

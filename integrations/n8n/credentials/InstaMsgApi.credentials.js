@@ -1,22 +1,26 @@
 'use strict';
 // The InstaMsg credentials: where the connector answers, its API key, and the InstaMsg app's key
-// and secret (the fields are generated from the manifest into InstaMsgApi.description.json).
+// and secret, sent with every call (the fields are generated from the manifest into
+// InstaMsgApi.description.json). Modelled on n8n's own credentials with a test request
+// (SlackApi, AirtableTokenApi): the test is a call the operations depend on.
 
-const properties = require('./InstaMsgApi.description.json');
+const description = require('./InstaMsgApi.description.json');
 
 class InstaMsgApi {
 	constructor() {
 		this.name = 'instaMsgApi';
 		this.displayName = 'InstaMsg API';
-		this.documentationUrl = 'https://www.instamsg.io';
-		this.properties = properties;
-		// The test gets an access token with the app's key and secret, so it proves the URL, the
-		// API key and the app at once; without an app it lists the connector's blocks.
+		this.icon = 'file:instamsg.svg';
+		this.documentationUrl = description.documentationUrl;
+		this.properties = description.properties;
+		// The test is a real call with what every operation sends: it gets an access token with
+		// the app's key and secret, through the connector at the URL, with its API key. So a
+		// credential passes only when the operations can run with it.
 		this.test = {
 			request: {
 				baseURL: '={{String($credentials.baseUrl).replace(/\\/+$/, "")}}',
-				url: '={{$credentials.clientKey ? "/blocks/getAccessToken" : "/blocks"}}',
-				method: '={{$credentials.clientKey ? "POST" : "GET"}}',
+				url: `/blocks/${description.testBlock}`,
+				method: 'POST',
 				body: {
 					clientKey: '={{$credentials.clientKey}}',
 					clientSecret: '={{$credentials.clientSecret}}',
@@ -37,7 +41,7 @@ class InstaMsgApi {
 					type: 'responseCode',
 					properties: {
 						value: 422,
-						message: 'Give the Client Key together with its Client Secret (HTTP 422).',
+						message: 'Give both the Client Key and the Client Secret of your InstaMsg app (HTTP 422).',
 					},
 				},
 			],

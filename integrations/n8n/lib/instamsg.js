@@ -4,6 +4,7 @@
 // error. Hand-written in connector/generate/n8n_package/ and copied as it is into the generated
 // package (make integrations); what depends on the blocks comes from the *.description.json files.
 
+const { createHash, randomUUID } = require('node:crypto');
 const { NodeApiError, NodeOperationError } = require('n8n-workflow');
 
 const CREDENTIAL = 'instaMsgApi';
@@ -18,10 +19,18 @@ function isEmpty(value) {
 	);
 }
 
+// A resource locator's value (From List or By ID) is the ID itself; a plain value (a workflow
+// saved before the locators, or an expression) is taken as it is.
+function locatorValue(value) {
+	if (value !== null && typeof value === 'object' && 'value' in value) return value.value;
+	return value;
+}
+
 // A value as the connector reads it. Lists drop their empty entries (n8n adds one per click of
 // "Add"); everything else goes as n8n holds it: the connector parses text for numbers, booleans,
 // JSON and dates, and names the argument when it cannot.
 function argumentValue(kind, value) {
+	if (kind === 'locator') return locatorValue(value);
 	if (kind === 'list' && Array.isArray(value)) {
 		return value.flat().filter((entry) => !isEmpty(entry));
 	}
@@ -52,15 +61,30 @@ function collectArguments(context, spec) {
 	return args;
 }
 
-// The credentials' app key and secret, where the operation takes them and the user gave neither
-// an access token nor a key of their own: the connector then gets and renews tokens itself.
+// The credentials' app key and secret, with every operation that takes them: no operation has a
+// sign-in field of its own, and the connector gets and renews the tokens itself.
 async function addAppCredentials(context, spec, args) {
-	if (!spec.appCredentials || !isEmpty(args.accessToken) || !isEmpty(args.clientKey)) return;
+	if (!spec.appCredentials) return;
 	const credentials = await context.getCredentials(CREDENTIAL);
-	if (credentials.clientKey && credentials.clientSecret) {
-		args.clientKey = credentials.clientKey;
-		args.clientSecret = credentials.clientSecret;
-	}
+	args.clientKey = credentials.clientKey;
+	args.clientSecret = credentials.clientSecret;
+}
+
+// This n8n process, in the node's own keys: execution IDs start again at 1 in every n8n database,
+// so two n8n instances (or one set up afresh) using one connector would otherwise send the same
+// keys for different calls. n8n retries an item (Retry On Fail) in the process that ran it.
+const PROCESS = randomUUID();
+
+// The Idempotency Key of one call: the user's (Options), else one of the node's own, the same on
+// n8n's retries of this item and different for every other call: the process, the execution,
+// the node, its run and the item. Without an execution (none in some test modes) none is sent.
+function idempotencyKey(context) {
+	const options = context.getNodeParameter('options', {}) || {};
+	if (!isEmpty(options.idempotencyKey)) return String(options.idempotencyKey);
+	const execution = context.getExecutionId();
+	if (isEmpty(execution)) return undefined;
+	const run = context.evaluateExpression('{{ $runIndex }}', context.getItemIndex());
+	return `n8n-${PROCESS}-${execution}-${context.getNode().id}-${run}-${context.getItemIndex()}`;
 }
 
 // File arguments name a binary field of the input item; the request becomes multipart, with the
@@ -99,6 +123,13 @@ async function multipart(args, files) {
 	};
 }
 
+// A number from 1 to 65535 (publishMessage's id) drawn from the call's key: the same on every retry
+// of the call, and spread over the range for different calls.
+function numberFromKey(key) {
+	const digest = createHash('sha256').update(key).digest();
+	return (digest.readUInt32BE(0) % 65535) + 1;
+}
+
 // The request of one operation, as n8n's routing sends it (a preSend step).
 async function buildRequest(context, operations, requestOptions) {
 	const operation = context.getNodeParameter('operation');
@@ -107,11 +138,12 @@ async function buildRequest(context, operations, requestOptions) {
 	await addAppCredentials(context, spec, args);
 	const files = await fileParts(context, spec, args);
 	requestOptions.headers = { ...(requestOptions.headers || {}), Accept: 'application/json' };
-	// An operation that changes something sends its Idempotency Key, when the user set one:
-	// evaluated per item, the same on n8n's retries of that item.
-	if (spec.keyed) {
-		const key = context.getNodeParameter('idempotencyKey', '');
-		if (!isEmpty(key)) requestOptions.headers['Idempotency-Key'] = String(key);
+	// An operation that changes something always sends an Idempotency Key.
+	const key = spec.keyed ? idempotencyKey(context) : undefined;
+	if (!isEmpty(key)) requestOptions.headers['Idempotency-Key'] = key;
+	// What the node fills itself when the user left it out (publishMessage's id).
+	for (const name of spec.chosen || []) {
+		if (isEmpty(args[name])) args[name] = numberFromKey(key ?? randomUUID());
 	}
 	if (files.length) {
 		const { body, contentType } = await multipart(args, files);
@@ -163,9 +195,16 @@ function errorDetails(failure) {
 	return lines.join('\n');
 }
 
-function envelopeError(context, failure, statusCode) {
+// The connector names a block as its API does (updateClient); the form calls it "Update Client".
+function inFormWords(text, spec, block) {
+	if (!spec || !block || typeof text !== 'string') return text;
+	return text.replace(new RegExp(`\\b${block}\\b`, 'g'), `"${spec.label}"`);
+}
+
+function envelopeError(context, failure, statusCode, spec, block) {
+	const message = failure.status_msg || `The connector answered ${failure.status_code || statusCode}.`;
 	const error = new NodeApiError(context.getNode(), failure, {
-		message: failure.status_msg || `The connector answered ${failure.status_code || statusCode}.`,
+		message: inFormWords(message, spec, block),
 		description: errorDetails(failure),
 		httpCode: String(statusCode),
 	});
@@ -183,9 +222,11 @@ function notAnEnvelope(context, statusCode) {
 
 // The items of one answer: the block's result, an object as one item and a list as one item per
 // element. Warnings (arguments the block does not take) ride on every item as `warnings`.
-function resultItems(envelope) {
+function resultItems(envelope, spec, block) {
 	const result = envelope.contextWrites.to;
-	const warnings = Array.isArray(envelope.warnings) && envelope.warnings.length ? envelope.warnings : null;
+	const warnings = Array.isArray(envelope.warnings) && envelope.warnings.length
+		? envelope.warnings.map((warning) => inFormWords(warning, spec, block))
+		: null;
 	const list = Array.isArray(result) ? result : [result];
 	return list.map((element) => {
 		const json = element !== null && typeof element === 'object' && !Array.isArray(element)
@@ -211,20 +252,25 @@ async function readEnvelope(context, operations, response) {
 		if (context.continueOnFail()) return [{ json: { error: { status_msg: error.message } } }];
 		throw error;
 	}
+	const operation = context.getNodeParameter('operation');
+	const spec = operations[operation];
 	if (envelope.callback !== 'success') {
 		const failure = envelope.contextWrites.to || {};
-		const error = envelopeError(context, failure, response.statusCode);
+		const error = envelopeError(context, failure, response.statusCode, spec, operation);
 		// Continue On Fail: the item carries the envelope's error as `error` (n8n's error output
 		// takes such items; an item with an error object would lose the envelope to its message).
 		if (context.continueOnFail()) return [{ json: { error: failure } }];
 		throw error;
 	}
-	const items = resultItems(envelope);
+	let items = resultItems(envelope, spec, operation);
+	// Return All / Limit: the connector reads the whole list; the node keeps its first Limit.
+	if (spec.list && !context.getNodeParameter('returnAll', false)) {
+		items = items.slice(0, context.getNodeParameter('limit', items.length));
+	}
 	// The answer an Idempotency Key already held (the call was not sent again): said on the item.
 	if (headerOf(response, 'idempotent-replayed') === 'true') {
 		for (const item of items) item.json.idempotentReplayed = true;
 	}
-	const spec = operations[context.getNodeParameter('operation')];
 	if (spec.binaryOutput) {
 		for (const item of items) {
 			const { content, ...rest } = item.json;
@@ -242,14 +288,11 @@ async function readEnvelope(context, operations, response) {
 	return items;
 }
 
-// One block call outside n8n's routing (the trigger's): the credentials' URL, API key and app.
+// One block call outside n8n's routing (the trigger's, a list search's): the credentials' URL,
+// API key and app.
 async function callBlock(context, name, args) {
 	const credentials = await context.getCredentials(CREDENTIAL);
-	const body = { ...args };
-	if (isEmpty(body.accessToken) && credentials.clientKey && credentials.clientSecret) {
-		body.clientKey = credentials.clientKey;
-		body.clientSecret = credentials.clientSecret;
-	}
+	const body = { ...args, clientKey: credentials.clientKey, clientSecret: credentials.clientSecret };
 	const response = await context.helpers.httpRequestWithAuthentication.call(context, CREDENTIAL, {
 		method: 'POST',
 		baseURL: String(credentials.baseUrl).replace(/\/+$/, ''),
@@ -267,4 +310,35 @@ async function callBlock(context, name, args) {
 	return envelope.contextWrites.to;
 }
 
-module.exports = { buildRequest, readEnvelope, callBlock, isEmpty, CREDENTIAL };
+// -- list searches (resource locators' From List) -------------------------------------------------
+
+function matching(filter, ...texts) {
+	if (isEmpty(filter)) return true;
+	const wanted = String(filter).toLowerCase();
+	return texts.some((text) => String(text ?? '').toLowerCase().includes(wanted));
+}
+
+function listed(records, filter) {
+	return {
+		results: records
+			.filter((record) => matching(filter, record.name, record.id))
+			.map((record) => ({ name: record.name ? `${record.name} (${record.id})` : String(record.id), value: record.id })),
+	};
+}
+
+// The tenants of the credential's app, for every Tenant picked From List.
+async function searchTenants(filter) {
+	return listed(await callBlock(this, 'getTenants', {}), filter);
+}
+
+// The clients of the tenant chosen above it in the form; none until a tenant is chosen (or
+// while it is an expression, which only a run can evaluate).
+async function searchClients(filter) {
+	const tenantId = locatorValue(this.getCurrentNodeParameter('tenantId'));
+	if (isEmpty(tenantId) || String(tenantId).startsWith('=')) return { results: [] };
+	return listed(await callBlock(this, 'getClients', { tenantId }), filter);
+}
+
+const listSearch = { searchTenants, searchClients };
+
+module.exports = { buildRequest, readEnvelope, callBlock, isEmpty, locatorValue, listSearch, CREDENTIAL };

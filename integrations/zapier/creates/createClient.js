@@ -14,13 +14,6 @@ module.exports = create(
     "operation": {
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -36,8 +29,16 @@ module.exports = create(
           "helpText": "device for an IoT device, user for a person using an app.",
           "required": true,
           "choices": [
-            "device",
-            "user"
+            {
+              "value": "device",
+              "sample": "device",
+              "label": "Device"
+            },
+            {
+              "value": "user",
+              "sample": "user",
+              "label": "User"
+            }
           ]
         },
         {
@@ -242,7 +243,6 @@ module.exports = create(
   {
     "block": "createClient",
     "args": [
-      "accessToken",
       "tenantId",
       "type",
       "name",

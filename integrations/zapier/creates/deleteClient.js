@@ -14,13 +14,6 @@ module.exports = create(
     "operation": {
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -70,7 +63,6 @@ module.exports = create(
   {
     "block": "deleteClient",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId"
     ],

@@ -14,13 +14,6 @@ module.exports = create(
     "operation": {
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -45,8 +38,8 @@ module.exports = create(
           "key": "id",
           "label": "ID",
           "type": "number",
-          "helpText": "Your number for the message: a whole number from 1 to 65535, unique among this client's messages still in flight. It is not the messageId this block answers, which is what releaseMessage takes.",
-          "required": true,
+          "helpText": "Your number for the message: a whole number from 1 to 65535, unique among this client's messages still in flight. It is not the messageId this block answers, which is what releaseMessage takes. Left empty, the app picks one from the Idempotency Key (at random without one), so a retried step sends the same.",
+          "required": false,
           "placeholder": "1"
         },
         {
@@ -56,8 +49,16 @@ module.exports = create(
           "helpText": "pub publishes on a topic; p2p sends to one client.",
           "required": true,
           "choices": [
-            "pub",
-            "p2p"
+            {
+              "value": "pub",
+              "sample": "pub",
+              "label": "Publish on a topic (pub)"
+            },
+            {
+              "value": "p2p",
+              "sample": "p2p",
+              "label": "Send to one client (peer to peer) (p2p)"
+            }
           ]
         },
         {
@@ -83,9 +84,21 @@ module.exports = create(
           "helpText": "Quality of service: 1 at most once, 2 at least once, 3 exactly once.",
           "required": true,
           "choices": [
-            "1",
-            "2",
-            "3"
+            {
+              "value": "1",
+              "sample": "1",
+              "label": "At most once (1)"
+            },
+            {
+              "value": "2",
+              "sample": "2",
+              "label": "At least once (2)"
+            },
+            {
+              "value": "3",
+              "sample": "3",
+              "label": "Exactly once (3)"
+            }
           ],
           "placeholder": "1"
         },
@@ -128,7 +141,6 @@ module.exports = create(
   {
     "block": "publishMessage",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId",
       "id",
@@ -140,6 +152,9 @@ module.exports = create(
       "save"
     ],
     "credentials": "managed",
+    "chosen": [
+      "id"
+    ],
     "keyed": true
   },
 );

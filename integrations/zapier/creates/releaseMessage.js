@@ -14,13 +14,6 @@ module.exports = create(
     "operation": {
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -78,7 +71,6 @@ module.exports = create(
   {
     "block": "releaseMessage",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId",
       "messageId"

@@ -14,13 +14,6 @@ module.exports = create(
     "operation": {
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -48,8 +41,16 @@ module.exports = create(
           "helpText": "device for an IoT device, user for a person using an app.",
           "required": false,
           "choices": [
-            "device",
-            "user"
+            {
+              "value": "device",
+              "sample": "device",
+              "label": "Device"
+            },
+            {
+              "value": "user",
+              "sample": "user",
+              "label": "User"
+            }
           ]
         },
         {
@@ -258,7 +259,6 @@ module.exports = create(
   {
     "block": "updateClient",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId",
       "type",

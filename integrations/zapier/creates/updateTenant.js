@@ -14,18 +14,12 @@ module.exports = create(
     "operation": {
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "id",
           "label": "ID",
           "type": "string",
           "helpText": "The tenant's ID (id in createTenant's result).",
           "required": true,
+          "dynamic": "getTenants.id.name",
           "placeholder": "t494609aaec00"
         },
         {
@@ -137,7 +131,6 @@ module.exports = create(
   {
     "block": "updateTenant",
     "args": [
-      "accessToken",
       "id",
       "name",
       "description",

@@ -14,13 +14,6 @@ module.exports = search(
     "operation": {
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -63,7 +56,6 @@ module.exports = search(
   {
     "block": "getClientAuthToken",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId"
     ],

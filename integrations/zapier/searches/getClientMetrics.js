@@ -14,13 +14,6 @@ module.exports = search(
     "operation": {
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -48,8 +41,16 @@ module.exports = search(
           "helpText": "day sums up the last 24 hours (InstaMsg's default), month the last 30 days.",
           "required": false,
           "choices": [
-            "day",
-            "month"
+            {
+              "value": "day",
+              "sample": "day",
+              "label": "Day"
+            },
+            {
+              "value": "month",
+              "sample": "month",
+              "label": "Month"
+            }
           ],
           "default": "day"
         }
@@ -113,7 +114,6 @@ module.exports = search(
   {
     "block": "getClientMetrics",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId",
       "interval"

@@ -14,18 +14,12 @@ module.exports = search(
     "operation": {
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "id",
           "label": "ID",
           "type": "string",
           "helpText": "The tenant's ID (id in createTenant's result).",
           "required": true,
+          "dynamic": "getTenants.id.name",
           "placeholder": "t494609aaec00"
         }
       ],
@@ -98,7 +92,6 @@ module.exports = search(
   {
     "block": "getSingleTenant",
     "args": [
-      "accessToken",
       "id"
     ],
     "credentials": "managed"

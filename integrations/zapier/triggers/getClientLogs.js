@@ -15,13 +15,6 @@ module.exports = trigger(
       "type": "polling",
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -65,11 +58,31 @@ module.exports = trigger(
           "helpText": "Only logs of this level.",
           "required": false,
           "choices": [
-            "DEBUG",
-            "INFO",
-            "WARN",
-            "ERROR",
-            "FATAL"
+            {
+              "value": "DEBUG",
+              "sample": "DEBUG",
+              "label": "DEBUG"
+            },
+            {
+              "value": "INFO",
+              "sample": "INFO",
+              "label": "INFO"
+            },
+            {
+              "value": "WARN",
+              "sample": "WARN",
+              "label": "WARN"
+            },
+            {
+              "value": "ERROR",
+              "sample": "ERROR",
+              "label": "ERROR"
+            },
+            {
+              "value": "FATAL",
+              "sample": "FATAL",
+              "label": "FATAL"
+            }
           ]
         },
         {
@@ -79,8 +92,16 @@ module.exports = trigger(
           "helpText": "Only logs written by InstaMsg (the server) or by the client.",
           "required": false,
           "choices": [
-            "InstaMsg",
-            "client"
+            {
+              "value": "InstaMsg",
+              "sample": "InstaMsg",
+              "label": "InstaMsg"
+            },
+            {
+              "value": "client",
+              "sample": "client",
+              "label": "Client"
+            }
           ]
         }
       ],
@@ -121,7 +142,6 @@ module.exports = trigger(
   {
     "block": "getClientLogs",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId",
       "start",

@@ -15,13 +15,6 @@ module.exports = trigger(
       "type": "polling",
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -97,8 +90,16 @@ module.exports = trigger(
           "helpText": "The field of the listed items to sort by.",
           "required": false,
           "choices": [
-            "ts",
-            "network"
+            {
+              "value": "ts",
+              "sample": "ts",
+              "label": "Ts"
+            },
+            {
+              "value": "network",
+              "sample": "network",
+              "label": "Network"
+            }
           ]
         },
         {
@@ -108,8 +109,16 @@ module.exports = trigger(
           "helpText": "The sort direction.",
           "required": false,
           "choices": [
-            "asc",
-            "desc"
+            {
+              "value": "asc",
+              "sample": "asc",
+              "label": "Ascending (asc)"
+            },
+            {
+              "value": "desc",
+              "sample": "desc",
+              "label": "Descending (desc)"
+            }
           ]
         }
       ],
@@ -162,7 +171,6 @@ module.exports = trigger(
   {
     "block": "getClientNetworkLogs",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId",
       "start",

@@ -15,13 +15,6 @@ module.exports = trigger(
       "type": "polling",
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -65,9 +58,21 @@ module.exports = trigger(
           "helpText": "The field of the listed items to sort by.",
           "required": false,
           "choices": [
-            "start",
-            "end",
-            "messages"
+            {
+              "value": "start",
+              "sample": "start",
+              "label": "Start"
+            },
+            {
+              "value": "end",
+              "sample": "end",
+              "label": "End"
+            },
+            {
+              "value": "messages",
+              "sample": "messages",
+              "label": "Messages"
+            }
           ]
         },
         {
@@ -77,8 +82,16 @@ module.exports = trigger(
           "helpText": "The sort direction.",
           "required": false,
           "choices": [
-            "asc",
-            "desc"
+            {
+              "value": "asc",
+              "sample": "asc",
+              "label": "Ascending (asc)"
+            },
+            {
+              "value": "desc",
+              "sample": "desc",
+              "label": "Descending (desc)"
+            }
           ]
         }
       ],
@@ -115,7 +128,6 @@ module.exports = trigger(
   {
     "block": "getClientSessions",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId",
       "start",

@@ -15,13 +15,6 @@ module.exports = trigger(
       "type": "polling",
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "tenantId",
           "label": "Tenant ID",
           "type": "string",
@@ -37,8 +30,16 @@ module.exports = trigger(
           "helpText": "Only clients of this type.",
           "required": false,
           "choices": [
-            "device",
-            "user"
+            {
+              "value": "device",
+              "sample": "device",
+              "label": "Device"
+            },
+            {
+              "value": "user",
+              "sample": "user",
+              "label": "User"
+            }
           ]
         },
         {
@@ -55,8 +56,16 @@ module.exports = trigger(
           "helpText": "Only clients in this state.",
           "required": false,
           "choices": [
-            "online",
-            "offline"
+            {
+              "value": "online",
+              "sample": "online",
+              "label": "Online"
+            },
+            {
+              "value": "offline",
+              "sample": "offline",
+              "label": "Offline"
+            }
           ]
         },
         {
@@ -66,11 +75,31 @@ module.exports = trigger(
           "helpText": "The field of the listed items to sort by.",
           "required": false,
           "choices": [
-            "id",
-            "name",
-            "type",
-            "created_at",
-            "updated_at"
+            {
+              "value": "id",
+              "sample": "id",
+              "label": "ID"
+            },
+            {
+              "value": "name",
+              "sample": "name",
+              "label": "Name"
+            },
+            {
+              "value": "type",
+              "sample": "type",
+              "label": "Type"
+            },
+            {
+              "value": "created_at",
+              "sample": "created_at",
+              "label": "Created At"
+            },
+            {
+              "value": "updated_at",
+              "sample": "updated_at",
+              "label": "Updated At"
+            }
           ]
         },
         {
@@ -80,8 +109,16 @@ module.exports = trigger(
           "helpText": "The sort direction.",
           "required": false,
           "choices": [
-            "asc",
-            "desc"
+            {
+              "value": "asc",
+              "sample": "asc",
+              "label": "Ascending (asc)"
+            },
+            {
+              "value": "desc",
+              "sample": "desc",
+              "label": "Descending (desc)"
+            }
           ]
         }
       ],
@@ -173,7 +210,6 @@ module.exports = trigger(
   {
     "block": "getClients",
     "args": [
-      "accessToken",
       "tenantId",
       "type",
       "secure",

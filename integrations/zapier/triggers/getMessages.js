@@ -9,18 +9,11 @@ module.exports = trigger(
     "noun": "Message",
     "display": {
       "label": "New Message",
-      "description": "Triggers on each new message that getMessages lists. Lists the messages a client exchanged, optionally in a time window and of one type."
+      "description": "Triggers on each new message that getMessages lists. Lists the messages a client exchanged, optionally in a time window and of one type. Each comes with its payload parsed (payload_json) when it is a JSON object or array, its time in ISO 8601 (created_at_iso), and messageId, the ID releaseMessage takes."
     },
     "operation": {
       "type": "polling",
       "inputFields": [
-        {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
         {
           "key": "tenantId",
           "label": "Tenant ID",
@@ -65,8 +58,16 @@ module.exports = trigger(
           "helpText": "Only messages of this type.",
           "required": false,
           "choices": [
-            "pub",
-            "p2p"
+            {
+              "value": "pub",
+              "sample": "pub",
+              "label": "Publish on a topic (pub)"
+            },
+            {
+              "value": "p2p",
+              "sample": "p2p",
+              "label": "Send to one client (peer to peer) (p2p)"
+            }
           ]
         }
       ],
@@ -74,6 +75,11 @@ module.exports = trigger(
         {
           "key": "id",
           "label": "ID",
+          "type": "string"
+        },
+        {
+          "key": "messageId",
+          "label": "Message ID",
           "type": "string"
         },
         {
@@ -97,6 +103,10 @@ module.exports = trigger(
           "type": "string"
         },
         {
+          "key": "payload_json",
+          "label": "Payload Json"
+        },
+        {
           "key": "qos",
           "label": "QoS",
           "type": "number"
@@ -115,6 +125,11 @@ module.exports = trigger(
           "key": "created_at",
           "label": "Created At",
           "type": "number"
+        },
+        {
+          "key": "created_at_iso",
+          "label": "Created At Iso",
+          "type": "string"
         }
       ],
       "sample": {
@@ -126,14 +141,16 @@ module.exports = trigger(
         "qos": 2,
         "duplicate": 0,
         "status": "released",
-        "created_at": 1795697050272
+        "created_at": 1795697050272,
+        "messageId": "1",
+        "payload_json": null,
+        "created_at_iso": "2026-11-26T12:44:10.272Z"
       }
     }
   },
   {
     "block": "getMessages",
     "args": [
-      "accessToken",
       "tenantId",
       "clientId",
       "start",
@@ -144,14 +161,17 @@ module.exports = trigger(
     "time": "created_at",
     "fields": [
       "id",
+      "messageId",
       "message_id",
       "type",
       "topic",
       "payload",
+      "payload_json",
       "qos",
       "duplicate",
       "status",
-      "created_at"
+      "created_at",
+      "created_at_iso"
     ]
   },
 );

@@ -15,13 +15,6 @@ module.exports = trigger(
       "type": "polling",
       "inputFields": [
         {
-          "key": "accessToken",
-          "label": "Access Token",
-          "type": "password",
-          "helpText": "Optional. Leave it empty and the connector gets and renews access tokens itself with this connection's client key and secret. A token given here (access_token of Get Access Token) is used as it is.",
-          "required": false
-        },
-        {
           "key": "active",
           "label": "Active",
           "type": "boolean",
@@ -35,12 +28,36 @@ module.exports = trigger(
           "helpText": "The field of the listed items to sort by.",
           "required": false,
           "choices": [
-            "id",
-            "name",
-            "created_at",
-            "updated_at",
-            "max_clients",
-            "max_messages"
+            {
+              "value": "id",
+              "sample": "id",
+              "label": "ID"
+            },
+            {
+              "value": "name",
+              "sample": "name",
+              "label": "Name"
+            },
+            {
+              "value": "created_at",
+              "sample": "created_at",
+              "label": "Created At"
+            },
+            {
+              "value": "updated_at",
+              "sample": "updated_at",
+              "label": "Updated At"
+            },
+            {
+              "value": "max_clients",
+              "sample": "max_clients",
+              "label": "Max Clients"
+            },
+            {
+              "value": "max_messages",
+              "sample": "max_messages",
+              "label": "Max Messages"
+            }
           ]
         },
         {
@@ -50,8 +67,16 @@ module.exports = trigger(
           "helpText": "The sort direction.",
           "required": false,
           "choices": [
-            "asc",
-            "desc"
+            {
+              "value": "asc",
+              "sample": "asc",
+              "label": "Ascending (asc)"
+            },
+            {
+              "value": "desc",
+              "sample": "desc",
+              "label": "Descending (desc)"
+            }
           ]
         }
       ],
@@ -124,7 +149,6 @@ module.exports = trigger(
   {
     "block": "getTenants",
     "args": [
-      "accessToken",
       "active",
       "sortBy",
       "sortOrder"

@@ -9,7 +9,7 @@
 // carries on where it was. A manual test emits the latest message.
 
 const description = require('./InstaMsgTrigger.description.json');
-const { callBlock, CREDENTIAL } = require('../../lib/instamsg');
+const { callBlock, locatorValue, listSearch, CREDENTIAL } = require('../../lib/instamsg');
 
 // The poll contexts already polled in this process: n8n makes one per activation.
 const polled = new WeakSet();
@@ -50,11 +50,13 @@ class InstaMsgTrigger {
 			credentials: [{ name: CREDENTIAL, required: true }],
 			properties: description.properties,
 		};
+		// The trigger has no input to drag an ID from: its tenant and client are picked From List.
+		this.methods = { listSearch };
 	}
 
 	async poll() {
-		const tenantId = this.getNodeParameter('tenantId');
-		const clientId = this.getNodeParameter('clientId');
+		const tenantId = locatorValue(this.getNodeParameter('tenantId'));
+		const clientId = locatorValue(this.getNodeParameter('clientId'));
 		const topic = this.getNodeParameter('topic', '');
 		const onTopic = (message) => !topic || message.topic === topic;
 		const state = this.getWorkflowStaticData('node');

@@ -2,9 +2,12 @@
 // The InstaMsg node: one operation per block of the connector, declarative (n8n's routing sends
 // POST /blocks/<name>). Its parameters and operations are generated from the connector's
 // manifest into InstaMsg.description.json; this file only wires them to lib/instamsg.js.
+// Laid out as n8n's own resource/operation nodes are (Slack, Airtable): actions named
+// "Get many tenants", Return All / Limit on lists, rarely used settings under Options, sign-in
+// in the credential only, a codex file (InstaMsg.node.json) for the node panel's search.
 
 const description = require('./InstaMsg.description.json');
-const { buildRequest, readEnvelope, CREDENTIAL } = require('../../lib/instamsg');
+const { buildRequest, readEnvelope, listSearch, CREDENTIAL } = require('../../lib/instamsg');
 
 const { operations } = description;
 
@@ -40,7 +43,8 @@ class InstaMsg {
 			icon: 'file:instamsg.svg',
 			group: ['transform'],
 			version: 1,
-			subtitle: '={{$parameter["operation"]}}',
+			// The operation's action in words (as Slack's "create: channel"), not its block name.
+			subtitle: description.subtitle,
 			description: description.description,
 			defaults: { name: 'InstaMsg' },
 			inputs: ['main'],
@@ -52,6 +56,8 @@ class InstaMsg {
 			},
 			properties: description.properties.map(withRouting),
 		};
+		// Tenants and clients picked From List (resource locators, as Airtable's Base).
+		this.methods = { listSearch };
 	}
 }
 
