@@ -55,7 +55,9 @@ def matches(subscription: dict, message: dict) -> bool:
     topic = subscription["filter"].get("topic")
     if topic is not None and message.get("topic") != topic:
         return False
-    return message.get("created_at", 0) >= subscription["created"] * 1000
+    # InstaMsg's times are whole milliseconds: one of the subscription's own millisecond is
+    # not older than it (compared with the fraction, it was, and was dropped).
+    return message.get("created_at", 0) >= int(subscription["created"] * 1000)
 
 
 def newer(cursor: dict, message: dict) -> bool:

@@ -63,9 +63,6 @@ def test_n_subscribers_of_one_client_cost_one_poll(sandbox_app, sandbox_client, 
     w = watcher(sandbox_app)
     w.round()
     assert w.polls == 1
-    # Once, under load, one of the three was not in the catcher after the first round (its
-    # record's state was not kept): later rounds send what is still due, and poll nothing new.
-    rounds_until(w, lambda: len(catcher.calls) >= 3)
     assert sorted(urlsplit(c.request.url).path for c in catcher.calls) == ["/s0", "/s1", "/s2"]
     for n, sub in enumerate(subs):
         # each subscriber's own secret signs its copy

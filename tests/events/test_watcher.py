@@ -132,3 +132,14 @@ def test_a_round_that_outlives_its_lease_stops_polling(
     w = events.watcher(owner="w")
     assert w.round() is True
     assert w.polls == 1  # the second client is left to the watcher that holds the lease now
+
+
+@pytest.mark.parametrize(
+    ("message_ms", "wanted"),
+    [(1_000_122, False), (1_000_123, True), (1_000_124, True)],
+)
+def test_a_message_of_the_subscriptions_own_millisecond_is_not_older(message_ms, wanted):
+    from connector.events.watcher import matches
+
+    subscription = {"created": 1_000.1239, "filter": {"tenantId": "t", "clientId": "c"}}
+    assert matches(subscription, {"id": "1", "created_at": message_ms}) is wanted
