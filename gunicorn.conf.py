@@ -20,6 +20,7 @@ worker class: HTTP/1.1 with exactly one Host, and a body that cannot be framed a
 import contextlib
 import multiprocessing
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -132,16 +133,25 @@ def child_exit(server, worker):
 
 #: The consumer of queued hook deliveries that this master started (HOOKS_WORKER=1), if any.
 HOOKS_WORKER = []
+#: Seconds before a consumer that died is started again.
+RESTART_AFTER = 1
 
 
 def start_hooks_worker():
     """`flask --app app hooks worker` beside the server, stopped with it: one command runs
-    everything on one machine. A deployment of several instances runs it as a service of its
-    own (deploy/compose.yaml), where a supervisor restarts it."""
+    everything on one machine. A consumer that dies (killed, out of memory) is started again
+    RESTART_AFTER seconds later by the shell that runs it, and re-queues at its start what the
+    dead one held; asked to stop (TERM), that shell stops the consumer and waits for it. A
+    deployment of several instances runs it as a service of its own (deploy/compose.yaml),
+    where a supervisor restarts it."""
     if os.environ.get("HOOKS_WORKER") != "1":
         return
-    command = [sys.executable, "-m", "flask", "--app", "app", "hooks", "worker"]
-    HOOKS_WORKER.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+    consumer = shlex.join([sys.executable, "-m", "flask", "--app", "app", "hooks", "worker"])
+    loop = (
+        'trap \'kill -TERM "$c" 2>/dev/null; wait "$c"; exit 0\' TERM INT; '
+        f'while :; do {consumer} & c=$!; wait "$c"; sleep {RESTART_AFTER}; done'
+    )
+    HOOKS_WORKER.append(subprocess.Popen(["sh", "-c", loop], stdin=subprocess.DEVNULL))
 
 
 def on_exit(server):

@@ -220,3 +220,34 @@ def test_instamsg_unreachable_for_30_s_then_healing_publishes_every_delivery_onc
             )
     assert {r["status"] for r in done} == {"done"}
     assert sorted(publishes(later)) == [f"payload-{n}" for n in range(5)]
+
+
+def test_the_consumer_gunicorn_starts_is_started_again_when_it_dies(upstream, tmp_path):
+    """HOOKS_WORKER=1 (make run): a consumer killed -9 is started again, and the deliveries
+    queued meanwhile are published once each (before, nothing consumed them until a restart)."""
+    from tests.support.faultkit import children
+
+    upstream.post(MESSAGES, status=201, headers=LOCATION)
+    data = tmp_path / "data"
+    with connector(data, upstream, HOOKS_WORKER="1", **RETRIES) as (base, master):
+        made = requests.post(base + "/hooks", json=HOOK, timeout=10).json()
+
+        def consumer_pid():
+            """The consumer's process: the master's child, or its child's (a supervisor)."""
+            for pid in children(master.pid):
+                for candidate in (pid, *children(pid)):
+                    with open(f"/proc/{candidate}/cmdline", "rb") as cmdline:
+                        if cmdline.read().endswith(b"hooks\x00worker\x00"):
+                            return candidate
+            return None
+
+        first = wait_until(consumer_pid, within=30, explain=master.output)
+        assert send(base, made, 0).status_code == 202
+        wait_until(lambda: all_final(base, made["id"], 1), within=60, explain=master.output)
+        os.kill(first, signal.SIGKILL)
+        for n in range(1, 4):
+            assert send(base, made, n).status_code == 202
+        done = wait_until(lambda: all_final(base, made["id"], 4), within=90, explain=master.output)
+        assert consumer_pid() not in (None, first)
+    assert {r["status"] for r in done} == {"done"}
+    assert sorted(publishes(upstream)) == [f"payload-{n}" for n in range(4)]
