@@ -193,7 +193,8 @@ class Message(Result):
         allow_none=True,
         metadata={
             "description": "The payload parsed, when its text is a JSON object or array; "
-            "null for any other payload (payload keeps the text)."
+            "null for any other payload (payload keeps the text).",
+            "anyOf": [{"type": "object"}, {"type": "array", "items": {}}],
         },
     )
     qos = _int("Its quality of service: 1, 2 or 3.")

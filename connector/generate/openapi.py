@@ -55,6 +55,14 @@ def arg_property(converter, field, ret, **kwargs):
     return extra
 
 
+def nullable_on_forms(converter, field, ret, **kwargs) -> dict:
+    """OpenAPI 3.0's nullable qualifies a sibling type: a property of several forms
+    (``anyOf``, such as a result's) says it on each of them, never beside them."""
+    if "anyOf" in ret and ret.pop("nullable", False):
+        return {"anyOf": [{**form, "nullable": True} for form in ret["anyOf"]]}
+    return {}
+
+
 def text_example(value) -> str:
     """An example as a form field carries it."""
     if isinstance(value, bool):
@@ -471,6 +479,7 @@ def build_openapi() -> dict:
         tags=[{"name": name, "description": info} for name, info in TAG_INFO.items()],
     )
     plugin.converter.add_attribute_function(arg_property)
+    plugin.converter.add_attribute_function(nullable_on_forms)
     spec.components.security_scheme(
         "apiKey",
         {
