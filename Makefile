@@ -23,10 +23,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.runtime
 
 ## run: start the connector with gunicorn on $(PORT), in sandbox mode unless INSTAMSG_SANDBOX=0,
-## with the consumer of queued hook deliveries (HOOKS_WORKER=0: not) and the MCP server over
-## HTTP on $(MCP_PORT) (MCP_PORT=0: not) beside it
+## with the consumer of queued hook deliveries (HOOKS_WORKER=0: not), the event watcher
+## (EVENTS_WATCH=0: not) and the MCP server over HTTP on $(MCP_PORT) (MCP_PORT=0: not) beside it
 run: $(VENV)/.runtime
-	@$(with_mcp) INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) HOOKS_WORKER=$${HOOKS_WORKER-1} $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
+	@$(with_mcp) $(with_events) INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} HOST=$${HOST-127.0.0.1} PORT=$(PORT) HOOKS_WORKER=$${HOOKS_WORKER-1} $(BIN)/gunicorn -c gunicorn.conf.py 'app:serve()'
 
 # make run's MCP server over HTTP (blocks mcp --http) on the same HOST, in the background; it
 # stops when gunicorn does (SIGTERM, or Ctrl-C). gunicorn's command stays the line's last one:
@@ -35,6 +35,14 @@ with_mcp = if [ "$(MCP_PORT)" != 0 ]; then \
 	  INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} $(BIN)/flask --app app blocks mcp \
 	    --http "$${HOST-127.0.0.1}:$(MCP_PORT)" & mcp=$$!; \
 	  trap 'kill $$mcp 2>/dev/null; wait $$mcp' EXIT; trap 'exit 143' TERM INT; \
+	fi;
+
+# make run's event watcher (flask --app app events watch: instant triggers' polls and
+# deliveries) in the background, unless EVENTS_WATCH=0; it stops when gunicorn does. Its EXIT
+# trap stops the MCP server too (a second trap replaces the first).
+with_events = if [ "$${EVENTS_WATCH-1}" != 0 ]; then \
+	  INSTAMSG_SANDBOX=$${INSTAMSG_SANDBOX-1} $(BIN)/flask --app app events watch & watch=$$!; \
+	  trap 'kill $$watch $$mcp 2>/dev/null; wait $$watch $$mcp' EXIT; trap 'exit 143' TERM INT; \
 	fi;
 
 ## sandbox: the InstaMsg sandbox alone, on port 8081 (point INSTAMSG_API_URL at it)

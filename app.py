@@ -21,8 +21,10 @@ import blocks  # noqa: F401  (registers every block)
 from connector import cli, logs
 from connector.config import ConfigError, Settings, with_sandbox_default
 from connector.engine.build import build_engine
+from connector.events.service import Events
 from connector.hooks.service import Hooks
 from connector.web import blueprint, hooks, playground, ratelimit
+from connector.web import subscriptions as subscription_routes
 from connector.web.body import ConnectorRequest
 from connector.web.envelope import register_errors
 from connector.web.sandbox_admin import sandbox_admin
@@ -58,7 +60,21 @@ def create_app(config: Settings | dict | None = None) -> Flask:
     register_errors(app)
     app.cli.add_command(cli.blocks)
     app.cli.add_command(cli.hooks)
+    install_events(app, settings, engine)
     return app
+
+
+def install_events(app: Flask, settings: Settings, engine) -> None:
+    """The instant triggers (connector/events): /subscriptions, and the CLI's
+    ``subscriptions`` and ``events`` groups."""
+    hooks_service = app.extensions["instamsg_hooks"]
+    events = Events(settings, engine, queue_source=lambda: hooks_service.queue)
+    # Deliveries are a second task on the hooks' queue: its consumer (hooks worker) runs both.
+    hooks_service.more_tasks.append(events.register)
+    app.extensions["events"] = events
+    app.register_blueprint(subscription_routes.bp)
+    app.cli.add_command(cli.subscriptions)
+    app.cli.add_command(cli.events)
 
 
 def environment_settings() -> Settings:

@@ -30,7 +30,7 @@ from connector.engine import Invocation
 from connector.engine.arguments import held_credentials
 from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
-from connector.errors import UnknownBlock
+from connector.errors import ConnectorError, UnknownBlock
 from connector.generate import manifest
 
 #: Lines of ``describe`` are wrapped to this width, whatever the terminal's.
@@ -541,3 +541,99 @@ def hooks_worker(workers):
     service.engine.announce()
     logs.event("hooks worker", workers=workers, requeued=service.sweep(stale_only=False))
     service.queue.consumer(workers).run()
+
+
+# -- instant triggers: `subscriptions` and `events` (connector/events) --------------------
+
+subscriptions = AppGroup(
+    "subscriptions", help="Subscribe flows to new messages: add, list, show, remove."
+)
+events = AppGroup("events", help="Run the event watcher that delivers subscribed messages.")
+
+
+def events_service():
+    return current_app.extensions["events"]
+
+
+def refused(error) -> None:
+    """A refused command: the error's message on stderr, exit status 1."""
+    click.echo(error.message, err=True)
+    click.get_current_context().exit(1)
+
+
+@subscriptions.command("add", short_help="Subscribe a URL to a client's new messages.")
+@click.option("--tenant-id", required=True, help="The client's tenant.")
+@click.option("--client-id", required=True, help="The client whose new messages are sent.")
+@click.option("--topic", help="Only messages on this topic.")
+@click.option("--target-url", required=True, help="Where each message is POSTed.")
+@click.option("--client-key", help="The InstaMsg app to read with (else INSTAMSG_CLIENT_KEY).")
+@click.option("--client-secret", envvar="INSTAMSG_SUBSCRIPTION_SECRET", help="Its secret.")
+def add_subscription(tenant_id, client_id, topic, target_url, client_key, client_secret):
+    """Keep a subscription to message.received and print it as JSON, with its signing
+    secret: shown this once."""
+    body = {
+        "event": "message.received",
+        "filter": {"tenantId": tenant_id, "clientId": client_id},
+        "target_url": target_url,
+    }
+    if topic is not None:
+        body["filter"]["topic"] = topic
+    if client_key is not None:
+        body["clientKey"] = client_key
+    if client_secret is not None:
+        body["clientSecret"] = client_secret
+    try:
+        click.echo(pretty(events_service().subscriptions.create(body)))
+    except ConnectorError as error:
+        refused(error)
+
+
+@subscriptions.command("list")
+def list_subscriptions():
+    """Every subscription, as JSON (never a secret)."""
+    click.echo(pretty(events_service().subscriptions.list()))
+
+
+@subscriptions.command("show")
+@click.argument("ident", metavar="ID")
+@click.option("--deliveries", "log", is_flag=True, help="Its recent deliveries, newest first.")
+def show_subscription(ident, log):
+    """One subscription (or its delivery log), as JSON."""
+    service = events_service()
+    try:
+        shown = service.deliveries(ident) if log else service.subscriptions.show(ident)
+    except ConnectorError as error:
+        refused(error)
+        return
+    click.echo(pretty(shown))
+
+
+@subscriptions.command("remove")
+@click.argument("ident", metavar="ID")
+def remove_subscription(ident):
+    """Remove a subscription and its delivery log."""
+    try:
+        events_service().subscriptions.remove(ident)
+    except ConnectorError as error:
+        refused(error)
+
+
+@events.command("watch")
+@click.option("--once", is_flag=True, help="One round (poll, then send what is due), then exit.")
+def watch(once):
+    """Poll InstaMsg for every watched client each EVENTS_POLL_SECONDS and deliver new
+    messages to their subscribers, until SIGTERM or Ctrl-C. One watcher runs fleet-wide:
+    another waits while this one holds the lease."""
+    import signal
+    import threading
+
+    service = events_service()
+    service.engine.announce()
+    watcher = service.watcher()
+    if once:
+        watcher.round()
+        return
+    stop = threading.Event()
+    for name in ("SIGTERM", "SIGINT"):
+        signal.signal(getattr(signal, name), lambda *_: stop.set())
+    watcher.run(stop)

@@ -139,6 +139,21 @@ class Settings:
     #: INSTAMSG_CLIENT_SECRET): a hook's delivery and a tool call of the MCP server that give
     #: no credentials of their own run with them. Empty: none held.
     app_credentials: tuple = ()
+    # -- instant triggers (connector/events) ----------------------------------------------
+    #: how often the watcher reads each watched client's messages (seconds)
+    events_poll_seconds: float = 5.0
+    #: the waits before each new try of a failed delivery (seconds), on Svix's model: 5 s,
+    #: 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+    events_retry_schedule: tuple = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+    #: a subscription whose deliveries fail for this long is disabled (seconds)
+    events_disable_after: float = 24 * 3600.0
+    #: the most one delivery may take, connection and whole answer (seconds)
+    events_delivery_timeout: float = 10.0
+    #: targets may be loopback, private or link-local addresses (a deliberate set-up)
+    events_allow_private: bool = False
+    #: deliveries are jobs on the hooks' queue, run by its consumer (flask --app app hooks
+    #: worker); off: the watcher sends them itself
+    events_queued: bool = True
 
     @classmethod
     def from_env(cls, env=None) -> Settings:
@@ -180,6 +195,7 @@ class Settings:
             hook_retries=_number(env, "HOOK_RETRIES", cls.hook_retries, int),
             hook_retry_base=_number(env, "HOOK_RETRY_BASE", cls.hook_retry_base),
             app_credentials=_app_credentials(env),
+            **_events(env, cls),
         )
 
 
@@ -189,6 +205,36 @@ def _app_credentials(env) -> tuple:
     if bool(key) != bool(secret):
         raise ConfigError("Set both INSTAMSG_CLIENT_KEY and INSTAMSG_CLIENT_SECRET, or neither.")
     return (key, secret) if key else ()
+
+
+def _schedule(env, default: tuple) -> tuple:
+    raw = env.get("EVENTS_RETRY_SCHEDULE", "").strip()
+    if not raw:
+        return default
+    try:
+        waits = tuple(float(item) for item in raw.split(","))
+    except ValueError:
+        waits = ()
+    if not waits or not all(math.isfinite(w) and w >= 0 for w in waits):
+        raise ConfigError(
+            "EVENTS_RETRY_SCHEDULE must be comma-separated waits in seconds, such as "
+            f"'5,300,1800', not {raw[:60]!r}"
+        )
+    return waits
+
+
+def _events(env, cls) -> dict:
+    """The instant triggers' settings (connector/events)."""
+    return {
+        "events_poll_seconds": _seconds(env, "EVENTS_POLL_SECONDS", cls.events_poll_seconds),
+        "events_retry_schedule": _schedule(env, cls.events_retry_schedule),
+        "events_disable_after": _seconds(env, "EVENTS_DISABLE_AFTER", cls.events_disable_after),
+        "events_delivery_timeout": _seconds(
+            env, "EVENTS_DELIVERY_TIMEOUT", cls.events_delivery_timeout
+        ),
+        "events_allow_private": _flag(env, "EVENTS_ALLOW_PRIVATE"),
+        "events_queued": _flag(env, "EVENTS_QUEUED", cls.events_queued),
+    }
 
 
 def with_sandbox_default(environ: Mapping[str, str]) -> Mapping[str, str]:

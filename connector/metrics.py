@@ -71,6 +71,18 @@ IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 
+# -- instant triggers (connector/events) -------------------------------------------------
+EVENT_POLLS = Counter(
+    "instamsg_connector_event_polls_total",
+    "getMessages reads made by the event watcher: one per watched client per round, however "
+    "many subscriptions watch it.",
+)
+EVENT_DELIVERIES = Counter(
+    "instamsg_connector_event_deliveries_total",
+    "Event deliveries tried, by outcome: delivered, retrying, failed, gone (410) or skipped.",
+    ["outcome"],
+)
+
 
 _calls: dict = {}
 _call_seconds: dict = {}

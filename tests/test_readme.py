@@ -32,10 +32,11 @@ WALK_THROUGH = block_with("to() {")
 CALLING = block_with("# the RapidAPI package form")
 CLI = block_with("blocks describe")
 HOOKS = block_with("X-Hub-Signature-256")
+EVENTS = block_with("/subscriptions -H")
 
 
 def test_every_sh_block_is_run_or_named_as_not_run():
-    run = {WALK_THROUGH, CALLING, CLI, HOOKS}
+    run = {WALK_THROUGH, CALLING, CLI, HOOKS, EVENTS}
     not_run = [b for b in BLOCKS if b not in run]
     assert len(not_run) == 4
     assert "make run" in not_run[0] and "make test" in not_run[0]
@@ -71,8 +72,8 @@ def test_make_run_starts_the_mcp_server_over_http_beside_gunicorn(make_run):
     wait_until(healthy, 60, explain=lambda: output()[-2000:])
 
 
-def bash(script: str, cwd, base: str, data=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "B": base}
+def bash(script: str, cwd, base: str, data=None, **more) -> subprocess.CompletedProcess:
+    env = {**os.environ, "B": base, **more}
     if data is not None:
         env["INSTAMSG_DATA_DIR"] = str(data)
     env.pop("INSTAMSG_SANDBOX", None)
@@ -142,3 +143,26 @@ def test_the_command_line_runs_as_written(tmp_path):
     done = bash(CLI, ROOT, "unused", data=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "createClient" in done.stdout and '"access_token"' in done.stdout
+
+
+def test_instant_triggers_run_as_written(make_run, tmp_path):
+    """make run's watcher delivers the message published after subscribing, signed with the
+    secret the subscription answered, to a loopback catcher standing in for the flow."""
+    from standardwebhooks import Webhook
+
+    from tests.support.loopback import Loopback
+
+    base, output, _ = make_run
+    with Loopback() as catcher:
+        catcher.post("/webhook/instamsg")
+        done = bash(WALK_THROUGH + EVENTS, tmp_path, base, TARGET=catcher.url + "/webhook/instamsg")
+        assert done.returncode == 0, done.stderr
+        subscribed, published, log = envelopes(done.stdout)[2:]
+        assert subscribed["secret"].startswith("whsec_")
+        assert published["callback"] == "success"
+        assert [(d["message"], d["state"]) for d in log] == [
+            (published["contextWrites"]["to"]["messageId"], "delivered")
+        ]
+        (call,) = catcher.calls
+        body = Webhook(subscribed["secret"]).verify(call.request.body, dict(call.request.headers))
+        assert body["data"]["payload"] == "22.0" and body["subscription"] == subscribed["id"]

@@ -95,6 +95,9 @@ class Hooks:
         self._store = store
         self._queue = queue
         self.clock = clock
+        #: other faces' tasks on this same queue and consumer: each is called with the Huey
+        #: instance once it is made (connector/events registers its deliveries; app.py wires it)
+        self.more_tasks: list = []
 
     @property
     def store(self):
@@ -365,6 +368,8 @@ class Hooks:
             from connector.hooks.queue import Queue  # Huey loads where queued work is done
 
             self._queue = Queue(self, self.engine.settings)
+            for register in self.more_tasks:
+                register(self._queue.huey)
         return self._queue
 
     def queue_delivery(self, hook, inv, delivery, received, args) -> Answer:

@@ -71,27 +71,36 @@ def resolve(host: str, port: int) -> list[str]:
     return [info[4][0] for info in infos]
 
 
-def check_destination(url: str, allowlist, resolver=None) -> tuple:
-    """Refuse a URL that is not http(s) or that leads to a non-public address.
+def check_destination(
+    url: str, allowlist, resolver=None, *, admits=public_address, refuse=None, what="file URL"
+) -> tuple:
+    """Refuse a URL that is not http(s) or that leads to an address ``admits`` refuses
+    (by default: any that is not public).
 
     Returns (parts, host, port, address): the address the fetch must connect to, the
-    one that was checked, so that a second DNS answer cannot send it elsewhere."""
+    one that was checked, so that a second DNS answer cannot send it elsewhere. ``refuse``
+    makes the error from a message (uploadFile's ``file`` field by default); ``what`` names
+    the URL in it (the events' ``target_url`` uses the same rules)."""
     resolver = resolver or resolve
+    refuse = refuse or refused
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise refused("The file URL must be an http:// or https:// URL with a host.")
+        raise refuse(f"The {what} must be an http:// or https:// URL with a host.")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise refused("The file URL has an invalid port.") from None
+        raise refuse(f"The {what} has an invalid port.") from None
     host = parts.hostname.lower()
-    addresses = resolver(host, port)
+    try:
+        addresses = resolver(host, port)
+    except InvalidFields:
+        addresses = []
     if not addresses:
-        raise refused(f"The file URL's host {host!r} could not be resolved.")
-    if f"{host}:{port}" not in allowlist and not all(public_address(a) for a in addresses):
-        raise refused(
-            "The file URL leads to a loopback, private, link-local or reserved address; "
-            "only public addresses are fetched."
+        raise refuse(f"The {what}'s host {host!r} could not be resolved.")
+    if f"{host}:{port}" not in allowlist and not all(admits(a) for a in addresses):
+        raise refuse(
+            f"The {what} leads to a loopback, private, link-local or reserved address; "
+            "only public addresses are allowed."
         )
     return parts, host, port, addresses[0]
 
