@@ -280,6 +280,8 @@ def test_the_real_zapier_cli_validates_and_createapptester_runs_every_operation(
     expected = len(re.findall(r"^test\(", node_tests, re.M))
     assert re.search(rf"^# pass {expected}$", output, re.M), output[-4000:]
     assert re.search(r"^# fail 0$", output, re.M)
+    # The REST-hook trigger's delivery, checked in Python with the standardwebhooks library.
+    assert "delivery verified with standardwebhooks" in output, output[-4000:]
 
 
 @pytest.mark.slow
