@@ -100,8 +100,7 @@ class Watcher:
     def round(self) -> bool:
         """Poll every watched client once and send what is due; False when another
         watcher holds the lease (nothing was done)."""
-        ttl = self.settings.events_poll_seconds * LEASE_ROUNDS
-        leading = self.store.lease(LEASE_NAME, self.owner, ttl)
+        leading = self.renew()
         if leading != self.leading:  # said at each change only: who polls, fleet-wide
             self.leading = leading
             said = "holds the lease: it polls" if leading else "waits: another watcher polls"
@@ -112,6 +111,11 @@ class Watcher:
         self.deliver_due()
         return True
 
+    def renew(self) -> bool:
+        """Take or renew the lease: whether this watcher may poll now."""
+        ttl = self.settings.events_poll_seconds * LEASE_ROUNDS
+        return self.store.lease(LEASE_NAME, self.owner, ttl)
+
     def poll_all(self) -> None:
         clients: dict[str, list[dict]] = {}
         for subscription in self.store.subscriptions():
@@ -121,6 +125,8 @@ class Watcher:
         for client, subscriptions in clients.items():
             if self.paused.get(client, 0) > now:
                 continue
+            if not self.renew():  # a slow round outlived its lease: another watcher polls
+                return
             self.paused.pop(client, None)
             self.poll(client, subscriptions)
 
@@ -156,7 +162,7 @@ class Watcher:
             return 0
         fresh = sorted(
             (m for m in messages or [] if newer(cursor, m)),
-            key=lambda m: (m.get("created_at", 0), str(m["id"])),
+            key=lambda m: (m.get("created_at", 0), len(str(m["id"])), str(m["id"])),
         )
         kept = 0
         now = self.clock()

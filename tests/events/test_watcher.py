@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from app import create_app
-from tests.events.conftest import publish, subscribe, verified
+from tests.events.conftest import call, publish, subscribe, verified
 from tests.support.loopback import Loopback
 
 
@@ -117,3 +117,18 @@ def test_events_watch_once_runs_one_round(sandbox_app, sandbox_client, pump, cat
     ran = sandbox_app.test_cli_runner().invoke(args=["events", "watch", "--once"])
     assert ran.exit_code == 0, ran.output
     assert len(verified(catcher, sub["secret"])) == 1
+
+
+def test_a_round_that_outlives_its_lease_stops_polling(
+    sandbox_app, sandbox_client, pump, catcher, monkeypatch
+):
+    other = call(sandbox_client, "createClient", tenantId=pump[0], type="device",
+                 name="valve", provisioningId="valve-1", pubTopics=["telemetry"])["id"]  # fmt: skip
+    subscribe(sandbox_client, pump, catcher.url + "/hook")
+    subscribe(sandbox_client, (pump[0], other), catcher.url + "/hook")
+    events = sandbox_app.extensions["events"]
+    answers = iter([True, True, False])  # the round's, the first client's, then lost
+    monkeypatch.setattr(events.store, "lease", lambda *a, **k: next(answers))
+    w = events.watcher(owner="w")
+    assert w.round() is True
+    assert w.polls == 1  # the second client is left to the watcher that holds the lease now
