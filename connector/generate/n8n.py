@@ -32,6 +32,10 @@ PACKAGE_NAME = "n8n-nodes-instamsg"
 CREDENTIAL = "instaMsgApi"
 NODE = "InstaMsg"
 TRIGGER = "InstaMsgTrigger"
+# The webhook-based trigger: the connector pushes each new message (README, "Instant triggers").
+INSTANT = "InstaMsgInstantTrigger"
+# The event the instant trigger subscribes to (connector/events/subscriptions.py, EVENTS).
+INSTANT_EVENT = "message.received"
 # The arguments the credentials stand in for: no operation shows them, and the node sends the
 # credentials' own with every call, so the connector gets and renews the tokens itself.
 APP_CREDENTIALS = ("clientKey", "clientSecret")
@@ -509,6 +513,17 @@ def trigger_data(manifest: dict) -> dict:
     return {"block": listing["name"], "documentationUrl": DOCS_URL, "properties": props}
 
 
+def instant_trigger_data(manifest: dict) -> dict:
+    """The instant trigger asks for what the polling one does (tenant, client, topic): the same
+    parameters, sent as the subscription's filter."""
+    polling = trigger_data(manifest)
+    return {
+        "event": INSTANT_EVENT,
+        "documentationUrl": DOCS_URL,
+        "properties": polling["properties"],
+    }
+
+
 def credential_data(manifest: dict) -> dict:
     """The credential: its fields (each one a call needs is required), its Docs link, and the
     block its test runs with them."""
@@ -577,7 +592,7 @@ def package_json(manifest: dict) -> dict:
         "n8n": {
             "n8nNodesApiVersion": 1,
             "credentials": [f"credentials/{CREDENTIAL[:1].upper()}{CREDENTIAL[1:]}.credentials.js"],
-            "nodes": [f"nodes/{NODE}/{NODE}.node.js", f"nodes/{TRIGGER}/{TRIGGER}.node.js"],
+            "nodes": [f"nodes/{name}/{name}.node.js" for name in (NODE, TRIGGER, INSTANT)],
         },
     }
 
@@ -594,6 +609,8 @@ def readme(manifest: dict) -> str:
         "and secret (sent with every call; the connector manages the tokens).",
         f"- Node `{NODE[:1].lower()}{NODE[1:]}`: one operation per block, `POST /blocks/<name>`.",
         f"- Trigger `{TRIGGER[:1].lower()}{TRIGGER[1:]}`: each new message of a client, once.",
+        f"- Trigger `{INSTANT[:1].lower()}{INSTANT[1:]}`: the same, pushed by the connector the "
+        "moment it sees the message (a signed webhook; the workflow must be published).",
         "",
         "| resource | operations |",
         "| --- | --- |",
@@ -623,7 +640,8 @@ def files(manifest: dict) -> dict[str, str]:
     out["README.md"] = readme(manifest)
     out[f"nodes/{NODE}/{NODE}.description.json"] = render_json(node_data(manifest))
     out[f"nodes/{TRIGGER}/{TRIGGER}.description.json"] = render_json(trigger_data(manifest))
-    for name in (NODE, TRIGGER):
+    out[f"nodes/{INSTANT}/{INSTANT}.description.json"] = render_json(instant_trigger_data(manifest))
+    for name in (NODE, TRIGGER, INSTANT):
         out[f"nodes/{name}/{name}.node.json"] = render_json(codex(name[:1].lower() + name[1:]))
     out["credentials/InstaMsgApi.description.json"] = render_json(credential_data(manifest))
     # The credential shows the node's icon (one drawing, kept once in the templates).

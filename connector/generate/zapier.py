@@ -47,6 +47,13 @@ PLATFORM_VERSION = "19.1.0"
 TOKEN_BLOCK = "getAccessToken"
 TOKEN_KEY = "access_token"
 KINDS = ("triggers", "searches", "creates")
+#: The REST-hook trigger (README, "Instant triggers"): its key, the event it subscribes to, and
+#: the list block whose messages it delivers (and whose latest are its samples: performList).
+HOOK_KEY = "messageReceived"
+HOOK_EVENT = "message.received"
+HOOK_LIST = "getMessages"
+#: The list block's fields the hook trigger asks for: they make the subscription's filter.
+HOOK_FILTER = ("tenantId", "clientId")
 #: Folders whose files are all generated (a file there that no block needs is stale).
 GENERATED_DIRS = KINDS + ("lib",)
 CREDENTIALS = ("clientKey", "clientSecret")
@@ -306,6 +313,42 @@ def operation(block: dict, lists: dict | None = None) -> tuple[str, dict, dict]:
     return kind, definition, meta
 
 
+def hook_operation(manifest: dict, lists: dict) -> tuple[dict, dict]:
+    """The REST-hook trigger: the list block's tenant and client fields and an optional topic
+    make the subscription's filter; the list block's outputs and sample are its own (a delivery
+    carries a message as getMessages lists it)."""
+    listing = next(b for b in manifest["blocks"] if b["name"] == HOOK_LIST)
+    _, polling, list_meta = operation(listing, lists)
+    fields = [f for f in polling["operation"]["inputFields"] if f["key"] in HOOK_FILTER]
+    fields.append(
+        {
+            "key": "topic",
+            "label": "Topic",
+            "type": "string",
+            "helpText": "Only messages on this topic (exactly as published); left empty, "
+            "messages on every topic.",
+            "required": False,
+        }
+    )
+    definition = {
+        "key": HOOK_KEY,
+        "noun": polling["noun"],
+        "display": {
+            "label": f"New {polling['noun']} (Instant)",
+            "description": "Triggers the moment a client publishes a message: the connector "
+            "watches InstaMsg and sends each new message to the Zap, signed.",
+        },
+        "operation": {
+            "type": "hook",
+            "inputFields": fields,
+            "outputFields": polling["operation"]["outputFields"],
+            "sample": polling["operation"]["sample"],
+        },
+    }
+    meta = {**list_meta, "args": list(HOOK_FILTER), "event": HOOK_EVENT}
+    return definition, meta
+
+
 def js(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
@@ -418,6 +461,9 @@ def files(manifest: dict) -> dict[str, str]:
         kind, definition, meta = operation(block, lists)
         operations[kind].append(block["name"])
         out[f"{kind}/{block['name']}.js"] = module(helper[kind], definition, meta)
+    definition, meta = hook_operation(manifest, lists)
+    operations["triggers"].append(HOOK_KEY)
+    out[f"triggers/{HOOK_KEY}.js"] = module("hookTrigger", definition, meta)
     out["authentication.js"] = authentication(manifest)
     out["index.js"] = index_js(operations)
     out["lib/runtime.js"] = HEADER + RUNTIME.read_text()

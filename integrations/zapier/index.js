@@ -16,6 +16,7 @@ module.exports = {
     getFiles: require('./triggers/getFiles'),
     getMessages: require('./triggers/getMessages'),
     getTenants: require('./triggers/getTenants'),
+    messageReceived: require('./triggers/messageReceived'),
   },
   searches: {
     downloadFile: require('./searches/downloadFile'),

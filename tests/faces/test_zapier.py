@@ -54,8 +54,10 @@ def test_every_block_is_exactly_one_operation_of_index_js():
         kind = zapier.kind_of(BLOCKS[name])
         assert f"{kind}/{name}.js" in FILES
         assert index.count(f"require('./{kind}/{name}')") == 1
+    # One more, of no block: the REST-hook trigger (a subscription, not a block call).
     operations = [p for p in FILES if p.split("/")[0] in zapier.KINDS]
-    assert len(operations) == len(BLOCKS) == len(REGISTRY) - 2
+    assert f"triggers/{zapier.HOOK_KEY}.js" in operations
+    assert len(operations) - 1 == len(BLOCKS) == len(REGISTRY) - 2
     # The token blocks are the connector's business: no operation of the app.
     assert not any("AccessToken" in path for path in operations)
 
@@ -278,6 +280,8 @@ def test_the_real_zapier_cli_validates_and_createapptester_runs_every_operation(
     expected = len(re.findall(r"^test\(", node_tests, re.M))
     assert re.search(rf"^# pass {expected}$", output, re.M), output[-4000:]
     assert re.search(r"^# fail 0$", output, re.M)
+    # The REST-hook trigger's delivery, checked in Python with the standardwebhooks library.
+    assert "delivery verified with standardwebhooks" in output, output[-4000:]
 
 
 @pytest.mark.slow

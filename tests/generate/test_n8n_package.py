@@ -76,6 +76,7 @@ def test_package_json_lists_what_n8n_loads():
     assert listed == [
         "nodes/InstaMsg/InstaMsg.node.js",
         "nodes/InstaMsgTrigger/InstaMsgTrigger.node.js",
+        "nodes/InstaMsgInstantTrigger/InstaMsgInstantTrigger.node.js",
         "credentials/InstaMsgApi.credentials.js",
     ]
     # n8n finds a node by its file name: X.node.js exporting class X.
@@ -406,3 +407,20 @@ def test_the_trigger_picks_its_tenant_and_client_from_a_list_too():
         "nodes/InstaMsgTrigger/InstaMsgTrigger.node.js",
     ):
         assert "this.methods = { listSearch };" in FILES[path]
+
+
+def test_the_instant_trigger_asks_what_the_polling_one_does_and_subscribes_to_an_event():
+    """The same tenant, client and topic parameters (sent as the subscription's filter), and an
+    event the connector offers."""
+    from connector.events.subscriptions import EVENTS
+
+    instant = json.loads(
+        FILES["nodes/InstaMsgInstantTrigger/InstaMsgInstantTrigger.description.json"]
+    )
+    polling = json.loads(FILES["nodes/InstaMsgTrigger/InstaMsgTrigger.description.json"])
+    assert instant["properties"] == polling["properties"]
+    assert instant["event"] in EVENTS
+    source = FILES["nodes/InstaMsgInstantTrigger/InstaMsgInstantTrigger.node.js"]
+    # Webhook-based, as n8n's own: its methods make, check and remove the subscription.
+    for needed in ("webhooks:", "checkExists", "async create", "async delete", "verified("):
+        assert needed in source, needed

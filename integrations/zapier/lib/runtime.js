@@ -282,6 +282,133 @@ const create = (definition, meta) => {
 };
 
 
+// -- the REST-hook trigger (README, "Instant triggers") --------------------------------------
+
+// A delivery older or newer than this (seconds) is refused (Standard Webhooks' advice).
+const TOLERANCE_SECONDS = 5 * 60;
+
+// One call to the connector's /subscriptions routes; answers {status, data}.
+const subscriptionCall = async (z, bundle, method, path, body) => {
+  const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+  if (given(bundle.authData.apiKey)) {
+    headers['X-API-Key'] = bundle.authData.apiKey;
+  }
+  const response = await z.request({
+    url: `${baseUrl(bundle)}${path}`,
+    method,
+    headers,
+    ...(body ? { body: JSON.stringify(body) } : {}),
+    merge: false,
+    skipThrowForStatus: true,
+  });
+  let data = null;
+  try {
+    data = response.content ? JSON.parse(response.content) : null;
+  } catch (error) {
+    data = null;
+  }
+  return { status: response.status, data };
+};
+
+const refusal = (z, answer, what) => {
+  const to = (answer.data && answer.data.contextWrites && answer.data.contextWrites.to) || {};
+  return new z.errors.Error(
+    `The connector refused to ${what} (HTTP ${answer.status}): ` +
+      (to.status_msg || "check the connection's Connector URL and API Key."),
+    to.status_code || 'SUBSCRIPTION_REFUSED',
+    answer.status,
+  );
+};
+
+// A header of Zapier's raw request: Zapier names them "Http-Webhook-Id"; a test, "webhook-id".
+const rawHeader = (headers, name) => {
+  for (const [key, value] of Object.entries(headers || {})) {
+    const lower = key.toLowerCase();
+    if (lower === name || lower === `http-${name}`) return String(value);
+  }
+  return null;
+};
+
+// Standard Webhooks: HMAC-SHA256 of "id.timestamp.body" keyed with the whsec_ secret's base64
+// part, compared in constant time; the header holds "v1,<base64>" entries separated by spaces.
+const signedBy = (secret, headers, body, now = Date.now() / 1000) => {
+  const id = rawHeader(headers, 'webhook-id');
+  const timestamp = rawHeader(headers, 'webhook-timestamp');
+  const signatures = rawHeader(headers, 'webhook-signature');
+  if (!secret || !id || !timestamp || !signatures || typeof body !== 'string') return false;
+  const at = Number(timestamp);
+  if (!Number.isFinite(at) || Math.abs(now - at) > TOLERANCE_SECONDS) return false;
+  const key = Buffer.from(String(secret).replace(/^whsec_/, ''), 'base64');
+  const expected = crypto.createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest();
+  return signatures.split(' ').some((entry) => {
+    const [version, signature] = entry.split(',');
+    if (version !== 'v1' || !signature) return false;
+    const given = Buffer.from(signature, 'base64');
+    return given.length === expected.length && crypto.timingSafeEqual(given, expected);
+  });
+};
+
+const hookTrigger = (definition, meta) => {
+  const operation = definition.operation;
+  // Subscribes the Zap's URL; what it answers (the id and the signing secret) is what Zapier
+  // keeps as bundle.subscribeData for perform and performUnsubscribe.
+  operation.performSubscribe = async (z, bundle) => {
+    const input = bundle.inputData || {};
+    const filter = {};
+    for (const name of [...meta.args, 'topic']) {
+      if (given(input[name])) filter[name] = String(input[name]);
+    }
+    const answer = await subscriptionCall(z, bundle, 'POST', '/subscriptions', {
+      event: meta.event,
+      filter,
+      target_url: bundle.targetUrl,
+      clientKey: bundle.authData.clientKey,
+      clientSecret: bundle.authData.clientSecret,
+    });
+    if (answer.status !== 201 || !answer.data || !answer.data.id) {
+      throw refusal(z, answer, 'subscribe this Zap');
+    }
+    return answer.data;
+  };
+  // Gone already (404) is as good as removed.
+  operation.performUnsubscribe = async (z, bundle) => {
+    const id = (bundle.subscribeData || {}).id;
+    if (!given(id)) return {};
+    const answer = await subscriptionCall(
+      z, bundle, 'DELETE', `/subscriptions/${encodeURIComponent(id)}`,
+    );
+    if (answer.status !== 204 && answer.status !== 404) {
+      throw refusal(z, answer, 'remove the subscription');
+    }
+    return {};
+  };
+  // One delivery: its message, as getMessages lists it. Where Zapier hands over the raw request,
+  // its signature is checked first, and a delivery not signed with this Zap's secret is dropped.
+  operation.perform = async (z, bundle) => {
+    const raw = bundle.rawRequest;
+    const secret = (bundle.subscribeData || {}).secret;
+    if (raw && raw.headers && secret && !signedBy(secret, raw.headers, raw.content)) {
+      return [];
+    }
+    const body = bundle.cleanedRequest || {};
+    if (body.type !== meta.event || body.data === null || typeof body.data !== 'object') {
+      return [];
+    }
+    return [withId(body.data, meta)];
+  };
+  // Samples for the Zap editor: the client's latest messages (on the topic), newest first.
+  operation.performList = async (z, bundle) => {
+    const input = bundle.inputData || {};
+    const result = unwrap(z, await send(z, bundle, meta));
+    const items = (Array.isArray(result) ? result : [])
+      .filter((item) => !given(input.topic) || item.topic === input.topic)
+      .map((item) => withId(item, meta));
+    return newestFirst(distinct(items), meta);
+  };
+  operation.sample = withId(operation.sample, meta);
+  return definition;
+};
+
 // The connection test gets a token with the connection's key and secret; the token itself is
 // not kept in the test's result.
 const authentication = (definition, meta) => {
@@ -295,4 +422,4 @@ const authentication = (definition, meta) => {
   return definition;
 };
 
-module.exports = { authentication, create, search, trigger, withId };
+module.exports = { authentication, create, hookTrigger, search, signedBy, trigger, withId };

@@ -95,9 +95,11 @@ test('the app is the one the manifest describes', () => {
   const total = ['triggers', 'searches', 'creates']
     .map((kind) => Object.keys(App[kind]).length)
     .reduce((a, b) => a + b);
-  // Every block but the token ones: tokens are the connector's business.
+  // Every block but the token ones (tokens are the connector's business), and the REST-hook
+  // trigger, which is a subscription rather than a block.
   const manifest = require('../../../manifest.json');
-  assert.equal(total, manifest.blocks.filter((b) => b.tag !== 'token').length);
+  assert.equal(total - 1, manifest.blocks.filter((b) => b.tag !== 'token').length);
+  assert.equal(App.triggers.messageReceived.operation.type, 'hook');
   // Sign-in lives in the connection only: no step has a token, key or secret field.
   for (const kind of ['triggers', 'searches', 'creates']) {
     for (const [key, operation] of Object.entries(App[kind])) {
@@ -421,9 +423,10 @@ test('every trigger, search and create against the sandbox', async () => {
   const gone = await call('creates', 'deleteTenant', { id: tenant.id });
   assert.equal(gone.id, tenant.id);
 
-  const every = ['triggers', 'searches', 'creates'].flatMap((kind) =>
-    Object.keys(App[kind]).map((key) => `${kind}.${key}`),
-  );
+  // The REST-hook trigger has its own test (below): it needs the connector's event watcher.
+  const every = ['triggers', 'searches', 'creates']
+    .flatMap((kind) => Object.keys(App[kind]).map((key) => `${kind}.${key}`))
+    .filter((name) => name !== 'triggers.messageReceived');
   assert.deepEqual(
     every.filter((name) => !called.has(name)),
     [],
@@ -502,4 +505,97 @@ test('a create run twice with the same Idempotency Key publishes one message', a
   );
   assert.equal(reused.code, 'IDEMPOTENCY_KEY_REUSED');
   assert.equal(reused.status, 422);
+});
+
+// -- the REST-hook trigger: the connector's watcher runs beside it (tests/support/zapier_run.py)
+
+const hook = (method, bundle) =>
+  appTester(App.triggers.messageReceived.operation[method], { authData, ...bundle });
+
+const subscription = async (id) =>
+  fetch(`${BASE}/subscriptions/${id}`, { headers: { 'X-API-Key': API_KEY } });
+
+test('the instant trigger subscribes, gets signed deliveries, shapes them and unsubscribes', async () => {
+  const deliveries = [];
+  const catcher = await listen((req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      deliveries.push({ headers: req.headers, content: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(200);
+      res.end();
+    });
+  });
+  try {
+    const tenant = await run('creates', 'createTenant', {
+      name: 'Instant farm',
+      maxClients: 2,
+      maxMessages: 100,
+    });
+    const device = await run('creates', 'createClient', {
+      tenantId: tenant.id,
+      type: 'device',
+      name: 'instant pump',
+      provisioningId: `zap-instant-${Date.now()}`,
+      pubTopics: ['telemetry', 'other'],
+    });
+    const ids = { tenantId: tenant.id, clientId: device.id };
+    const inputData = { ...ids, topic: 'telemetry' };
+    const targetUrl = `http://127.0.0.1:${catcher.address().port}/zap`;
+    const subscribeData = await hook('performSubscribe', { inputData, targetUrl });
+    assert.match(subscribeData.id, /\w/);
+    assert.match(subscribeData.secret, /^whsec_/);
+    assert.equal((await subscription(subscribeData.id)).status, 200);
+
+    const say = (id, topic, payload) =>
+      run('creates', 'publishMessage', { ...ids, id, type: 'pub', topic, payload, qos: 1 });
+    await say(1, 'other', 'not this topic');
+    await say(2, 'telemetry', '22.5');
+    const deadline = Date.now() + 60000;
+    while (deliveries.length < 1 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.equal(deliveries.length, 1, 'one delivery, for the message on the topic');
+    const [delivery] = deliveries;
+    // Handed to the Python side, which checks it with the standardwebhooks library.
+    if (process.env.DELIVERY_FILE) {
+      require('node:fs').writeFileSync(
+        process.env.DELIVERY_FILE,
+        JSON.stringify({ ...delivery, secret: subscribeData.secret }),
+      );
+    }
+
+    // perform: the message, as getMessages lists it, once its signature checks out; Zapier
+    // names the raw request's headers Http-<Name>.
+    const rawHeaders = Object.fromEntries(
+      Object.entries(delivery.headers).map(([name, value]) => [`Http-${name}`, value]),
+    );
+    const bundle = {
+      cleanedRequest: JSON.parse(delivery.content),
+      rawRequest: { headers: rawHeaders, content: delivery.content },
+      subscribeData,
+    };
+    const [item] = await hook('perform', bundle);
+    assert.equal(item.payload, '22.5');
+    assert.equal(item.topic, 'telemetry');
+    // The same item the polling trigger gives for that message.
+    const listed = await run('triggers', 'getMessages', ids);
+    assert.deepEqual(item, listed.find((m) => m.payload === '22.5'));
+    // Tampered with, or signed with another secret: dropped.
+    const tampered = { ...bundle.rawRequest, content: delivery.content.replace('22.5', '99.9') };
+    assert.deepEqual(await hook('perform', { ...bundle, rawRequest: tampered }), []);
+    const other = { ...subscribeData, secret: `whsec_${Buffer.alloc(32, 7).toString('base64')}` };
+    assert.deepEqual(await hook('perform', { ...bundle, subscribeData: other }), []);
+
+    // performList: samples from getMessages, on the topic only, newest first.
+    const samples = await hook('performList', { inputData });
+    assert.deepEqual(samples.map((m) => m.payload), ['22.5']);
+
+    await hook('performUnsubscribe', { inputData, subscribeData });
+    assert.equal((await subscription(subscribeData.id)).status, 404);
+    // Removed twice is no error (Zapier may retry it).
+    await hook('performUnsubscribe', { inputData, subscribeData });
+  } finally {
+    catcher.close();
+  }
 });
