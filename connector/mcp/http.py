@@ -141,6 +141,13 @@ class Gate:
             response.headers["WWW-Authenticate"] = 'Bearer realm="instamsg-connector"'
             await response(scope, receive, send)
             return
+        if scope["method"] == "GET":
+            # The stream a GET opens carries what a server sends unasked; a stateless server
+            # sends nothing so, and the stream would only hold one of MAX_CONNECTIONS for as
+            # long as the client likes. The specification's answer: 405.
+            response = Response(status_code=405, headers={"Allow": "POST"})
+            await response(scope, receive, send)
+            return
         scope[CALLER_SCOPE_KEY] = Caller(key if self.admits is not None else None, address)
         await self.app(scope, receive, send)
 

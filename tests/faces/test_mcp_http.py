@@ -412,6 +412,19 @@ def test_over_http_a_missing_or_wrong_key_is_401_before_any_tool_runs(keyed, hea
 
 
 @pytest.mark.slow
+def test_over_http_a_get_opens_no_stream_that_could_hold_a_connection(keyed):
+    """A stateless server pushes nothing: a keyed GET once opened a stream that never ended
+    (256 of them would have taken every connection)."""
+    url, _ = keyed
+    answer = requests.get(
+        url,
+        headers={"Authorization": f"Bearer {KEY_A}", "Accept": "text/event-stream"},
+        timeout=10,
+    )
+    assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
+
+
+@pytest.mark.slow
 def test_over_http_the_health_route_answers_without_a_key(keyed):
     url, _ = keyed
     answer = requests.get(url.removesuffix(http.MCP_PATH) + http.HEALTH_PATH, timeout=10)
