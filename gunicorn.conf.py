@@ -86,6 +86,8 @@ preload_app = True
 # The connector writes its own structured access line for every request.
 accesslog = None
 errorlog = "-"
+# gunicorn's own lines in the same JSON, without the request a client sent (it can hold a token).
+logger_class = "connector.server.log.ErrorLog"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
 
 

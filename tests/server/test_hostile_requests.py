@@ -10,6 +10,7 @@ from connector.web.body import MAX_ARGS
 from tests.support.loopback import Loopback
 from tests.support.servers import gunicorn
 from tests.support.upstream import TOKEN
+from tests.support.waiting import wait_until
 
 #: Starts real servers, processes or tools: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -252,3 +253,28 @@ def test_a_form_of_max_args_fields_is_taken(live, raw):
     upstream.calls.clear()
     assert exchange(base, raw + LAST).startswith(b"HTTP/1.1 200 OK")
     assert len(upstream.calls) == 1
+
+
+#: A token a client put where gunicorn's parser quotes it back in its error line.
+LEAKED = "tok-c4f1e9"
+REFUSED_WITH_A_TOKEN = [
+    pytest.param(f"GET /blocks/getTenants?accessToken={LEAKED}\x01 HTTP/1.1\r\n\r\n", id="query"),
+    pytest.param(f"GET /webhooks/h-1/{LEAKED} HTTP/1.1 x\r\n\r\n", id="a hook's token URL"),
+    pytest.param(
+        f"GET /healthz HTTP/1.1\r\nHost: c\r\nAuthorization Bearer {LEAKED}\r\n\r\n",
+        id="a header without its colon",
+    ),
+    pytest.param(f"{LEAKED}\x00 / HTTP/1.1\r\n\r\n", id="the method"),
+]
+
+
+@pytest.mark.parametrize("raw", REFUSED_WITH_A_TOKEN)
+def test_a_refused_request_is_logged_as_json_without_what_the_client_sent(live, raw):
+    # gunicorn's error line quoted the whole request line or header field, in its plain format.
+    base, process, _ = live
+    before = len(process.output().splitlines())
+    assert exchange(base, raw.encode("latin-1")).startswith(b"HTTP/1.1 400 ")
+    lines = wait_until(lambda: process.output().splitlines()[before:] or None, within=5)
+    entries = [json.loads(line) for line in lines]  # every line is ours: JSON
+    assert any(e["msg"].startswith("Invalid request from ip=127.0.0.1: ") for e in entries)
+    assert LEAKED not in process.output()
