@@ -53,10 +53,16 @@ sandbox: $(VENV)/.runtime
 sandbox-reset: $(VENV)/.runtime
 	$(BIN)/python -m sandbox --reset
 
-## test: the whole suite (installs the Debian packages it drives for real when missing)
+## test: the whole suite (installs the Debian packages it drives for real when missing, and
+## the tools later tests drive, such as n8n, in the background while the first tests run)
 test: $(VENV)/.dev
 	bash .ci/system-packages
+	@mkdir -p $(TOOL_CACHE)
+	bash .ci/prefetch >$(TOOL_CACHE)/prefetch.log 2>&1 &
 	$(BIN)/python -m pytest
+
+# Where the .ci scripts keep the tools they install once per machine (and .ci/prefetch its log).
+TOOL_CACHE = $${XDG_CACHE_HOME:-$$HOME/.cache}/instamsg-connector
 
 ## test-fast: the unit tests only (no real server, browser or third-party tool), under a minute
 test-fast: $(VENV)/.dev
