@@ -26,6 +26,10 @@ from connector.hooks.errors import SignatureInvalid, SignatureMissing, Signature
 TOLERANCE = 300
 #: The longest secret a hook keeps (characters): a provider's secret is well under it.
 MAX_SECRET = 512
+#: The shortest secret a hook takes (characters): one signed delivery lets anyone who saw it try
+#: secrets offline, and a few characters fall at once. GitHub's form takes any text; providers
+#: that make the secret themselves (Stripe, Svix) make longer ones.
+MIN_SECRET = 16
 #: A URL token carries at least this many random bits: 22 URL-safe base64 characters do.
 TOKEN_BITS = 128
 TOKEN_CHARS = -(-TOKEN_BITS // 6)

@@ -38,7 +38,7 @@ from connector.errors import (
 )
 from connector.hooks import mapping
 from connector.hooks.errors import HookNotFound
-from connector.hooks.schemes import MAX_SECRET, SCHEMES, token_matches
+from connector.hooks.schemes import MAX_SECRET, MIN_SECRET, SCHEMES, token_matches
 from connector.state.stores import open_hook_store
 
 #: Where a sender posts a hook's deliveries: ``/webhooks/<id>``, and ``/webhooks/<id>/<token>``
@@ -205,10 +205,17 @@ class Hooks:
         secret = given.get("secret")
         if secret is None:
             secret = scheme.make_secret()
-        elif not isinstance(secret, str) or not 1 <= len(secret) <= MAX_SECRET:
-            raise refusal("verify.secret", f"give text of 1 to {MAX_SECRET} characters")
         else:
-            why = scheme.refuse_secret(secret)
+            why = (
+                f"give text of {MIN_SECRET} to {MAX_SECRET} characters"
+                if not isinstance(secret, str) or len(secret) > MAX_SECRET
+                else scheme.refuse_secret(secret)
+                or (
+                    len(secret) < MIN_SECRET
+                    and f"give at least {MIN_SECRET} characters"
+                    " (a short secret can be guessed from one signed delivery)"
+                )
+            )
             if why:
                 raise refusal("verify.secret", why)
         verify["secret"] = secret
