@@ -332,3 +332,30 @@ def test_a_listing_longer_than_the_cap_is_not_compared_and_the_snapshot_stays(
     monkeypatch.undo()
     w.round()
     assert [b["data"]["id"] for b in verified_for(catcher, sub)] == [valve]
+
+
+# -- the docs ------------------------------------------------------------------------------
+
+
+def readme_events() -> dict[str, list[str]]:
+    """The README's table of events: event -> its cells."""
+    from tests.support.servers import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Events\n", 1)[1].split("\n### ", 1)[0]
+    rows = [line.strip("|").split("|") for line in section.splitlines() if line.startswith("| `")]
+    rows = rows[1:]  # the header row: | `event` | ...
+    return {cells[0].strip().strip("`"): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+def test_the_readme_lists_each_event_with_its_filter_block_and_data():
+    table = readme_events()
+    assert list(table) == list(EVENTS)
+    for name, (flt, read, data) in table.items():
+        kind = KINDS[name]
+        required, _, optional = flt.partition(";")
+        assert required.replace("`", "").split(", ") == list(kind.filter)
+        assert [o.strip().strip("`") for o in optional.split(",") if o.strip()] == list(
+            kind.optional
+        )
+        assert read.startswith(kind.block) and data == kind.data
