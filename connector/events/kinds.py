@@ -70,12 +70,20 @@ class EventKind:
 
     name: str
     block: str
+    #: what one item is called ("New Client", newClient in n8n, clientCreated in Zapier)
+    noun: str
     filter: tuple[str, ...]
     cursor: str
     key: Callable[[dict], str | None]
     summary: str
     data: str
     optional: tuple[str, ...] = ()
+
+    @property
+    def camel(self) -> str:
+        """The name as one word: ``message.received`` -> ``messageReceived``."""
+        head, _, tail = self.name.partition(".")
+        return head + tail[:1].upper() + tail[1:]
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -97,6 +105,7 @@ KINDS = {
     for kind in (
         EventKind(
             name="message.received",
+            noun="Message",
             block="getMessages",
             filter=("tenantId", "clientId"),
             optional=("topic",),
@@ -107,6 +116,7 @@ KINDS = {
         ),
         EventKind(
             name="client.created",
+            noun="Client",
             block="getClients",
             filter=("tenantId",),
             cursor=LISTING,
@@ -116,6 +126,7 @@ KINDS = {
         ),
         EventKind(
             name="file.created",
+            noun="File",
             block="getFiles",
             filter=("tenantId", "clientId"),
             cursor=LISTING,
