@@ -55,8 +55,9 @@ MAX_DUE_PER_ROUND = 200
 DELIVERY_THREADS = 8
 #: A due delivery queued as a job is queued again after this long if still due (seconds).
 QUEUE_AGAIN_AFTER = 60.0
-#: Hex digits of an item key's digest in a snapshot (64 bits: no two of a listing's items
-#: share one while listings stay under MAX_SNAPSHOT_KEYS).
+#: Hex digits of an item key's digest in a snapshot: 64 bits, so that two of a listing's
+#: MAX_SNAPSHOT_KEYS items share one by chance about 3 times in 10**12 (one of them would
+#: then not be told new); a snapshot stays a few hundred kilobytes at most.
 DIGEST_CHARS = 16
 
 
