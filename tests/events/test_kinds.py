@@ -252,6 +252,10 @@ def test_new_files_re_uploads_and_files_deleted_then_made_again_are_each_sent_on
     assert len({b["webhook-id"] for b in sent}) == 4  # each upload its own
     assert len({b["data"]["created_at"] for b in sent}) == 4
     assert set(sent[0]["data"]) == {"filename", "size", "contentType", "created_at"}
+    log = sandbox_client.get(f"/subscriptions/{sub['id']}/deliveries").json
+    assert sorted(d["message"] for d in log) == sorted(
+        f"firmware.bin@{b['data']['created_at']}:5" for b in sent
+    )
 
 
 def test_one_poll_per_watched_scope_and_event(sandbox_app, sandbox_client, pump, catcher):
