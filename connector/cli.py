@@ -569,7 +569,7 @@ def filter_options(command):
     for name, said in reversed(FILTER_FIELDS.items()):
         takers = ", ".join(k.name for k in KINDS.values() if name in k.fields)
         flag = "--" + "".join("-" + c.lower() if c.isupper() else c for c in name)
-        command = click.option(flag, name, help=f"{said} ({takers})")(command)
+        command = click.option(flag, name, help=f"{said[:-1]}; for {takers}.")(command)
     return command
 
 
@@ -579,7 +579,9 @@ def filter_options(command):
     type=click.Choice(EVENTS),
     default=DEFAULT_EVENT,
     show_default=True,
-    help="What is sent: " + "; ".join(f"{k.name}: {k.summary}" for k in KINDS.values()),
+    help="What is sent: "
+    + ", ".join(f"{k.name} ({k.summary[:1].lower()}{k.summary[1:-1]})" for k in KINDS.values())
+    + ".",
 )
 @filter_options
 @click.option("--target-url", required=True, help="Where each new item is POSTed.")

@@ -111,7 +111,7 @@ KINDS = {
             optional=("topic",),
             cursor=TIME,
             key=message_key,
-            summary="A new message of a client (optionally on one topic).",
+            summary="A new message of a client, optionally on one topic.",
             data="the message as getMessages lists it",
         ),
         EventKind(
