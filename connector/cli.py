@@ -31,6 +31,7 @@ from connector.engine.arguments import held_credentials
 from connector.engine.invocation import LISTED_BY
 from connector.engine.registry import REGISTRY
 from connector.errors import ConnectorError, UnknownBlock
+from connector.events.kinds import DEFAULT_EVENT, EVENTS, FILTER_FIELDS, KINDS
 from connector.generate import manifest
 
 #: Lines of ``describe`` are wrapped to this width, whatever the terminal's.
@@ -546,7 +547,7 @@ def hooks_worker(workers):
 # -- instant triggers: `subscriptions` and `events` (connector/events) --------------------
 
 subscriptions = AppGroup(
-    "subscriptions", help="Subscribe flows to new messages: add, list, show, remove."
+    "subscriptions", help="Subscribe flows to events (new messages, ...): add, list, show, remove."
 )
 events = AppGroup("events", help="Run the event watcher that delivers subscribed messages.")
 
@@ -561,23 +562,39 @@ def refused(error) -> None:
     click.get_current_context().exit(1)
 
 
-@subscriptions.command("add", short_help="Subscribe a URL to a client's new messages.")
-@click.option("--tenant-id", required=True, help="The client's tenant.")
-@click.option("--client-id", required=True, help="The client whose new messages are sent.")
-@click.option("--topic", help="Only messages on this topic.")
-@click.option("--target-url", required=True, help="Where each message is POSTed.")
+def filter_options(command):
+    """``--tenant-id``, ``--client-id``, ``--topic``: one option per filter field of the
+    events' table (connector/events/kinds.py); which ones an event needs is its row's, and the
+    subscription's refusal names a missing one."""
+    for name, said in reversed(FILTER_FIELDS.items()):
+        takers = ", ".join(k.name for k in KINDS.values() if name in k.fields)
+        flag = "--" + "".join("-" + c.lower() if c.isupper() else c for c in name)
+        command = click.option(flag, name, help=f"{said[:-1]}; for {takers}.")(command)
+    return command
+
+
+@subscriptions.command("add", short_help="Subscribe a URL to an event: new messages, ...")
+@click.option(
+    "--event",
+    type=click.Choice(EVENTS),
+    default=DEFAULT_EVENT,
+    show_default=True,
+    help="What is sent: "
+    + ", ".join(f"{k.name} ({k.summary[:1].lower()}{k.summary[1:-1]})" for k in KINDS.values())
+    + ".",
+)
+@filter_options
+@click.option("--target-url", required=True, help="Where each new item is POSTed.")
 @click.option("--client-key", help="The InstaMsg app to read with (else INSTAMSG_CLIENT_KEY).")
 @click.option("--client-secret", envvar="INSTAMSG_SUBSCRIPTION_SECRET", help="Its secret.")
-def add_subscription(tenant_id, client_id, topic, target_url, client_key, client_secret):
-    """Keep a subscription to message.received and print it as JSON, with its signing
-    secret: shown this once."""
+def add_subscription(event, target_url, client_key, client_secret, **flt):
+    """Keep a subscription to an event and print it as JSON, with its signing secret: shown
+    this once."""
     body = {
-        "event": "message.received",
-        "filter": {"tenantId": tenant_id, "clientId": client_id},
+        "event": event,
+        "filter": {name: value for name, value in flt.items() if value is not None},
         "target_url": target_url,
     }
-    if topic is not None:
-        body["filter"]["topic"] = topic
     if client_key is not None:
         body["clientKey"] = client_key
     if client_secret is not None:

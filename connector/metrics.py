@@ -74,8 +74,8 @@ IN_FLIGHT = Gauge(
 # -- instant triggers (connector/events) -------------------------------------------------
 EVENT_POLLS = Counter(
     "instamsg_connector_event_polls_total",
-    "getMessages reads made by the event watcher: one per watched client per round, however "
-    "many subscriptions watch it.",
+    "InstaMsg reads made by the event watcher (getMessages, getClients, getFiles): one per "
+    "watched client or tenant and event per round, however many subscriptions watch it.",
 )
 EVENT_DELIVERIES = Counter(
     "instamsg_connector_event_deliveries_total",

@@ -1,13 +1,13 @@
-"""One delivery: a new message, POSTed to a subscription's ``target_url`` as JSON, signed per
-Standard Webhooks with the ``standardwebhooks`` library.
+"""One delivery: a new message (or client, or file), POSTed to a subscription's ``target_url`` as
+JSON, signed per Standard Webhooks with the ``standardwebhooks`` library.
 
 A delivery is a durable record in the state store (``new_record``), kept before it is first
 sent; ``Deliverer.run`` sends a record that is due and writes its outcome back, so a process
 that dies mid-send leaves a record that is still due and is sent again (with the same
 ``webhook-id``: a receiver de-duplicates on it). The body::
 
-    {"type": "message.received", "timestamp": "<ISO 8601, UTC>",
-     "subscription": "<id>", "data": <the message as getMessages lists it>}
+    {"type": "<the event: message.received, ...>", "timestamp": "<ISO 8601, UTC>",
+     "subscription": "<id>", "data": <the item as its event's block lists it>}
 
 Outcomes:
 
@@ -31,14 +31,13 @@ from standardwebhooks import Webhook
 
 from connector import jsonx, logs, metrics
 from connector.errors import ConnectorError
+from connector.events.kinds import kind_of
 from connector.events.targets import check_target
 from connector.upstream.bounds import Watchdog
 from connector.upstream.client import USER_AGENT
 from connector.upstream.fetch import PinnedAdapter
 from connector.upstream.transport import RejectAll
 
-#: the one event type delivered so far
-MESSAGE_RECEIVED = "message.received"
 #: what a taken delivery's send lease adds to its time limits (seconds)
 SEND_SLACK = 30.0
 #: how much of a target's answer (or failure) a delivery's record keeps (characters)
@@ -46,8 +45,8 @@ MAX_NOTE = 200
 
 
 def delivery_id(subscription: str, message_id: str) -> str:
-    """The ``webhook-id``: the same for a message and a subscription, whoever sends it,
-    however often."""
+    """The ``webhook-id``: the same for an item (a message's id, a client's, a file's key)
+    and a subscription, whoever sends it, however often."""
     digest = hashlib.sha256(f"{subscription}\n{message_id}".encode()).hexdigest()
     return "msg_" + digest[:32]
 
@@ -56,22 +55,25 @@ def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def new_record(subscription: dict, message: dict, now: float) -> dict:
-    """The record of a delivery not yet sent, due at once."""
+def new_record(subscription: dict, item: dict, now: float) -> dict:
+    """The record of a delivery of ``item`` (of the subscription's event) not yet sent, due
+    at once. ``message`` is the item's key, whatever the event (the log's name for it)."""
+    kind = kind_of(subscription)
+    key = kind.key(item)
     return {
-        "id": delivery_id(subscription["id"], str(message["id"])),
+        "id": delivery_id(subscription["id"], key),
         "subscription": subscription["id"],
-        "message": str(message["id"]),
+        "message": key,
         "created": now,
         "due": now,
         "state": "pending",
         "attempts": 0,
         "last": None,
         "body": {
-            "type": MESSAGE_RECEIVED,
+            "type": kind.name,
             "timestamp": iso(now),
             "subscription": subscription["id"],
-            "data": message,
+            "data": item,
         },
     }
 

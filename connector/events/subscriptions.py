@@ -1,7 +1,9 @@
-"""Subscriptions, the REST Hooks pattern: a flow asks for ``message.received`` of one client
-(optionally on one topic) at its ``target_url``, and gets an id and a Standard Webhooks secret
-(``whsec_``), shown that once. The faces (HTTP, CLI) call ``Subscriptions``; nothing here
-knows Flask or click.
+"""Subscriptions, the REST Hooks pattern: a flow asks for an event (a row of
+connector/events/kinds.py: ``message.received`` of one client, optionally on one topic;
+``client.created`` of a tenant; ``file.created`` of a client) at its ``target_url``, and gets an
+id and a Standard Webhooks secret (``whsec_``), shown that once. The filter fields each event
+requires, and those it refuses, are its row's. The faces (HTTP, CLI) call ``Subscriptions``;
+nothing here knows Flask or click.
 
 The watcher reads InstaMsg with the ``clientKey`` and ``clientSecret`` given beside ``event``,
 or, when none were given, with the app credentials the connector holds (INSTAMSG_CLIENT_KEY
@@ -19,12 +21,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from connector.engine.arguments import held_credentials
 from connector.errors import InvalidFields, InvalidRequest, RequiredFields
+from connector.events.kinds import EVENTS, FILTER_FIELDS, KINDS
 from connector.events.targets import check_target
 
-#: The events a subscription may ask for. InstaMsg's reads tell a new message reliably (its
-#: list is ordered and each message has an id and a time); the other lists (files, clients)
-#: carry no creation order the watcher could keep a cursor on, so they are not offered.
-EVENTS = ("message.received",)
 #: Bounds of a subscription's fields (characters), and of how many subscriptions are kept.
 MAX_URL = 2048
 MAX_ID = 128
@@ -42,26 +41,78 @@ def _text(limit: int, required=True, **kw):
     return fields.String(required=required, validate=validate.Length(min=1, max=limit), **kw)
 
 
-class FilterSchema(Schema):
+#: Each filter field's bound.
+FILTER_LIMITS = {"tenantId": MAX_ID, "clientId": MAX_ID, "topic": MAX_TOPIC}
+
+
+def filter_schema(kind) -> type[Schema]:
+    """An event's filter: its row's fields, required or optional (``foreign_filters``
+    refuses by name one that only other events take: it would select nothing here)."""
+    fields_ = {
+        name: _text(FILTER_LIMITS[name], required=name in kind.filter) for name in kind.fields
+    }
+    return Schema.from_dict(fields_, name=f"Filter[{kind.name}]")
+
+
+class AnyFilter(Schema):
+    """The filter of a body whose event is missing or unknown: an object, nothing more."""
+
     class Meta:
         unknown = EXCLUDE
 
-    tenantId = _text(MAX_ID)  # noqa: N815  (the contract's names)
-    clientId = _text(MAX_ID)  # noqa: N815
-    topic = _text(MAX_TOPIC, required=False)
+
+def subscribe_schema(filter_: type[Schema]) -> type[Schema]:
+    """The body of ``POST /subscriptions`` (the names are the contract), for one filter."""
+
+    class SubscribeSchema(Schema):
+        class Meta:
+            unknown = EXCLUDE
+
+        event = fields.String(required=True, validate=validate.OneOf(EVENTS))
+        filter = fields.Nested(filter_, required=True, unknown=EXCLUDE)
+        target_url = _text(MAX_URL)
+        clientKey = _text(MAX_CREDENTIAL, required=False)  # noqa: N815
+        clientSecret = _text(MAX_CREDENTIAL, required=False)  # noqa: N815
+
+    return SubscribeSchema
 
 
-class SubscribeSchema(Schema):
-    """The body of ``POST /subscriptions`` (the names are the contract)."""
+#: event -> the schema of its bodies; None -> a body whose event is missing or unknown.
+SCHEMAS = {name: subscribe_schema(filter_schema(kind)) for name, kind in KINDS.items()}
+SCHEMAS[None] = subscribe_schema(AnyFilter)
 
-    class Meta:
-        unknown = EXCLUDE
 
-    event = fields.String(required=True, validate=validate.OneOf(EVENTS))
-    filter = fields.Nested(FilterSchema, required=True)
-    target_url = _text(MAX_URL)
-    clientKey = _text(MAX_CREDENTIAL, required=False)  # noqa: N815
-    clientSecret = _text(MAX_CREDENTIAL, required=False)  # noqa: N815
+def foreign_filters(event: str, flt) -> dict:
+    """Filter fields given that only other events take: field -> why it is refused."""
+    kind = KINDS[event]
+    if not isinstance(flt, dict):
+        return {}
+    said = f"{event} takes no such filter: its filter is {', '.join(kind.fields)}."
+    return {f"filter.{n}": [said] for n in FILTER_FIELDS if n in flt and n not in kind.fields}
+
+
+def load(body: dict) -> dict:
+    """The body, checked against its event's row; REQUIRED_FIELDS or INVALID_FIELDS."""
+    event = body.get("event")
+    known = event if isinstance(event, str) and event in KINDS else None
+    try:
+        loaded = SCHEMAS[known]().load(body)
+    except ValidationError as error:
+        raise refusal(error, known) from None
+    foreign = foreign_filters(known, body["filter"])
+    if foreign:
+        said = f"{known} takes no {', '.join(foreign)}: its filter is "
+        said += ", ".join(KINDS[known].fields) + "."
+        raise InvalidFields("Invalid: " + said, fields=list(foreign), errors=foreign)
+    return loaded
+
+
+def needs(event: str | None) -> str:
+    """What a subscription to ``event`` needs, in a sentence."""
+    if event is None:
+        return f"event must be one of {', '.join(EVENTS)}, each with its own filter."
+    names = ["event", *(f"filter.{n}" for n in KINDS[event].filter), "target_url"]
+    return f"A {event} subscription needs {', '.join(names[:-1])} and {names[-1]}."
 
 
 def flatten(messages: dict, prefix="") -> dict:
@@ -75,19 +126,18 @@ def flatten(messages: dict, prefix="") -> dict:
     return flat
 
 
-def refusal(error: ValidationError):
+def refusal(error: ValidationError, event: str | None):
     """A refused body as REQUIRED_FIELDS (something missing) or INVALID_FIELDS."""
     found = flatten(error.messages if isinstance(error.messages, dict) else {})
     missing = [name for name, said in found.items() if MISSING in said]
     if missing:
         return RequiredFields(
-            "Missing: " + ", ".join(missing) + ". A subscription needs event, "
-            "filter.tenantId, filter.clientId and target_url.",
+            "Missing: " + ", ".join(missing) + ". " + needs(event),
             fields=missing,
             errors=found,
         )
     return InvalidFields(
-        "Invalid: " + ", ".join(found) + f". event must be one of {', '.join(EVENTS)}.",
+        "Invalid: " + ", ".join(found) + ". " + needs(event if "event" not in found else None),
         fields=list(found),
         errors=found,
     )
@@ -126,10 +176,7 @@ class Subscriptions:
         """Keep a new subscription; answer its view with ``secret``, shown this once."""
         if not isinstance(body, dict):
             raise InvalidRequest("The body must be a JSON object.")
-        try:
-            loaded = SubscribeSchema().load(body)
-        except ValidationError as error:
-            raise refusal(error) from None
+        loaded = load(body)
         key, secret = loaded.get("clientKey"), loaded.get("clientSecret")
         if bool(key) != bool(secret):
             why = "Give clientKey and clientSecret together, or neither."

@@ -1,10 +1,11 @@
-"""The watcher: one poll per watched client for all its subscriptions, and the deliveries.
+"""The watcher: one poll per watched scope for all its subscriptions, and the deliveries.
 
 Each round (every EVENTS_POLL_SECONDS) the watcher that holds the fleet-wide lease reads each
-watched client's messages with getMessages, through the engine (its validation, managed
-tokens, retries and outcome table), from the client's durable cursor on. For each new message
-and each matching subscription it keeps one delivery record (its id is the ``webhook-id``, so a
-second keep of the same one changes nothing), and only then moves the cursor past the message.
+watched scope once with its event's block (connector/events/kinds.py: getMessages of a client,
+getClients of a tenant, getFiles of a client), through the engine (its validation, managed
+tokens, retries and outcome table), from the scope's durable cursor on. For each new item and
+each matching subscription it keeps one delivery record (its id is the ``webhook-id``, so a
+second keep of the same one changes nothing), and only then moves the cursor past the item.
 A watcher killed at any point therefore loses nothing and records nothing twice: the next
 round reads from the cursor last written again. Then it sends the deliveries that are due.
 
@@ -13,14 +14,24 @@ round reads from the cursor last written again. Then it sends the deliveries tha
 - A client's cursor is the time of the newest message handed on and the ids seen at that very
   millisecond, read again from there (``start`` is inclusive); a message older than a
   subscription is never delivered to it.
-- InstaMsg's 429 (or any answer with Retry-After) pauses that client's polls for as long
-  as it asks; other clients carry on.
+- A listing's cursor (client.created, file.created) is its snapshot: the keys of the items it
+  listed (as digests) and when it was asked for. An item whose key the last snapshot lacks is
+  new. A subscription is sent a new item when the last snapshot was asked for after the
+  subscription was made (so the item came after it), or else when the item's own
+  ``created_at`` is not older than the subscription; the first listing of a scope is thus its
+  baseline. A listing of more than MAX_SNAPSHOT_KEYS items is not compared (nothing is sent
+  for that scope, and its snapshot stays) until it is shorter again, and said in the log.
+- An answer that is not a list, and items without a key, are left (logged): nothing crashes
+  and the cursor stays.
+- InstaMsg's 429 (or any answer with Retry-After) pauses that scope's polls for as long
+  as it asks; other scopes carry on.
 - Subscriptions with their own clientKey and clientSecret are read with them (the oldest
   such subscription's, for a client several watch); else with INSTAMSG_CLIENT_KEY/SECRET.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -33,6 +44,8 @@ from connector.engine import Invocation
 from connector.engine.arguments import held_credentials
 from connector.errors import ConnectorError
 from connector.events.deliveries import Deliverer, new_record
+from connector.events.kinds import TIME, EventKind, kind_of
+from connector.state.event_store import MAX_SNAPSHOT_KEYS
 
 LEASE_NAME = "watcher"
 #: The lease lasts this many rounds: a watcher that stops renewing it is replaced after that.
@@ -42,11 +55,33 @@ MAX_DUE_PER_ROUND = 200
 DELIVERY_THREADS = 8
 #: A due delivery queued as a job is queued again after this long if still due (seconds).
 QUEUE_AGAIN_AFTER = 60.0
+#: Hex digits of an item key's digest in a snapshot: 64 bits, so that two of a listing's
+#: MAX_SNAPSHOT_KEYS items share one by chance about 3 times in 10**12 (one of them would
+#: then not be told new); a snapshot stays a few hundred kilobytes at most.
+DIGEST_CHARS = 16
 
 
-def client_of(subscription: dict) -> str:
-    flt = subscription["filter"]
-    return f"{flt['tenantId']}/{flt['clientId']}"
+def place_of(subscription: dict) -> str:
+    """The name of a subscription's scope cursor: one poll per place for all its subscriptions."""
+    return kind_of(subscription).place(subscription["filter"])
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:DIGEST_CHARS]
+
+
+def at_of(item: dict) -> int:
+    at = item.get("created_at")
+    return at if isinstance(at, int) else 0
+
+
+def listed_after(subscription: dict, item: dict, since: float | None) -> bool:
+    """A new item of a listing is for this subscription: the listing before was asked for
+    after the subscription was made, or the item's own time is not older than it."""
+    if since is not None and since >= subscription["created"]:
+        return True
+    at = item.get("created_at")
+    return isinstance(at, int) and at >= int(subscription["created"] * 1000)
 
 
 def matches(subscription: dict, message: dict) -> bool:
@@ -69,8 +104,8 @@ def newer(cursor: dict, message: dict) -> bool:
 
 def advanced(cursor: dict, handed: list[dict]) -> dict:
     """The cursor past ``handed`` (new messages, in order)."""
-    top = handed[-1]["created_at"]
-    seen = [str(m["id"]) for m in handed if m["created_at"] == top]
+    top = handed[-1].get("created_at", 0)
+    seen = [str(m["id"]) for m in handed if m.get("created_at", 0) == top]
     if top == cursor["since"]:
         seen = cursor["seen"] + seen
     return {"since": top, "seen": seen}
@@ -119,18 +154,19 @@ class Watcher:
         return self.store.lease(LEASE_NAME, self.owner, ttl)
 
     def poll_all(self) -> None:
-        clients: dict[str, list[dict]] = {}
+        places: dict[str, list[dict]] = {}
         for subscription in self.store.subscriptions():
-            if not subscription.get("disabled"):
-                clients.setdefault(client_of(subscription), []).append(subscription)
+            # an event this version does not know (a newer one's record) waits for it
+            if not subscription.get("disabled") and kind_of(subscription) is not None:
+                places.setdefault(place_of(subscription), []).append(subscription)
         now = self.clock()
-        for client, subscriptions in clients.items():
-            if self.paused.get(client, 0) > now:
+        for place, subscriptions in places.items():
+            if self.paused.get(place, 0) > now:
                 continue
             if not self.renew():  # a slow round outlived its lease: another watcher polls
                 return
-            self.paused.pop(client, None)
-            self.poll(client, subscriptions)
+            self.paused.pop(place, None)
+            self.poll(place, subscriptions)
 
     def credentials(self, subscriptions: list[dict]) -> dict:
         for subscription in subscriptions:
@@ -138,32 +174,87 @@ class Watcher:
                 return subscription["credentials"]
         return held_credentials(self.settings) or {}
 
-    def poll(self, client: str, subscriptions: list[dict]) -> int:
-        """Read one client's new messages and keep their deliveries; how many were kept."""
-        oldest = min(int(s["created"] * 1000) for s in subscriptions)
-        cursor = self.store.cursor(client) or {"since": oldest, "seen": []}
-        if cursor["since"] < oldest:  # nobody watching wants anything older
-            cursor = {"since": oldest, "seen": []}
+    def poll(self, place: str, subscriptions: list[dict]) -> int:
+        """Read one scope (a client's messages or files, a tenant's clients) for all its
+        subscriptions and keep the new items' deliveries; how many were kept."""
+        kind = kind_of(subscriptions[0])
         flt = subscriptions[0]["filter"]
-        args = {
-            "tenantId": flt["tenantId"],
-            "clientId": flt["clientId"],
-            "start": cursor["since"],
-            **self.credentials(subscriptions),
-        }
+        args = {name: flt[name] for name in kind.filter}
+        cursor = None
+        if kind.cursor == TIME:
+            oldest = min(int(s["created"] * 1000) for s in subscriptions)
+            cursor = self.store.cursor(place) or {"since": oldest, "seen": []}
+            if cursor["since"] < oldest:  # nobody watching wants anything older
+                cursor = {"since": oldest, "seen": []}
+            args["start"] = cursor["since"]
+        asked = self.clock()
         self.polls += 1
         metrics.EVENT_POLLS.inc()
         try:
-            messages = self.engine.run(Invocation(face="events"), "getMessages", args).result
+            listing = self.engine.run(
+                Invocation(face="events"), kind.block, {**args, **self.credentials(subscriptions)}
+            ).result
         except ConnectorError as error:
             wait = error.retry_after_s or self.settings.events_poll_seconds
-            self.paused[client] = self.clock() + wait
+            self.paused[place] = self.clock() + wait
             logs.event(
-                "event poll failed", logging.WARNING, client=client, code=error.code, wait_s=wait
+                "event poll failed", logging.WARNING, client=place, code=error.code, wait_s=wait
             )
             return 0
+        items = self.items(kind, place, listing)
+        if items is None:
+            return 0
+        if kind.cursor == TIME:
+            return self.keep_messages(place, cursor, subscriptions, items)
+        return self.keep_listed(place, asked, subscriptions, kind, items)
+
+    def items(self, kind: EventKind, place: str, listing) -> list[dict] | None:
+        """The listing's items that have a key; None (logged) when it is not a list."""
+        if not isinstance(listing, list):
+            logs.event("event poll answered no list", logging.WARNING, client=place)
+            return None
+        items = [i for i in listing if isinstance(i, dict) and kind.key(i) is not None]
+        if len(items) < len(listing):
+            left = len(listing) - len(items)
+            logs.event("event poll left items without a key", logging.WARNING, client=place,
+                       left=left)  # fmt: skip
+        return items
+
+    def keep_listed(
+        self, place: str, asked: float, subscriptions: list[dict], kind: EventKind, items
+    ) -> int:
+        """Compare a listing with the last snapshot, keep the new items' deliveries, then the
+        listing as the snapshot."""
+        keyed = {digest(kind.key(item)): item for item in items}
+        if len(keyed) > MAX_SNAPSHOT_KEYS:
+            logs.event("event listing too long to compare", logging.WARNING, client=place,
+                       items=len(keyed), most=MAX_SNAPSHOT_KEYS)  # fmt: skip
+            return 0
+        last = self.store.snapshot(place)
+        before = set(last["keys"]) if last else set()
+        since = last["at"] if last else None
         fresh = sorted(
-            (m for m in messages or [] if newer(cursor, m)),
+            (item for key, item in keyed.items() if key not in before),
+            key=lambda item: (at_of(item), kind.key(item)),
+        )
+        kept = 0
+        now = self.clock()
+        for index, item in enumerate(fresh):
+            at = now + index * 1e-6  # the delivery log lists them in the order they came
+            for subscription in subscriptions:
+                if listed_after(subscription, item, since) and self.store.add_delivery(
+                    new_record(subscription, item, at)
+                ):
+                    kept += 1
+        # written each poll, unchanged or not: its time is what tells a later subscription
+        # whether the next new item came after it
+        self.store.set_snapshot(place, {"at": asked, "keys": sorted(keyed)})
+        return kept
+
+    def keep_messages(self, client: str, cursor: dict, subscriptions: list[dict], messages) -> int:
+        """Keep the deliveries of the messages past ``cursor``, then move it past them."""
+        fresh = sorted(
+            (m for m in messages if newer(cursor, m)),
             key=lambda m: (m.get("created_at", 0), len(str(m["id"])), str(m["id"])),
         )
         kept = 0

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from connector.events.kinds import DEFAULT_EVENT, FILTER_FIELDS, KINDS
 from connector.generate.names import (
     ACRONYMS,
     action_name,
@@ -32,10 +33,9 @@ PACKAGE_NAME = "n8n-nodes-instamsg"
 CREDENTIAL = "instaMsgApi"
 NODE = "InstaMsg"
 TRIGGER = "InstaMsgTrigger"
-# The webhook-based trigger: the connector pushes each new message (README, "Instant triggers").
+# The webhook-based trigger: the connector pushes each new message, client or file (README,
+# "Instant triggers"); its Event options are the events' table (connector/events/kinds.py).
 INSTANT = "InstaMsgInstantTrigger"
-# The event the instant trigger subscribes to (connector/events/subscriptions.py, EVENTS).
-INSTANT_EVENT = "message.received"
 # The arguments the credentials stand in for: no operation shows them, and the node sends the
 # credentials' own with every call, so the connector gets and renews the tokens itself.
 APP_CREDENTIALS = ("clientKey", "clientSecret")
@@ -513,14 +513,47 @@ def trigger_data(manifest: dict) -> dict:
     return {"block": listing["name"], "documentationUrl": DOCS_URL, "properties": props}
 
 
+def event_value(kind) -> str:
+    """An event's option value: ``newMessage`` (the value workflows saved before other
+    events existed), ``newClient``, ``newFile``."""
+    return "new" + kind.noun
+
+
 def instant_trigger_data(manifest: dict) -> dict:
-    """The instant trigger asks for what the polling one does (tenant, client, topic): the same
-    parameters, sent as the subscription's filter."""
-    polling = trigger_data(manifest)
+    """The instant trigger: an Event option per row of the events' table (message.received
+    first, the default), and the polling trigger's tenant, client and topic parameters, each
+    shown for the events whose filter takes it; ``events`` tells the node, per option, the
+    event and which parameters make its filter."""
+    polling = {p["name"]: p for p in trigger_data(manifest)["properties"]}
+    event = {
+        **polling["event"],
+        "options": [
+            {
+                "name": f"New {kind.noun}",
+                "value": event_value(kind),
+                "action": f"On new {kind.noun.lower()}",
+                "description": kind.summary.rstrip("."),
+            }
+            for kind in KINDS.values()
+        ],
+        "default": event_value(KINDS[DEFAULT_EVENT]),
+    }
+    props = [event]
+    for name in FILTER_FIELDS:
+        takers = [event_value(k) for k in KINDS.values() if name in k.fields]
+        shown = {"displayOptions": {"show": {"event": takers}}} if len(takers) < len(KINDS) else {}
+        props.append({**polling[name], **shown})
     return {
-        "event": INSTANT_EVENT,
+        "events": {
+            event_value(kind): {
+                "event": kind.name,
+                "filter": list(kind.filter),
+                "optional": list(kind.optional),
+            }
+            for kind in KINDS.values()
+        },
         "documentationUrl": DOCS_URL,
-        "properties": polling["properties"],
+        "properties": props,
     }
 
 
@@ -610,7 +643,9 @@ def readme(manifest: dict) -> str:
         f"- Node `{NODE[:1].lower()}{NODE[1:]}`: one operation per block, `POST /blocks/<name>`.",
         f"- Trigger `{TRIGGER[:1].lower()}{TRIGGER[1:]}`: each new message of a client, once.",
         f"- Trigger `{INSTANT[:1].lower()}{INSTANT[1:]}`: the same, pushed by the connector the "
-        "moment it sees the message (a signed webhook; the workflow must be published).",
+        "moment it sees the message (a signed webhook; the workflow must be published); also "
+        + ", ".join(f"{k.name} ({k.summary.rstrip('.').lower()})" for k in list(KINDS.values())[1:])
+        + ".",
         "",
         "| resource | operations |",
         "| --- | --- |",

@@ -34,6 +34,8 @@ import sys
 from pathlib import Path
 from textwrap import indent
 
+from connector.events.kinds import DEFAULT_EVENT
+from connector.events.kinds import KINDS as EVENT_KINDS
 from connector.generate.names import display_name, option_labels, words
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -47,13 +49,16 @@ PLATFORM_VERSION = "19.1.0"
 TOKEN_BLOCK = "getAccessToken"
 TOKEN_KEY = "access_token"
 KINDS = ("triggers", "searches", "creates")
-#: The REST-hook trigger (README, "Instant triggers"): its key, the event it subscribes to, and
-#: the list block whose messages it delivers (and whose latest are its samples: performList).
-HOOK_KEY = "messageReceived"
-HOOK_EVENT = "message.received"
-HOOK_LIST = "getMessages"
-#: The list block's fields the hook trigger asks for: they make the subscription's filter.
-HOOK_FILTER = ("tenantId", "clientId")
+#: The REST-hook triggers (README, "Instant triggers"): one per row of the events' table
+#: (connector/events/kinds.py), keyed by the event's name as one word (messageReceived), over
+#: the list block whose items it delivers (and whose latest are its samples: performList).
+HOOK_KEYS = tuple(kind.camel for kind in EVENT_KINDS.values())
+HOOK_KEY = EVENT_KINDS[DEFAULT_EVENT].camel
+#: What an optional filter field asks of the Zap's user.
+HOOK_OPTIONAL_HELP = {
+    "topic": "Only messages on this topic (exactly as published); left empty, messages on "
+    "every topic.",
+}
 #: Folders whose files are all generated (a file there that no block needs is stale).
 GENERATED_DIRS = KINDS + ("lib",)
 CREDENTIALS = ("clientKey", "clientSecret")
@@ -313,30 +318,34 @@ def operation(block: dict, lists: dict | None = None) -> tuple[str, dict, dict]:
     return kind, definition, meta
 
 
-def hook_operation(manifest: dict, lists: dict) -> tuple[dict, dict]:
-    """The REST-hook trigger: the list block's tenant and client fields and an optional topic
-    make the subscription's filter; the list block's outputs and sample are its own (a delivery
-    carries a message as getMessages lists it)."""
-    listing = next(b for b in manifest["blocks"] if b["name"] == HOOK_LIST)
+def hook_operation(
+    manifest: dict, lists: dict, kind=EVENT_KINDS[DEFAULT_EVENT]
+) -> tuple[dict, dict]:
+    """An event's REST-hook trigger: its list block's fields that the event's filter requires,
+    and its optional ones, make the subscription's filter; the list block's outputs and sample
+    are its own (a delivery carries an item as that block lists it)."""
+    listing = next(b for b in manifest["blocks"] if b["name"] == kind.block)
     _, polling, list_meta = operation(listing, lists)
-    fields = [f for f in polling["operation"]["inputFields"] if f["key"] in HOOK_FILTER]
-    fields.append(
-        {
-            "key": "topic",
-            "label": "Topic",
-            "type": "string",
-            "helpText": "Only messages on this topic (exactly as published); left empty, "
-            "messages on every topic.",
-            "required": False,
-        }
-    )
+    fields = [f for f in polling["operation"]["inputFields"] if f["key"] in kind.filter]
+    for name in kind.optional:
+        label = name[:1].upper() + name[1:]
+        fields.append(
+            {
+                "key": name,
+                "label": label,
+                "type": "string",
+                "helpText": HOOK_OPTIONAL_HELP[name],
+                "required": False,
+            }
+        )
     definition = {
-        "key": HOOK_KEY,
-        "noun": polling["noun"],
+        "key": kind.camel,
+        "noun": kind.noun,
         "display": {
-            "label": f"New {polling['noun']} (Instant)",
-            "description": "Triggers the moment a client publishes a message: the connector "
-            "watches InstaMsg and sends each new message to the Zap, signed.",
+            "label": f"New {kind.noun} (Instant)",
+            "description": f"Triggers the moment InstaMsg has it: {kind.summary[:1].lower()}"
+            f"{kind.summary[1:-1]}. The connector watches InstaMsg and sends each to the Zap, "
+            "signed.",
         },
         "operation": {
             "type": "hook",
@@ -345,7 +354,12 @@ def hook_operation(manifest: dict, lists: dict) -> tuple[dict, dict]:
             "sample": polling["operation"]["sample"],
         },
     }
-    meta = {**list_meta, "args": list(HOOK_FILTER), "event": HOOK_EVENT}
+    meta = {
+        **list_meta,
+        "args": list(kind.filter),
+        "optional": list(kind.optional),
+        "event": kind.name,
+    }
     return definition, meta
 
 
@@ -461,9 +475,10 @@ def files(manifest: dict) -> dict[str, str]:
         kind, definition, meta = operation(block, lists)
         operations[kind].append(block["name"])
         out[f"{kind}/{block['name']}.js"] = module(helper[kind], definition, meta)
-    definition, meta = hook_operation(manifest, lists)
-    operations["triggers"].append(HOOK_KEY)
-    out[f"triggers/{HOOK_KEY}.js"] = module("hookTrigger", definition, meta)
+    for kind in EVENT_KINDS.values():
+        definition, meta = hook_operation(manifest, lists, kind)
+        operations["triggers"].append(kind.camel)
+        out[f"triggers/{kind.camel}.js"] = module("hookTrigger", definition, meta)
     out["authentication.js"] = authentication(manifest)
     out["index.js"] = index_js(operations)
     out["lib/runtime.js"] = HEADER + RUNTIME.read_text()

@@ -354,7 +354,7 @@ const hookTrigger = (definition, meta) => {
   operation.performSubscribe = async (z, bundle) => {
     const input = bundle.inputData || {};
     const filter = {};
-    for (const name of [...meta.args, 'topic']) {
+    for (const name of [...meta.args, ...(meta.optional || [])]) {
       if (given(input[name])) filter[name] = String(input[name]);
     }
     const answer = await subscriptionCall(z, bundle, 'POST', '/subscriptions', {
@@ -381,7 +381,7 @@ const hookTrigger = (definition, meta) => {
     }
     return {};
   };
-  // One delivery: its message, as getMessages lists it. Where Zapier hands over the raw request,
+  // One delivery: its item (a message, a client, a file) as its list block lists it. Where Zapier hands over the raw request,
   // its signature is checked first, and a delivery not signed with this Zap's secret is dropped.
   operation.perform = async (z, bundle) => {
     const raw = bundle.rawRequest;
@@ -395,7 +395,8 @@ const hookTrigger = (definition, meta) => {
     }
     return [withId(body.data, meta)];
   };
-  // Samples for the Zap editor: the client's latest messages (on the topic), newest first.
+  // Samples for the Zap editor: the list block's latest items (on the topic, for messages),
+  // newest first.
   operation.performList = async (z, bundle) => {
     const input = bundle.inputData || {};
     const result = unwrap(z, await send(z, bundle, meta));

@@ -1,7 +1,8 @@
-"""What the instant triggers keep (connector/events): subscriptions, one cursor per watched
-client, the watcher's lease, and each delivery's record. One interface, ``EventStore``; a
-SQLite file of this machine (``events.sqlite3`` in the data directory) by default, Redis with
-REDIS_URL, so every instance sees the same subscriptions and one watcher runs fleet-wide.
+"""What the instant triggers keep (connector/events): subscriptions, one cursor per watched client,
+one snapshot per watched listing, the watcher's lease, and each delivery's record. One
+interface, ``EventStore``; a SQLite file of this machine (``events.sqlite3`` in the data
+directory) by default, Redis with REDIS_URL, so every instance sees the same subscriptions and
+one watcher runs fleet-wide.
 
 Records are JSON objects; the store keeps them whole and knows only the few fields it sorts
 or finds them by (a subscription's id; a delivery's id, subscription, creation time and when
@@ -13,6 +14,8 @@ Redis keys (all under REDIS_PREFIX):
   is removed);
 - ``ev:cursor:<client>``: a watched client's cursor (no expiry: it is what "nothing twice"
   rests on);
+- ``ev:snap:<place>``: a watched listing's snapshot (``client.created:<tenant>``,
+  ``file.created:<tenant>/<client>``), no expiry either;
 - ``ev:lease:<name>``: the watcher's lease, expiring after its ttl;
 - ``ev:dlv:<id>``: a delivery's record; ``ev:dlvs:<subscription>``: a sorted set of its
   deliveries by creation time; ``ev:due``: a sorted set of the deliveries still to send, by
@@ -32,6 +35,9 @@ from connector.state.store import store_fault
 
 #: Each subscription's delivery log keeps at most this many records (the newest).
 DELIVERIES_KEPT = 100
+#: A listing's snapshot keeps at most this many keys (a tenant's clients, a client's files:
+#: InstaMsg bounds both; this bounds what we keep whatever it does). A longer one is refused.
+MAX_SNAPSHOT_KEYS = 10_000
 #: A delivery's record is forgotten this long after its last change (seconds): longer than
 #: the retry schedule's whole span, so a record is never lost while it is still tried.
 DELIVERY_TTL = 3 * 24 * 3600
@@ -40,6 +46,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS ev_subscriptions (
     id TEXT PRIMARY KEY, created REAL NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ev_cursors (client TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ev_snapshots (place TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ev_leases (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS ev_deliveries (
@@ -83,6 +90,16 @@ class EventStore:
     def set_cursor(self, client: str, cursor: dict) -> None:
         raise NotImplementedError
 
+    def snapshot(self, place: str) -> dict | None:
+        """A watched listing's last snapshot: ``{"at": <when it was asked for>, "keys":
+        [<its items' keys>]}``, or None before the first."""
+        raise NotImplementedError
+
+    def set_snapshot(self, place: str, snapshot: dict) -> None:
+        """Keep a listing's snapshot in place of the last; one of more than
+        MAX_SNAPSHOT_KEYS keys is refused (ValueError) and the last stays."""
+        raise NotImplementedError
+
     def lease(self, name: str, owner: str, ttl: float) -> bool:
         """Take the lease ``name`` for ``ttl`` seconds, or renew it when ``owner`` holds it.
         False while another owner's lease runs."""
@@ -120,6 +137,12 @@ def _load(text) -> dict:
 
 def _dump(record: dict) -> str:
     return json.dumps(record, separators=(",", ":"), sort_keys=True)
+
+
+def _bounded(snapshot: dict) -> str:
+    if len(snapshot["keys"]) > MAX_SNAPSHOT_KEYS:
+        raise ValueError(f"a snapshot keeps at most {MAX_SNAPSHOT_KEYS} keys")
+    return _dump(snapshot)
 
 
 class SQLiteEventStore(EventStore):
@@ -193,6 +216,19 @@ class SQLiteEventStore(EventStore):
             lambda c: c.execute(
                 "INSERT OR REPLACE INTO ev_cursors (client, body) VALUES (?, ?)",
                 (client, _dump(cursor)),
+            ),
+        )
+
+    def snapshot(self, place):
+        rows = self._read("snapshot", "SELECT body FROM ev_snapshots WHERE place = ?", place)
+        return _load(rows[0]["body"]) if rows else None
+
+    def set_snapshot(self, place, snapshot):
+        body = _bounded(snapshot)
+        self._do(
+            "snapshot",
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO ev_snapshots (place, body) VALUES (?, ?)", (place, body)
             ),
         )
 
@@ -366,6 +402,14 @@ class RedisEventStore(EventStore):
 
     def set_cursor(self, client, cursor):
         self._run("cursor", lambda r: r.set(self._k("cursor", client), _dump(cursor)))
+
+    def snapshot(self, place):
+        text = self._run("snapshot", lambda r: r.get(self._k("snap", place)))
+        return None if text is None else _load(text)
+
+    def set_snapshot(self, place, snapshot):
+        body = _bounded(snapshot)
+        self._run("snapshot", lambda r: r.set(self._k("snap", place), body))
 
     def lease(self, name, owner, ttl):
         millis = max(1, int(ttl * 1000))

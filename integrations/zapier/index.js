@@ -17,6 +17,8 @@ module.exports = {
     getMessages: require('./triggers/getMessages'),
     getTenants: require('./triggers/getTenants'),
     messageReceived: require('./triggers/messageReceived'),
+    clientCreated: require('./triggers/clientCreated'),
+    fileCreated: require('./triggers/fileCreated'),
   },
   searches: {
     downloadFile: require('./searches/downloadFile'),

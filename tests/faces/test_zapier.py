@@ -54,10 +54,11 @@ def test_every_block_is_exactly_one_operation_of_index_js():
         kind = zapier.kind_of(BLOCKS[name])
         assert f"{kind}/{name}.js" in FILES
         assert index.count(f"require('./{kind}/{name}')") == 1
-    # One more, of no block: the REST-hook trigger (a subscription, not a block call).
+    # One more per event, of no block: the REST-hook triggers (a subscription, not a block call).
     operations = [p for p in FILES if p.split("/")[0] in zapier.KINDS]
-    assert f"triggers/{zapier.HOOK_KEY}.js" in operations
-    assert len(operations) - 1 == len(BLOCKS) == len(REGISTRY) - 2
+    hooks = [f"triggers/{key}.js" for key in zapier.HOOK_KEYS]
+    assert set(hooks) <= set(operations) and zapier.HOOK_KEY == "messageReceived"
+    assert len(operations) - len(hooks) == len(BLOCKS) == len(REGISTRY) - 2
     # The token blocks are the connector's business: no operation of the app.
     assert not any("AccessToken" in path for path in operations)
 

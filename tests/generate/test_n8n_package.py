@@ -410,16 +410,27 @@ def test_the_trigger_picks_its_tenant_and_client_from_a_list_too():
 
 
 def test_the_instant_trigger_asks_what_the_polling_one_does_and_subscribes_to_an_event():
-    """The same tenant, client and topic parameters (sent as the subscription's filter), and an
-    event the connector offers."""
-    from connector.events.subscriptions import EVENTS
+    """One Event option per event the connector offers (message.received the default), and the
+    polling trigger's tenant, client and topic parameters, each shown for the events whose
+    filter takes it (sent as the subscription's filter)."""
+    from connector.events.kinds import EVENTS, KINDS
 
     instant = json.loads(
         FILES["nodes/InstaMsgInstantTrigger/InstaMsgInstantTrigger.description.json"]
     )
     polling = json.loads(FILES["nodes/InstaMsgTrigger/InstaMsgTrigger.description.json"])
-    assert instant["properties"] == polling["properties"]
-    assert instant["event"] in EVENTS
+    event, *rest = instant["properties"]
+    values = [option["value"] for option in event["options"]]
+    assert [instant["events"][v]["event"] for v in values] == list(EVENTS)
+    assert event["default"] == values[0] == "newMessage"  # what workflows saved before hold
+    for value, said in instant["events"].items():
+        kind = KINDS[said["event"]]
+        assert (said["filter"], said["optional"]) == (list(kind.filter), list(kind.optional))
+        shown = [p["name"] for p in rest if value in p.get("displayOptions", {}).get("show", {})
+                 .get("event", [value])]  # fmt: skip
+        assert shown == list(kind.fields)
+    unshown = [{k: v for k, v in p.items() if k != "displayOptions"} for p in rest]
+    assert unshown == polling["properties"][1:]
     source = FILES["nodes/InstaMsgInstantTrigger/InstaMsgInstantTrigger.node.js"]
     # Webhook-based, as n8n's own: its methods make, check and remove the subscription.
     for needed in ("webhooks:", "checkExists", "async create", "async delete", "verified("):

@@ -9,6 +9,7 @@ import pytest
 
 from connector.state.event_store import (
     DELIVERIES_KEPT,
+    MAX_SNAPSHOT_KEYS,
     RedisEventStore,
     SQLiteEventStore,
 )
@@ -79,6 +80,28 @@ def test_a_cursor_outlives_the_store_object(make_store):
     make_store().set_cursor("t/c", {"since": 5, "seen": ["9"]})
     assert make_store().cursor("t/c") == {"since": 5, "seen": ["9"]}
     assert make_store().cursor("t/other") is None
+
+
+def test_a_snapshot_outlives_the_store_object_and_is_replaced_whole(make_store):
+    assert make_store().snapshot("client.created:t") is None
+    make_store().set_snapshot("client.created:t", {"at": 5.0, "keys": ["a1", "b2"]})
+    assert make_store().snapshot("client.created:t") == {"at": 5.0, "keys": ["a1", "b2"]}
+    make_store().set_snapshot("client.created:t", {"at": 6.0, "keys": ["b2"]})
+    assert make_store().snapshot("client.created:t") == {"at": 6.0, "keys": ["b2"]}
+    # a snapshot and a cursor of one name are two things
+    make_store().set_cursor("client.created:t", {"since": 1, "seen": []})
+    assert make_store().snapshot("client.created:t")["keys"] == ["b2"]
+    assert make_store().snapshot("file.created:t/c") is None
+
+
+def test_a_snapshot_past_the_cap_is_refused_and_the_last_one_stays(make_store):
+    store = make_store()
+    most = [f"{n:016x}" for n in range(MAX_SNAPSHOT_KEYS)]
+    store.set_snapshot("file.created:t/c", {"at": 1.0, "keys": most})
+    with pytest.raises(ValueError, match=str(MAX_SNAPSHOT_KEYS)):
+        store.set_snapshot("file.created:t/c", {"at": 2.0, "keys": [*most, "f" * 16]})
+    kept = make_store().snapshot("file.created:t/c")
+    assert kept["at"] == 1.0 and len(kept["keys"]) == MAX_SNAPSHOT_KEYS
 
 
 def test_one_lease_holder_at_a_time_until_it_runs_out(make_store):

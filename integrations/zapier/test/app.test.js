@@ -24,6 +24,8 @@ const authData = {
 };
 const run = (kind, key, inputData, auth = authData) =>
   appTester(App[kind][key].operation.perform, { authData: auth, inputData });
+// The REST-hook triggers, one per event the connector offers.
+const HOOKS = Object.keys(App.triggers).filter((key) => App.triggers[key].operation.type === 'hook');
 
 // The error a call failed with; fails the test when it succeeded.
 const failure = async (promise) => {
@@ -96,10 +98,10 @@ test('the app is the one the manifest describes', () => {
     .map((kind) => Object.keys(App[kind]).length)
     .reduce((a, b) => a + b);
   // Every block but the token ones (tokens are the connector's business), and the REST-hook
-  // trigger, which is a subscription rather than a block.
+  // triggers, one per event, which are subscriptions rather than blocks.
   const manifest = require('../../../manifest.json');
-  assert.equal(total - 1, manifest.blocks.filter((b) => b.tag !== 'token').length);
-  assert.equal(App.triggers.messageReceived.operation.type, 'hook');
+  assert.deepEqual(HOOKS, ['messageReceived', 'clientCreated', 'fileCreated']);
+  assert.equal(total - HOOKS.length, manifest.blocks.filter((b) => b.tag !== 'token').length);
   // Sign-in lives in the connection only: no step has a token, key or secret field.
   for (const kind of ['triggers', 'searches', 'creates']) {
     for (const [key, operation] of Object.entries(App[kind])) {
@@ -423,10 +425,10 @@ test('every trigger, search and create against the sandbox', async () => {
   const gone = await call('creates', 'deleteTenant', { id: tenant.id });
   assert.equal(gone.id, tenant.id);
 
-  // The REST-hook trigger has its own test (below): it needs the connector's event watcher.
+  // The REST-hook triggers have their own tests (below): they need the connector's watcher.
   const every = ['triggers', 'searches', 'creates']
     .flatMap((kind) => Object.keys(App[kind]).map((key) => `${kind}.${key}`))
-    .filter((name) => name !== 'triggers.messageReceived');
+    .filter((name) => !HOOKS.includes(name.replace('triggers.', '')));
   assert.deepEqual(
     every.filter((name) => !called.has(name)),
     [],
@@ -509,8 +511,8 @@ test('a create run twice with the same Idempotency Key publishes one message', a
 
 // -- the REST-hook trigger: the connector's watcher runs beside it (tests/support/zapier_run.py)
 
-const hook = (method, bundle) =>
-  appTester(App.triggers.messageReceived.operation[method], { authData, ...bundle });
+const hook = (method, bundle, key = 'messageReceived') =>
+  appTester(App.triggers[key].operation[method], { authData, ...bundle });
 
 const subscription = async (id) =>
   fetch(`${BASE}/subscriptions/${id}`, { headers: { 'X-API-Key': API_KEY } });
@@ -595,6 +597,82 @@ test('the instant trigger subscribes, gets signed deliveries, shapes them and un
     assert.equal((await subscription(subscribeData.id)).status, 404);
     // Removed twice is no error (Zapier may retry it).
     await hook('performUnsubscribe', { inputData, subscribeData });
+  } finally {
+    catcher.close();
+  }
+});
+
+test('the new client and new file triggers get each new one once, shaped as their list gives it', async () => {
+  const deliveries = [];
+  const catcher = await listen((req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      deliveries.push({ headers: req.headers, content: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(200);
+      res.end();
+    });
+  });
+  const wait = async (count) => {
+    const deadline = Date.now() + 60000;
+    while (deliveries.length < count && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.equal(deliveries.length, count);
+  };
+  const perform = (key, delivery, subscribeData) => {
+    const rawHeaders = Object.fromEntries(
+      Object.entries(delivery.headers).map(([name, value]) => [`Http-${name}`, value]),
+    );
+    const bundle = {
+      cleanedRequest: JSON.parse(delivery.content),
+      rawRequest: { headers: rawHeaders, content: delivery.content },
+      subscribeData,
+    };
+    return hook('perform', bundle, key);
+  };
+  try {
+    const tenant = await run('creates', 'createTenant', { name: 'Hooked farm', maxClients: 3, maxMessages: 10 });
+    const make = (name) =>
+      run('creates', 'createClient', {
+        tenantId: tenant.id,
+        type: 'device',
+        name,
+        provisioningId: `zap-${name}-${Date.now()}`,
+      });
+    const first = await make('first');
+    const targetUrl = `http://127.0.0.1:${catcher.address().port}/zap`;
+
+    // New client: the one made before the subscription is not sent, the one after is, once
+    // (its created_at is after the subscription, whenever the watcher's first read comes).
+    const clients = await hook('performSubscribe', { inputData: { tenantId: tenant.id }, targetUrl }, 'clientCreated');
+    assert.equal((await subscription(clients.id)).status, 200);
+    const second = await make('second');
+    await wait(1);
+    const [client] = await perform('clientCreated', deliveries[0], clients);
+    assert.equal(client.id, second.id);
+    assert.deepEqual(client, (await run('triggers', 'getClients', { tenantId: tenant.id })).find((c) => c.id === second.id));
+    const clientSamples = await hook('performList', { inputData: { tenantId: tenant.id } }, 'clientCreated');
+    assert.deepEqual(clientSamples.map((c) => c.id).sort(), [first.id, second.id].sort());
+    await hook('performUnsubscribe', { subscribeData: clients }, 'clientCreated');
+    assert.equal((await subscription(clients.id)).status, 404);
+
+    // New file: uploaded after the subscription, and uploaded again under the same name.
+    const ids = { tenantId: tenant.id, clientId: first.id };
+    const files = await hook('performSubscribe', { inputData: ids, targetUrl }, 'fileCreated');
+    const upload = (text) =>
+      run('creates', 'uploadFile', { ...ids, filename: 'log.txt', fileContent: Buffer.from(text).toString('base64') });
+    await upload('one');
+    await wait(2);
+    await upload('two');
+    await wait(3);
+    const shaped = [];
+    for (const delivery of deliveries.slice(1)) shaped.push(...(await perform('fileCreated', delivery, files)));
+    assert.deepEqual(shaped.map((f) => [f.filename, f.size]), [['log.txt', 3], ['log.txt', 3]]);
+    assert.notEqual(shaped[0].created_at, shaped[1].created_at);
+    assert.notEqual(deliveries[1].headers['webhook-id'], deliveries[2].headers['webhook-id']);
+    await hook('performUnsubscribe', { subscribeData: files }, 'fileCreated');
+    assert.equal((await subscription(files.id)).status, 404);
   } finally {
     catcher.close();
   }

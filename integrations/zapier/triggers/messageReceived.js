@@ -9,7 +9,7 @@ module.exports = hookTrigger(
     "noun": "Message",
     "display": {
       "label": "New Message (Instant)",
-      "description": "Triggers the moment a client publishes a message: the connector watches InstaMsg and sends each new message to the Zap, signed."
+      "description": "Triggers the moment InstaMsg has it: a new message of a client, optionally on one topic. The connector watches InstaMsg and sends each to the Zap, signed."
     },
     "operation": {
       "type": "hook",
@@ -141,6 +141,9 @@ module.exports = hookTrigger(
       "status",
       "created_at",
       "created_at_iso"
+    ],
+    "optional": [
+      "topic"
     ],
     "event": "message.received"
   },

@@ -1,11 +1,14 @@
 'use strict';
-// The InstaMsg Instant Trigger: the connector pushes each new message of one client to this
-// node's webhook URL the moment its watcher sees it (README, "Instant triggers"), instead of the
-// workflow polling InstaMsg. Modelled on n8n's own webhook-based triggers, Stripe Trigger above
+// The InstaMsg Instant Trigger: the connector pushes each new message of one client (or new
+// client of a tenant, or new file of a client: the Event option) to this node's webhook URL the
+// moment its watcher sees it (README, "Instant triggers"), instead of the workflow polling
+// InstaMsg. Modelled on n8n's own webhook-based triggers, Stripe Trigger above
 // all: webhookMethods create the subscription when the workflow is published, check it still
 // exists, and delete it when the workflow is unpublished; the subscription's id and signing
 // secret live in the node's static data; webhook() checks the signature before emitting.
-// Its parameters are generated from the manifest (InstaMsgInstantTrigger.description.json).
+// Its parameters are generated from the manifest and the connector's events' table
+// (InstaMsgInstantTrigger.description.json: `events` says, per Event option, the event and the
+// parameters that make its filter).
 
 const { NodeApiError } = require('n8n-workflow');
 const description = require('./InstaMsgInstantTrigger.description.json');
@@ -26,6 +29,12 @@ async function connector(context, method, path, body) {
 	});
 }
 
+// The chosen Event option's event and filter fields (workflows saved before the option had
+// other values hold newMessage, its default).
+function chosenEvent(context) {
+	return description.events[context.getNodeParameter('event', 'newMessage')] || description.events.newMessage;
+}
+
 function refused(context, response, what) {
 	const to = (response.body && response.body.contextWrites && response.body.contextWrites.to) || {};
 	return new NodeApiError(context.getNode(), to, {
@@ -43,8 +52,8 @@ class InstaMsgInstantTrigger {
 			icon: 'file:instamsg.svg',
 			group: ['trigger'],
 			version: 1,
-			subtitle: '={{$parameter["topic"] || "every topic"}}',
-			description: 'Starts the workflow the moment an InstaMsg client publishes a message',
+			subtitle: '={{ {newClient: "new client", newFile: "new file"}[$parameter["event"]] || $parameter["topic"] || "every topic" }}',
+			description: 'Starts the workflow the moment InstaMsg has a new message, client or file',
 			defaults: { name: 'InstaMsg Instant Trigger' },
 			inputs: [],
 			outputs: ['main'],
@@ -76,14 +85,15 @@ class InstaMsgInstantTrigger {
 				},
 				async create() {
 					const credentials = await this.getCredentials(CREDENTIAL);
-					const topic = this.getNodeParameter('topic', '');
-					const filter = {
-						tenantId: locatorValue(this.getNodeParameter('tenantId')),
-						clientId: locatorValue(this.getNodeParameter('clientId')),
-						...(topic ? { topic } : {}),
-					};
+					const chosen = chosenEvent(this);
+					const filter = {};
+					for (const name of chosen.filter) filter[name] = locatorValue(this.getNodeParameter(name));
+					for (const name of chosen.optional) {
+						const value = this.getNodeParameter(name, '');
+						if (value) filter[name] = value;
+					}
 					const response = await connector(this, 'POST', '/subscriptions', {
-						event: description.event,
+						event: chosen.event,
 						filter,
 						target_url: this.getNodeWebhookUrl('default'),
 						clientKey: credentials.clientKey,
@@ -122,7 +132,7 @@ class InstaMsgInstantTrigger {
 			return { noWebhookResponse: true };
 		}
 		const body = this.getBodyData();
-		if (body.type !== description.event || !body.data) return {};
+		if (body.type !== chosenEvent(this).event || !body.data) return {};
 		return { workflowData: [[{ json: body.data }]] };
 	}
 }
