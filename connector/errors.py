@@ -112,6 +112,13 @@ class UpstreamUnavailable(ConnectorError):
     retryable = True
 
 
+class AnswerTooLarge(UpstreamUnavailable):
+    """InstaMsg's answer ran past the connector's cap on what it reads (upstream/bounds.py). Its
+    own kind so that a reader of a time range (the event watcher) can ask for a narrower one."""
+
+    retryable = False
+
+
 class Unauthorized(ConnectorError):
     code, http_status = "UNAUTHORIZED", 401
     summary = "no valid X-API-Key was sent"

@@ -23,6 +23,12 @@ round reads from the cursor last written again. Then it sends the deliveries tha
   for that scope, and its snapshot stays) until it is shorter again, and said in the log.
 - An answer that is not a list, and items without a key, are left (logged): nothing crashes
   and the cursor stays.
+- A client whose messages since the cursor make an answer longer than the connector reads
+  (ANSWER_LIMIT, say after the watcher was stopped for a while) is read in a time window
+  from then on: half as wide after each answer too long, twice as wide after each that was
+  read, back to open reads at WIDEST_WINDOW_MS. An empty window older than SETTLED_MS is
+  passed over. Without it the same too-long read was asked for again every round, for ever,
+  and that client's subscriptions got nothing more.
 - InstaMsg's 429 (or any answer with Retry-After) pauses that scope's polls for as long
   as it asks; other scopes carry on.
 - Subscriptions with their own clientKey and clientSecret are read with them (the oldest
@@ -42,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from connector import logs, metrics
 from connector.engine import Invocation
 from connector.engine.arguments import held_credentials
-from connector.errors import ConnectorError
+from connector.errors import AnswerTooLarge, ConnectorError
 from connector.events.deliveries import Deliverer, new_record
 from connector.events.kinds import TIME, EventKind, kind_of
 from connector.state.event_store import MAX_SNAPSHOT_KEYS
@@ -59,6 +65,12 @@ QUEUE_AGAIN_AFTER = 60.0
 #: MAX_SNAPSHOT_KEYS items share one by chance about 3 times in 10**12 (one of them would
 #: then not be told new); a snapshot stays a few hundred kilobytes at most.
 DIGEST_CHARS = 16
+#: The widest time window a narrowed read of a client's messages asks for (ms): wider, the
+#: reads are open again (from the cursor on). The narrowest is 1 ms.
+WIDEST_WINDOW_MS = 3_600_000
+#: A window that ended this long ago (ms, on the connector's clock) and held nothing new is
+#: passed over: InstaMsg has stored what it will store for it (a margin for the two clocks).
+SETTLED_MS = 60_000
 
 
 def place_of(subscription: dict) -> str:
@@ -131,6 +143,9 @@ class Watcher:
         self.enqueue = enqueue
         #: delivery id -> when this watcher last queued it
         self.queued: dict[str, float] = {}
+        #: client -> the width of the time window its messages are read in (ms), while its
+        #: answers from the cursor on are too long to read whole
+        self.windows: dict[str, int] = {}
 
     # -- one round ----------------------------------------------------------------------
 
@@ -187,6 +202,8 @@ class Watcher:
             if cursor["since"] < oldest:  # nobody watching wants anything older
                 cursor = {"since": oldest, "seen": []}
             args["start"] = cursor["since"]
+            if place in self.windows:
+                args["end"] = cursor["since"] + self.windows[place] - 1
         asked = self.clock()
         self.polls += 1
         metrics.EVENT_POLLS.inc()
@@ -195,6 +212,8 @@ class Watcher:
                 Invocation(face="events"), kind.block, {**args, **self.credentials(subscriptions)}
             ).result
         except ConnectorError as error:
+            if isinstance(error, AnswerTooLarge) and kind.cursor == TIME:
+                return self.narrow(place)
             wait = error.retry_after_s or self.settings.events_poll_seconds
             self.paused[place] = self.clock() + wait
             logs.event(
@@ -205,7 +224,9 @@ class Watcher:
         if items is None:
             return 0
         if kind.cursor == TIME:
-            return self.keep_messages(place, cursor, subscriptions, items)
+            kept = self.keep_messages(place, cursor, subscriptions, items, args.get("end"))
+            self.widen(place)
+            return kept
         return self.keep_listed(place, asked, subscriptions, kind, items)
 
     def items(self, kind: EventKind, place: str, listing) -> list[dict] | None:
@@ -251,8 +272,11 @@ class Watcher:
         self.store.set_snapshot(place, {"at": asked, "keys": sorted(keyed)})
         return kept
 
-    def keep_messages(self, client: str, cursor: dict, subscriptions: list[dict], messages) -> int:
-        """Keep the deliveries of the messages past ``cursor``, then move it past them."""
+    def keep_messages(
+        self, client: str, cursor: dict, subscriptions: list[dict], messages, end=None
+    ) -> int:
+        """Keep the deliveries of the messages past ``cursor``, then move it past them (or,
+        when they were read up to ``end`` and there were none, past a settled window)."""
         fresh = sorted(
             (m for m in messages if newer(cursor, m)),
             key=lambda m: (m.get("created_at", 0), len(str(m["id"])), str(m["id"])),
@@ -269,7 +293,28 @@ class Watcher:
                     kept += 1
         if fresh:
             self.store.set_cursor(client, advanced(cursor, fresh))
+        elif end is not None and end < self.clock() * 1000 - SETTLED_MS:
+            self.store.set_cursor(client, {"since": end + 1, "seen": []})
         return kept
+
+    def narrow(self, client: str) -> int:
+        """The client's answer from its cursor on was too long to read: ask for half the
+        window next round (no pause: a narrower read is another read)."""
+        width = max(1, self.windows.get(client, WIDEST_WINDOW_MS * 2) // 2)
+        self.windows[client] = width
+        logs.event("event poll answer too long: reading a narrower window", logging.WARNING,
+                   client=client, window_ms=width)  # fmt: skip
+        return 0
+
+    def widen(self, client: str) -> None:
+        """A windowed read went through: twice the window next time, open reads again past
+        WIDEST_WINDOW_MS."""
+        if client in self.windows:
+            width = self.windows[client] * 2
+            if width > WIDEST_WINDOW_MS:
+                del self.windows[client]
+            else:
+                self.windows[client] = width
 
     def deliver_due(self) -> int:
         """Send what is due: each subscription's deliveries one after another, in the order

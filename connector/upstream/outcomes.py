@@ -16,7 +16,13 @@ import requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from connector import jsonx
-from connector.errors import ApiError, ConnectorError, UpstreamTimeout, UpstreamUnavailable
+from connector.errors import (
+    AnswerTooLarge,
+    ApiError,
+    ConnectorError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from connector.upstream.bounds import ANSWER_LIMIT, MIB, MIN_PIECE
 
 #: How much of an upstream error body an envelope keeps: characters of its text, or of its
@@ -138,11 +144,11 @@ def past_deadline(deadline: float) -> UpstreamTimeout:
     )
 
 
-def answer_too_large(status: int) -> UpstreamUnavailable:
+def answer_too_large(status: int) -> AnswerTooLarge:
     """The error for an answer longer than ANSWER_LIMIT: InstaMsg answered, so the call may
     have taken effect, and what it said is unknown. Not retried (it would be as long again);
     a keyed call settles as OUTCOME_UNKNOWN."""
-    return UpstreamUnavailable(
+    return AnswerTooLarge(
         f"InstaMsg's answer (HTTP {status}) was larger than {ANSWER_LIMIT // MIB} MiB (or came "
         f"in more than {ANSWER_LIMIT // MIN_PIECE:,} pieces), more than any block's answer can "
         "be, so the connector stopped reading it. " + CHECK_FIRST,

@@ -10,6 +10,8 @@ from dataclasses import replace
 import pytest
 
 from app import create_app
+from connector.events import watcher as watcher_module
+from connector.upstream import client as upstream_client
 from tests.events.conftest import call, publish, subscribe, verified
 from tests.support.loopback import Loopback
 
@@ -143,3 +145,24 @@ def test_a_message_of_the_subscriptions_own_millisecond_is_not_older(message_ms,
 
     subscription = {"created": 1_000.1239, "filter": {"tenantId": "t", "clientId": "c"}}
     assert matches(subscription, {"id": "1", "created_at": message_ms}) is wanted
+
+
+def test_a_backlog_longer_than_one_answer_is_read_in_narrower_windows(
+    sandbox_app, sandbox_client, pump, catcher, monkeypatch
+):
+    # Twelve messages of 2 KB where an answer may carry about four: the read from the cursor on
+    # was refused every round, for ever, and the subscription got nothing more.
+    sub = subscribe(sandbox_client, pump, catcher.url + "/hook")
+    for number in range(1, 13):
+        publish(sandbox_client, pump, number, payload=f"{number:02d}" + "x" * 2000)
+    monkeypatch.setattr(upstream_client, "ANSWER_LIMIT", 4 * 2400)
+    # Every window that ended before now is settled: an empty one is passed over at once.
+    monkeypatch.setattr(watcher_module, "SETTLED_MS", 0, raising=False)
+    w = sandbox_app.extensions["events"].watcher(owner="w")
+    for _ in range(80):
+        w.round()
+        if len(catcher.calls) >= 12:
+            break
+    sent = Counter(b["data"]["payload"][:2] for b in verified(catcher, sub["secret"]))
+    assert sent == Counter(f"{n:02d}" for n in range(1, 13))
+    assert w.windows  # it read in windows (and widens them again as it catches up)
