@@ -834,7 +834,7 @@
   function subscriptionRow(sub) {
     const remove = rowButton("Remove", "Remove " + sub.id, () => removeSubscription(sub, remove));
     const row = el("tr", {}, [
-      cell(sub.id, "mono"),
+      cell(sub.id, "mono ident"),
       cell(sub.event),
       cell(filterText(sub.filter), "wrap"),
       cell(sub.target_url, "mono wrap"),
