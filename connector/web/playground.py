@@ -9,7 +9,9 @@ script on the page.
 Three small JSON facts the page cannot read from the manifest come from
 ``/playground/config.json``: whether this is sandbox mode (then the page says so and offers
 the demo credentials) and whether the connector asks for an API key; and the hooks panel's
-choices (the signature schemes and the ways a hook answers).
+choices (the signature schemes and the ways a hook answers). The subscriptions panel needs
+no fact of its own: it reads ``/subscriptions`` with the page's key, as any caller would, so
+it shows what the API shows and never a secret.
 """
 
 from __future__ import annotations

@@ -654,6 +654,37 @@
     askForKey("The key is forgotten.");
   });
 
+  // -- the connector's own routes (hooks, subscriptions) -----------------------------------
+
+  // One call with the page's API key: its JSON answer (null when it has no body), or an Error
+  // that says the HTTP status and the error envelope's code and message. A refused key asks
+  // for another, as a block's call does.
+  async function apiCall(method, path, body) {
+    const init = { method: method, headers: headers() };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const reply = await fetch(path, init);
+    const text = await reply.text();
+    let answer = null;
+    try {
+      answer = text ? JSON.parse(text) : null;
+    } catch (e) {
+      answer = null; // not JSON (a proxy's page): the status says enough
+    }
+    if (!reply.ok) {
+      if (reply.status === 401 && state.config.api_keys) {
+        askForKey("The connector refused the key. Enter a valid API key.");
+      }
+      const writes = answer && typeof answer.contextWrites === "object" ? answer.contextWrites : null;
+      const error = (writes && Object.values(writes)[0]) || {};
+      throw new Error("HTTP " + reply.status + " " + (error.status_code || "") + ": " +
+        (error.status_msg || ""));
+    }
+    return answer;
+  }
+
   // -- hooks: a block call a webhook sender reaches ----------------------------------------
 
   const hookUi = {
@@ -684,19 +715,8 @@
     return null;
   }
 
-  async function hookCall(path, body) {
-    const reply = await fetch(path, {
-      method: "POST",
-      headers: headers({ "Content-Type": "application/json" }),
-      body: JSON.stringify(body),
-    });
-    const answer = await reply.json();
-    if (!reply.ok) {
-      const error = (answer.contextWrites && Object.values(answer.contextWrites)[0]) || {};
-      throw new Error("HTTP " + reply.status + " " + (error.status_code || "") + ": " +
-        (error.status_msg || ""));
-    }
-    return answer;
+  function hookCall(path, body) {
+    return apiCall("POST", path, body);
   }
 
   async function makeHook(event) {
@@ -755,5 +775,223 @@
   hookUi.form.addEventListener("submit", makeHook);
   hookUi.sampleForm.addEventListener("submit", trySample);
 
-  start().then(drawHookChoices);
+  // -- subscriptions: the flows new messages are pushed to, and their deliveries ----------
+
+  const subUi = {
+    refresh: $("subs-refresh"),
+    status: $("subs-status"),
+    table: $("subs-table"),
+    list: $("subs-list"),
+    deliveries: $("deliveries-section"),
+    of: $("deliveries-of"),
+    log: $("deliveries-list"),
+    empty: $("deliveries-empty"),
+  };
+  let chosen = ""; // the subscription whose deliveries are on show
+
+  const subPath = (...parts) => "/subscriptions/" + parts.map(encodeURIComponent).join("/");
+
+  // The API's times are seconds since the epoch; shown in UTC, to the second.
+  function when(seconds) {
+    if (typeof seconds !== "number" || !Number.isFinite(seconds)) {
+      return "—";
+    }
+    return new Date(seconds * 1000).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+
+  function filterText(filter) {
+    const given = filter && typeof filter === "object" ? filter : {};
+    const words = ["tenant " + given.tenantId, "client " + given.clientId];
+    if (typeof given.topic === "string") {
+      words.push("topic " + given.topic);
+    }
+    return words.join(", ");
+  }
+
+  function subscriptionState(sub) {
+    const off = sub.disabled;
+    if (off && typeof off === "object") {
+      return "disabled since " + when(off.at) + ": " + (off.reason || "no reason given");
+    }
+    if (off) {
+      return "disabled";
+    }
+    return sub.failing_since ? "active, failing since " + when(sub.failing_since) : "active";
+  }
+
+  function cell(text, className) {
+    return el("td", { textContent: String(text), className: className || "" });
+  }
+
+  // A row's button: its text is short, its accessible name says which row it acts on.
+  function rowButton(text, name, action) {
+    const button = el("button", { type: "button", textContent: text });
+    button.setAttribute("aria-label", name);
+    button.addEventListener("click", action);
+    return button;
+  }
+
+  function subscriptionRow(sub) {
+    const remove = rowButton("Remove", "Remove " + sub.id, () => removeSubscription(sub, remove));
+    const row = el("tr", {}, [
+      cell(sub.id, "mono ident"),
+      cell(sub.event),
+      cell(filterText(sub.filter), "wrap"),
+      cell(sub.target_url, "mono wrap"),
+      cell(when(sub.created)),
+      cell(subscriptionState(sub)),
+      el("td", { className: "row-actions" }, [
+        rowButton("Deliveries", "Deliveries of " + sub.id, () => openDeliveries(sub.id)),
+        remove,
+      ]),
+    ]);
+    row.dataset.subscription = sub.id;
+    if (sub.disabled) {
+      row.className = "disabled";
+    }
+    return row;
+  }
+
+  function lastAnswer(last) {
+    if (!last || typeof last !== "object") {
+      return "—";
+    }
+    const code = typeof last.status === "number" ? String(last.status) : "";
+    const note = typeof last.note === "string" && last.note !== "HTTP " + code ? last.note : "";
+    return [code, note].filter(Boolean).join(" · ") || "—";
+  }
+
+  function deliveryRow(ident, delivery) {
+    const last = delivery.last && typeof delivery.last === "object" ? delivery.last : {};
+    const row = el("tr", {}, [
+      cell(delivery.message, "mono"),
+      cell(delivery.state),
+      cell(delivery.attempts),
+      cell(lastAnswer(delivery.last)),
+      cell(when(last.at)),
+      cell(when(delivery.due)),
+      el("td", { className: "row-actions" }, [
+        rowButton("Redeliver", "Redeliver message " + delivery.message, () =>
+          redeliver(ident, delivery)),
+      ]),
+    ]);
+    row.dataset.delivery = delivery.id;
+    row.title = "webhook-id " + delivery.id;
+    return row;
+  }
+
+  function markChosen() {
+    for (const row of subUi.list.children) {
+      if (row.dataset.subscription === chosen) {
+        row.setAttribute("aria-current", "true");
+      } else {
+        row.removeAttribute("aria-current");
+      }
+    }
+  }
+
+  function closeDeliveries() {
+    chosen = "";
+    subUi.deliveries.hidden = true;
+    subUi.log.replaceChildren();
+    markChosen();
+  }
+
+  async function loadSubscriptions() {
+    subUi.status.textContent = "Listing the subscriptions…";
+    let subs;
+    try {
+      subs = await apiCall("GET", "/subscriptions");
+    } catch (e) {
+      subUi.status.textContent = "The subscriptions could not be listed: " + e.message;
+      return;
+    }
+    subs = Array.isArray(subs) ? subs.filter((sub) => sub && typeof sub.id === "string") : [];
+    subUi.list.replaceChildren(...subs.map(subscriptionRow));
+    subUi.table.hidden = subs.length === 0;
+    subUi.status.textContent = subs.length === 0
+      ? "No subscription yet: a flow's instant trigger makes one (POST /subscriptions)."
+      : subs.length + (subs.length === 1 ? " subscription." : " subscriptions.");
+    if (subs.some((sub) => sub.id === chosen)) {
+      markChosen();
+      await loadDeliveries(chosen);
+    } else {
+      closeDeliveries();
+    }
+  }
+
+  // Draws the log of ``ident``; false (and says why) when it could not be read.
+  async function loadDeliveries(ident) {
+    let log;
+    try {
+      log = await apiCall("GET", subPath(ident, "deliveries"));
+    } catch (e) {
+      subUi.status.textContent = "The deliveries could not be read: " + e.message;
+      return false;
+    }
+    log = Array.isArray(log) ? log.filter((d) => d && typeof d.id === "string") : [];
+    subUi.of.textContent = ident;
+    subUi.log.replaceChildren(...log.map((delivery) => deliveryRow(ident, delivery)));
+    subUi.empty.hidden = log.length > 0;
+    subUi.deliveries.hidden = false;
+    return true;
+  }
+
+  async function openDeliveries(ident) {
+    chosen = ident;
+    markChosen();
+    if (await loadDeliveries(ident)) {
+      subUi.status.textContent = "Deliveries of " + ident + ", newest first.";
+    }
+  }
+
+  async function redeliver(ident, delivery) {
+    try {
+      await apiCall("POST", subPath(ident, "deliveries", delivery.id, "redeliver"));
+    } catch (e) {
+      subUi.status.textContent = "Not redelivered: " + e.message;
+      return;
+    }
+    if (await loadDeliveries(ident)) {
+      subUi.status.textContent = "Message " + delivery.message + " is due again: the watcher " +
+        "sends it in its next round.";
+    }
+  }
+
+  // Removing stops a flow's trigger for good, so it takes a second click on the same button.
+  async function removeSubscription(sub, button) {
+    if (button.dataset.armed !== "true") {
+      button.dataset.armed = "true";
+      button.textContent = "Remove for good";
+      button.setAttribute("aria-label", "Remove " + sub.id + " for good");
+      subUi.status.textContent = "Removing " + sub.id + " stops its deliveries: click again to " +
+        "confirm.";
+      return;
+    }
+    try {
+      await apiCall("DELETE", subPath(sub.id));
+    } catch (e) {
+      subUi.status.textContent = "Not removed: " + e.message;
+      return;
+    }
+    await loadSubscriptions();
+    subUi.status.textContent = "Subscription " + sub.id + " removed.";
+  }
+
+  subUi.refresh.addEventListener("click", loadSubscriptions);
+  ui.keyForm.addEventListener("submit", () => {
+    if (apiKey()) {
+      loadSubscriptions();
+    }
+  });
+
+  start()
+    .then(drawHookChoices)
+    .then(() => {
+      // Without a key where one is needed, the list waits for it (the key form loads it).
+      if (!state.config.api_keys || apiKey()) {
+        return loadSubscriptions();
+      }
+      return undefined;
+    });
 })();
