@@ -133,11 +133,18 @@ def test_a_published_instant_trigger_runs_once_per_message_across_restarts_and_u
 
     with event_watcher(lab) as watcher, lab.server() as (process, output):
 
+        def echoed():
+            """The echoes so far, sorted; a message echoed twice (run twice) fails at once."""
+            echoes = sorted(farm.echoes())
+            twice = sorted({e for e in echoes if echoes.count(e) > 1})
+            assert not twice, f"started more than one execution: {twice}"
+            return echoes
+
         def all_through():
             """Every message said so far has started one execution (echoed once), no more."""
             expected = sorted(f"got {payload}" for payload in said)
             logs = lambda: output()[-2000:] + watcher.output()[-2000:]  # noqa: E731
-            wait_for(lambda: sorted(farm.echoes()), expected, logs, ARRIVAL_WAIT)
+            wait_for(echoed, expected, logs, ARRIVAL_WAIT)
 
         ready(process, output)
         # Published: n8n's create() made the subscription, to this workflow's webhook URL.
