@@ -24,19 +24,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(env=None, workers=2, timeout=20.0):
+def gunicorn(env=None, workers=2, timeout=20.0, port=None):
     """Yield the base URL of a running `gunicorn -c gunicorn.conf.py 'app:serve()'`."""
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:serve()"]
-    with serve(command, {"WEB_CONCURRENCY": str(workers), **(env or {})}, timeout) as running:
+    env = {"WEB_CONCURRENCY": str(workers), **(env or {})}
+    with serve(command, env, timeout, port=port) as running:
         yield running
 
 
 @contextmanager
-def serve(command, env, timeout=20.0, drop=()):
+def serve(command, env, timeout=20.0, drop=(), port=None):
     """Run ``command`` (a server of this repo that reads HOST and PORT) on a free loopback
-    port; yield its base URL and the process, whose ``output()`` is what it printed.
-    ``drop`` names environment variables it must not inherit."""
-    port = free_port()
+    port (or on ``port``: a server started again where it was); yield its base URL and the
+    process, whose ``output()`` is what it printed. ``drop`` names environment variables it
+    must not inherit."""
+    port = port or free_port()
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
     for name in drop:
         full_env.pop(name, None)
