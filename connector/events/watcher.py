@@ -367,3 +367,10 @@ class Watcher:
             except Exception as exc:  # noqa: BLE001  (logged by kind; the watcher goes on)
                 logs.event("event round failed", logging.ERROR, fault=type(exc).__name__)
             stop.wait(max(0.0, self.settings.events_poll_seconds - (time.monotonic() - began)))
+        # Stopped (SIGTERM: a deploy, make run's restart): the next watcher polls at once, not
+        # after the lease has run out (LEASE_ROUNDS rounds).
+        try:
+            self.store.release(LEASE_NAME, self.owner)
+        except ConnectorError as error:  # it runs out on its own
+            logs.event("event lease not given up", logging.WARNING, code=error.code)
+        logs.event("event watcher stopped", owner=self.owner)

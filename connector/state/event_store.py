@@ -105,6 +105,11 @@ class EventStore:
         False while another owner's lease runs."""
         raise NotImplementedError
 
+    def release(self, name: str, owner: str) -> None:
+        """Give the lease up, if ``owner`` holds it (a watcher stopping): another watcher
+        takes it at its next round instead of when it runs out."""
+        raise NotImplementedError
+
     # -- deliveries
     def add_delivery(self, record: dict) -> bool:
         """Keep a new delivery; False (and nothing changed) when its id is already kept."""
@@ -248,6 +253,14 @@ class SQLiteEventStore(EventStore):
 
         return self._do("lease", work)
 
+    def release(self, name, owner):
+        self._do(
+            "lease",
+            lambda c: c.execute(
+                "DELETE FROM ev_leases WHERE name = ? AND owner = ?", (name, owner)
+            ),
+        )
+
     def add_delivery(self, record):
         def work(conn):
             added = conn.execute(
@@ -333,6 +346,12 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
+#: Give a lease up only if one's own: one step, so a lease another watcher took meanwhile stays.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 #: Take a due delivery: move its place in the due set to ``until`` if it is due by ``now``.
 TAKE = """
@@ -351,6 +370,7 @@ class RedisEventStore(EventStore):
         self.prefix = prefix + "ev:"
         self.clock = clock
         self._lease = client.register_script(LEASE)
+        self._release = client.register_script(RELEASE)
         self._take = client.register_script(TAKE)
 
     def _k(self, *parts) -> str:
@@ -415,6 +435,10 @@ class RedisEventStore(EventStore):
         millis = max(1, int(ttl * 1000))
         key = self._k("lease", name)
         return bool(self._run("lease", lambda r: self._lease(keys=[key], args=[owner, millis])))
+
+    def release(self, name, owner):
+        key = self._k("lease", name)
+        self._run("lease", lambda r: self._release(keys=[key], args=[owner]))
 
     def _keep(self, pipe, record):
         pipe.set(self._k("dlv", record["id"]), _dump(record), ex=DELIVERY_TTL)

@@ -3,6 +3,7 @@ InstaMsg's 429, and a round cut off between keeping deliveries and moving the cu
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from dataclasses import replace
@@ -11,6 +12,7 @@ import pytest
 
 from app import create_app
 from connector.events import watcher as watcher_module
+from connector.events.watcher import Watcher
 from connector.upstream import client as upstream_client
 from tests.events.conftest import call, publish, subscribe, verified
 from tests.support.loopback import Loopback
@@ -166,3 +168,14 @@ def test_a_backlog_longer_than_one_answer_is_read_in_narrower_windows(
     sent = Counter(b["data"]["payload"][:2] for b in verified(catcher, sub["secret"]))
     assert sent == Counter(f"{n:02d}" for n in range(1, 13))
     assert w.windows  # it read in windows (and widens them again as it catches up)
+
+
+def test_a_stopped_watcher_gives_its_lease_up_for_the_next_one(sandbox_app):
+    # make run's restart, a deploy: the new watcher polled only once the old lease ran out.
+    events = sandbox_app.extensions["events"]
+    old, new = events.watcher(owner="old"), events.watcher(owner="new")
+    stop = threading.Event()
+    old.round = lambda: (stop.set(), Watcher.round(old))[1]  # one round, then stopped
+    old.run(stop)
+    assert old.leading is True
+    assert new.round() is True

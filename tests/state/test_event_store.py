@@ -120,6 +120,17 @@ def test_one_lease_holder_at_a_time_until_it_runs_out(make_store):
     assert not first.lease("watcher", "a", ttl=10)
 
 
+def test_a_lease_given_up_is_free_at_once_and_only_its_holder_gives_it_up(make_store):
+    first, second = make_store(), make_store()
+    assert first.lease("watcher", "a", ttl=60)
+    second.release("watcher", "b")  # not b's: it stays a's
+    assert not second.lease("watcher", "b", ttl=60)
+    first.release("watcher", "a")
+    assert second.lease("watcher", "b", ttl=60)
+    first.release("watcher", "a")  # a's is gone: b's stays
+    assert not first.lease("watcher", "a", ttl=60)
+
+
 def test_a_delivery_is_kept_once_by_its_id(make_store):
     store = make_store()
     assert store.add_delivery(delivery("d1")) is True
