@@ -227,8 +227,9 @@ def _message(client: tuple, number: int, payload: str) -> dict:
 
 
 def publish_steadily(running: Stack, messages: int, rate: float) -> list[dict]:
-    """Publish ``messages`` at ``rate`` a second, the clients in turn (a late call does not
-    make the next ones early: each keeps its own slot)."""
+    """Publish ``messages`` at ``rate`` a second, the clients in turn, on a fixed schedule:
+    message n at n / rate seconds from the start (a slow call delays only the messages whose
+    slots it overran, which then go at once)."""
     published = []
     began = time.monotonic()
     for n in range(messages):
@@ -403,12 +404,16 @@ def s8(procs, ctx, opts) -> dict:
 
 
 def estimate_seconds(opts) -> float:
-    """Each stack's start (about 5 s with its subscriptions), its warm-up (a round), the
-    publishing, the drain (a round), and the poll counts' windows."""
+    """Each stack's start (a few seconds, with its subscriptions), its warm-up and its drain
+    (a round and a half between them, on average), the publishing, and the poll counts'
+    windows (each after a new layout is subscribed and a round has read it)."""
+    start = 3.5
+    publishing = max(0, round(opts.s8_seconds * opts.s8_rate) - 1) / opts.s8_rate
     intervals = [float(i) for i in opts.s8_intervals.split(",")]
-    start = 5.0
-    latency = sum(start + 2 * i + opts.s8_seconds for i in intervals)
-    per_layout = 2 + (opts.s8_poll_rounds + 3) * opts.s8_poll_interval
+    latency = sum(start + 1.5 * i + publishing for i in intervals)
+    if not opts.s8_poll_rounds:
+        return latency
+    per_layout = 2 + (opts.s8_poll_rounds + 2) * opts.s8_poll_interval
     return latency + start + len(LAYOUTS) * per_layout
 
 
