@@ -196,6 +196,7 @@ def latency_run(procs, workdir, interval, clients, per_client, messages, rate) -
         )
         with catcher.lock:
             catcher.arrivals.clear()
+        cost = WatcherCost(running.watcher.pid)
         published = publish_steadily(running, messages, rate)
         expected = {
             (sub, p["message"]) for p in published for sub, c in owner.items() if c == p["client"]
@@ -210,7 +211,31 @@ def latency_run(procs, workdir, interval, clients, per_client, messages, rate) -
             time.sleep(SAMPLE_EVERY * 4)
         with catcher.lock:
             arrivals = list(catcher.arrivals)
-    return tally(arrivals, published, expected, secrets, interval, rate, warm)
+        watcher = cost.stop()
+    return {**tally(arrivals, published, expected, secrets, interval, rate, warm), **watcher}
+
+
+class WatcherCost:
+    """The watcher process's CPU time and peak resident memory from now to ``stop()``."""
+
+    def __init__(self, pid: int):
+        from bench.run import RssSampler, tree_cpu
+
+        self.pid, self.tree_cpu = pid, tree_cpu
+        self.began, self.cpu = time.monotonic(), tree_cpu(pid)
+        self.sampler = RssSampler(pid)
+        self.sampler.start()
+
+    def stop(self) -> dict:
+        from bench.run import MB
+
+        self.sampler.stop()
+        minutes = (time.monotonic() - self.began) / 60
+        used = self.tree_cpu(self.pid) - self.cpu
+        return {
+            "watcher_cpu_s_per_min": round(used / minutes, 2),
+            "watcher_peak_rss_mb": round(self.sampler.peak / MB, 1),
+        }
 
 
 def _message(client: tuple, number: int, payload: str) -> dict:
@@ -451,6 +476,10 @@ def table_lines(v: dict) -> list[str]:
             f"             published {r['published']} ({r['publish_rate']}/s), expected "
             f"{r['expected']}, delivered {r['delivered']}, duplicates {r['duplicates']}, "
             f"missing {r['missing']}, strays {r['strays']}, bad signatures {r['unverified']}"
+        )
+        lines.append(
+            f"             the watcher: CPU {r['watcher_cpu_s_per_min']} s a minute, peak RSS "
+            f"{r['watcher_peak_rss_mb']} MB"
         )
     for name, r in v["polls"].items():
         lines.append(
