@@ -53,6 +53,8 @@ SMOKE_LAYOUTS = {"2x2": (2, 2)}
 #: The sandbox's demo app: every call of the bench reads and writes with it.
 APP = {"clientKey": "demo-key", "clientSecret": "demo-secret"}
 TOPIC = "telemetry"
+#: Spreads the publishes over the moments of a poll round (publish_steadily).
+GOLDEN = (1 + 5**0.5) / 2
 #: The sandbox's message ids run from 1 to this; the bench's publishes go round them.
 MAX_MESSAGE_ID = 65535
 POLLS_METRIC = "instamsg_connector_event_polls_total"
@@ -253,12 +255,16 @@ def _message(client: tuple, number: int, payload: str) -> dict:
 
 def publish_steadily(running: Stack, messages: int, rate: float) -> list[dict]:
     """Publish ``messages`` at ``rate`` a second, the clients in turn, on a fixed schedule:
-    message n at n / rate seconds from the start (a slow call delays only the messages whose
-    slots it overran, which then go at once)."""
+    message n somewhere in its own slot [n / rate, (n + 1) / rate) from the start (a slow call
+    delays only the messages whose slots it overran, which then go at once).
+
+    Where in its slot is the fractional part of n times the golden ratio: a period that
+    divides the poll interval (2 a second, 0.5 s rounds) would publish every message at the
+    same moment of a round, and the percentiles would measure that one moment."""
     published = []
     began = time.monotonic()
     for n in range(messages):
-        slot = began + n / rate
+        slot = began + (n + (n * GOLDEN) % 1) / rate
         time.sleep(max(0.0, slot - time.monotonic()))
         c = n % len(running.clients)
         started = time.monotonic()
