@@ -11,7 +11,9 @@ its arrival.
   target a path of the catcher. Messages are published through the connector's
   publishMessage block (over HTTP, managed tokens) at a steady rate, the clients in turn.
   Latency is the catcher's arrival minus the publish call's return, both on this process's
-  monotonic clock. Every message must arrive once at each subscription of its client: the
+  monotonic clock, split where the watcher kept the delivery (the body's timestamp): the wait
+  for a poll, then the queue and the send. The watcher's CPU and peak RSS are taken over the
+  same time. Every message must arrive once at each subscription of its client: the
   run counts published, delivered, duplicates, missing, strays (a delivery no publish asked
   for) and signatures that do not verify.
 - **Polls**: for each layout of LAYOUTS (clients x subscriptions each) the watcher's
