@@ -80,7 +80,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## bench: the benchmark (S1-S7), on loopback; writes bench/results.json and prints a table
+## bench: the benchmark (S1-S8), on loopback; writes bench/results.json and prints a table
 bench: $(VENV)/.dev
 	bench/install-tools.sh
 	$(BIN)/python -m bench.run

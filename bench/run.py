@@ -19,6 +19,9 @@ Scenarios (each repeated, medians reported; the 31-second S2 run once unless --s
       at c=1, calls a second at c=8, and each server's CPU per call (bench/mcp_http.py)
   S7  one call at a time: what a hook adds to the same publishMessage (latency and CPU), as a
       token hook, and as one keyed by a delivery id from its body (a new id each call)
+  S8  instant triggers as `make run` runs them: publish-to-delivery latency with 100
+      subscriptions on 10 clients, at the default poll interval and a short one, every
+      delivery counted; and the watcher's polls a minute by layout (bench/events.py)
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from pathlib import Path
 
 import requests
 
-from bench import mcp_http
+from bench import events, mcp_http
 from bench.responses import nginx_conf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -760,6 +763,7 @@ SCENARIOS = {
     "S5": s5,
     "S6": mcp_http.s6,
     "S7": s7,
+    "S8": events.s8,
 }
 
 
@@ -895,6 +899,8 @@ def table(report: dict) -> str:
                 f"             {figures(name[:9], h)}  -> added p50 {h['added_p50_ms']} ms, "
                 f"CPU {h['added_cpu_ms_per_call']} ms/call"
             )
+    if "S8" in res:
+        lines += events.table_lines(res["S8"])
     lines.append("")
     for row in report["targets"]:
         mark = "met" if row["met"] else "NOT met"
@@ -931,6 +937,7 @@ def estimate_seconds(opts) -> float:
         "S5": start + d(opts.warmup) + opts.repeat * 2 * d(opts.duration / 2),
         "S6": 2 * start + 2 * opts.warmup + opts.repeat * 4 * opts.duration / 2,
         "S7": start + d(opts.warmup) + opts.repeat * 3 * d(opts.duration / 2),
+        "S8": 12.0 if opts.smoke else events.estimate_seconds(opts),
     }
     return start + sum(per[name] for name in opts.only.split(","))
 
@@ -961,11 +968,13 @@ def gunicorn_settings() -> str:
     return f"{out[0]} workers={out[1]} threads={out[2]} worker_connections={out[3]}" if out else "?"
 
 
+#: Every scenario, in the order `make bench` runs them (--only's default).
+ALL = "S1,S1x,S2,S3,S4,S5,S6,S7,S8"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--only", default="S1,S1x,S2,S3,S4,S5,S6,S7", help="comma-separated scenarios"
-    )
+    parser.add_argument("--only", default=ALL, help="comma-separated scenarios")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (medians)")
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds per measurement (not S2's target)"
@@ -984,16 +993,21 @@ def main(argv=None) -> int:
     s2.add_argument("--s2-repeat", type=int, default=1, help="runs of the target (long) run")
     s2.add_argument("--s2-report-delay", type=float, default=0.1, help="the reported run's delay")
     s2.add_argument("--s2-report-connections", type=int, default=256)
+    events.add_options(parser)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument(
-        "--smoke", action="store_true", help="S1 and a tiny S2, once, a second each (for tests)"
+        "--smoke",
+        action="store_true",
+        help="S1 and a tiny S2, once, a second each (for tests); with --only, tiny runs of those",
     )
     parser.add_argument("--no-nginx", action="store_true", help="use the Python upstream stub")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python load generator")
     opts = parser.parse_args(argv)
     USE["nginx"], USE["wrk"] = not opts.no_nginx, not opts.no_wrk
     if opts.smoke:
-        opts.only, opts.repeat, opts.duration, opts.warmup = "S1,S2", 1, 1.0, 0.5
+        # --only with --smoke: a tiny run of those scenarios (S8's smoke: tests/test_bench.py).
+        opts.only = "S1,S2" if opts.only == ALL else opts.only
+        opts.repeat, opts.duration, opts.warmup = 1, 1.0, 0.5
         opts.s2_delay, opts.s2_connections, opts.s2_window, opts.s2_repeat = 0.2, 16, 0.8, 1
         opts.s2_report_delay, opts.s2_report_connections = 0.1, 8
     unknown = set(opts.only.split(",")) - set(SCENARIOS)
@@ -1051,6 +1065,11 @@ def main(argv=None) -> int:
             "s2_repeat": opts.s2_repeat,
             "s2_report_delay_s": opts.s2_report_delay,
             "s2_report_connections": opts.s2_report_connections,
+            "s8_intervals": opts.s8_intervals,
+            "s8_seconds": opts.s8_seconds,
+            "s8_rate": opts.s8_rate,
+            "s8_poll_interval": opts.s8_poll_interval,
+            "s8_poll_rounds": opts.s8_poll_rounds,
         },
         "results": results,
     }

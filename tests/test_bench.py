@@ -1,5 +1,6 @@
 """The bench harness itself works: it starts, measures S1 and a tiny S2, writes its report;
-and its targets are judged as issue 8 part 5 sets them.
+and its targets are judged as issue 8 part 5 sets them. A tiny S8 (instant triggers) counts
+every delivery, and its poll rounds are told apart as bench/events.py says.
 
 No measured figure is asserted: timing on shared machines is noise (make bench measures).
 """
@@ -10,6 +11,7 @@ import sys
 
 import pytest
 
+from bench.events import SMOKE_LAYOUTS, SMOKE_MESSAGES, SMOKE_SUBSCRIPTIONS, rounds_of
 from bench.run import S2_MIN_WINDOW_S, targets
 from tests.support.servers import ROOT
 
@@ -114,3 +116,65 @@ def test_the_in_process_measure_runs_the_mix_and_reports_cpu_per_call():
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert len(report["rounds"]) == 2 and report["cpu_us_per_call_min"] > 0
+
+
+def test_a_tiny_s8_delivers_each_message_once_to_each_subscription_of_its_client(tmp_path):
+    out = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--only", "S8", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    s8 = json.loads(out.read_text())["results"]["S8"]
+    (latency,) = s8["latency"].values()
+    expected = SMOKE_MESSAGES * SMOKE_SUBSCRIPTIONS
+    counts = {k: latency[k] for k in ("published", "expected", "delivered", "duplicates")}
+    counts.update({k: latency[k] for k in ("missing", "strays", "unverified")})
+    assert counts == {
+        "published": SMOKE_MESSAGES,
+        "expected": expected,
+        "delivered": expected,
+        "duplicates": 0,
+        "missing": 0,
+        "strays": 0,
+        "unverified": 0,
+    }
+    assert set(s8["polls"]) == set(SMOKE_LAYOUTS)
+    assert all(layout["polls"] > 0 for layout in s8["polls"].values())
+    assert "S8 poll" in run.stdout and "duplicates 0, missing 0" in run.stdout
+
+
+#: (time, counter) samples of a watcher polling 3 clients each second, read every 0.1 s.
+STEADY = [(t / 10, 3 * ((t + 5) // 10)) for t in range(46)]
+
+
+@pytest.mark.parametrize(
+    ("samples", "rounds", "per_round", "per_minute"),
+    [
+        # Rounds at 0.5, 1.5, 2.5, 3.5, 4.5 s: the first and last may be cut; 3 whole ones.
+        (STEADY, 3, [3], 180.0),
+        # A round whose polls straddle two samples is still one round.
+        (
+            [(0.0, 0), (0.5, 2), (1.0, 2), (1.5, 4), (1.6, 6), (2.0, 6), (2.5, 8), (3.5, 10)],
+            2,
+            [2, 4],
+            180.0,
+        ),
+        # A window where one subscription's client is read alone: one poll a round.
+        ([(t / 10, (t + 5) // 10) for t in range(46)], 3, [1], 60.0),
+    ],
+    ids=["steady", "straddling", "one-client"],
+)
+def test_poll_rounds_are_counted_whole(samples, rounds, per_round, per_minute):
+    counted = rounds_of(samples, interval=1.0)
+    assert counted["rounds"] == rounds
+    assert counted["polls_per_round"] == per_round
+    assert counted["polls_per_minute"] == pytest.approx(per_minute, rel=0.01)
+
+
+def test_too_few_poll_rounds_to_count_is_said():
+    with pytest.raises(RuntimeError, match="too few"):
+        rounds_of([(0.0, 0), (0.5, 3), (1.5, 6)], interval=1.0)
