@@ -12,7 +12,7 @@ import requests
 from huey import MemoryHuey
 
 from app import create_app
-from connector.hooks.queue import Queue
+from connector.hooks.queue import IDLE_WAIT_MAX, Queue
 from tests.support.upstream import INSTAMSG, TOKEN
 from tests.support.webhooks import fixture, github_headers
 
@@ -181,3 +181,10 @@ def test_a_429_waits_at_least_what_instamsg_says(client, huey, mocked, retry_aft
     waits = (retry.eta - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
     assert at_least - 2 < waits <= at_least
     assert record_of(client, made)["status"] == "retrying"
+
+
+def test_a_consumer_looks_at_an_empty_queue_at_least_every_half_second(client, huey):
+    # Huey's own default let a worker wait up to 10 s between looks after a quiet spell, and
+    # a delivery queued then waited as long (bench S8).
+    consumer = client.application.extensions["instamsg_hooks"].queue.consumer(2)
+    assert consumer.max_delay == IDLE_WAIT_MAX <= 0.5
