@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -404,5 +405,38 @@ def test_the_connector_restarted_with_deliveries_pending_loses_nothing(
         record_property, f"connector restarted ({how})", len(ids), 1, tally, began,
         tries_refused=healed, consumer_left_running=orphaned,
     )  # fmt: skip
+    assert set(tally.accepted) == set(secrets), "a delivery never arrived"
+    assert set(tally.accepted.values()) == {1}, tally.accepted
+
+
+# -- Redis down while a target answers ------------------------------------------------------
+
+
+def test_redis_down_while_a_target_answers_sends_nothing_twice(tmp_path, record_property):
+    # The target took the delivery, but its outcome could not be written: Redis was down.
+    began = time.monotonic()
+    tally = Tally()
+    release = threading.Event()
+    with (
+        redis_server(tmp_path / "redis", options=PERSISTENT) as redisd,
+        Loopback() as target,
+        connector(tmp_path, REDIS_URL=redisd.url, EVENTS_DELIVERY_TIMEOUT="3") as conn,
+    ):
+        target.post("/hook", hold=release, times=1)
+        target.post("/hook")
+        sub = conn.subscribe(target.url + "/hook")
+        ids = [conn.publish(1)]
+        target.wait_for_calls(1, SETTLE_S)  # the delivery is in flight
+        redisd.stop()
+        release.set()  # and the target answers 200 while Redis is down
+        time.sleep(REDIS_OUTAGE_S)
+        redisd.start()
+        ids.append(conn.publish(2))
+        secrets = expected([sub], ids)
+        arrived = tally.follow(target, 0, secrets, len(ids))
+        wait_until(lambda: arrived() and conn.settled([sub], len(ids)), SETTLE_S, explain=conn.log)
+        time.sleep(5 * POLL)
+        arrived()
+    report(record_property, "Redis down as a target answers", len(ids), 1, tally, began)
     assert set(tally.accepted) == set(secrets), "a delivery never arrived"
     assert set(tally.accepted.values()) == {1}, tally.accepted
