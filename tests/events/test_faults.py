@@ -6,8 +6,8 @@ the Redis runs, one real redis-server with persistence on as operators run it.
 Each run publishes through the connector's HTTP face, breaks something for real, heals it,
 and then counts what a loopback catcher accepted: every delivery checked with
 ``standardwebhooks``' own ``Webhook.verify``, each message delivered once per subscription.
-The counts (published, delivered, duplicates) are printed and kept as the test's properties
-(``--junitxml`` carries them).
+The counts (published, delivered, duplicates) are printed (``-s`` shows them) and kept as
+the test's properties (``--junitxml`` with ``-o junit_family=xunit1`` carries them).
 
 - The target down: nothing listens at its port (connection refused), or it answers 503, for
   EVENTS_FAULT_OUTAGE_S seconds (default a few; 120 for the issue's two minutes) while
@@ -19,6 +19,8 @@ The counts (published, delivered, duplicates) are printed and kept as the test's
   again on its port and data directory, messages published before, during and after.
 - The connector restarted (SIGTERM to gunicorn and all it started, or kill -9 of its master
   alone) while deliveries wait on a target answering 503; the watcher runs on.
+- Redis stopped while a target is answering a delivery: its outcome is written once Redis is
+  back, and the message is not sent again.
 """
 
 from __future__ import annotations
