@@ -42,6 +42,9 @@ from connector.upstream.transport import RejectAll
 SEND_SLACK = 30.0
 #: how much of a target's answer (or failure) a delivery's record keeps (characters)
 MAX_NOTE = 200
+#: how often a sent delivery's outcome is written again while the state store does not
+#: answer (seconds; for as long as its send lease runs)
+OUTCOME_RETRY_S = 1.0
 
 
 def delivery_id(subscription: str, message_id: str) -> str:
@@ -152,7 +155,7 @@ class Deliverer:
     def run(self, ident: str) -> dict | None:
         """Send the delivery ``ident`` if it is still due; its record afterwards (None when
         it, or its subscription, no longer exists)."""
-        now = self.clock()
+        now, taken = self.clock(), time.monotonic()
         # Taken in one step: of two senders (queue workers, a watcher) only one sends it.
         if not self.store.take_delivery(ident, now, now + self.send_lease()):
             return self.store.delivery(ident)
@@ -185,6 +188,26 @@ class Deliverer:
             status=status,
             attempt=record["attempts"],
         )
+        return self._written(lambda: self._outcome(record, subscription, status, now), taken)
+
+    def _written(self, write, taken: float):
+        """Write a sent delivery's outcome. The target has answered (with a 2xx it has the
+        message): an outcome lost to a state store that is not answering would leave the
+        record due at the end of its send lease, and the message sent twice. So it is tried
+        again each OUTCOME_RETRY_S while the send lease runs; after that the record is
+        another sender's to take anyway."""
+        while True:
+            try:
+                return write()
+            except ConnectorError as error:
+                if time.monotonic() + OUTCOME_RETRY_S >= taken + self.send_lease():
+                    raise
+                logs.event(
+                    "event delivery outcome not written yet", logging.WARNING, code=error.code
+                )
+                time.sleep(OUTCOME_RETRY_S)
+
+    def _outcome(self, record: dict, subscription: dict, status, now: float) -> dict | None:
         if status is not None and 200 <= status < 300:
             if subscription.get("failing_since") is not None:
                 subscription["failing_since"] = None

@@ -141,8 +141,8 @@ class Watcher:
         self.leading: bool | None = None
         #: queues a delivery by its id (the job queue's workers send it); None: sent here
         self.enqueue = enqueue
-        #: delivery id -> when this watcher last queued it
-        self.queued: dict[str, float] = {}
+        #: delivery id -> when this watcher last queued it, and for which due time
+        self.queued: dict[str, tuple[float, float]] = {}
         #: client -> the width of the time window its messages are read in (ms), while its
         #: answers from the cursor on are too long to read whole
         self.windows: dict[str, int] = {}
@@ -339,16 +339,17 @@ class Watcher:
         return len(due)
 
     def queue_due(self, due: list[dict], now: float) -> int:
-        """Queue each due delivery as a job, once per QUEUE_AGAIN_AFTER: a job the queue
-        lost (or a worker that died before taking it) is queued again then; a job queued
-        twice sends once (the record is taken in one step)."""
-        self.queued = {k: t for k, t in self.queued.items() if t + QUEUE_AGAIN_AFTER > now}
+        """Queue each due delivery as a job, once per due time and QUEUE_AGAIN_AFTER: a
+        try that failed (or a sender that died) set a new due time, so it is queued as soon
+        as that comes; a job the queue lost is queued again after QUEUE_AGAIN_AFTER; a job
+        queued twice sends once (the record is taken in one step)."""
+        self.queued = {k: v for k, v in self.queued.items() if v[0] + QUEUE_AGAIN_AFTER > now}
         count = 0
         for record in due:
-            if record["id"] in self.queued:
+            if self.queued.get(record["id"], (None, None))[1] == record["due"]:
                 continue
             self.enqueue(record["id"])
-            self.queued[record["id"]] = now
+            self.queued[record["id"]] = (now, record["due"])
             count += 1
         return count
 

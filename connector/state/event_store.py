@@ -362,6 +362,18 @@ return 1
 """
 
 
+#: Keep a new delivery with its place in the due set and in its subscription's log, in one
+#: step: a Redis stopped halfway never leaves a record kept but not due (asked again, the
+#: keep would say "already kept", and the delivery would never be sent).
+ADD = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then return 0 end
+if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) end
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+return 1
+"""
+
+
 class RedisEventStore(EventStore):
     """The store every instance shares (REDIS_URL)."""
 
@@ -372,6 +384,7 @@ class RedisEventStore(EventStore):
         self._lease = client.register_script(LEASE)
         self._release = client.register_script(RELEASE)
         self._take = client.register_script(TAKE)
+        self._add = client.register_script(ADD)
 
     def _k(self, *parts) -> str:
         return self.prefix + ":".join(parts)
@@ -449,15 +462,12 @@ class RedisEventStore(EventStore):
 
     def add_delivery(self, record):
         def work(r):
-            key = self._k("dlv", record["id"])
-            if not r.set(key, _dump(record), ex=DELIVERY_TTL, nx=True):
-                return False
             log = self._k("dlvs", record["subscription"])
-            pipe = r.pipeline(transaction=True)
-            self._keep(pipe, record)
-            pipe.zadd(log, {record["id"]: record["created"]})
-            pipe.expire(log, DELIVERY_TTL)
-            pipe.execute()
+            due = "" if record["due"] is None else repr(record["due"])
+            keys = [self._k("dlv", record["id"]), self._k("due"), log]
+            args = [_dump(record), DELIVERY_TTL, due, record["id"], repr(record["created"])]
+            if not self._add(keys=keys, args=args, client=r):
+                return False
             # The log keeps the newest DELIVERIES_KEPT; an older one still due stays due.
             old = r.zrange(log, 0, -DELIVERIES_KEPT - 1)
             finished = [i for i in old if r.zscore(self._k("due"), i) is None]

@@ -3,6 +3,7 @@ Huey queue, whose consumer sends it (connector/events/service.py, watcher.py).""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import replace
 
@@ -11,7 +12,7 @@ from huey import MemoryHuey
 
 from app import create_app
 from connector.events.service import TASK_NAME
-from tests.events.conftest import publish, subscribe, verified
+from tests.events.conftest import FAST, publish, subscribe, verified
 from tests.support.loopback import Loopback
 
 
@@ -60,3 +61,25 @@ def test_a_job_queued_twice_sends_once(queued_app, pump):
         events.run_delivery(ident)
         events.run_delivery(ident)  # the same job again (a sweep, a second watcher)
         assert len(catcher.calls) == 1
+
+
+def test_a_failed_try_is_queued_again_when_its_retry_is_due(queued_app, pump):
+    # The schedule's next wait, not QUEUE_AGAIN_AFTER (a minute), says when a failed
+    # delivery is tried again: queued, its first retry came a minute late, not after 5 s.
+    client = queued_app.test_client()
+    events = queued_app.extensions["events"]
+    with Loopback() as catcher:
+        catcher.post("/hook", status=503, times=1)
+        catcher.post("/hook")
+        subscribe(client, pump, catcher.url + "/hook")
+        publish(client, pump, 1)
+        sent = []
+        w = events.watcher(owner="w")
+        w.enqueue = sent.append  # the jobs, run by the test
+        w.round()
+        events.run_delivery(sent[-1])  # the target answers 503: retried after 0.05 s
+        time.sleep(2 * FAST["events_retry_schedule"][0])
+        w.round()
+        assert len(sent) == 2  # queued again as soon as its retry was due
+        events.run_delivery(sent[-1])
+        assert [c.request.headers["webhook-id"] for c in catcher.calls] == sent

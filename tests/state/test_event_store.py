@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
+import redis
 
+from connector.errors import IdempotencyUnavailable
 from connector.state.event_store import (
     DELIVERIES_KEPT,
     MAX_SNAPSHOT_KEYS,
@@ -181,3 +184,45 @@ def test_a_due_delivery_is_taken_by_one_sender_until_its_lease_ends(make_store):
     first.save_delivery({**delivery("d1"), "due": None, "state": "delivered"})
     assert not second.take_delivery("d1", now=500.0, until=600.0)  # final: never again
     assert not second.take_delivery("nothing", now=500.0, until=600.0)
+
+
+class Dying:
+    """A Redis client that answers ``answers`` exchanges (commands, pipelines, scripts run
+    through it) and then fails each with ConnectionError, as a Redis stopped mid-way."""
+
+    def __init__(self, client, answers):
+        self.client, self.answers = client, answers
+
+    def exchange(self, call):
+        def counted(*args, **kwargs):
+            if self.answers <= 0:
+                raise redis.ConnectionError("Redis stopped")
+            self.answers -= 1
+            return call(*args, **kwargs)
+
+        return counted
+
+    def pipeline(self, *args, **kwargs):
+        pipe = self.client.pipeline(*args, **kwargs)
+        pipe.execute = self.exchange(pipe.execute)
+        return pipe
+
+    def __getattr__(self, name):
+        found = getattr(self.client, name)
+        return self.exchange(found) if callable(found) else found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", [0, 1, 2, 3])
+def test_redis_stopping_while_a_delivery_is_kept_leaves_it_due_or_not_kept(shared_redis, answers):
+    # The watcher keeps a delivery again after a failed round; kept halfway (the record
+    # without its place in the due set), it was never sent, and keeping it again said
+    # "already kept".
+    store = RedisEventStore(new_client(shared_redis.url), f"t{os.urandom(4).hex()}:")
+    live = store.redis
+    store.redis = Dying(live, answers)
+    with contextlib.suppress(IdempotencyUnavailable):
+        store.add_delivery(delivery("d1", due=5.0))
+    store.redis = live  # Redis is back; the watcher's next round keeps it again
+    store.add_delivery(delivery("d1", due=5.0))
+    assert [d["id"] for d in store.due_deliveries(10.0, 10)] == ["d1"]

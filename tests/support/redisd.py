@@ -1,14 +1,16 @@
 """A real redis-server for tests, on a free 127.0.0.1 port, with nothing kept on disk.
 
 ``RedisServer`` starts Debian's ``redis-server`` (installed by .ci/run when missing) bound to
-loopback only, in a temporary directory, with persistence off. ``stop()`` and ``start()``
-make an outage and a recovery on the same port, so a client made before the outage is the
-one that must recover. The ``redisd`` fixture always stops it at the end.
+loopback only, in a temporary directory, with persistence off (``options`` turn it on:
+``("--appendonly", "yes")``). ``stop()`` (SIGTERM) or ``kill()`` (SIGKILL) and ``start()``
+make an outage and a recovery on the same port and directory, so a client made before the
+outage is the one that must recover. The ``redisd`` fixture always stops it at the end.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -97,17 +99,23 @@ class RedisServer:
                 )
             time.sleep(0.02)
 
-    def stop(self) -> None:
-        """Stop it; the port stays this server's for a later ``start()``."""
+    def stop(self, sig=signal.SIGTERM) -> None:
+        """Stop it (SIGTERM: it shuts down cleanly); the port stays this server's for a
+        later ``start()``."""
         process, self.process = self.process, None
         if process is None:
             return
-        process.terminate()
+        process.send_signal(sig)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def kill(self) -> None:
+        """Kill it (SIGKILL): no shutdown, so what its persistence had not yet written is
+        lost, as when a machine dies."""
+        self.stop(signal.SIGKILL)
 
 
 @contextmanager
