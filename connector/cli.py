@@ -19,6 +19,7 @@ import mimetypes
 import re
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import click
@@ -534,14 +535,29 @@ def hooks_worker(workers):
     # Huey's own lines in the connector's JSON form (type and place of an error, no text).
     handler = logs.StderrHandler()
     handler.setFormatter(logs.JsonFormatter())
+    # A queue that does not answer (Redis down) fails each look: said once in a while.
+    handler.addFilter(logs.Repeats(every=HOOKS_WORKER_REPEATS_S))
     queue_log = logging.getLogger("huey")
     queue_log.addHandler(handler)
     queue_log.setLevel(logging.WARNING)
     queue_log.propagate = False
     service = hooks_service()
     service.engine.announce()
-    logs.event("hooks worker", workers=workers, requeued=service.sweep(stale_only=False))
+    while True:  # the start's sweep needs the state store: wait for it (said each try)
+        try:
+            requeued = service.sweep(stale_only=False)
+            break
+        except ConnectorError as error:
+            logs.event("hooks worker waits for the state store", logging.WARNING,
+                       code=error.code)  # fmt: skip
+            time.sleep(HOOKS_WORKER_REPEATS_S)
+    logs.event("hooks worker", workers=workers, requeued=requeued)
     service.queue.consumer(workers).run()
+
+
+#: How often the hooks worker says again that the same thing fails (seconds), and how long it
+#: waits before it tries again a start the state store did not answer.
+HOOKS_WORKER_REPEATS_S = 5.0
 
 
 # -- instant triggers: `subscriptions` and `events` (connector/events) --------------------

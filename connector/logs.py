@@ -57,6 +57,36 @@ def drop_queries(record: logging.LogRecord) -> bool:
     return True
 
 
+class Repeats(logging.Filter):
+    """Write a library's line at most once per ``every`` seconds for each message text: a
+    loop failing the same way (Huey reading a queue whose Redis is down, several times a
+    second) says so once a while, with how many it left out since (``repeated``)."""
+
+    def __init__(self, every: float):
+        super().__init__()
+        self.every = every
+        #: message text -> (when it was last written, lines left out since)
+        self.seen: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        now = time.monotonic()
+        last, left = self.seen.get(text, (None, 0))
+        if last is not None and now - last < self.every:
+            self.seen[text] = (last, left + 1)
+            return False
+        if len(self.seen) > REPEATS_KEPT:  # texts that vary: remember only recent ones
+            self.seen.clear()
+        self.seen[text] = (now, 0)
+        if left:
+            record.fields = {**getattr(record, "fields", {}), "repeated": left}
+        return True
+
+
+#: How many message texts a Repeats filter remembers at once.
+REPEATS_KEPT = 256
+
+
 def setup(level: str = "INFO") -> None:
     if any(isinstance(h, StderrHandler) for h in LOGGER.handlers):
         return

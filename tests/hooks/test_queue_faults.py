@@ -19,7 +19,7 @@ import requests
 
 from tests.support.faultkit import LOCATION, MESSAGES, SHORT, connector
 from tests.support.loopback import Loopback, closed_url
-from tests.support.redisd import redis_server
+from tests.support.redisd import RedisServer, redis_server
 from tests.support.servers import ROOT
 from tests.support.upstream import TOKEN
 from tests.support.waiting import wait_until
@@ -251,3 +251,27 @@ def test_the_consumer_gunicorn_starts_is_started_again_when_it_dies(upstream, tm
         assert consumer_pid() not in (None, first)
     assert {r["status"] for r in done} == {"done"}
     assert sorted(publishes(upstream)) == [f"payload-{n}" for n in range(4)]
+
+
+def test_a_consumer_started_while_redis_is_down_waits_for_it(tmp_path):
+    # It exited with a traceback (its start's sweep read the hook store), and make run's loop
+    # started it again each second.
+    server = RedisServer(tmp_path / "redis")
+    env = {"REDIS_URL": server.url, "INSTAMSG_DATA_DIR": str(tmp_path / "data")}
+    with consumer(env) as process:
+        try:
+            wait_until(
+                lambda: "waits for the state store" in process.output(),
+                30,
+                explain=process.output,
+            )
+            server.start()
+            wait_until(
+                lambda: '"msg": "hooks worker"' in process.output(), 30, explain=process.output
+            )
+        finally:
+            server.stop()
+        assert process.poll() is None  # still running, never restarted
+        assert "Traceback" not in process.output()
+        for line in process.output().splitlines():
+            json.loads(line)  # every line ours: JSON
