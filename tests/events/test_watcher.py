@@ -179,3 +179,16 @@ def test_a_stopped_watcher_gives_its_lease_up_for_the_next_one(sandbox_app):
     old.run(stop)
     assert old.leading is True
     assert new.round() is True
+
+
+def test_a_round_sends_batch_after_batch_until_nothing_is_due(
+    sandbox_app, sandbox_client, pump, catcher, monkeypatch
+):
+    # One batch a round: more than MAX_DUE_PER_ROUND due waited for the next rounds (bench S8).
+    monkeypatch.setattr(watcher_module, "MAX_DUE_PER_ROUND", 2)
+    sub = subscribe(sandbox_client, pump, catcher.url + "/hook")
+    for number in range(1, 6):
+        publish(sandbox_client, pump, number)
+    sandbox_app.extensions["events"].watcher(owner="w").round()
+    sent = Counter(b["data"]["id"] for b in verified(catcher, sub["secret"]))
+    assert len(sent) == 5 and set(sent.values()) == {1}
