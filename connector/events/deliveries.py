@@ -21,6 +21,7 @@ Outcomes:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import time
@@ -188,7 +189,13 @@ class Deliverer:
             status=status,
             attempt=record["attempts"],
         )
-        return self._written(lambda: self._outcome(record, subscription, status, now), taken)
+        # Each try of the write starts from the records as they were: a try that failed half
+        # way (the subscription's failing_since cleared in the dict, not in the store) must
+        # not make the next one skip that write.
+        return self._written(
+            lambda: self._outcome(copy.deepcopy(record), copy.deepcopy(subscription), status, now),
+            taken,
+        )
 
     def _written(self, write, taken: float):
         """Write a sent delivery's outcome. The target has answered (with a 2xx it has the
@@ -215,7 +222,7 @@ class Deliverer:
             return self._final(record, "delivered")
         if status == 410:
             self.store.remove_subscription(subscription["id"])
-            metrics.EVENT_DELIVERIES.labels("gone").inc()
+            metrics.EVENT_DELIVERIES.labels("gone").inc()  # counted once it is written
             logs.event(
                 "subscription removed: its target answered 410", subscription=subscription["id"]
             )
@@ -228,11 +235,11 @@ class Deliverer:
         return 2 * self.settings.events_delivery_timeout + SEND_SLACK
 
     def _final(self, record: dict, state: str, note: str | None = None) -> dict:
-        metrics.EVENT_DELIVERIES.labels(state).inc()
         record["state"], record["due"] = state, None
         if note:
             record["last"] = {**(record.get("last") or {}), "note": note}
         self.store.save_delivery(record)
+        metrics.EVENT_DELIVERIES.labels(state).inc()  # once written: a retried write counts once
         return record
 
     def _failed(self, record: dict, subscription: dict, now: float) -> dict:
@@ -251,9 +258,9 @@ class Deliverer:
         schedule = self.settings.events_retry_schedule
         if record["attempts"] > len(schedule):
             return self._final(record, "failed")
-        metrics.EVENT_DELIVERIES.labels("retrying").inc()
         record["state"], record["due"] = "retrying", now + schedule[record["attempts"] - 1]
         self.store.save_delivery(record)
+        metrics.EVENT_DELIVERIES.labels("retrying").inc()
         return record
 
     def redeliver(self, ident: str) -> dict | None:

@@ -8,12 +8,15 @@ import threading
 import time
 from collections import Counter
 from dataclasses import replace
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
 
 from app import create_app
+from connector.events import deliveries
 from connector.events.deliveries import delivery_id
+from connector.state.store import store_fault
 from tests.events.conftest import publish, subscribe, verified
 from tests.support.loopback import Loopback, closed_url
 
@@ -232,3 +235,46 @@ def test_a_target_dripping_its_answer_is_cut_off_at_the_time_limit(sandbox_setti
     (record,) = client.get(f"/subscriptions/{sub['id']}/deliveries").json
     assert record["state"] == "retrying" and record["last"]["status"] is None
     assert "EVENTS_DELIVERY_TIMEOUT" in record["last"]["note"]
+
+
+class FirstSaveFails:
+    """A store whose first write of a subscription fails (Redis stopping), then recovers."""
+
+    def __init__(self):
+        self.kept = {"id": "s", "secret": "whsec_" + "A" * 32, "target_url": "http://t/"}
+        self.kept["failing_since"] = 100.0  # it had been failing
+        self.record = deliveries.new_record({"id": "s"}, {"id": "m1"}, 1000.0)
+        self.fails = 1
+
+    def take_delivery(self, *args):
+        return True
+
+    def delivery(self, ident):
+        return dict(self.record)
+
+    def subscription(self, ident):
+        return dict(self.kept)
+
+    def save_subscription(self, subscription):
+        if self.fails:
+            self.fails -= 1
+            raise store_fault("redis", "subscription", ConnectionError())
+        self.kept = dict(subscription)
+
+    def save_delivery(self, record):
+        self.record = dict(record)
+
+
+def test_an_outcome_written_again_after_a_store_fault_is_written_whole(monkeypatch):
+    # The retried write started from the dicts the failed try had changed: failing_since was
+    # already None there, so it was never cleared in the store, and the next failure disabled
+    # a subscription that had just succeeded.
+    monkeypatch.setattr(deliveries, "post", lambda *args, **kw: 200)
+    monkeypatch.setattr(deliveries, "OUTCOME_RETRY_S", 0.01)
+    store = FirstSaveFails()
+    settings = SimpleNamespace(
+        events_delivery_timeout=5, events_disable_after=3600, events_retry_schedule=[1, 2]
+    )
+    sent = deliveries.Deliverer(store, settings, clock=lambda: 1000.0).run(store.record["id"])
+    assert sent["state"] == "delivered"
+    assert store.kept["failing_since"] is None
