@@ -272,9 +272,16 @@ class Watcher:
                     new_record(subscription, item, at)
                 ):
                     kept += 1
-        # written each poll, unchanged or not: its time is what tells a later subscription
-        # whether the next new item came after it
-        self.store.set_snapshot(place, {"at": asked, "keys": sorted(keyed)})
+        # Written each poll, unchanged or not: its time is what tells a later subscription
+        # whether the next new item came after it. The keys once listed are kept too: a
+        # listing that once came back short or empty (an upstream glitch, a maintenance
+        # answer) then does not make every item new at the next whole one. A key gone from
+        # the listing never needs to be new again (a client made again has a new id, a file
+        # uploaded again a new time), so those are the ones left out past the cap.
+        known = before | set(keyed)
+        if len(known) > MAX_SNAPSHOT_KEYS:
+            known = set(keyed)
+        self.store.set_snapshot(place, {"at": asked, "keys": sorted(known)})
         return kept
 
     def keep_messages(

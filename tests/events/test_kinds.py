@@ -363,3 +363,30 @@ def test_the_readme_lists_each_event_with_its_filter_block_and_data():
             kind.optional
         )
         assert read.startswith(kind.block) and data == kind.data
+
+
+@pytest.mark.parametrize("short", [[], "one client fewer"], ids=["empty", "short"])
+def test_one_short_listing_does_not_make_the_clients_before_it_new(
+    sandbox_app, sandbox_client, pump, catcher, monkeypatch, short
+):
+    # The snapshot was the last listing alone: after one empty (or short) answer, the next
+    # whole one made every client new, those older than the subscription too.
+    sub = subscribe_to(sandbox_client, "client.created", catcher.url + "/hook", tenantId=pump[0])
+    other = new_client(sandbox_client, pump[0], "valve")  # before the first poll: it is new
+    events = sandbox_app.extensions["events"]
+    w = watcher(sandbox_app)
+    w.round()  # the baseline
+    assert [b["data"]["id"] for b in verified_for(catcher, sub)] == [other]
+    real = events.engine.run
+
+    def answered(invocation, block, args):
+        listed = real(invocation, block, args)
+        if short == []:
+            return Answer([])
+        return Answer([c for c in listed.result if c["id"] != pump[1]])
+
+    monkeypatch.setattr(events.engine, "run", answered)
+    w.round()
+    monkeypatch.setattr(events.engine, "run", real)
+    w.round()
+    assert [b["data"]["id"] for b in verified_for(catcher, sub)] == [other]
