@@ -530,6 +530,8 @@ def hooks_worker(workers):
     worker killed mid-run) is queued again; each runs under its key, so none runs twice."""
     import logging
 
+    from redis.exceptions import RedisError
+
     from connector import logs
 
     # Huey's own lines in the connector's JSON form (type and place of an error, no text).
@@ -547,9 +549,9 @@ def hooks_worker(workers):
         try:
             requeued = service.sweep(stale_only=False)
             break
-        except ConnectorError as error:
+        except (ConnectorError, RedisError) as error:  # the store, or the queue, in Redis
             logs.event("hooks worker waits for the state store", logging.WARNING,
-                       code=error.code)  # fmt: skip
+                       code=getattr(error, "code", type(error).__name__))  # fmt: skip
             time.sleep(HOOKS_WORKER_REPEATS_S)
     logs.event("hooks worker", workers=workers, requeued=requeued)
     service.queue.consumer(workers).run()
