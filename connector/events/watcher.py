@@ -14,9 +14,10 @@ round reads from the cursor last written again. Then it sends the deliveries tha
 - A client's cursor is the time of the newest message handed on and the ids seen at that very
   millisecond, read again from there (``start`` is inclusive); a message older than a
   subscription is never delivered to it.
-- A listing's cursor (client.created, file.created) is its snapshot: the keys of the items it
-  listed (as digests) and when it was asked for. An item whose key the last snapshot lacks is
-  new. A subscription is sent a new item when the last snapshot was asked for after the
+- A listing's cursor (client.created, file.created) is its snapshot: the keys of the items
+  listed so far (as digests) and when it was last asked for. An item whose key the snapshot
+  lacks is new; one listing that came back short or empty makes nothing new at the next. A
+  subscription is sent a new item when the last snapshot was asked for after the
   subscription was made (so the item came after it), or else when the item's own
   ``created_at`` is not older than the subscription; the first listing of a scope is thus its
   baseline. A listing of more than MAX_SNAPSHOT_KEYS items is not compared (nothing is sent
